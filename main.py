@@ -1,0 +1,292 @@
+"""Train a DCGAN, or sample from a trained one.
+
+    python main.py --dataset mnist --input_height 28 --output_height 28 --train
+    python main.py --dataset celebA --input_height 108 --train --crop
+    python main.py --dataset mnist --input_height 28 --output_height 28      # test mode
+
+Every flag of carpedm20/DCGAN-tensorflow keeps its name, default and meaning;
+--seed is new.  Each training run writes into its own folder
+<out_dir>/<out_name>/ (FLAGS.json, checkpoint/, samples/, logs/).  Pass
+--out_name of an existing run to resume it.  Without --train, the newest run
+of --dataset (or the run named by --out_name, or --checkpoint_dir) is loaded
+and a sample grid written.
+"""
+import json
+import os
+import random
+import sys
+
+# TensorFlow's C++ start-up chatter (including "failed call to cuInit" on
+# machines without a GPU) is hidden; set TF_CPP_MIN_LOG_LEVEL=0 to see it.
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+import numpy as np  # noqa: E402
+import tensorflow.compat.v1 as tf  # noqa: E402
+
+tf.get_logger().setLevel("ERROR")
+
+from dataset import labelled, open_dataset  # noqa: E402
+from model import DCGAN, Z_DISTRIBUTIONS  # noqa: E402
+from utils import UserError, expand_path, show_all_variables, timestamp  # noqa: E402
+
+flags = tf.app.flags
+_before = set(flags.FLAGS)
+flags.DEFINE_integer("epoch", 25, "Epoch to train [25]")
+flags.DEFINE_float("learning_rate", 0.0002, "Learning rate of for adam [0.0002]")
+flags.DEFINE_float("beta1", 0.5, "Momentum term of adam [0.5]")
+flags.DEFINE_float("train_size", np.inf, "The size of train images [np.inf]")
+flags.DEFINE_integer("batch_size", 64, "The size of batch images [64]")
+flags.DEFINE_integer("input_height", 108, "The size of image to use (will be center cropped). [108]")
+flags.DEFINE_integer("input_width", None, "The size of image to use (will be center cropped). "
+                     "If None, same value as input_height [None]")
+flags.DEFINE_integer("output_height", 64, "The size of the output images to produce [64]")
+flags.DEFINE_integer("output_width", None, "The size of the output images to produce. "
+                     "If None, same value as output_height [None]")
+flags.DEFINE_string("dataset", "celebA", "The name of dataset [celebA, mnist, lsun]")
+flags.DEFINE_string("input_fname_pattern", "*.jpg", "Glob pattern of filename of input images [*]")
+flags.DEFINE_string("data_dir", "./data", "path to datasets [e.g. $HOME/data]")
+flags.DEFINE_string("out_dir", "./out", "Root directory for outputs [e.g. $HOME/out]")
+flags.DEFINE_string("out_name", "", "Folder (under out_root_dir) for all outputs. "
+                    "Generated automatically if left blank []")
+flags.DEFINE_string("checkpoint_dir", "checkpoint", "Folder (under out_root_dir/out_name) to save "
+                    "checkpoints [checkpoint]; in test mode may also be a path to a checkpoint folder")
+flags.DEFINE_string("sample_dir", "samples", "Folder (under out_root_dir/out_name) to save samples [samples]")
+flags.DEFINE_boolean("train", False, "True for training, False for testing [False]")
+flags.DEFINE_boolean("crop", False, "True for training, False for testing [False]")
+flags.DEFINE_boolean("visualize", False, "True for visualizing, False for nothing [False]")
+flags.DEFINE_boolean("export", False, "True for exporting with new batch size")
+flags.DEFINE_boolean("freeze", False, "True for exporting with new batch size")
+flags.DEFINE_integer("max_to_keep", 1, "maximum number of checkpoints to keep")
+flags.DEFINE_integer("sample_freq", 200, "sample every this many iterations")
+flags.DEFINE_integer("ckpt_freq", 200, "save checkpoint every this many iterations")
+flags.DEFINE_integer("z_dim", 100, "dimensions of z")
+flags.DEFINE_string("z_dist", "uniform_signed", "'normal01' or 'uniform_unsigned' or uniform_signed")
+flags.DEFINE_boolean("G_img_sum", False, "Save generator image summaries in log")
+flags.DEFINE_integer("seed", None, "Seed for weights, data order and z; a run with the same seed "
+                     "on the same machine repeats itself [random, saved in FLAGS.json]")
+FLAGS = flags.FLAGS
+FLAG_NAMES = sorted(set(FLAGS) - _before)
+
+# Flags that shape the model: test mode takes them from the run's FLAGS.json
+# unless they are given on the command line.
+MODEL_FLAGS = ("dataset", "input_height", "input_width", "output_height", "output_width", "crop",
+               "z_dim", "z_dist", "batch_size", "input_fname_pattern")
+
+
+class Config(object):
+  """The run's effective settings: the flags after defaults and paths are resolved."""
+
+  def __init__(self, values):
+    self.__dict__.update(values)
+
+  def as_dict(self):
+    return dict(self.__dict__)
+
+
+def validate(config):
+  if config.batch_size <= 0:
+    raise UserError("--batch_size must be a positive number, not %d." % config.batch_size)
+  if config.epoch < 0:
+    raise UserError("--epoch must be 0 or more, not %d." % config.epoch)
+  if not config.learning_rate > 0:
+    raise UserError("--learning_rate must be positive, not %g." % config.learning_rate)
+  if config.z_dim <= 0:
+    raise UserError("--z_dim must be a positive number, not %d." % config.z_dim)
+  if config.z_dist not in Z_DISTRIBUTIONS:
+    raise UserError("--z_dist must be one of %s, not %r." % (", ".join(Z_DISTRIBUTIONS), config.z_dist))
+  for name in ("input_height", "input_width", "output_height", "output_width"):
+    if getattr(config, name) <= 0:
+      raise UserError("--%s must be a positive number of pixels, not %d." % (name, getattr(config, name)))
+  for name in ("sample_freq", "ckpt_freq", "max_to_keep"):
+    if getattr(config, name) <= 0:
+      raise UserError("--%s must be a positive number, not %d." % (name, getattr(config, name)))
+
+
+def read_json(path):
+  try:
+    with open(path) as f:
+      return json.load(f)
+  except (OSError, ValueError):
+    return {}
+
+
+def has_checkpoint(folder):
+  return os.path.isdir(folder) and tf.train.get_checkpoint_state(folder) is not None
+
+
+def find_run(config, given_checkpoint_dir):
+  """(run folder, checkpoint folder) for test mode, without guessing folder names.
+
+  In order: --checkpoint_dir naming an existing checkpoint folder; --out_name;
+  else the newest run of --dataset under --out_dir holding a checkpoint.
+  """
+  if given_checkpoint_dir:
+    folder = expand_path(config.checkpoint_dir)
+    if has_checkpoint(folder):
+      return os.path.dirname(os.path.abspath(folder)), folder
+  if config.out_name:
+    run_dir = os.path.join(config.out_dir, config.out_name)
+    return run_dir, os.path.join(run_dir, config.checkpoint_dir)
+  candidates = []
+  if os.path.isdir(config.out_dir):
+    for name in os.listdir(config.out_dir):
+      parts = name.split(" - ")
+      ckpt_dir = os.path.join(config.out_dir, name, config.checkpoint_dir)
+      if len(parts) >= 3 and parts[2] == config.dataset and has_checkpoint(ckpt_dir):
+        mtime = os.path.getmtime(os.path.join(ckpt_dir, "checkpoint"))
+        candidates.append((mtime, os.path.join(config.out_dir, name), ckpt_dir))
+  if not candidates:
+    raise UserError("No trained checkpoint for dataset '%s' under %s; train one with --train first, "
+                    "or point --checkpoint_dir at a checkpoint folder." % (config.dataset, config.out_dir))
+  _, run_dir, ckpt_dir = max(candidates)
+  return run_dir, ckpt_dir
+
+
+def session_config():
+  run_config = tf.ConfigProto()
+  run_config.gpu_options.allow_growth = True
+  return run_config
+
+
+def build_dcgan(sess, config, c_dim, y_dim, data=None):
+  return DCGAN(
+      sess,
+      input_width=config.input_width,
+      input_height=config.input_height,
+      output_width=config.output_width,
+      output_height=config.output_height,
+      batch_size=config.batch_size,
+      sample_num=config.batch_size,
+      y_dim=y_dim,
+      z_dim=config.z_dim,
+      c_dim=c_dim,
+      dataset_name=config.dataset,
+      input_fname_pattern=config.input_fname_pattern,
+      crop=config.crop,
+      checkpoint_dir=config.checkpoint_dir,
+      sample_dir=config.sample_dir,
+      data_dir=config.data_dir,
+      out_dir=config.out_dir,
+      max_to_keep=config.max_to_keep,
+      learning_rate=config.learning_rate,
+      beta1=config.beta1,
+      z_dist=config.z_dist,
+      seed=config.seed,
+      G_img_sum=config.G_img_sum,
+      data=data)
+
+
+def print_config(config):
+  width = max(len(k) for k in config.as_dict())
+  for key in sorted(config.as_dict()):
+    print("  %-*s %s" % (width, key, getattr(config, key)))
+
+
+def train(config):
+  data = open_dataset(config.dataset, config.data_dir, config.input_fname_pattern,
+                      config.input_height, config.input_width, config.output_height,
+                      config.output_width, config.crop)
+  if not config.out_name:
+    config.out_name = "{} - {} - {}".format(
+        timestamp(), os.path.basename(os.path.normpath(config.data_dir)), config.dataset)
+    config.out_name += " - x{}.z{}.{}.y{}.b{}".format(config.input_width, config.z_dim,
+                                                      config.z_dist, config.output_width,
+                                                      config.batch_size)
+  config.out_dir = os.path.join(config.out_dir, config.out_name)
+  config.checkpoint_dir = os.path.join(config.out_dir, config.checkpoint_dir)
+  config.sample_dir = os.path.join(config.out_dir, config.sample_dir)
+  flags_path = os.path.join(config.out_dir, "FLAGS.json")
+  if config.seed is None:
+    # Resuming a run keeps its seed, so its data order and z carry on.
+    config.seed = read_json(flags_path).get("seed")
+    if config.seed is None:
+      config.seed = random.SystemRandom().randrange(2 ** 31)
+  try:
+    os.makedirs(config.checkpoint_dir, exist_ok=True)
+    os.makedirs(config.sample_dir, exist_ok=True)
+    with open(flags_path, "w") as f:
+      json.dump(config.as_dict(), f, indent=4, sort_keys=True, ensure_ascii=False)
+  except OSError as err:
+    raise UserError("Cannot write the run folder %s (%s); choose another --out_dir."
+                    % (config.out_dir, err.strerror or err))
+  print("Training %s on %d images; run folder: %s" % (config.dataset, len(data), config.out_dir))
+  print_config(config)
+  print("To resume this run later: --out_name '%s'" % config.out_name)
+
+  with tf.Graph().as_default(), tf.Session(config=session_config()) as sess:
+    dcgan = build_dcgan(sess, config, data.c_dim, data.y_dim, data)
+    show_all_variables(dcgan.g_vars + dcgan.d_vars)
+    dcgan.train(config)
+
+
+def test(config, given):
+  run_dir, ckpt_dir = find_run(config, given["checkpoint_dir"])
+  saved = read_json(os.path.join(run_dir, "FLAGS.json"))
+  for name in MODEL_FLAGS:
+    if not given[name] and name in saved:
+      setattr(config, name, saved[name])
+  validate(config)
+  if not has_checkpoint(ckpt_dir):
+    raise UserError("No checkpoint in %s; train first with --train, or point --checkpoint_dir at a "
+                    "checkpoint folder." % ckpt_dir)
+  y_dim, c_dim = labelled(config.dataset)
+  if c_dim is None:
+    ckpt_path = tf.train.get_checkpoint_state(ckpt_dir).model_checkpoint_path
+    shapes = tf.train.load_checkpoint(
+        os.path.join(ckpt_dir, os.path.basename(ckpt_path))).get_variable_to_shape_map()
+    c_dim = shapes.get("generator/g_h4/w", [0, 0, 3])[2]
+  config.checkpoint_dir = ckpt_dir
+  config.sample_dir = os.path.join(run_dir, config.sample_dir)
+  config.out_dir = run_dir
+
+  with tf.Graph().as_default(), tf.Session(config=session_config()) as sess:
+    dcgan = build_dcgan(sess, config, c_dim, y_dim)
+    sess.run(dcgan.init_op)
+    load_success, load_counter = dcgan.load(ckpt_dir)
+    if not load_success:
+      raise UserError("Checkpoint not found in %s." % ckpt_dir)
+    z, labels = dcgan.sample_inputs()
+    grid = dcgan.save_sample_grid(
+        os.path.join(config.sample_dir, "test_%s.png" % timestamp("%Y%m%d%H%M%S")), z, labels)
+    print(" [*] Sample grid written to %s" % grid)
+    if config.export:
+      export_dir = os.path.join(ckpt_dir, "export_b" + str(config.batch_size))
+      print(" [*] Exported %s" % dcgan.save(export_dir, load_counter, ckpt=True, frozen=False)[0])
+    if config.freeze:
+      export_dir = os.path.join(ckpt_dir, "frozen_b" + str(config.batch_size))
+      path = dcgan.save(export_dir, load_counter, ckpt=False, frozen=True)[0]
+      print(" [*] Frozen sampler written to %s (input 'z:0'%s, output '%s')"
+            % (path, ", 'y:0'" if y_dim else "", dcgan.sampler.name))
+
+
+def run(argv_flags):
+  config = Config({name: argv_flags[name].value for name in FLAG_NAMES})
+  given = {name: argv_flags[name].present for name in FLAG_NAMES}
+  config.data_dir = expand_path(config.data_dir)
+  config.out_dir = expand_path(config.out_dir)
+  config.out_name = expand_path(config.out_name)
+  if config.input_width is None:
+    config.input_width = config.input_height
+  if config.output_width is None:
+    config.output_width = config.output_height
+  if config.train:
+    validate(config)
+    train(config)
+  else:
+    test(config, given)
+
+
+def main(argv):
+  if len(argv) > 1:
+    print("error: unexpected arguments %s; flags are written --name value." % " ".join(argv[1:]),
+          file=sys.stderr)
+    sys.exit(2)
+  try:
+    run(FLAGS)
+  except UserError as err:
+    print("error: %s" % err, file=sys.stderr)
+    sys.exit(1)
+
+
+if __name__ == "__main__":
+  tf.app.run(main)

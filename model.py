@@ -1,0 +1,450 @@
+"""The DCGAN: graph, Session training loop, checkpoints and summaries.
+
+A faithful port of carpedm20/DCGAN-tensorflow's model.py to
+``tensorflow.compat.v1``: same constructor arguments, same public attributes,
+same variable names and shapes (so checkpoints are interchangeable), same
+losses and update schedule.  What differs is what users never see:
+
+* the whole graph (networks, losses, optimizers, summaries, Saver) is built
+  in the constructor, before the first ``sess.run``;
+* the sampler is the generator called again with ``train=False``, not a copy;
+* one graph serves any batch size (placeholders have a free batch dimension);
+* every loss and summary is fetched by the ``sess.run`` that computes it: the
+  original's three extra forward passes per step to print losses are gone;
+* resuming continues the counter, epoch, batch index and Adam's state;
+  checkpoints holding only model variables (as the original wrote them)
+  still load.
+"""
+import os
+import random
+import time
+
+import numpy as np
+import tensorflow.compat.v1 as tf
+from tqdm import tqdm
+
+from dataset import open_dataset
+from ops import (batch_norm, conv2d, conv_cond_concat, conv_out_size_same, deconv2d, flatten,
+                 linear, lrelu)
+from utils import UserError, image_manifold_size, save_images, timestamp
+
+Z_DISTRIBUTIONS = ("normal01", "uniform_signed", "uniform_unsigned")
+
+
+def gen_random(rng, z_dist, size):
+  """Draw latent vectors from the distribution named by --z_dist."""
+  if z_dist == "normal01":
+    return rng.standard_normal(size).astype(np.float32)
+  if z_dist == "uniform_unsigned":
+    return rng.uniform(0.0, 1.0, size).astype(np.float32)
+  if z_dist == "uniform_signed":
+    return rng.uniform(-1.0, 1.0, size).astype(np.float32)
+  raise UserError("--z_dist must be one of %s, not %r." % (", ".join(Z_DISTRIBUTIONS), z_dist))
+
+
+def checkpoint_counter(path):
+  """The counter a checkpoint path ends with: 'model.b64-1200' -> 1200."""
+  try:
+    return int(os.path.basename(path).rsplit("-", 1)[1])
+  except (IndexError, ValueError):
+    return 0
+
+
+class DCGAN(object):
+
+  def __init__(self, sess, input_height=108, input_width=108, crop=True,
+               batch_size=64, sample_num=64, output_height=64, output_width=64,
+               y_dim=None, z_dim=100, gf_dim=64, df_dim=64,
+               gfc_dim=1024, dfc_dim=1024, c_dim=3, dataset_name='default',
+               max_to_keep=1, input_fname_pattern='*.jpg', checkpoint_dir='ckpts',
+               sample_dir='samples', out_dir='./out', data_dir='./data',
+               learning_rate=0.0002, beta1=0.5, z_dist='uniform_signed', seed=None,
+               G_img_sum=False, data=None):
+    """
+    Args (as in the original):
+      sess: the tf.Session whose graph the model is built in.
+      input_height, input_width: size of the center crop taken from images (with crop).
+      crop: center-crop images before resizing them to the output size.
+      batch_size: images per training step (the graph itself takes any batch size).
+      sample_num: images in each sample grid written during training.
+      output_height, output_width: size of generated images.
+      y_dim: label size for the conditional model (10 for MNIST), None for unconditional.
+      z_dim: size of the latent vector z. [100]
+      gf_dim, df_dim: filters in the first generator / discriminator conv layer. [64]
+      gfc_dim, dfc_dim: units in the conditional model's fully connected layers. [1024]
+      c_dim: image channels (1 for grayscale). [3]
+      dataset_name, input_fname_pattern, data_dir: where train() finds its data.
+      max_to_keep: checkpoints kept by the Saver.
+      checkpoint_dir, sample_dir, out_dir: where checkpoints, grids and logs go.
+    Additions:
+      learning_rate, beta1: Adam's defaults (train(config) feeds config.learning_rate).
+      z_dist: 'uniform_signed' | 'uniform_unsigned' | 'normal01'.
+      seed: seeds the initial weights, data order, z and sample z (random if None).
+      G_img_sum: add generated images to the TensorBoard summaries.
+      data: a dataset object from dataset.py (else train() opens one).
+    """
+    self.sess = sess
+    self.crop = crop
+    self.batch_size = batch_size
+    self.sample_num = sample_num
+    self.input_height = input_height
+    self.input_width = input_width
+    self.output_height = output_height
+    self.output_width = output_width
+    self.y_dim = y_dim
+    self.z_dim = z_dim
+    self.gf_dim = gf_dim
+    self.df_dim = df_dim
+    self.gfc_dim = gfc_dim
+    self.dfc_dim = dfc_dim
+    self.c_dim = c_dim
+    self.dataset_name = dataset_name
+    self.input_fname_pattern = input_fname_pattern
+    self.max_to_keep = max_to_keep
+    self.checkpoint_dir = checkpoint_dir
+    self.sample_dir = sample_dir
+    self.out_dir = out_dir
+    self.data_dir = data_dir
+    self.beta1 = beta1
+    self.default_learning_rate = learning_rate
+    self.z_dist = z_dist
+    self.seed = seed if seed is not None else random.SystemRandom().randrange(2 ** 31)
+    self.G_img_sum = G_img_sum
+    self.data = data
+    # The conditional generator ends in a sigmoid, the unconditional one in tanh.
+    self.value_range = (0.0, 1.0) if y_dim else (-1.0, 1.0)
+
+    # batch normalization : deals with poor initialization helps gradient flow
+    self.d_bn1 = batch_norm(name='d_bn1')
+    self.d_bn2 = batch_norm(name='d_bn2')
+    if not self.y_dim:
+      self.d_bn3 = batch_norm(name='d_bn3')
+    self.g_bn0 = batch_norm(name='g_bn0')
+    self.g_bn1 = batch_norm(name='g_bn1')
+    self.g_bn2 = batch_norm(name='g_bn2')
+    if not self.y_dim:
+      self.g_bn3 = batch_norm(name='g_bn3')
+
+    with self.sess.graph.as_default():
+      tf.set_random_seed(self.seed)
+      self.build_model()
+
+  # --------------------------------------------------------------------------
+  # graph
+
+  def build_model(self):
+    if self.y_dim:
+      self.y = tf.placeholder(tf.float32, [None, self.y_dim], name='y')
+    else:
+      self.y = None
+    image_dims = [self.output_height, self.output_width, self.c_dim]
+    self.inputs = tf.placeholder(tf.float32, [None] + image_dims, name='real_images')
+    self.z = tf.placeholder(tf.float32, [None, self.z_dim], name='z')
+
+    self.G = self.generator(self.z, self.y)
+    self.D, self.D_logits = self.discriminator(self.inputs, self.y, reuse=False)
+    self.sampler = self.generator(self.z, self.y, train=False)
+    self.D_, self.D_logits_ = self.discriminator(self.G, self.y, reuse=True)
+
+    def sigmoid_cross_entropy_with_logits(logits, labels):
+      return tf.nn.sigmoid_cross_entropy_with_logits(logits=logits, labels=labels)
+
+    self.d_loss_real = tf.reduce_mean(
+        sigmoid_cross_entropy_with_logits(self.D_logits, tf.ones_like(self.D)))
+    self.d_loss_fake = tf.reduce_mean(
+        sigmoid_cross_entropy_with_logits(self.D_logits_, tf.zeros_like(self.D_)))
+    self.g_loss = tf.reduce_mean(
+        sigmoid_cross_entropy_with_logits(self.D_logits_, tf.ones_like(self.D_)))
+    self.d_loss = self.d_loss_real + self.d_loss_fake
+
+    # TensorBoard: the original's tags, each merged into the run that computes it.
+    self.z_sum = tf.summary.histogram("z", self.z)
+    self.d_sum = tf.summary.histogram("d", self.D)
+    self.d__sum = tf.summary.histogram("d_", self.D_)
+    self.d_loss_real_sum = tf.summary.scalar("d_loss_real", self.d_loss_real)
+    self.d_loss_fake_sum = tf.summary.scalar("d_loss_fake", self.d_loss_fake)
+    self.d_loss_sum = tf.summary.scalar("d_loss", self.d_loss)
+    self.g_loss_sum = tf.summary.scalar("g_loss", self.g_loss)
+    self.d_summary = tf.summary.merge([self.z_sum, self.d_sum, self.d_loss_real_sum,
+                                       self.d_loss_fake_sum, self.d_loss_sum])
+    g_summaries = [self.d__sum, self.g_loss_sum]
+    if self.G_img_sum:
+      self.G_sum = tf.summary.image("G", self.G)
+      g_summaries.append(self.G_sum)
+    self.g_summary = tf.summary.merge(g_summaries)
+
+    self.model_vars = tf.global_variables()
+    t_vars = tf.trainable_variables()
+    self.d_vars = [var for var in t_vars if var.name.startswith('discriminator/')]
+    self.g_vars = [var for var in t_vars if var.name.startswith('generator/')]
+
+    # Optimizers, D's first as in the original (so Adam's beta1_power belongs
+    # to D and beta1_power_1 to G in both).
+    self.learning_rate = tf.placeholder_with_default(
+        tf.constant(self.default_learning_rate, tf.float32), [], name='learning_rate')
+    self.d_optim = tf.train.AdamOptimizer(self.learning_rate, beta1=self.beta1) \
+        .minimize(self.d_loss, var_list=self.d_vars)
+    self.g_optim = tf.train.AdamOptimizer(self.learning_rate, beta1=self.beta1) \
+        .minimize(self.g_loss, var_list=self.g_vars)
+
+    self.all_vars = tf.global_variables()
+    self.init_op = tf.global_variables_initializer()
+    # A Saver for checkpoints that hold the model only (the original built its
+    # Saver before its optimizers), then the Saver for everything.
+    self.model_saver = tf.train.Saver(self.model_vars)
+    self.saver = tf.train.Saver(max_to_keep=self.max_to_keep)
+
+  def discriminator(self, image, y=None, reuse=False):
+    with tf.variable_scope("discriminator", reuse=reuse):
+      if not self.y_dim:
+        h0 = lrelu(conv2d(image, self.df_dim, name='d_h0_conv'))
+        h1 = lrelu(self.d_bn1(conv2d(h0, self.df_dim * 2, name='d_h1_conv')))
+        h2 = lrelu(self.d_bn2(conv2d(h1, self.df_dim * 4, name='d_h2_conv')))
+        h3 = lrelu(self.d_bn3(conv2d(h2, self.df_dim * 8, name='d_h3_conv')))
+        h4 = linear(flatten(h3), 1, 'd_h4_lin')
+        return tf.nn.sigmoid(h4), h4
+
+      yb = tf.reshape(y, [-1, 1, 1, self.y_dim])
+      x = conv_cond_concat(image, yb)
+      h0 = lrelu(conv2d(x, self.c_dim + self.y_dim, name='d_h0_conv'))
+      h0 = conv_cond_concat(h0, yb)
+      h1 = lrelu(self.d_bn1(conv2d(h0, self.df_dim + self.y_dim, name='d_h1_conv')))
+      h1 = tf.concat([flatten(h1), y], 1)
+      h2 = lrelu(self.d_bn2(linear(h1, self.dfc_dim, 'd_h2_lin')))
+      h2 = tf.concat([h2, y], 1)
+      h3 = linear(h2, 1, 'd_h3_lin')
+      return tf.nn.sigmoid(h3), h3
+
+  def generator(self, z, y=None, train=True):
+    """The generator; with train=False (the sampler) batch norm uses its moving statistics."""
+    with tf.variable_scope("generator", reuse=tf.AUTO_REUSE):
+      s_h, s_w = self.output_height, self.output_width
+      s_h2, s_w2 = conv_out_size_same(s_h, 2), conv_out_size_same(s_w, 2)
+      s_h4, s_w4 = conv_out_size_same(s_h2, 2), conv_out_size_same(s_w2, 2)
+      if not self.y_dim:
+        s_h8, s_w8 = conv_out_size_same(s_h4, 2), conv_out_size_same(s_w4, 2)
+        s_h16, s_w16 = conv_out_size_same(s_h8, 2), conv_out_size_same(s_w8, 2)
+
+        # project `z` and reshape
+        z_ = linear(z, self.gf_dim * 8 * s_h16 * s_w16, 'g_h0_lin')
+        h0 = tf.reshape(z_, [-1, s_h16, s_w16, self.gf_dim * 8])
+        h0 = tf.nn.relu(self.g_bn0(h0, train=train))
+        h1 = deconv2d(h0, [None, s_h8, s_w8, self.gf_dim * 4], name='g_h1')
+        h1 = tf.nn.relu(self.g_bn1(h1, train=train))
+        h2 = deconv2d(h1, [None, s_h4, s_w4, self.gf_dim * 2], name='g_h2')
+        h2 = tf.nn.relu(self.g_bn2(h2, train=train))
+        h3 = deconv2d(h2, [None, s_h2, s_w2, self.gf_dim * 1], name='g_h3')
+        h3 = tf.nn.relu(self.g_bn3(h3, train=train))
+        h4 = deconv2d(h3, [None, s_h, s_w, self.c_dim], name='g_h4')
+        return tf.nn.tanh(h4)
+
+      yb = tf.reshape(y, [-1, 1, 1, self.y_dim])
+      z = tf.concat([z, y], 1)
+      h0 = tf.nn.relu(self.g_bn0(linear(z, self.gfc_dim, 'g_h0_lin'), train=train))
+      h0 = tf.concat([h0, y], 1)
+      h1 = tf.nn.relu(self.g_bn1(linear(h0, self.gf_dim * 2 * s_h4 * s_w4, 'g_h1_lin'),
+                                 train=train))
+      h1 = tf.reshape(h1, [-1, s_h4, s_w4, self.gf_dim * 2])
+      h1 = conv_cond_concat(h1, yb)
+      h2 = tf.nn.relu(self.g_bn2(deconv2d(h1, [None, s_h2, s_w2, self.gf_dim * 2], name='g_h2'),
+                                 train=train))
+      h2 = conv_cond_concat(h2, yb)
+      return tf.nn.sigmoid(deconv2d(h2, [None, s_h, s_w, self.c_dim], name='g_h3'))
+
+  # --------------------------------------------------------------------------
+  # feeding
+
+  def feed(self, z, labels=None, images=None, learning_rate=None):
+    """The feed dict for a step: labels go in only for the conditional model."""
+    feed = {self.z: z}
+    if self.y_dim:
+      feed[self.y] = labels
+    if images is not None:
+      feed[self.inputs] = images
+    if learning_rate is not None:
+      feed[self.learning_rate] = learning_rate
+    return feed
+
+  def sample_inputs(self, num=None):
+    """The fixed z (and labels, cycling 0..y_dim-1) behind every sample grid of a run."""
+    num = num or self.sample_num
+    z = gen_random(np.random.default_rng([self.seed, 2]), self.z_dist, (num, self.z_dim))
+    labels = None
+    if self.y_dim:
+      labels = np.eye(self.y_dim, dtype=np.float32)[np.arange(num) % self.y_dim]
+    return z, labels
+
+  def sample(self, z, labels=None):
+    return self.sess.run(self.sampler, feed_dict=self.feed(z, labels))
+
+  def save_sample_grid(self, path, z, labels=None):
+    samples = self.sample(z, labels)
+    save_images(samples, image_manifold_size(len(samples)), path, self.value_range)
+    return path
+
+  # --------------------------------------------------------------------------
+  # training
+
+  def train(self, config):
+    """Train for config.epoch epochs, resuming from checkpoint_dir if it holds a checkpoint."""
+    option = lambda name, default: getattr(config, name, default)
+    data = self.data
+    if data is None:
+      data = open_dataset(self.dataset_name, self.data_dir, self.input_fname_pattern,
+                          self.input_height, self.input_width, self.output_height,
+                          self.output_width, self.crop)
+    batch_size = self.batch_size
+    train_size = option("train_size", np.inf)
+    batch_idxs = int(min(len(data), train_size) // batch_size)
+    if batch_idxs < 1:
+      raise UserError("The dataset holds %d images (train_size %s), fewer than one batch of %d; "
+                      "lower --batch_size." % (len(data), train_size, batch_size))
+    epochs = option("epoch", 25)
+    learning_rate = option("learning_rate", self.default_learning_rate)
+    sample_freq = option("sample_freq", 200)
+    ckpt_freq = option("ckpt_freq", 200)
+    checkpoint_dir = option("checkpoint_dir", self.checkpoint_dir)
+    sample_dir = option("sample_dir", self.sample_dir)
+    os.makedirs(sample_dir, exist_ok=True)
+
+    self.sess.run(self.init_op)
+    could_load, counter = self.load(checkpoint_dir)
+    if could_load:
+      print(" [*] Load SUCCESS: resuming at counter %d" % counter)
+    else:
+      print(" [!] No checkpoint in %s: training from scratch" % checkpoint_dir)
+      counter = 1
+    start_epoch, start_idx = divmod(counter - 1, batch_idxs)
+    if start_epoch >= epochs:
+      print(" [*] The checkpoint has already trained %d epochs; pass --epoch above %d to train more."
+            % (start_epoch, epochs))
+      return counter
+
+    writer = tf.summary.FileWriter(os.path.join(self.out_dir, "logs"), self.sess.graph)
+    sample_z, sample_labels = self.sample_inputs()
+    fetch_d = [self.d_optim, self.d_summary, self.d_loss_real, self.d_loss_fake]
+    fetch_g = [self.g_optim, self.g_summary, self.g_loss]
+    saved_at = counter if could_load else None
+    start_time = time.time()
+    try:
+      for epoch in range(start_epoch, epochs):
+        order = np.random.default_rng([self.seed, 0, epoch]).permutation(len(data))
+        first = start_idx if epoch == start_epoch else 0
+        bar = tqdm(total=batch_idxs, initial=first, desc="epoch %d/%d" % (epoch, epochs),
+                   unit="step", leave=False, disable=None)
+        for idx in range(first, batch_idxs):
+          batch_images, batch_labels = data.get(order[idx * batch_size:(idx + 1) * batch_size])
+          batch_z = gen_random(np.random.default_rng([self.seed, 1, counter]), self.z_dist,
+                               (batch_size, self.z_dim))
+          feed = self.feed(batch_z, batch_labels, batch_images, learning_rate)
+
+          # Phase 1: update D on a real and a generated batch.
+          _, d_summary, err_d_real, err_d_fake = self.sess.run(fetch_d, feed_dict=feed)
+          # Phase 2: update G twice with the same z, so that d_loss does not go
+          # to zero (the original's choice, not the paper's).
+          self.sess.run(self.g_optim, feed_dict=feed)
+          _, g_summary, err_g = self.sess.run(fetch_g, feed_dict=feed)
+          writer.add_summary(d_summary, counter)
+          writer.add_summary(g_summary, counter)
+
+          counter += 1
+          bar.update(1)
+          tqdm.write("[%8d Epoch:[%2d/%2d] [%4d/%4d] time: %4.4f, d_loss: %.8f, g_loss: %.8f"
+                     % (counter, epoch, epochs, idx, batch_idxs, time.time() - start_time,
+                        err_d_real + err_d_fake, err_g))
+
+          if counter % sample_freq == 0:
+            self.save_sample_grid(os.path.join(sample_dir, "train_{:08d}.png".format(counter)),
+                                  sample_z, sample_labels)
+          if counter % ckpt_freq == 0:
+            self.save(checkpoint_dir, counter)
+            saved_at = counter
+        bar.close()
+        # A grid at the end of every epoch, so short runs have pictures too.
+        grid = os.path.join(sample_dir, "train_{:08d}.png".format(counter))
+        if not os.path.exists(grid):
+          self.save_sample_grid(grid, sample_z, sample_labels)
+    finally:
+      writer.close()
+    if saved_at != counter:
+      self.save(checkpoint_dir, counter)
+    print(" [*] Trained to counter %d; checkpoint in %s, samples in %s"
+          % (counter, checkpoint_dir, sample_dir))
+    return counter
+
+  # --------------------------------------------------------------------------
+  # checkpoints
+
+  def save(self, checkpoint_dir, step, filename='model', ckpt=True, frozen=False):
+    """Write checkpoint '<filename>.b<batch_size>-<step>' and/or a frozen sampler GraphDef."""
+    filename += '.b' + str(self.batch_size)
+    os.makedirs(checkpoint_dir, exist_ok=True)
+    written = []
+    if ckpt:
+      written.append(self.saver.save(self.sess, os.path.join(checkpoint_dir, filename),
+                                     global_step=step))
+    if frozen:
+      graph_def = tf.graph_util.convert_variables_to_constants(
+          self.sess, self.sess.graph.as_graph_def(), [self.sampler.op.name])
+      name = '{}-{:06d}_frz.pb'.format(filename, step)
+      tf.train.write_graph(graph_def, checkpoint_dir, name, as_text=False)
+      written.append(os.path.join(checkpoint_dir, name))
+    return written
+
+  def load(self, checkpoint_dir):
+    """Restore the newest checkpoint in checkpoint_dir; returns (found, counter).
+
+    Variables are checked against the checkpoint first, so a checkpoint made
+    with other flags is reported in one sentence instead of a restore error.
+    A checkpoint holding the model only (no Adam state) restores the model and
+    leaves the optimizers freshly initialised.
+    """
+    print(" [*] Reading checkpoints...", checkpoint_dir)
+    ckpt = tf.train.get_checkpoint_state(checkpoint_dir)
+    if not (ckpt and ckpt.model_checkpoint_path):
+      print(" [*] Failed to find a checkpoint")
+      return False, 0
+    path = os.path.join(checkpoint_dir, os.path.basename(ckpt.model_checkpoint_path))
+    try:
+      saved = tf.train.load_checkpoint(path).get_variable_to_shape_map()
+    except (tf.errors.OpError, ValueError) as err:
+      raise UserError("The checkpoint %s cannot be read (%s)." % (path, str(err).splitlines()[0]))
+    self.check_compatible(saved, path)
+    if all(v.op.name in saved for v in self.all_vars):
+      self.saver.restore(self.sess, path)
+    else:
+      self.model_saver.restore(self.sess, path)
+      print(" [*] %s holds no optimizer state: Adam starts afresh" % os.path.basename(path))
+    counter = checkpoint_counter(path)
+    print(" [*] Success to read {}".format(os.path.basename(path)))
+    return True, counter
+
+  def check_compatible(self, saved, path):
+    """Raise a one-sentence UserError if the checkpoint's model variables don't fit this graph."""
+    for var in self.model_vars:
+      name, shape = var.op.name, var.shape.as_list()
+      saved_shape = list(saved[name]) if name in saved else None
+      if saved_shape is None:
+        raise UserError("The checkpoint %s has no variable %s, so it holds another architecture; %s."
+                        % (path, name, self.hint(name, saved_shape, shape)))
+      if saved_shape != shape:
+        raise UserError("The checkpoint %s does not fit these flags: %s is %s there but %s here; %s."
+                        % (path, name, saved_shape, shape, self.hint(name, saved_shape, shape)))
+
+  def hint(self, name, saved_shape, shape):
+    """Which flag to change when a model variable is missing or shaped differently.
+
+    Variables are checked in creation order (generator input layer first), so
+    the first mismatch points at the flag that caused it.
+    """
+    if saved_shape is None:
+      return ("check --dataset: mnist trains the conditional model, every other dataset "
+              "the unconditional one")
+    if name == "generator/g_h0_lin/Matrix" and saved_shape[0] != shape[0]:
+      return "it was trained with --z_dim %d" % (saved_shape[0] - (self.y_dim or 0))
+    last_layer = "generator/g_h3/w" if self.y_dim else "generator/g_h4/w"
+    if name == last_layer and saved_shape[2] != shape[2]:
+      return ("it was trained on images with %d channel(s), not %d (grayscale vs colour)"
+              % (saved_shape[2], shape[2]))
+    return ("set --output_height and --output_width (and --crop, --input_height) "
+            "as when it was trained")

@@ -1,0 +1,157 @@
+"""The layers of the DCGAN, written on ``tensorflow.compat.v1``.
+
+Every function here creates its variables with ``tf.get_variable`` under a
+``tf.variable_scope`` named like the original's (carpedm20/DCGAN-tensorflow),
+so checkpoints keep the original variable names:
+
+    <scope>/w, <scope>/biases           conv2d, deconv2d
+    <scope>/Matrix, <scope>/bias        linear
+    <scope>/beta, gamma, moving_mean, moving_variance    batch_norm
+
+Shapes follow the original too: conv2d weights are [k_h, k_w, in, out],
+deconv2d weights [k_h, k_w, out, in], linear ``Matrix`` [in, out].
+
+Importing this module switches TensorFlow to TF1 graph behaviour
+(``tf.disable_v2_behavior()``): the whole project is graph-and-Session code.
+"""
+import tensorflow.compat.v1 as tf
+
+tf.disable_v2_behavior()
+
+# TF 1.x's tf.nn.fused_batch_norm raised any epsilon below 1.001e-5 to that
+# value (a cuDNN limit), and tf.contrib.layers.batch_norm with
+# updates_collections=None always took that fused path (4-D inputs, and 2-D
+# inputs reshaped to [N, 1, 1, C]).  So the original's epsilon=1e-5 really was
+# 1.001e-5, in training and in inference.  TF 2.x no longer clamps, so we do.
+FUSED_MIN_EPSILON = 1.001e-5
+
+
+class batch_norm(object):
+  """Batch normalisation with the numerics of the original's layer.
+
+  The original called ``tf.contrib.layers.batch_norm(x, decay=0.9,
+  epsilon=1e-5, scale=True, updates_collections=None, is_training=train,
+  scope=name)``.  That layer, and this one:
+
+  * creates ``beta`` (zeros), ``gamma`` (ones), ``moving_mean`` (zeros) and
+    ``moving_variance`` (ones) in the scope ``name``;
+  * with ``train=True`` normalises with the batch mean and the biased batch
+    variance over all axes but the last, and, in the same run, updates the
+    moving averages in place:
+        moving_mean     -= (1 - decay) * (moving_mean - batch_mean)
+        moving_variance -= (1 - decay) * (moving_variance - unbiased_batch_var)
+    (the fused kernel hands back the Bessel-corrected variance, n / (n - 1));
+  * with ``train=False`` normalises with the moving statistics and changes
+    nothing;
+  * uses epsilon max(epsilon, 1.001e-5) (see FUSED_MIN_EPSILON).
+
+  Inputs of rank 2 ([N, C]) and 4 ([N, H, W, C]) are supported.
+  """
+
+  def __init__(self, epsilon=1e-5, momentum=0.9, name="batch_norm"):
+    self.epsilon = epsilon
+    self.momentum = momentum
+    self.name = name
+
+  def __call__(self, x, train=True):
+    rank = x.shape.ndims
+    if rank not in (2, 4):
+      raise ValueError("batch_norm takes rank 2 or 4 inputs, got rank %s" % rank)
+    channels = int(x.shape[-1])
+    with tf.variable_scope(self.name):
+      beta = tf.get_variable("beta", [channels], initializer=tf.zeros_initializer())
+      gamma = tf.get_variable("gamma", [channels], initializer=tf.ones_initializer())
+      moving_mean = tf.get_variable(
+          "moving_mean", [channels], initializer=tf.zeros_initializer(), trainable=False)
+      moving_variance = tf.get_variable(
+          "moving_variance", [channels], initializer=tf.ones_initializer(), trainable=False)
+
+      x4 = tf.reshape(x, [-1, 1, 1, channels]) if rank == 2 else x
+      epsilon = max(self.epsilon, FUSED_MIN_EPSILON)
+      if train:
+        y, mean, variance = tf.nn.fused_batch_norm(x4, gamma, beta, epsilon=epsilon)
+        decay_complement = 1.0 - self.momentum
+        update_mean = tf.assign_sub(moving_mean, (moving_mean - mean) * decay_complement)
+        update_variance = tf.assign_sub(
+            moving_variance, (moving_variance - variance) * decay_complement)
+        with tf.control_dependencies([update_mean, update_variance]):
+          y = tf.identity(y)
+      else:
+        y, _, _ = tf.nn.fused_batch_norm(
+            x4, gamma, beta, mean=moving_mean, variance=moving_variance,
+            epsilon=epsilon, is_training=False)
+      if rank == 2:
+        y = tf.reshape(y, [-1, channels])
+      else:
+        y.set_shape(x.shape)
+      return y
+
+
+def conv_out_size_same(size, stride):
+  """Spatial size after a 'SAME' convolution with this stride: ceil(size / stride)."""
+  return -(-int(size) // int(stride))
+
+
+def conv_cond_concat(x, y):
+  """Concatenate the conditioning vector ``y`` [N, 1, 1, Y] onto every pixel of ``x``."""
+  height, width = int(x.shape[1]), int(x.shape[2])
+  return tf.concat([x, tf.tile(y, [1, height, width, 1])], 3)
+
+
+def conv2d(input_, output_dim, k_h=5, k_w=5, d_h=2, d_w=2, stddev=0.02, name="conv2d"):
+  """5x5/2 'SAME' convolution with bias; weights truncated normal (stddev 0.02)."""
+  with tf.variable_scope(name):
+    w = tf.get_variable("w", [k_h, k_w, int(input_.shape[-1]), output_dim],
+                        initializer=tf.truncated_normal_initializer(stddev=stddev))
+    conv = tf.nn.conv2d(input_, w, strides=[1, d_h, d_w, 1], padding="SAME")
+    biases = tf.get_variable("biases", [output_dim], initializer=tf.constant_initializer(0.0))
+    return tf.nn.bias_add(conv, biases)
+
+
+def deconv2d(input_, output_shape, k_h=5, k_w=5, d_h=2, d_w=2, stddev=0.02,
+             name="deconv2d", with_w=False):
+  """5x5/2 transposed convolution with bias; weights normal (stddev 0.02).
+
+  ``output_shape`` is [batch, height, width, channels]; batch may be None, in
+  which case the batch size of ``input_`` is used, so one graph serves any
+  batch size.
+  """
+  _, out_h, out_w, out_c = output_shape
+  with tf.variable_scope(name):
+    w = tf.get_variable("w", [k_h, k_w, out_c, int(input_.shape[-1])],
+                        initializer=tf.random_normal_initializer(stddev=stddev))
+    dynamic_shape = tf.stack([tf.shape(input_)[0], out_h, out_w, out_c])
+    deconv = tf.nn.conv2d_transpose(input_, w, output_shape=dynamic_shape,
+                                    strides=[1, d_h, d_w, 1])
+    deconv.set_shape([input_.shape[0], out_h, out_w, out_c])
+    biases = tf.get_variable("biases", [out_c], initializer=tf.constant_initializer(0.0))
+    deconv = tf.nn.bias_add(deconv, biases)
+    if with_w:
+      return deconv, w, biases
+    return deconv
+
+
+def lrelu(x, leak=0.2, name="lrelu"):
+  """Leaky ReLU, max(x, leak * x)."""
+  return tf.maximum(x, leak * x, name=name)
+
+
+def linear(input_, output_size, scope=None, stddev=0.02, bias_start=0.0, with_w=False):
+  """Fully connected layer: input_ [N, in] @ Matrix [in, out] + bias."""
+  with tf.variable_scope(scope or "Linear"):
+    matrix = tf.get_variable("Matrix", [int(input_.shape[1]), output_size], tf.float32,
+                             tf.random_normal_initializer(stddev=stddev))
+    bias = tf.get_variable("bias", [output_size],
+                           initializer=tf.constant_initializer(bias_start))
+    out = tf.matmul(input_, matrix) + bias
+    if with_w:
+      return out, matrix, bias
+    return out
+
+
+def flatten(x):
+  """[N, H, W, C] -> [N, H*W*C], keeping the static size the next linear layer needs."""
+  size = 1
+  for dim in x.shape.as_list()[1:]:
+    size *= dim
+  return tf.reshape(x, [-1, size])

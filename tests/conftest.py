@@ -1,0 +1,81 @@
+"""Shared fixtures: tiny models in fresh graphs, small real datasets."""
+import os
+import sys
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+PROJECT_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, PROJECT_DIR)
+
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+import tensorflow.compat.v1 as tf  # noqa: E402
+from PIL import Image  # noqa: E402
+
+tf.get_logger().setLevel("ERROR")
+
+from dataset import ImageFolderData, MnistData  # noqa: E402
+from model import DCGAN  # noqa: E402
+
+TINY = dict(batch_size=4, sample_num=4, output_height=16, output_width=16, gf_dim=4, df_dim=4,
+            gfc_dim=16, dfc_dim=16, z_dim=8)
+
+
+class Config(object):
+  """What train(config) reads, as main.py's flags would give it."""
+
+  def __init__(self, **values):
+    defaults = dict(epoch=1, train_size=np.inf, learning_rate=0.0002, sample_freq=200,
+                    ckpt_freq=200)
+    defaults.update(values)
+    self.__dict__.update(defaults)
+
+
+def write_images(folder, count, size=(30, 40), mode="RGB", seed=0, ext="jpg"):
+  """count real image files (smooth gradients plus noise) of size (w, h)."""
+  rng = np.random.RandomState(seed)
+  os.makedirs(folder, exist_ok=True)
+  w, h = size
+  yy, xx = np.mgrid[0:h, 0:w]
+  for i in range(count):
+    base = np.stack([xx * 255.0 / w, yy * 255.0 / h, np.full_like(xx, 25.0 * (i % 10))], -1)
+    pixels = np.clip(base + rng.normal(0, 20, base.shape), 0, 255).astype(np.uint8)
+    img = Image.fromarray(pixels, "RGB")
+    if mode != "RGB":
+      img = img.convert(mode)
+    img.save(os.path.join(folder, "img_%03d.%s" % (i, ext)))
+  return folder
+
+
+@pytest.fixture
+def graph_session():
+  """A fresh graph and a Session on it."""
+  graph = tf.Graph()
+  with graph.as_default():
+    sess = tf.Session(graph=graph)
+    yield sess
+    sess.close()
+
+
+def tiny_dcgan(sess, tmp_path, conditional=False, **overrides):
+  kwargs = dict(TINY)
+  if conditional:
+    kwargs.update(y_dim=10, c_dim=1, dataset_name="mnist")
+  else:
+    kwargs.update(c_dim=3, dataset_name="faces", input_height=24, input_width=24, crop=True)
+  kwargs.update(checkpoint_dir=str(tmp_path / "checkpoint"), sample_dir=str(tmp_path / "samples"),
+                out_dir=str(tmp_path), seed=123)
+  kwargs.update(overrides)
+  return DCGAN(sess, **kwargs)
+
+
+@pytest.fixture(scope="session")
+def mnist16():
+  """The bundled real MNIST sample, resized to 16x16 for tiny conditional models."""
+  return MnistData("/nonexistent-data-dir", 16, 16)
+
+
+@pytest.fixture
+def faces(tmp_path):
+  """A folder of 12 real JPEG files, read as 24x24 center crops resized to 16x16."""
+  folder = write_images(str(tmp_path / "data" / "faces"), 12)
+  return ImageFolderData(str(tmp_path / "data"), "faces", "*.jpg", 24, 24, 16, 16, crop=True)

@@ -1,0 +1,144 @@
+"""ops.py against NumPy: batch norm (train, inference, moving averages), layers, names."""
+import numpy as np
+import pytest
+import tensorflow.compat.v1 as tf
+
+import np_reference as ref
+from ops import (FUSED_MIN_EPSILON, batch_norm, conv2d, conv_cond_concat, conv_out_size_same,
+                 deconv2d, flatten, linear, lrelu)
+
+
+def run_bn(x_batches, train, moving=None, shape=None):
+  """Feed each batch through one batch_norm layer; return outputs and the moving stats after each."""
+  graph = tf.Graph()
+  with graph.as_default(), tf.Session() as sess:
+    x = tf.placeholder(tf.float32, shape or x_batches[0].shape)
+    bn = batch_norm(name="bn")
+    y = bn(x, train=train)
+    with tf.variable_scope("bn", reuse=True):
+      beta, gamma = tf.get_variable("beta"), tf.get_variable("gamma")
+      mm, mv = tf.get_variable("moving_mean"), tf.get_variable("moving_variance")
+    sess.run(tf.global_variables_initializer())
+    channels = x_batches[0].shape[-1]
+    rng = np.random.RandomState(1)
+    params = {"beta": rng.randn(channels), "gamma": 1 + 0.1 * rng.randn(channels)}
+    beta.load(params["beta"], sess)
+    gamma.load(params["gamma"], sess)
+    if moving is not None:
+      mm.load(moving[0], sess)
+      mv.load(moving[1], sess)
+    outs, stats = [], []
+    for batch in x_batches:
+      outs.append(sess.run(y, {x: batch}))
+      stats.append(sess.run([mm, mv]))
+    return outs, stats, params
+
+
+@pytest.mark.parametrize("shape", [(4, 3, 3, 5), (6, 7)])
+def test_batch_norm_training_matches_contrib_numerics(shape):
+  rng = np.random.RandomState(0)
+  batches = [rng.randn(*shape).astype(np.float32) * 2 + 1 for _ in range(2)]
+  outs, stats, params = run_bn(batches, train=True)
+  axes = tuple(range(len(shape) - 1))
+  n = int(np.prod(shape[:-1]))
+  mm, mv = np.zeros(shape[-1]), np.ones(shape[-1])
+  for batch, out, (got_mm, got_mv) in zip(batches, outs, stats):
+    mean, var = batch.mean(axes), batch.var(axes)
+    expected = (batch - mean) / np.sqrt(var + FUSED_MIN_EPSILON) * params["gamma"] + params["beta"]
+    np.testing.assert_allclose(out, expected, rtol=1e-4, atol=1e-4)
+    # decay 0.9, updated in place by the same run; variance Bessel-corrected
+    mm = mm - 0.1 * (mm - mean)
+    mv = mv - 0.1 * (mv - var * n / (n - 1.0))
+    np.testing.assert_allclose(got_mm, mm, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(got_mv, mv, rtol=1e-5, atol=1e-6)
+
+
+def test_batch_norm_epsilon_is_the_fused_minimum():
+  """Tiny variances show the difference between epsilon 1e-5 and the fused 1.001e-5."""
+  x = (np.random.RandomState(2).randn(8, 2, 2, 3) * 3e-3).astype(np.float32)
+  (out,), _, params = run_bn([x], train=True)
+  mean, var = x.mean((0, 1, 2)), x.var((0, 1, 2))
+  normalized = (out - params["beta"]) / params["gamma"]
+  np.testing.assert_allclose(normalized, (x - mean) / np.sqrt(var + 1.001e-5), rtol=2e-5, atol=2e-5)
+  assert np.abs(normalized - (x - mean) / np.sqrt(var + 1e-5)).max() > 1e-4
+
+
+@pytest.mark.parametrize("shape", [(4, 3, 3, 5), (6, 7)])
+def test_batch_norm_inference_uses_moving_stats_and_changes_nothing(shape):
+  rng = np.random.RandomState(3)
+  moving = (rng.randn(shape[-1]), rng.rand(shape[-1]) + 0.5)
+  batch = rng.randn(*shape).astype(np.float32)
+  (out,), ((mm, mv),), params = run_bn([batch], train=False, moving=moving)
+  expected = (batch - moving[0]) / np.sqrt(moving[1] + FUSED_MIN_EPSILON) * params["gamma"] + params["beta"]
+  np.testing.assert_allclose(out, expected, rtol=1e-4, atol=1e-4)
+  np.testing.assert_allclose(mm, moving[0], rtol=1e-6)
+  np.testing.assert_allclose(mv, moving[1], rtol=1e-6)
+
+
+def test_batch_norm_variables_match_the_original():
+  with tf.Graph().as_default():
+    with tf.variable_scope("generator"):
+      batch_norm(name="g_bn0")(tf.zeros([2, 4, 4, 6]))
+    names = {v.op.name: (v.shape.as_list(), v in tf.trainable_variables())
+             for v in tf.global_variables()}
+  assert names == {
+      "generator/g_bn0/beta": ([6], True),
+      "generator/g_bn0/gamma": ([6], True),
+      "generator/g_bn0/moving_mean": ([6], False),
+      "generator/g_bn0/moving_variance": ([6], False),
+  }
+
+
+def evaluate(build):
+  with tf.Graph().as_default(), tf.Session() as sess:
+    out = build()
+    sess.run(tf.global_variables_initializer())
+    values = sess.run([out] + tf.global_variables())
+    names = [v.op.name for v in tf.global_variables()]
+    return values[0], dict(zip(names, values[1:]))
+
+
+@pytest.mark.parametrize("size", [7, 8, 16])
+def test_conv2d_matches_numpy(size):
+  x = np.random.RandomState(4).randn(2, size, size + 1, 3).astype(np.float32)
+  out, weights = evaluate(lambda: conv2d(tf.constant(x), 5, name="c"))
+  assert out.shape == (2, conv_out_size_same(size, 2), conv_out_size_same(size + 1, 2), 5)
+  assert weights["c/w"].shape == (5, 5, 3, 5) and weights["c/biases"].shape == (5,)
+  assert abs(weights["c/w"]).max() <= 0.04 + 1e-6  # truncated normal, stddev 0.02
+  np.testing.assert_allclose(out, ref.conv2d_same(x, weights["c/w"], weights["c/biases"]), atol=1e-5)
+
+
+@pytest.mark.parametrize("out_hw", [(8, 8), (7, 9)])
+def test_deconv2d_matches_numpy(out_hw):
+  out_h, out_w = out_hw
+  x = np.random.RandomState(5).randn(3, conv_out_size_same(out_h, 2), conv_out_size_same(out_w, 2),
+                                     4).astype(np.float32)
+  out, weights = evaluate(lambda: deconv2d(tf.constant(x), [None, out_h, out_w, 2], name="d"))
+  assert out.shape == (3, out_h, out_w, 2)
+  assert weights["d/w"].shape == (5, 5, 2, 4)
+  np.testing.assert_allclose(
+      out, ref.deconv2d_same(x, weights["d/w"], weights["d/biases"], out_h, out_w), atol=1e-5)
+
+
+def test_linear_lrelu_and_cond_concat():
+  x = np.random.RandomState(6).randn(3, 5).astype(np.float32)
+  out, weights = evaluate(lambda: linear(tf.constant(x), 4, "g_h0_lin"))
+  assert weights["g_h0_lin/Matrix"].shape == (5, 4) and weights["g_h0_lin/bias"].shape == (4,)
+  np.testing.assert_allclose(out, x @ weights["g_h0_lin/Matrix"] + weights["g_h0_lin/bias"], atol=1e-6)
+
+  leaky, _ = evaluate(lambda: lrelu(tf.constant(x)))
+  np.testing.assert_allclose(leaky, np.where(x > 0, x, 0.2 * x), atol=1e-7)
+
+  fmap = np.random.RandomState(7).randn(3, 2, 4, 6).astype(np.float32)
+  y = np.eye(3, dtype=np.float32)[[2, 0, 1]]
+  cat, _ = evaluate(lambda: conv_cond_concat(tf.constant(fmap), tf.constant(y.reshape(3, 1, 1, 3))))
+  assert cat.shape == (3, 2, 4, 9)
+  np.testing.assert_array_equal(cat[..., :6], fmap)
+  np.testing.assert_array_equal(cat[..., 6:], np.broadcast_to(y[:, None, None, :], (3, 2, 4, 3)))
+
+  flat, _ = evaluate(lambda: flatten(tf.constant(fmap)))
+  np.testing.assert_array_equal(flat, fmap.reshape(3, -1))
+
+
+def test_conv_out_size_same_is_ceil_half():
+  assert [conv_out_size_same(s, 2) for s in (1, 2, 7, 28, 64, 65, 108)] == [1, 1, 4, 14, 32, 33, 54]
