@@ -50,6 +50,15 @@ def checkpoint_counter(path):
     return 0
 
 
+def histogram_summary(tag, values):
+  """A histogram summary tagged exactly `tag`, whatever names the graph already holds."""
+  return tf.raw_ops.HistogramSummary(tag=tag, values=values, name=tag + "_summary")
+
+
+def scalar_summary(tag, value):
+  return tf.raw_ops.ScalarSummary(tags=tag, values=value, name=tag + "_summary")
+
+
 class DCGAN(object):
 
   def __init__(self, sess, input_height=108, input_width=108, crop=True,
@@ -158,18 +167,19 @@ class DCGAN(object):
     self.d_loss = self.d_loss_real + self.d_loss_fake
 
     # TensorBoard: the original's tags, each merged into the run that computes it.
-    self.z_sum = tf.summary.histogram("z", self.z)
-    self.d_sum = tf.summary.histogram("d", self.D)
-    self.d__sum = tf.summary.histogram("d_", self.D_)
-    self.d_loss_real_sum = tf.summary.scalar("d_loss_real", self.d_loss_real)
-    self.d_loss_fake_sum = tf.summary.scalar("d_loss_fake", self.d_loss_fake)
-    self.d_loss_sum = tf.summary.scalar("d_loss", self.d_loss)
-    self.g_loss_sum = tf.summary.scalar("g_loss", self.g_loss)
+    # (tf.summary.histogram("z", ...) would be tagged "z_1": the placeholder owns "z".)
+    self.z_sum = histogram_summary("z", self.z)
+    self.d_sum = histogram_summary("d", self.D)
+    self.d__sum = histogram_summary("d_", self.D_)
+    self.d_loss_real_sum = scalar_summary("d_loss_real", self.d_loss_real)
+    self.d_loss_fake_sum = scalar_summary("d_loss_fake", self.d_loss_fake)
+    self.d_loss_sum = scalar_summary("d_loss", self.d_loss)
+    self.g_loss_sum = scalar_summary("g_loss", self.g_loss)
     self.d_summary = tf.summary.merge([self.z_sum, self.d_sum, self.d_loss_real_sum,
                                        self.d_loss_fake_sum, self.d_loss_sum])
     g_summaries = [self.d__sum, self.g_loss_sum]
     if self.G_img_sum:
-      self.G_sum = tf.summary.image("G", self.G)
+      self.G_sum = tf.raw_ops.ImageSummary(tag="G", tensor=self.G, max_images=3, name="G_summary")
       g_summaries.append(self.G_sum)
     self.g_summary = tf.summary.merge(g_summaries)
 
@@ -421,12 +431,13 @@ class DCGAN(object):
 
   def check_compatible(self, saved, path):
     """Raise a one-sentence UserError if the checkpoint's model variables don't fit this graph."""
+    missing = [v.op.name for v in self.model_vars if v.op.name not in saved]
+    if missing:
+      raise UserError("The checkpoint %s has no variable %s, so it holds another architecture; %s."
+                      % (path, missing[0], self.hint(missing[0], None, None)))
     for var in self.model_vars:
       name, shape = var.op.name, var.shape.as_list()
-      saved_shape = list(saved[name]) if name in saved else None
-      if saved_shape is None:
-        raise UserError("The checkpoint %s has no variable %s, so it holds another architecture; %s."
-                        % (path, name, self.hint(name, saved_shape, shape)))
+      saved_shape = list(saved[name])
       if saved_shape != shape:
         raise UserError("The checkpoint %s does not fit these flags: %s is %s there but %s here; %s."
                         % (path, name, saved_shape, shape, self.hint(name, saved_shape, shape)))

@@ -1,0 +1,23 @@
+# `make run`: set up a virtualenv and train conditional MNIST on the bundled sample.
+# `make test`: set up the same virtualenv and run the test suite.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+
+.PHONY: setup run test clean
+
+$(VENV)/.installed: requirements.txt requirements-test.txt
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-test.txt
+	touch $@
+
+setup: $(VENV)/.installed
+
+run: setup
+	$(PY) main.py --dataset mnist --input_height 28 --output_height 28 --train
+
+test: setup
+	$(PY) -m pytest -q tests
+
+clean:
+	rm -rf $(VENV) .pytest_cache

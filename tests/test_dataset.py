@@ -1,0 +1,98 @@
+"""The data layer: IDX files read by their headers, the bundled MNIST sample, image folders."""
+import gzip
+import os
+import shutil
+import struct
+
+import numpy as np
+import pytest
+
+from conftest import write_images
+from dataset import (BUNDLED_MNIST_DIR, ImageFolderData, MnistData, labelled, open_dataset,
+                     read_idx)
+from utils import UserError
+
+
+def test_bundled_mnist_is_the_real_sample():
+  data = MnistData("/nonexistent")
+  assert data.source == BUNDLED_MNIST_DIR
+  assert len(data) == 5000  # counts from the IDX headers: 4,000 train + 1,000 test
+  images, labels = data.get(np.arange(len(data)))
+  assert images.shape == (5000, 28, 28, 1) and images.dtype == np.float32
+  assert images.min() == 0.0 and images.max() == 1.0
+  assert labels.shape == (5000, 10) and (labels.sum(1) == 1).all()
+  assert (labels.sum(0) == 500).all()  # 500 digits per class
+  # shuffled with the original's seed, not left in file order
+  train_labels = read_idx(os.path.join(BUNDLED_MNIST_DIR, "train-labels-idx1-ubyte.gz"), 1)
+  assert not np.array_equal(labels[:4000].argmax(1), train_labels)
+
+
+def idx_bytes(array):
+  return struct.pack(">HBB", 0, 8, array.ndim) + struct.pack(">" + "I" * array.ndim, *array.shape) \
+      + array.astype(np.uint8).tobytes()
+
+
+def test_read_idx_raw_and_gz_agree(tmp_path):
+  gz = os.path.join(BUNDLED_MNIST_DIR, "t10k-images-idx3-ubyte.gz")
+  raw = str(tmp_path / "t10k-images-idx3-ubyte")
+  with gzip.open(gz) as src, open(raw, "wb") as dst:
+    shutil.copyfileobj(src, dst)
+  a, b = read_idx(gz, 3), read_idx(raw, 3)
+  assert a.shape == (1000, 28, 28)
+  np.testing.assert_array_equal(a, b)
+
+
+def test_full_mnist_in_data_dir_is_preferred(tmp_path):
+  folder = tmp_path / "mnist"
+  folder.mkdir()
+  rng = np.random.RandomState(0)
+  for name, array in (("train-images-idx3-ubyte", rng.randint(0, 256, (20, 28, 28))),
+                      ("train-labels-idx1-ubyte", np.arange(20) % 10),
+                      ("t10k-images-idx3-ubyte", rng.randint(0, 256, (6, 28, 28))),
+                      ("t10k-labels-idx1-ubyte", np.arange(6) % 10)):
+    (folder / name).write_bytes(idx_bytes(array))
+  data = open_dataset("mnist", str(tmp_path), output_height=28, output_width=28)
+  assert len(data) == 26 and data.source == str(folder)
+  images, labels = data.get(np.arange(4))
+  assert images.shape == (4, 28, 28, 1) and labels.shape == (4, 10)
+
+
+def test_wrong_magic_and_truncation_are_clear_errors(tmp_path):
+  bad = tmp_path / "bad"
+  bad.write_bytes(idx_bytes(np.zeros((3, 4))))  # a 2-D file where 3-D images are expected
+  with pytest.raises(UserError, match="magic number 0x00000802, expected 0x00000803"):
+    read_idx(str(bad), 3)
+  short = tmp_path / "short"
+  short.write_bytes(idx_bytes(np.zeros((3, 4, 4)))[:-5])
+  with pytest.raises(UserError, match="truncated"):
+    read_idx(str(short), 3)
+  text = tmp_path / "text"
+  text.write_bytes(b"hello world, not an IDX file")
+  with pytest.raises(UserError, match="not an IDX file"):
+    read_idx(str(text), 1)
+
+
+def test_image_folder(tmp_path):
+  write_images(str(tmp_path / "faces"), 5, size=(40, 50))
+  data = open_dataset("faces", str(tmp_path), "*.jpg", 30, None, 16, None, crop=True)
+  assert isinstance(data, ImageFolderData) and len(data) == 5 and data.c_dim == 3
+  assert data.y_dim is None and data.value_range == (-1.0, 1.0)
+  images, labels = data.get([4, 0])
+  assert images.shape == (2, 16, 16, 3) and labels is None
+
+  write_images(str(tmp_path / "gray"), 3, size=(20, 20), mode="L", ext="png")
+  gray = open_dataset("gray", str(tmp_path), "*.png", 20, None, 8, 12, crop=False)
+  assert gray.c_dim == 1 and gray.get([0, 1, 2])[0].shape == (3, 8, 12, 1)
+
+
+def test_missing_or_empty_folders_are_clear_errors(tmp_path):
+  with pytest.raises(UserError, match="does not exist"):
+    open_dataset("celebA", str(tmp_path))
+  (tmp_path / "celebA").mkdir()
+  with pytest.raises(UserError, match="No files match"):
+    open_dataset("celebA", str(tmp_path))
+
+
+def test_labelled_needs_no_files():
+  assert labelled("mnist") == (10, 1)
+  assert labelled("celebA") == (None, None)

@@ -1,0 +1,73 @@
+"""Image reading, cropping, grids and writing."""
+import os
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from conftest import write_images
+from utils import (center_crop, get_image, image_channels, image_manifold_size, imread, merge,
+                   save_images, to_uint8)
+
+
+@pytest.mark.parametrize("n,expected", [(1, (1, 1)), (7, (2, 4)), (10, (3, 4)), (64, (8, 8)),
+                                        (65, (8, 9)), (100, (10, 10))])
+def test_grid_size_for_any_batch(n, expected):
+  assert image_manifold_size(n) == expected
+
+
+def test_every_count_fits_a_near_square_grid():
+  for n in range(1, 300):
+    rows, cols = image_manifold_size(n)
+    assert rows * cols >= n and (rows - 1) * cols < n and rows <= cols <= rows + 2
+
+
+def test_save_images_writes_the_grid(tmp_path):
+  images = np.zeros((10, 4, 6, 3), np.float32) - 1.0  # tanh range, all black
+  images[3] = 1.0  # one white tile
+  path = save_images(images, image_manifold_size(10), str(tmp_path / "grid.png"))
+  grid = np.asarray(Image.open(path))
+  assert grid.shape == (3 * 4, 4 * 6, 3)
+  assert (grid[0:4, 18:24] == 255).all()  # tile 3: row 0, column 3
+  assert grid.sum() == 255 * 4 * 6 * 3
+  assert not [f for f in os.listdir(str(tmp_path)) if f.startswith(".tmp")]
+
+
+def test_sigmoid_range_is_not_greyed_out(tmp_path):
+  images = np.zeros((4, 3, 3, 1), np.float32)
+  images[0] = 1.0
+  path = save_images(images, (2, 2), str(tmp_path / "mnist.png"), value_range=(0.0, 1.0))
+  grid = np.asarray(Image.open(path))
+  assert grid.shape == (6, 6)
+  assert grid[0, 0] == 255 and grid[5, 5] == 0
+  assert to_uint8(np.array([-1.0, 0.0, 1.0])).tolist() == [0, 128, 255]
+
+
+def test_merge_rejects_too_small_grid():
+  with pytest.raises(ValueError):
+    merge(np.zeros((5, 2, 2, 1)), (2, 2))
+
+
+@pytest.mark.parametrize("mode,channels", [("L", 1), ("RGB", 3), ("RGBA", 3), ("P", 3)])
+def test_imread_converts_modes(tmp_path, mode, channels):
+  folder = write_images(str(tmp_path), 1, size=(20, 10), mode=mode, ext="png")
+  path = os.path.join(folder, "img_000.png")
+  assert image_channels(path) == channels
+  img = imread(path, grayscale=channels == 1)
+  assert img.shape == ((10, 20) if channels == 1 else (10, 20, 3))
+  assert img.dtype == np.float32 and 0 <= img.min() and img.max() <= 255
+
+
+def test_celeba_style_crop_and_resize(tmp_path):
+  folder = write_images(str(tmp_path), 1, size=(178, 218))
+  image = get_image(os.path.join(folder, "img_000.jpg"), 108, 108, 64, 64, crop=True)
+  assert image.shape == (64, 64, 3)
+  assert -1.0 <= image.min() and image.max() <= 1.0
+  whole = get_image(os.path.join(folder, "img_000.jpg"), 108, 108, 32, 48, crop=False)
+  assert whole.shape == (32, 48, 3)
+
+
+def test_center_crop_takes_the_center():
+  x = np.zeros((10, 8), np.float32)
+  x[3:7, 2:6] = 200.0
+  np.testing.assert_array_equal(center_crop(x, 4, 4, 4, 4), np.full((4, 4), 200.0))
