@@ -16,20 +16,42 @@ import os
 import random
 import sys
 
-# TensorFlow's C++ start-up chatter (including "failed call to cuInit" on
-# machines without a GPU) is hidden; set TF_CPP_MIN_LOG_LEVEL=0 to see it.
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+import numpy as np
+from absl import app, flags
 
-import numpy as np  # noqa: E402
-import tensorflow.compat.v1 as tf  # noqa: E402
 
+def _import_tensorflow_quietly():
+  """Import TensorFlow without its C++ start-up chatter.
+
+  TensorFlow logs several lines from C++ while it loads (oneDNN notices, "Could
+  not find cuda drivers", "failed call to cuInit" on machines without a GPU),
+  some before any log level applies. Unless the user set TF_CPP_MIN_LOG_LEVEL
+  (0 shows everything), they are hidden; Python errors still surface.
+  """
+  if "TF_CPP_MIN_LOG_LEVEL" in os.environ:
+    import tensorflow.compat.v1 as tf_v1
+    return tf_v1
+  os.environ["TF_CPP_MIN_LOG_LEVEL"] = "3"
+  sys.stderr.flush()
+  saved = os.dup(2)
+  devnull = os.open(os.devnull, os.O_WRONLY)
+  try:
+    os.dup2(devnull, 2)
+    import tensorflow.compat.v1 as tf_v1
+  finally:
+    os.dup2(saved, 2)
+    os.close(saved)
+    os.close(devnull)
+  return tf_v1
+
+
+tf = _import_tensorflow_quietly()
 tf.get_logger().setLevel("ERROR")
 
 from dataset import labelled, open_dataset  # noqa: E402
 from model import DCGAN, Z_DISTRIBUTIONS  # noqa: E402
 from utils import UserError, expand_path, show_all_variables, timestamp  # noqa: E402
 
-flags = tf.app.flags
 _before = set(flags.FLAGS)
 flags.DEFINE_integer("epoch", 25, "Epoch to train [25]")
 flags.DEFINE_float("learning_rate", 0.0002, "Learning rate of for adam [0.0002]")
@@ -127,6 +149,9 @@ def find_run(config, given_checkpoint_dir):
   if config.out_name:
     run_dir = os.path.join(config.out_dir, config.out_name)
     return run_dir, os.path.join(run_dir, config.checkpoint_dir)
+  if given_checkpoint_dir:
+    raise UserError("No checkpoint in %s; point --checkpoint_dir at a folder holding a 'checkpoint' "
+                    "file, or name the run with --out_name." % config.checkpoint_dir)
   candidates = []
   if os.path.isdir(config.out_dir):
     for name in os.listdir(config.out_dir):
@@ -289,4 +314,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-  tf.app.run(main)
+  app.run(main)

@@ -141,3 +141,33 @@ def test_resume_by_out_name(tmp_path):
   assert [s[:30] for s in steps] == ["[       4 Epoch:[ 1/ 2] [   0/", "[       5 Epoch:[ 1/ 2] [   1/"]
   # the resumed run keeps its seed, so data order and z carry on
   assert json.load(open(flags_path))["seed"] == first_seed
+
+
+@pytest.mark.parametrize("args,message", [
+    (["--batch_size", "0"], "--batch_size must be a positive number"),
+    (["--learning_rate", "-1"], "--learning_rate must be positive"),
+    (["--z_dist", "gauss"], "--z_dist must be one of"),
+    (["--dataset", "nosuchset"], "does not exist"),
+    (["--batch_size", "abc"], "flag --batch_size=abc"),
+    (["--bach_size", "3"], "Unknown command line flag 'bach_size'"),
+])
+def test_bad_flags_are_one_line(tmp_path, args, message):
+  proc = run_main(tmp_path, "--train", *args, check=False)
+  assert proc.returncode != 0
+  assert "Traceback" not in proc.stderr + proc.stdout
+  assert message in proc.stderr
+
+
+def test_dataset_smaller_than_a_batch(tmp_path):
+  write_images(str(tmp_path / "data" / "tiny"), 3, size=(20, 20))
+  proc = run_main(tmp_path, "--dataset", "tiny", "--input_height", "16", "--output_height", "16",
+                  "--train", check=False)
+  assert proc.returncode == 1 and "Traceback" not in proc.stderr
+  assert "fewer than one batch of 64" in proc.stderr
+
+
+def test_checkpoint_dir_without_checkpoint(tmp_path):
+  (tmp_path / "empty").mkdir()
+  proc = run_main(tmp_path, "--dataset", "mnist", "--checkpoint_dir", str(tmp_path / "empty"), check=False)
+  assert proc.returncode == 1 and "Traceback" not in proc.stderr
+  assert "No checkpoint in %s" % (tmp_path / "empty") in proc.stderr

@@ -243,3 +243,14 @@ def test_same_seed_same_losses_and_samples(tmp_path, faces, capsys):
                                      capsys.readouterr().out.splitlines() if l.startswith("[")]))
   np.testing.assert_array_equal(runs[0][0], runs[1][0])
   assert runs[0][1] == runs[1][1] and len(runs[0][1]) == 4
+
+
+def test_generator_image_summaries_on_request(tmp_path, faces):
+  from tensorboard.backend.event_processing import event_accumulator
+  with tf.Graph().as_default(), tf.Session() as sess:
+    model = tiny_dcgan(sess, tmp_path, data=faces, G_img_sum=True)
+    model.train(Config(epoch=1, train_size=4))
+  acc = event_accumulator.EventAccumulator(str(tmp_path / "logs"))
+  acc.Reload()
+  images = [tag for tag in acc.Tags()["images"] if tag.startswith("G/image")]
+  assert images and acc.Images(images[0])[0].width == 16
