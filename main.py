@@ -49,7 +49,7 @@ tf = _import_tensorflow_quietly()
 tf.get_logger().setLevel("ERROR")
 
 from dataset import labelled, open_dataset  # noqa: E402
-from model import DCGAN, Z_DISTRIBUTIONS  # noqa: E402
+from model import DCGAN, Z_DISTRIBUTIONS, batches_per_epoch  # noqa: E402
 from utils import UserError, expand_path, show_all_variables, timestamp  # noqa: E402
 
 _before = set(flags.FLAGS)
@@ -211,6 +211,7 @@ def train(config):
   data = open_dataset(config.dataset, config.data_dir, config.input_fname_pattern,
                       config.input_height, config.input_width, config.output_height,
                       config.output_width, config.crop)
+  batches_per_epoch(len(data), config.train_size, config.batch_size)  # fail before any folder exists
   if not config.out_name:
     config.out_name = "{} - {} - {}".format(
         timestamp(), os.path.basename(os.path.normpath(config.data_dir)), config.dataset)

@@ -26,7 +26,7 @@ from tqdm import tqdm
 from dataset import open_dataset
 from ops import (batch_norm, conv2d, conv_cond_concat, conv_out_size_same, deconv2d, flatten,
                  linear, lrelu)
-from utils import UserError, image_manifold_size, save_images, timestamp
+from utils import UserError, image_manifold_size, save_images
 
 Z_DISTRIBUTIONS = ("normal01", "uniform_signed", "uniform_unsigned")
 
@@ -48,6 +48,16 @@ def checkpoint_counter(path):
     return int(os.path.basename(path).rsplit("-", 1)[1])
   except (IndexError, ValueError):
     return 0
+
+
+def batches_per_epoch(num_examples, train_size, batch_size):
+  """Steps in an epoch, as the original counted them; a UserError if not even one."""
+  steps = int(min(num_examples, train_size) // batch_size)
+  if steps < 1:
+    raise UserError("The dataset holds %d images%s, fewer than one batch of %d; lower --batch_size."
+                    % (num_examples, "" if train_size >= num_examples else
+                       " (--train_size %g)" % train_size, batch_size))
+  return steps
 
 
 def histogram_summary(tag, values):
@@ -304,11 +314,7 @@ class DCGAN(object):
                           self.input_height, self.input_width, self.output_height,
                           self.output_width, self.crop)
     batch_size = self.batch_size
-    train_size = option("train_size", np.inf)
-    batch_idxs = int(min(len(data), train_size) // batch_size)
-    if batch_idxs < 1:
-      raise UserError("The dataset holds %d images (train_size %s), fewer than one batch of %d; "
-                      "lower --batch_size." % (len(data), train_size, batch_size))
+    batch_idxs = batches_per_epoch(len(data), option("train_size", np.inf), batch_size)
     epochs = option("epoch", 25)
     learning_rate = option("learning_rate", self.default_learning_rate)
     sample_freq = option("sample_freq", 200)

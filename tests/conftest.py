@@ -77,5 +77,5 @@ def mnist16():
 @pytest.fixture
 def faces(tmp_path):
   """A folder of 12 real JPEG files, read as 24x24 center crops resized to 16x16."""
-  folder = write_images(str(tmp_path / "data" / "faces"), 12)
+  write_images(str(tmp_path / "data" / "faces"), 12)
   return ImageFolderData(str(tmp_path / "data"), "faces", "*.jpg", 24, 24, 16, 16, crop=True)

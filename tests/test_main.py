@@ -92,7 +92,7 @@ def test_export_and_freeze(mnist_run):
   graph_def = tf.GraphDef()
   graph_def.ParseFromString(open(frozen[0], "rb").read())
   assert not [n for n in graph_def.node if n.op in ("VariableV2", "VarHandleOp")]
-  with tf.Graph().as_default() as graph:
+  with tf.Graph().as_default():
     tf.import_graph_def(graph_def, name="")
     with tf.Session() as sess:
       out = sess.run("generator_1/Sigmoid:0", {"z:0": np.zeros((3, 100), np.float32),
@@ -164,6 +164,7 @@ def test_dataset_smaller_than_a_batch(tmp_path):
                   "--train", check=False)
   assert proc.returncode == 1 and "Traceback" not in proc.stderr
   assert "fewer than one batch of 64" in proc.stderr
+  assert not os.path.exists(str(tmp_path / "out"))  # no half-made run folder left behind
 
 
 def test_checkpoint_dir_without_checkpoint(tmp_path):
