@@ -14,14 +14,21 @@ MNIST ('mnist') is read straight from the IDX files (raw or .gz) in
 in this project (data/mnist5k) is used.  Any other dataset name is a folder
 of images <data_dir>/<dataset>/<input_fname_pattern>.
 """
+import collections
+import concurrent.futures
 import glob
 import gzip
+import hashlib
+import json
 import os
 import struct
+import threading
+import zlib
 
 import numpy as np
+from tqdm import tqdm
 
-from utils import UserError, get_image, image_channels, resize
+from utils import UNREADABLE_IMAGE_ERRORS, UserError, image_channels, load_image, resize
 
 PROJECT_DIR = os.path.dirname(os.path.abspath(__file__))
 BUNDLED_MNIST_DIR = os.path.join(PROJECT_DIR, "data", "mnist5k")
@@ -47,7 +54,7 @@ def read_idx(path, ndim):
   try:
     with opener(path, "rb") as f:
       raw = f.read()
-  except (OSError, EOFError) as err:
+  except (OSError, EOFError, zlib.error) as err:
     raise UserError("Cannot read %s (%s); delete it and download it again." % (path, err))
   if len(raw) < 4:
     raise UserError("%s is too short to be an IDX file." % path)
@@ -68,15 +75,23 @@ def read_idx(path, ndim):
 
 
 def find_mnist_files(folder):
-  """Paths of the four MNIST IDX files in folder (raw or .gz), or None if any is missing."""
+  """Paths of the four MNIST IDX files in folder (raw or .gz); None if there are none.
+
+  A folder holding some of them but not all is an error, not a reason to fall
+  back silently: it is what an interrupted download leaves.
+  """
   paths = {}
   for key, name in MNIST_FILES.items():
     for candidate in (name, name + ".gz"):
       if os.path.isfile(os.path.join(folder, candidate)):
         paths[key] = os.path.join(folder, candidate)
         break
-    else:
-      return None
+  if not paths:
+    return None
+  if len(paths) < len(MNIST_FILES):
+    missing = sorted(MNIST_FILES[k] for k in MNIST_FILES if k not in paths)
+    raise UserError("MNIST in %s is incomplete (missing %s); run 'python download.py mnist'."
+                    % (folder, ", ".join(missing)))
   return paths
 
 
@@ -123,54 +138,198 @@ class MnistData(object):
     labels[np.arange(len(indices)), self.labels[indices]] = 1.0
     return images, labels
 
+  def report(self):
+    return None
+
 
 class ImageFolderData(object):
   """Images matching <data_dir>/<dataset>/<pattern>, cropped/resized, pixels in [-1, 1].
 
-  The channel count comes from the first image (grayscale -> 1, else 3); every
-  image is converted to it.
+  The channel count comes from the first readable image (grayscale -> 1, else
+  3); every image is converted to it.  A file that cannot be read as an image
+  is reported once (one warning line), remembered, and replaced in its batch
+  by the next readable file, so an epoch never stops on a bad file.
+
+  With cache_dir, decoded, cropped and resized images are kept in a
+  memory-mapped file there, so epochs after the first do no image decoding.
+  The cache holds exactly what decoding gives, so batches are the same with
+  and without it.
   """
 
   y_dim = None
   value_range = (-1.0, 1.0)
 
   def __init__(self, data_dir, dataset, input_fname_pattern="*.jpg", input_height=108,
-               input_width=None, output_height=64, output_width=None, crop=True):
+               input_width=None, output_height=64, output_width=None, crop=True, cache_dir=None):
     folder = os.path.join(data_dir, dataset)
     pattern = os.path.join(folder, input_fname_pattern)
     if not os.path.isdir(folder):
       raise UserError("The dataset folder %s does not exist; put images there or set "
                       "--data_dir and --dataset." % folder)
-    self.files = sorted(glob.glob(pattern))
+    self.files = sorted(f for f in glob.glob(pattern) if os.path.isfile(f))
     if not self.files:
       raise UserError("No files match %s; check --input_fname_pattern (for example '*.png')."
                       % pattern)
-    self.c_dim = image_channels(self.files[0])
     self.input_height = input_height
     self.input_width = input_width or input_height
     self.output_height = output_height
     self.output_width = output_width or output_height
     self.crop = crop
+    self.bad = {}  # index -> reason
+    self._lock = threading.Lock()
+    self.c_dim = self._first_channels()
+    self.cache = None
+    if cache_dir:
+      self.cache = ImageCache(cache_dir, self._cache_key(), len(self.files),
+                              self.image_shape)
+      for index in np.flatnonzero(self.cache.state == ImageCache.UNREADABLE):
+        self.bad[int(index)] = "unreadable (remembered by the cache)"
+
+  @property
+  def image_shape(self):
+    return (self.output_height, self.output_width, self.c_dim)
+
+  def _first_channels(self):
+    for index, path in enumerate(self.files):
+      try:
+        return image_channels(path)
+      except UNREADABLE_IMAGE_ERRORS as err:
+        self._mark_bad(index, err)
+    raise UserError("None of the %d files matching %s is a readable image."
+                    % (len(self.files), os.path.dirname(self.files[0])))
+
+  def _cache_key(self):
+    """Changes whenever the files, their contents' dates/sizes or the preprocessing change."""
+    digest = hashlib.sha1()
+    digest.update(json.dumps([self.input_height, self.input_width, self.output_height,
+                              self.output_width, self.crop, self.c_dim]).encode())
+    for path in self.files:
+      stat = os.stat(path)
+      digest.update(("%s\0%d\0%d\n" % (path, stat.st_size, stat.st_mtime_ns)).encode())
+    return digest.hexdigest()[:16]
+
+  def _mark_bad(self, index, err):
+    with self._lock:
+      if index in self.bad:
+        return
+      reason = str(err).splitlines()[0] if str(err) else type(err).__name__
+      self.bad[index] = reason
+    tqdm.write("warning: skipping unreadable image %s (%s)" % (self.files[index], reason))
+    if self.cache is not None:
+      self.cache.state[index] = ImageCache.UNREADABLE
 
   def __len__(self):
     return len(self.files)
 
+  def load(self, index):
+    """Image index as uint8 [H, W, c_dim]; the next readable one if it cannot be read."""
+    for step in range(len(self.files)):
+      i = (index + step) % len(self.files)
+      if i in self.bad:
+        continue
+      if self.cache is not None and self.cache.state[i] == ImageCache.FILLED:
+        return self.cache.pixels[i]
+      try:
+        pixels = load_image(self.files[i], self.input_height, self.input_width,
+                            self.output_height, self.output_width, crop=self.crop,
+                            grayscale=self.c_dim == 1)
+      except UNREADABLE_IMAGE_ERRORS as err:
+        self._mark_bad(i, err)
+        continue
+      pixels = pixels.reshape(self.image_shape)
+      if self.cache is not None:
+        self.cache.pixels[i] = pixels
+        self.cache.state[i] = ImageCache.FILLED
+      return pixels
+    raise UserError("None of the %d files in %s could be read as an image."
+                    % (len(self.files), os.path.dirname(self.files[0])))
+
   def get(self, indices):
-    images = [get_image(self.files[i], self.input_height, self.input_width,
-                        self.output_height, self.output_width, crop=self.crop,
-                        grayscale=self.c_dim == 1) for i in indices]
-    images = np.stack(images).astype(np.float32)
-    if self.c_dim == 1:
-      images = images[..., None]
-    return images, None
+    images = np.stack([self.load(i) for i in indices])
+    return images.astype(np.float32) / 127.5 - 1.0, None
+
+  def report(self):
+    """One line on what was skipped, or None."""
+    if not self.bad:
+      return None
+    return "%d unreadable file(s) skipped: %s" % (
+        len(self.bad), ", ".join(os.path.basename(self.files[i]) for i in sorted(self.bad)[:5])
+        + (", ..." if len(self.bad) > 5 else ""))
+
+
+class ImageCache(object):
+  """Decoded images of a dataset in two memory-mapped .npy files under cache_dir.
+
+  <key>.pixels.npy holds uint8 [N, H, W, C]; <key>.state.npy one byte per image:
+  EMPTY, FILLED or UNREADABLE.  An image is written before its state, so a run
+  stopped at any point leaves a cache whose FILLED entries are complete.
+  """
+
+  EMPTY, FILLED, UNREADABLE = 0, 1, 2
+
+  def __init__(self, cache_dir, key, count, shape):
+    try:
+      os.makedirs(cache_dir, exist_ok=True)
+      self.path = os.path.join(cache_dir, key)
+      self.pixels = self._open(self.path + ".pixels.npy", (count,) + tuple(shape))
+      self.state = self._open(self.path + ".state.npy", (count,))
+    except OSError as err:
+      raise UserError("Cannot use the cache folder %s (%s); choose another --cache_dir."
+                      % (cache_dir, err.strerror or err))
+
+  @staticmethod
+  def _open(path, shape):
+    if os.path.exists(path):
+      array = np.lib.format.open_memmap(path, mode="r+")
+      if array.shape == shape and array.dtype == np.uint8:
+        return array
+    tmp = path + ".tmp"
+    np.lib.format.open_memmap(tmp, mode="w+", dtype=np.uint8, shape=shape).flush()
+    os.replace(tmp, path)
+    return np.lib.format.open_memmap(path, mode="r+")
+
+  def filled(self):
+    return int(np.count_nonzero(self.state == self.FILLED))
+
+  def flush(self):
+    self.pixels.flush()
+    self.state.flush()
+
+
+def prefetch(data, batches, workers=2, depth=4):
+  """Yield data.get(indices) for each index list in batches, in order, decoded ahead.
+
+  Up to `depth` batches are being decoded by `workers` threads while the caller
+  (the Session) works on the current one; Pillow and NumPy release the GIL
+  while they decode and resize.  workers=0 decodes in the calling thread.
+  """
+  batches = iter(batches)
+  if workers <= 0:
+    for indices in batches:
+      yield data.get(indices)
+    return
+  with concurrent.futures.ThreadPoolExecutor(max_workers=workers,
+                                             thread_name_prefix="dcgan-loader") as pool:
+    pending = collections.deque()
+    try:
+      for indices in batches:
+        pending.append(pool.submit(data.get, indices))
+        if len(pending) >= depth:
+          yield pending.popleft().result()
+      while pending:
+        yield pending.popleft().result()
+    finally:
+      for future in pending:
+        future.cancel()
 
 
 def open_dataset(dataset, data_dir, input_fname_pattern="*.jpg", input_height=108,
-                 input_width=None, output_height=64, output_width=None, crop=True):
+                 input_width=None, output_height=64, output_width=None, crop=True, cache_dir=None):
+  """The dataset object for --dataset: MNIST, or a folder of images (optionally cached)."""
   if dataset == "mnist":
     return MnistData(data_dir, output_height, output_width or output_height)
   return ImageFolderData(data_dir, dataset, input_fname_pattern, input_height, input_width,
-                         output_height, output_width, crop)
+                         output_height, output_width, crop, cache_dir)
 
 
 def labelled(dataset):

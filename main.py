@@ -84,6 +84,11 @@ flags.DEFINE_integer("ckpt_freq", 200, "save checkpoint every this many iteratio
 flags.DEFINE_integer("z_dim", 100, "dimensions of z")
 flags.DEFINE_string("z_dist", "uniform_signed", "'normal01' or 'uniform_unsigned' or uniform_signed")
 flags.DEFINE_boolean("G_img_sum", False, "Save generator image summaries in log")
+flags.DEFINE_boolean("cache", False, "Keep decoded, cropped, resized images of an image-folder dataset "
+                     "on disk (see --cache_dir), so epochs after the first decode nothing")
+flags.DEFINE_string("cache_dir", None, "Folder of the --cache files [<data_dir>/.dcgan_cache]")
+flags.DEFINE_integer("data_workers", 2, "Threads decoding image batches ahead of training; 0 decodes "
+                     "in the training thread [2]")
 flags.DEFINE_integer("seed", None, "Seed for weights, data order and z; a run with the same seed "
                      "on the same machine repeats itself [random, saved in FLAGS.json]")
 FLAGS = flags.FLAGS
@@ -119,6 +124,8 @@ def validate(config):
   for name in ("input_height", "input_width", "output_height", "output_width"):
     if getattr(config, name) <= 0:
       raise UserError("--%s must be a positive number of pixels, not %d." % (name, getattr(config, name)))
+  if config.data_workers < 0:
+    raise UserError("--data_workers must be 0 or more, not %d." % config.data_workers)
   for name in ("sample_freq", "ckpt_freq", "max_to_keep"):
     if getattr(config, name) <= 0:
       raise UserError("--%s must be a positive number, not %d." % (name, getattr(config, name)))
@@ -208,9 +215,12 @@ def print_config(config):
 
 
 def train(config):
+  if config.cache and not config.cache_dir:
+    config.cache_dir = os.path.join(config.data_dir, ".dcgan_cache")
   data = open_dataset(config.dataset, config.data_dir, config.input_fname_pattern,
                       config.input_height, config.input_width, config.output_height,
-                      config.output_width, config.crop)
+                      config.output_width, config.crop,
+                      cache_dir=expand_path(config.cache_dir) if config.cache else None)
   batches_per_epoch(len(data), config.train_size, config.batch_size)  # fail before any folder exists
   if not config.out_name:
     config.out_name = "{} - {} - {}".format(

@@ -23,7 +23,7 @@ import numpy as np
 import tensorflow.compat.v1 as tf
 from tqdm import tqdm
 
-from dataset import open_dataset
+from dataset import open_dataset, prefetch
 from ops import (batch_norm, conv2d, conv_cond_concat, conv_out_size_same, deconv2d, flatten,
                  linear, lrelu)
 from utils import UserError, image_manifold_size, save_images
@@ -341,15 +341,22 @@ class DCGAN(object):
     fetch_d = [self.d_optim, self.d_summary, self.d_loss_real, self.d_loss_fake]
     fetch_g = [self.g_optim, self.g_summary, self.g_loss]
     saved_at = counter if could_load else None
+    workers = option("data_workers", 2)
     start_time = time.time()
+    self.data_wait = 0.0  # seconds the training loop waited for batches
     try:
       for epoch in range(start_epoch, epochs):
         order = np.random.default_rng([self.seed, 0, epoch]).permutation(len(data))
         first = start_idx if epoch == start_epoch else 0
+        batches = prefetch(data, (order[idx * batch_size:(idx + 1) * batch_size]
+                                  for idx in range(first, batch_idxs)), workers=workers)
         bar = tqdm(total=batch_idxs, initial=first, desc="epoch %d/%d" % (epoch, epochs),
                    unit="step", leave=False, disable=None)
+        epoch_start, epoch_wait = time.time(), 0.0
         for idx in range(first, batch_idxs):
-          batch_images, batch_labels = data.get(order[idx * batch_size:(idx + 1) * batch_size])
+          wait_start = time.time()
+          batch_images, batch_labels = next(batches)
+          epoch_wait += time.time() - wait_start
           batch_z = gen_random(np.random.default_rng([self.seed, 1, counter]), self.z_dist,
                                (batch_size, self.z_dim))
           feed = self.feed(batch_z, batch_labels, batch_images, learning_rate)
@@ -375,13 +382,22 @@ class DCGAN(object):
           if counter % ckpt_freq == 0:
             self.save(checkpoint_dir, counter)
             saved_at = counter
+        batches.close()
         bar.close()
+        self.data_wait += epoch_wait
+        elapsed = time.time() - epoch_start
+        print(" [*] Epoch %d: %d steps in %.1f s, %.1f%% of it waiting for data"
+              % (epoch, batch_idxs - first, elapsed, 100.0 * epoch_wait / max(elapsed, 1e-9)))
         # A grid at the end of every epoch, so short runs have pictures too.
         grid = os.path.join(sample_dir, "train_{:08d}.png".format(counter))
         if not os.path.exists(grid):
           self.save_sample_grid(grid, sample_z, sample_labels)
     finally:
       writer.close()
+      if getattr(data, "cache", None) is not None:
+        data.cache.flush()
+    if data.report():
+      print(" [!] " + data.report())
     if saved_at != counter:
       self.save(checkpoint_dir, counter)
     print(" [*] Trained to counter %d; checkpoint in %s, samples in %s"

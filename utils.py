@@ -30,14 +30,22 @@ def timestamp(fmt="%Y%m%d.%H%M%S", ts=None):
 # reading
 
 
+# What Pillow raises for a file that is not a readable image: unknown format
+# (UnidentifiedImageError is an OSError), truncated data, broken chunks.
+UNREADABLE_IMAGE_ERRORS = (OSError, ValueError, SyntaxError, EOFError, Image.DecompressionBombError)
+
+
+def _open_converted(path, grayscale):
+  with Image.open(path) as img:
+    return img.convert("L" if grayscale else "RGB")
+
+
 def imread(path, grayscale=False):
   """Read any Pillow-readable image as float32 HxW (grayscale) or HxWx3 (RGB).
 
   Palette, RGBA, 16-bit and other modes are converted; alpha is dropped.
   """
-  with Image.open(path) as img:
-    img = img.convert("L" if grayscale else "RGB")
-    return np.asarray(img, dtype=np.float32)
+  return np.asarray(_open_converted(path, grayscale), dtype=np.float32)
 
 
 def image_channels(path):
@@ -46,27 +54,46 @@ def image_channels(path):
     return 1 if img.mode in ("1", "L", "LA", "I", "I;16", "F") else 3
 
 
-def center_crop(x, crop_h, crop_w=None, resize_h=64, resize_w=64):
-  """Crop the central crop_h x crop_w window, then resize bilinearly.
+def _crop_box(height, width, crop_h, crop_w):
+  """The original's centre crop window (clamped to the image), as a Pillow box."""
+  crop_h, crop_w = min(crop_h, height), min(crop_w, width)
+  j = int(round((height - crop_h) / 2.0))
+  i = int(round((width - crop_w) / 2.0))
+  return (i, j, i + crop_w, j + crop_h)
 
-  Returns float32 in the input's value range.  A crop larger than the image
-  is clamped to the image.
+
+def _resized(img, resize_h, resize_w):
+  if img.size == (resize_w, resize_h):
+    return img
+  return img.resize((resize_w, resize_h), Image.BILINEAR)
+
+
+def load_image(path, input_height, input_width, resize_height=64, resize_width=64, crop=True,
+               grayscale=False):
+  """Read, centre-crop (optional) and bilinearly resize an image: uint8 HxW or HxWx3.
+
+  This is the whole per-image cost of an image-folder dataset; the result is
+  what the on-disk cache stores, so cached and uncached batches are identical.
   """
-  if crop_w is None:
-    crop_w = crop_h
+  img = _open_converted(path, grayscale)
+  if crop:
+    img = img.crop(_crop_box(img.size[1], img.size[0], input_height, input_width or input_height))
+  return np.asarray(_resized(img, resize_height, resize_width), dtype=np.uint8)
+
+
+def center_crop(x, crop_h, crop_w=None, resize_h=64, resize_w=64):
+  """Crop the central crop_h x crop_w window of an array in [0, 255], then resize bilinearly."""
   h, w = x.shape[:2]
-  crop_h, crop_w = min(crop_h, h), min(crop_w, w)
-  j = int(round((h - crop_h) / 2.0))
-  i = int(round((w - crop_w) / 2.0))
-  return resize(x[j:j + crop_h, i:i + crop_w], resize_h, resize_w)
+  left, top, right, bottom = _crop_box(h, w, crop_h, crop_w or crop_h)
+  return resize(x[top:bottom, left:right], resize_h, resize_w)
 
 
 def resize(x, resize_h, resize_w):
   """Bilinear resize of a float HxW or HxWxC array in [0, 255] to resize_h x resize_w."""
   if x.shape[0] == resize_h and x.shape[1] == resize_w:
     return x.astype(np.float32)
-  img = Image.fromarray(np.clip(x, 0, 255).astype(np.uint8))
-  return np.asarray(img.resize((resize_w, resize_h), Image.BILINEAR), dtype=np.float32)
+  img = Image.fromarray(np.clip(np.round(x), 0, 255).astype(np.uint8))
+  return np.asarray(_resized(img, resize_h, resize_w), dtype=np.float32)
 
 
 def transform(image, input_height, input_width, resize_height=64, resize_width=64, crop=True):
@@ -80,8 +107,10 @@ def transform(image, input_height, input_width, resize_height=64, resize_width=6
 
 def get_image(image_path, input_height, input_width, resize_height=64, resize_width=64,
               crop=True, grayscale=False):
-  image = imread(image_path, grayscale)
-  return transform(image, input_height, input_width, resize_height, resize_width, crop)
+  """An image file as float32 in [-1, 1], cropped and resized as training feeds it."""
+  pixels = load_image(image_path, input_height, input_width, resize_height, resize_width, crop,
+                      grayscale)
+  return pixels.astype(np.float32) / 127.5 - 1.0
 
 
 def inverse_transform(images):

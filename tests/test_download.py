@@ -1,0 +1,195 @@
+"""download.py against a local HTTP server serving the real MNIST sample and built archives."""
+import io
+import os
+import subprocess
+import sys
+import zipfile
+
+import numpy as np
+import pytest
+from PIL import Image
+
+import download
+from conftest import PROJECT_DIR
+from dataset import MnistData, open_dataset
+from http_server import FileServer, closed_port_url
+from utils import UserError
+
+SHARED_MNIST = os.path.join(os.path.dirname(PROJECT_DIR), "shared", "data", "mnist5k")
+MNIST_DIR = SHARED_MNIST if os.path.isdir(SHARED_MNIST) else os.path.join(PROJECT_DIR, "data", "mnist5k")
+MNIST_NAMES = [name for name, _, _ in download.MNIST_FILES]
+
+
+def mnist_files():
+  return {name: open(os.path.join(MNIST_DIR, name), "rb").read() for name in MNIST_NAMES}
+
+
+def jpeg_bytes(seed, size=(178, 218)):
+  rng = np.random.RandomState(seed)
+  w, h = size
+  pixels = np.clip(rng.normal(128, 40, (h, w, 3)), 0, 255).astype(np.uint8)
+  out = io.BytesIO()
+  Image.fromarray(pixels).save(out, "JPEG")
+  return out.getvalue()
+
+
+def zip_bytes(entries):
+  out = io.BytesIO()
+  with zipfile.ZipFile(out, "w") as zf:
+    for name, data in entries.items():
+      zf.writestr(name, data)
+  return out.getvalue()
+
+
+def run_download(*args):
+  env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
+  return subprocess.run([sys.executable, os.path.join(PROJECT_DIR, "download.py")] + list(args),
+                        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, timeout=300, env=env)
+
+
+def test_mnist_from_mirror_loads_and_reruns_as_a_no_op(tmp_path):
+  data_dir = str(tmp_path / "data")
+  with FileServer(mnist_files()) as server:
+    proc = run_download("mnist", "--data_dir", data_dir, "--mirror", server.url)
+    assert proc.returncode == 0, proc.stderr
+    assert "differs from the official file" in proc.stdout  # the sample is not the full MNIST
+    data = MnistData(data_dir)
+    assert data.source == os.path.join(data_dir, "mnist") and len(data) == 5000
+    for name in MNIST_NAMES:
+      assert open(os.path.join(data_dir, "mnist", name), "rb").read() == server.files[name]
+    assert os.path.exists(os.path.join(data_dir, "mnist", download.MARKER))
+    assert not [f for f in os.listdir(os.path.join(data_dir, "mnist")) if f.endswith(".part")]
+    requests = len(server.requests)
+    assert download.main(["mnist", "--data_dir", data_dir, "--mirror", server.url]) == 0
+    assert len(server.requests) == requests  # present: nothing fetched again
+
+
+def test_mirror_from_environment(tmp_path, monkeypatch, capsys):
+  with FileServer(mnist_files()) as server:
+    monkeypatch.setenv(download.MIRROR_ENV, server.url.rstrip("/"))  # the slash is added
+    assert download.main(["mnist", "--data_dir", str(tmp_path)]) == 0
+    assert {name for name, _ in server.requests} == set(MNIST_NAMES)
+
+
+def test_broken_connection_resumes_with_range(tmp_path, capsys):
+  with FileServer(mnist_files()) as server:
+    server.cut_after["train-images-idx3-ubyte.gz"] = 100000
+    assert download.main(["mnist", "--data_dir", str(tmp_path), "--mirror", server.url]) == 0
+    ranges = [r for name, r in server.requests if name == "train-images-idx3-ubyte.gz"]
+    assert ranges == [None, "bytes=100000-"]
+    got = open(str(tmp_path / "mnist" / "train-images-idx3-ubyte.gz"), "rb").read()
+    assert got == server.files["train-images-idx3-ubyte.gz"]
+  assert "resuming from byte 100000" in capsys.readouterr().out
+
+
+def test_partial_file_of_an_interrupted_run_is_resumed(tmp_path):
+  files = mnist_files()
+  folder = tmp_path / "mnist"
+  folder.mkdir()
+  (folder / "t10k-images-idx3-ubyte.gz.part").write_bytes(files["t10k-images-idx3-ubyte.gz"][:5000])
+  with FileServer(files) as server:
+    assert download.main(["mnist", "--data_dir", str(tmp_path), "--mirror", server.url]) == 0
+    assert ("t10k-images-idx3-ubyte.gz", "bytes=5000-") in server.requests
+  assert len(MnistData(str(tmp_path))) == 5000
+
+
+def test_corrupted_file_is_rejected_and_nothing_looks_complete(tmp_path):
+  files = mnist_files()
+  bad = bytearray(files["train-labels-idx1-ubyte.gz"])
+  bad[len(bad) // 2] ^= 0xFF
+  files["train-labels-idx1-ubyte.gz"] = bytes(bad)
+  with FileServer(files) as server:
+    proc = run_download("mnist", "--data_dir", str(tmp_path), "--mirror", server.url)
+  assert proc.returncode == 1 and "Traceback" not in proc.stderr
+  assert "train-labels-idx1-ubyte.gz" in proc.stderr and "corrupt" in proc.stderr
+  folder = tmp_path / "mnist"
+  assert not (folder / "train-labels-idx1-ubyte.gz").exists()
+  assert not (folder / "train-labels-idx1-ubyte.gz.part").exists()
+  assert not (folder / download.MARKER).exists()
+  with pytest.raises(UserError, match="incomplete"):
+    MnistData(str(tmp_path))
+
+
+def test_published_md5_mismatch_from_the_official_source_is_rejected(tmp_path):
+  with FileServer({"f.bin": b"not the real file"}) as server:
+    with pytest.raises(UserError, match="MD5 .* the published one"):
+      download.fetch(server.url + "f.bin", str(tmp_path / "f.bin"), expected_md5="0" * 32,
+                     official=True)
+  assert os.listdir(str(tmp_path)) == []
+
+
+def test_recorded_checksum_is_rechecked(tmp_path):
+  with FileServer({"f.bin": b"first version"}) as server:
+    dest = str(tmp_path / "f.bin")
+    download.fetch(server.url + "f.bin", dest, record_dir=str(tmp_path))
+    os.remove(dest)
+    server.files["f.bin"] = b"other bytes!!"
+    with pytest.raises(UserError, match="does not match the sha256 recorded"):
+      download.fetch(server.url + "f.bin", dest, record_dir=str(tmp_path))
+  assert not os.path.exists(dest)
+
+
+def test_offline_and_404_are_one_sentence(tmp_path):
+  proc = run_download("mnist", "--data_dir", str(tmp_path), "--mirror", closed_port_url())
+  assert proc.returncode == 1 and "Traceback" not in proc.stderr
+  lines = proc.stderr.strip().splitlines()
+  assert len(lines) == 1 and lines[0].startswith("error: Could not download http://127.0.0.1:")
+  assert "train-images-idx3-ubyte.gz" in lines[0] and "--mirror" in lines[0]
+  with FileServer({}) as server:
+    proc = run_download("celebA", "--data_dir", str(tmp_path), "--mirror", server.url)
+  assert proc.returncode == 1 and "HTTP 404" in proc.stderr and "img_align_celeba.zip" in proc.stderr
+  assert not (tmp_path / "celebA").exists()
+
+
+def test_celeba_zip_lands_flat_and_trains(tmp_path):
+  entries = {"img_align_celeba/": b""}
+  entries.update({"img_align_celeba/%06d.jpg" % i: jpeg_bytes(i) for i in range(1, 9)})
+  with FileServer({download.CELEBA_ZIP: zip_bytes(entries)}) as server:
+    assert download.main(["celebA", "--data_dir", str(tmp_path), "--mirror", server.url]) == 0
+  names = sorted(os.listdir(str(tmp_path / "celebA")))
+  assert names == [download.MARKER] + ["%06d.jpg" % i for i in range(1, 9)]
+  assert not (tmp_path / download.CELEBA_ZIP).exists()
+  data = open_dataset("celebA", str(tmp_path), "*.jpg", 108, None, 64, None, crop=True)
+  assert len(data) == 8 and data.get([0, 1])[0].shape == (2, 64, 64, 3)
+
+
+@pytest.mark.parametrize("evil", ["../evil.jpg", "img_align_celeba/../../evil.jpg", "/tmp/evil.jpg"])
+def test_archive_entries_outside_the_target_are_refused(tmp_path, evil):
+  data_dir = tmp_path / "data"
+  entries = {"img_align_celeba/000001.jpg": jpeg_bytes(1), evil: b"gotcha"}
+  with FileServer({download.CELEBA_ZIP: zip_bytes(entries)}) as server:
+    proc = run_download("celebA", "--data_dir", str(data_dir), "--mirror", server.url)
+  assert proc.returncode == 1 and "Traceback" not in proc.stderr
+  assert "outside" in proc.stderr and "nothing was extracted" in proc.stderr
+  assert not (data_dir / "celebA").exists()
+  leftovers = [os.path.join(root, f) for root, _, fs in os.walk(str(tmp_path)) for f in fs]
+  assert not [f for f in leftovers if f.endswith("evil.jpg")]
+  assert not os.path.exists("/tmp/evil.jpg")
+  assert not [d for d in os.listdir(str(data_dir)) if ".partial-" in d]
+
+
+def test_lsun_lmdb_becomes_an_image_folder(tmp_path):
+  lmdb = pytest.importorskip("lmdb")
+  db_dir = tmp_path / "build" / "bedroom_train_lmdb"
+  db_dir.mkdir(parents=True)
+  images = {}
+  for i in range(5):
+    out = io.BytesIO()
+    Image.fromarray(np.full((40, 60, 3), 40 * i, np.uint8)).save(out, "WEBP")
+    images[("%040x" % (i * 7919)).encode()] = out.getvalue()
+  env = lmdb.open(str(db_dir), map_size=1 << 24)
+  with env.begin(write=True) as txn:
+    for key, value in images.items():
+      txn.put(key, value)
+  env.close()
+  archive = zip_bytes({"bedroom_train_lmdb/" + name: open(str(db_dir / name), "rb").read()
+                       for name in os.listdir(str(db_dir))})
+  data_dir = tmp_path / "data"
+  with FileServer({"bedroom_train_lmdb.zip": archive}) as server:
+    proc = run_download("lsun", "--data_dir", str(data_dir), "--mirror", server.url)
+  assert proc.returncode == 0, proc.stderr
+  assert "--input_fname_pattern '*.webp'" in proc.stdout
+  written = sorted(f for f in os.listdir(str(data_dir / "lsun")) if f.endswith(".webp"))
+  assert len(written) == 5
+  data = open_dataset("lsun", str(data_dir), "*.webp", 40, None, 16, None, crop=True)
+  assert len(data) == 5 and data.get([0, 4])[0].shape == (2, 16, 16, 3)
