@@ -396,6 +396,8 @@ class DCGAN(object):
       writer.close()
       if getattr(data, "cache", None) is not None:
         data.cache.flush()
+    self.train_stats = {"steps": counter - 1 - (start_epoch * batch_idxs + start_idx),
+                        "seconds": time.time() - start_time, "data_wait": self.data_wait}
     if data.report():
       print(" [!] " + data.report())
     if saved_at != counter:
