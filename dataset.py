@@ -177,8 +177,8 @@ class ImageFolderData(object):
     self.crop = crop
     self.bad = {}  # index -> reason
     self._lock = threading.Lock()
-    self.c_dim = self._first_channels()
     self.cache = None
+    self.c_dim = self._first_channels()
     if cache_dir:
       self.cache = ImageCache(cache_dir, self._cache_key(), len(self.files),
                               self.image_shape)

@@ -24,6 +24,7 @@ import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import numpy as np  # noqa: E402
 from PIL import Image  # noqa: E402
@@ -32,6 +33,7 @@ import tensorflow.compat.v1 as tf  # noqa: E402
 
 tf.get_logger().setLevel("ERROR")
 
+from common import matmul_peak_gflops  # noqa: E402
 from dataset import ImageFolderData, prefetch  # noqa: E402
 from model import DCGAN  # noqa: E402
 
@@ -102,11 +104,12 @@ def main():
       model.train(config)
       stats = model.train_stats
 
+  peak = matmul_peak_gflops()
   wait = stats["data_wait"] / stats["seconds"]
   result = {
       "bench": "data_pipeline", "time": time.strftime("%Y-%m-%dT%H:%M:%S"),
       "machine": {"cpus": os.cpu_count(), "processor": platform.processor() or platform.machine(),
-                  "tensorflow": tf.__version__},
+                  "tensorflow": tf.__version__, "fp32_matmul_peak_gflops": round(peak, 1)},
       "config": {"image": "178x218 jpeg", "crop": args.input_height, "output": args.output_height,
                  "batch_size": args.batch_size, "filters": args.filters, "workers": args.workers,
                  "images": n, "generated": not args.data},
@@ -119,6 +122,7 @@ def main():
       "target_data_wait_fraction": TARGET_WAIT, "meets_target": wait < TARGET_WAIT,
   }
   print()
+  print("machine: %d CPUs, fp32 matmul peak %.1f GFLOP/s (measured now)" % (os.cpu_count(), peak))
   print("loader, images/s (178x218 JPEG -> crop %d -> %d):" % (args.input_height, args.output_height))
   for key, value in result["loader_images_per_s"].items():
     print("  %-16s %10.1f" % (key, value))

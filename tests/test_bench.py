@@ -16,7 +16,7 @@ def test_data_pipeline_bench_reports_its_fields(tmp_path):
       stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, timeout=600,
       env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"))
   assert proc.returncode == 0, proc.stderr[-2000:]
-  for field in ("cold_1_thread", "cold_2_threads", "cached", "s/step", "waiting for data"):
+  for field in ("matmul peak", "cold_1_thread", "cold_2_threads", "cached", "s/step", "waiting for data"):
     assert field in proc.stdout
   (line,) = open(results).read().splitlines()
   result = json.loads(line)
@@ -25,3 +25,4 @@ def test_data_pipeline_bench_reports_its_fields(tmp_path):
   assert all(v > 0 for v in result["loader_images_per_s"].values())
   assert 0 <= result["train"]["data_wait_fraction"] < 1
   assert isinstance(result["meets_target"], bool)
+  assert result["machine"]["fp32_matmul_peak_gflops"] > 0

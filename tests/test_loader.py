@@ -4,11 +4,13 @@ import threading
 import time
 
 import numpy as np
+import pytest
 import tensorflow.compat.v1 as tf
 
 from conftest import Config, tiny_dcgan, write_images
 from dataset import ImageCache, ImageFolderData, prefetch
 from test_main import only_run_folder, run_main
+from utils import UserError
 
 
 def make_bad_folder(folder, good=8):
@@ -119,3 +121,17 @@ def test_training_with_cache_and_threads_matches_plain_training(tmp_path, capsys
     logs.append([line.split("time:")[1].split(",", 1)[1] for line in capsys.readouterr().out.splitlines()
                  if line.startswith("[")])
   assert logs[0] == logs[1] and len(logs[0]) == 4
+
+
+def test_unreadable_first_file_and_all_unreadable(tmp_path, capsys):
+  folder = tmp_path / "faces"
+  write_images(str(folder), 3, size=(30, 30), mode="L")
+  (folder / "000_broken.jpg").write_text("not an image")
+  data = ImageFolderData(str(tmp_path), "faces", "*.jpg", 24, None, 8, None, True)
+  assert data.c_dim == 1 and list(data.bad) == [0]  # channels come from the first readable file
+  assert data.get([0])[0].shape == (1, 8, 8, 1)
+  (tmp_path / "junk").mkdir()
+  for i in range(3):
+    (tmp_path / "junk" / ("%d.jpg" % i)).write_text("nope")
+  with pytest.raises(UserError, match="None of the 3 files"):
+    ImageFolderData(str(tmp_path), "junk", "*.jpg", 24, None, 8, None, True)
