@@ -95,6 +95,32 @@ def find_mnist_files(folder):
   return paths
 
 
+def mnist_splits(data_dir):
+  """(train_images, train_labels, test_images, test_labels, folder) as uint8 arrays.
+
+  From <data_dir>/mnist, or the bundled real sample when that holds no MNIST.
+  """
+  folder = os.path.join(data_dir, "mnist")
+  paths = find_mnist_files(folder)
+  if paths is None:
+    paths = find_mnist_files(BUNDLED_MNIST_DIR)
+    if paths is None:
+      raise UserError("No MNIST files in %s and the bundled sample %s is missing; run "
+                      "'python download.py mnist'." % (folder, BUNDLED_MNIST_DIR))
+    print(" [*] No MNIST in %s: using the bundled real sample in %s" % (folder, BUNDLED_MNIST_DIR))
+  source = os.path.dirname(paths["train_images"])
+  splits = [read_idx(paths[key], rank) for key, rank in (("train_images", 3), ("train_labels", 1),
+                                                          ("test_images", 3), ("test_labels", 1))]
+  for images, labels in ((splits[0], splits[1]), (splits[2], splits[3])):
+    if len(images) != len(labels):
+      raise UserError("The MNIST files in %s disagree: %d images but %d labels."
+                      % (source, len(images), len(labels)))
+    if labels.size and labels.max() >= 10:
+      raise UserError("The MNIST label files in %s hold a label %d; labels must be 0-9."
+                      % (source, labels.max()))
+  return tuple(splits) + (source,)
+
+
 class MnistData(object):
   """MNIST train + test, shuffled once with the original's seed 547, pixels in [0, 1]."""
 
@@ -103,23 +129,9 @@ class MnistData(object):
   value_range = (0.0, 1.0)
 
   def __init__(self, data_dir, output_height=28, output_width=28):
-    folder = os.path.join(data_dir, "mnist")
-    paths = find_mnist_files(folder)
-    if paths is None:
-      paths = find_mnist_files(BUNDLED_MNIST_DIR)
-      if paths is None:
-        raise UserError("No MNIST files in %s and the bundled sample %s is missing; run "
-                        "'python download.py mnist'." % (folder, BUNDLED_MNIST_DIR))
-      print(" [*] No MNIST in %s: using the bundled real sample in %s" % (folder, BUNDLED_MNIST_DIR))
-    self.source = os.path.dirname(paths["train_images"])
-    images = np.concatenate([read_idx(paths["train_images"], 3), read_idx(paths["test_images"], 3)])
-    labels = np.concatenate([read_idx(paths["train_labels"], 1), read_idx(paths["test_labels"], 1)])
-    if len(images) != len(labels):
-      raise UserError("The MNIST files in %s disagree: %d images but %d labels."
-                      % (self.source, len(images), len(labels)))
-    if labels.size and labels.max() >= self.y_dim:
-      raise UserError("The MNIST label files in %s hold a label %d; labels must be 0-9."
-                      % (self.source, labels.max()))
+    train_x, train_y, test_x, test_y, self.source = mnist_splits(data_dir)
+    images = np.concatenate([train_x, test_x])
+    labels = np.concatenate([train_y, test_y])
     order = np.random.RandomState(MNIST_SHUFFLE_SEED).permutation(len(images))
     self.images = images[order]
     self.labels = labels[order].astype(np.int64)

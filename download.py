@@ -122,7 +122,7 @@ def _stream(url, part, name, offset):
     length = response.headers.get("Content-Length")
     total = offset + int(length) if length is not None else None
     with open(part, mode) as f, tqdm(total=total, initial=offset, unit="B", unit_scale=True,
-                                     unit_divisor=1024, desc=name, leave=False) as bar:
+                                     unit_divisor=1024, desc=name, leave=False, disable=None) as bar:
       try:
         while True:
           chunk = response.read(CHUNK)
@@ -261,7 +261,7 @@ def extract_zip(zip_path, target, strip_prefix=""):
     with zipfile.ZipFile(zip_path) as zf:
       members = safe_members(zf, staging)
       for info in tqdm(members, desc="extracting " + os.path.basename(zip_path), unit="file",
-                       leave=False):
+                       leave=False, disable=None):
         name = info.filename.replace("\\", "/")
         if strip_prefix and name.startswith(strip_prefix):
           name = name[len(strip_prefix):]
@@ -372,7 +372,7 @@ def lmdb_to_images(lmdb_dir, out_dir, limit=0):
     total = env.stat()["entries"]
     if limit:
       total = min(total, limit)
-    with tqdm(total=total, desc="writing images", unit="img", leave=False) as bar:
+    with tqdm(total=total, desc="writing images", unit="img", leave=False, disable=None) as bar:
       for key, value in txn.cursor():
         ext = image_extension(value)
         name = re.sub(r"[^A-Za-z0-9_.-]", "_", key.decode("ascii", "replace")) + ext

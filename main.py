@@ -50,7 +50,8 @@ tf.get_logger().setLevel("ERROR")
 
 from dataset import labelled, open_dataset  # noqa: E402
 from model import DCGAN, Z_DISTRIBUTIONS, batches_per_epoch  # noqa: E402
-from utils import UserError, expand_path, show_all_variables, timestamp  # noqa: E402
+from utils import (UserError, expand_path, show_all_variables, timestamp,  # noqa: E402
+                   training_pictures, visualize)
 
 _before = set(flags.FLAGS)
 flags.DEFINE_integer("epoch", 25, "Epoch to train [25]")
@@ -84,6 +85,29 @@ flags.DEFINE_integer("ckpt_freq", 200, "save checkpoint every this many iteratio
 flags.DEFINE_integer("z_dim", 100, "dimensions of z")
 flags.DEFINE_string("z_dist", "uniform_signed", "'normal01' or 'uniform_unsigned' or uniform_signed")
 flags.DEFINE_boolean("G_img_sum", False, "Save generator image summaries in log")
+flags.DEFINE_integer("visualize_option", 1, "With --visualize: 0 grid, 1 per-dimension sweeps, 2 random-"
+                     "dimension GIFs, 3 single-dimension GIFs, 4 as 3 plus a merged GIF [1]")
+flags.DEFINE_integer("generate", 0, "Test mode: write this many single generated images and a grid")
+flags.DEFINE_integer("label", -1, "With --generate on mnist: only this digit [-1: all, evenly]")
+flags.DEFINE_boolean("walk", False, "Test mode: latent walks between random z, linear and spherical "
+                     "(grid and GIF each)")
+flags.DEFINE_integer("walk_pairs", 8, "Walks in --walk [8]")
+flags.DEFINE_integer("walk_steps", 10, "Steps along each walk [10]")
+flags.DEFINE_string("arithmetic", "", "Test mode: z arithmetic on averaged exemplars, e.g. "
+                    "'1,2,3 - 4,5,6 + 7,8,9' (indices in arithmetic_pool.png) or, for mnist, "
+                    "'label:3 - label:3 + label:8'")
+flags.DEFINE_integer("arithmetic_pool", 64, "Samples in the exemplar pool of --arithmetic [64]")
+flags.DEFINE_boolean("evaluate", False, "Test mode, mnist: class-conditional accuracy and Frechet "
+                     "distance of generated digits, beside the real test split's; writes evaluation.json")
+flags.DEFINE_integer("evaluate_n", 100, "Generated digits per label for --evaluate [100]")
+flags.DEFINE_string("classifier_dir", "checkpoint", "Where the --evaluate MNIST classifier is cached "
+                    "[checkpoint]")
+flags.DEFINE_integer("classifier_epochs", 4, "Epochs to train the --evaluate classifier [4]")
+flags.DEFINE_boolean("features_experiment", False, "Test mode, mnist: linear classifier on D's "
+                     "features vs raw pixels (the paper's experiment); writes d_features.json")
+flags.DEFINE_integer("labels_per_class", 10, "Labelled digits per class for --features_experiment [10]")
+flags.DEFINE_boolean("training_pictures", False, "Test mode: the run's training-progress GIF and "
+                     "loss curves (training writes them at its end anyway)")
 flags.DEFINE_boolean("cache", False, "Keep decoded, cropped, resized images of an image-folder dataset "
                      "on disk (see --cache_dir), so epochs after the first decode nothing")
 flags.DEFINE_string("cache_dir", None, "Folder of the --cache files [<data_dir>/.dcgan_cache]")
@@ -253,6 +277,8 @@ def train(config):
     dcgan = build_dcgan(sess, config, data.c_dim, data.y_dim, data)
     show_all_variables(dcgan.g_vars + dcgan.d_vars)
     dcgan.train(config)
+  for path in training_pictures(config.sample_dir, os.path.join(config.out_dir, "logs")):
+    print(" [*] Wrote %s" % path)
 
 
 def test(config, given):
@@ -281,10 +307,12 @@ def test(config, given):
     load_success, load_counter = dcgan.load(ckpt_dir)
     if not load_success:
       raise UserError("Checkpoint not found in %s." % ckpt_dir)
-    z, labels = dcgan.sample_inputs()
-    grid = dcgan.save_sample_grid(
-        os.path.join(config.sample_dir, "test_%s.png" % timestamp("%Y%m%d%H%M%S")), z, labels)
-    print(" [*] Sample grid written to %s" % grid)
+    looked = run_experiments(dcgan, config, run_dir)
+    if not (looked or config.export or config.freeze):
+      z, labels = dcgan.sample_inputs()
+      grid = dcgan.save_sample_grid(
+          os.path.join(config.sample_dir, "test_%s.png" % timestamp("%Y%m%d%H%M%S")), z, labels)
+      print(" [*] Sample grid written to %s" % grid)
     if config.export:
       export_dir = os.path.join(ckpt_dir, "export_b" + str(config.batch_size))
       print(" [*] Exported %s" % dcgan.save(export_dir, load_counter, ckpt=True, frozen=False)[0])
@@ -293,6 +321,53 @@ def test(config, given):
       path = dcgan.save(export_dir, load_counter, ckpt=False, frozen=True)[0]
       print(" [*] Frozen sampler written to %s (input 'z:0'%s, output '%s')"
             % (path, ", 'y:0'" if y_dim else "", dcgan.sampler.name))
+
+
+def run_experiments(dcgan, config, run_dir):
+  """The test-mode ways of looking at a model that were asked for; True if any was."""
+  import evaluate
+  import experiments
+  seed = config.seed
+  stamp = timestamp("%Y%m%d%H%M%S")
+  written = []
+  if config.visualize:
+    written += visualize(dcgan.sess, dcgan, config, config.visualize_option, config.sample_dir,
+                         rng=np.random.RandomState(seed))
+  if config.generate:
+    folder, grid = experiments.generate(dcgan, config.generate, os.path.join(
+        config.sample_dir, "generated_" + stamp), config.label, np.random.default_rng(seed))
+    print(" [*] %d images in %s" % (config.generate, folder))
+    written.append(grid)
+  if config.walk:
+    written += experiments.latent_walks(dcgan, config.sample_dir, config.walk_pairs, config.walk_steps,
+                                        np.random.default_rng(seed))
+  if config.arithmetic:
+    written += experiments.z_arithmetic(dcgan, config.sample_dir, config.arithmetic,
+                                        config.arithmetic_pool, rng=np.random.default_rng(seed))
+  if config.evaluate:
+    classifier = evaluate.MnistClassifier(expand_path(config.classifier_dir), config.data_dir,
+                                          epochs=config.classifier_epochs)
+    try:
+      result = evaluate.evaluate_mnist(dcgan, classifier, config.evaluate_n, seed=seed or 0)
+    finally:
+      classifier.close()
+    result.update(checkpoint=config.checkpoint_dir, counter=dcgan.loaded_counter)
+    evaluate.print_evaluation(result)
+    written.append(evaluate.write_json(os.path.join(run_dir, "evaluation.json"), result))
+  if config.features_experiment:
+    result = evaluate.features_experiment(dcgan, config.data_dir, config.labels_per_class, seed or 0)
+    print("linear classifier, %d labels per class: D features %.2f%% (%d dims), raw pixels %.2f%%"
+          % (config.labels_per_class, 100 * result["discriminator_features"]["test_accuracy"],
+             result["discriminator_features"]["dimensions"], 100 * result["raw_pixels"]["test_accuracy"]))
+    written.append(evaluate.write_json(os.path.join(run_dir, "d_features.json"), result))
+  if config.training_pictures:
+    pictures = training_pictures(config.sample_dir, os.path.join(run_dir, "logs"))
+    if not pictures:
+      raise UserError("The run %s has no sample grids or logs to draw." % run_dir)
+    written += pictures
+  for path in written:
+    print(" [*] Wrote %s" % path)
+  return bool(written)
 
 
 def run(argv_flags):

@@ -50,6 +50,13 @@ def checkpoint_counter(path):
     return 0
 
 
+def max_pool_to(x, size):
+  """Max-pool [N, H, W, C] to about size x size (ceil(H / k) with window = stride = k)."""
+  kh = -(-int(x.shape[1]) // size)
+  kw = -(-int(x.shape[2]) // size)
+  return tf.nn.max_pool2d(x, [1, kh, kw, 1], [1, kh, kw, 1], "SAME")
+
+
 def batches_per_epoch(num_examples, train_size, batch_size):
   """Steps in an epoch, as the original counted them; a UserError if not even one."""
   steps = int(min(num_examples, train_size) // batch_size)
@@ -164,6 +171,12 @@ class DCGAN(object):
     self.D, self.D_logits = self.discriminator(self.inputs, self.y, reuse=False)
     self.sampler = self.generator(self.z, self.y, train=False)
     self.D_, self.D_logits_ = self.discriminator(self.G, self.y, reuse=True)
+    # D's convolutional features of self.inputs (inference mode), each max-pooled
+    # to 4x4 and concatenated: the paper's features for a linear classifier.
+    self.d_layers = []
+    self.discriminator(self.inputs, self.y, reuse=True, train=False, layers=self.d_layers)
+    self.d_features = tf.concat([flatten(max_pool_to(h, 4)) for h in self.d_layers], 1,
+                                name='d_features')
 
     def sigmoid_cross_entropy_with_logits(logits, labels):
       return tf.nn.sigmoid_cross_entropy_with_logits(logits=logits, labels=labels)
@@ -214,23 +227,33 @@ class DCGAN(object):
     self.model_saver = tf.train.Saver(self.model_vars)
     self.saver = tf.train.Saver(max_to_keep=self.max_to_keep)
 
-  def discriminator(self, image, y=None, reuse=False):
+  def discriminator(self, image, y=None, reuse=False, train=True, layers=None):
+    """D; with train=False batch norm uses its moving statistics.
+
+    If `layers` is a list, the convolutional activations are appended to it
+    (the paper's discriminator-features experiment reads them).
+    """
+    keep = layers.append if layers is not None else (lambda h: None)
     with tf.variable_scope("discriminator", reuse=reuse):
       if not self.y_dim:
         h0 = lrelu(conv2d(image, self.df_dim, name='d_h0_conv'))
-        h1 = lrelu(self.d_bn1(conv2d(h0, self.df_dim * 2, name='d_h1_conv')))
-        h2 = lrelu(self.d_bn2(conv2d(h1, self.df_dim * 4, name='d_h2_conv')))
-        h3 = lrelu(self.d_bn3(conv2d(h2, self.df_dim * 8, name='d_h3_conv')))
+        h1 = lrelu(self.d_bn1(conv2d(h0, self.df_dim * 2, name='d_h1_conv'), train=train))
+        h2 = lrelu(self.d_bn2(conv2d(h1, self.df_dim * 4, name='d_h2_conv'), train=train))
+        h3 = lrelu(self.d_bn3(conv2d(h2, self.df_dim * 8, name='d_h3_conv'), train=train))
+        for h in (h0, h1, h2, h3):
+          keep(h)
         h4 = linear(flatten(h3), 1, 'd_h4_lin')
         return tf.nn.sigmoid(h4), h4
 
       yb = tf.reshape(y, [-1, 1, 1, self.y_dim])
       x = conv_cond_concat(image, yb)
       h0 = lrelu(conv2d(x, self.c_dim + self.y_dim, name='d_h0_conv'))
+      keep(h0)
       h0 = conv_cond_concat(h0, yb)
-      h1 = lrelu(self.d_bn1(conv2d(h0, self.df_dim + self.y_dim, name='d_h1_conv')))
+      h1 = lrelu(self.d_bn1(conv2d(h0, self.df_dim + self.y_dim, name='d_h1_conv'), train=train))
+      keep(h1)
       h1 = tf.concat([flatten(h1), y], 1)
-      h2 = lrelu(self.d_bn2(linear(h1, self.dfc_dim, 'd_h2_lin')))
+      h2 = lrelu(self.d_bn2(linear(h1, self.dfc_dim, 'd_h2_lin'), train=train))
       h2 = tf.concat([h2, y], 1)
       h3 = linear(h2, 1, 'd_h3_lin')
       return tf.nn.sigmoid(h3), h3
@@ -450,6 +473,7 @@ class DCGAN(object):
       self.model_saver.restore(self.sess, path)
       print(" [*] %s holds no optimizer state: Adam starts afresh" % os.path.basename(path))
     counter = checkpoint_counter(path)
+    self.loaded_counter = counter
     print(" [*] Success to read {}".format(os.path.basename(path)))
     return True, counter
 

@@ -198,3 +198,182 @@ def show_all_variables(variables):
     print("%-*s  %-20s %12d" % (width, v.op.name, str(shape), count))
   print("total parameters: %d" % total)
   return total
+
+
+# ----------------------------------------------------------------------------
+# GIFs and training pictures
+
+
+def gif_frame_ms(duration, frames):
+  """Milliseconds per frame for `frames` frames over `duration` seconds; GIF counts in 1/100 s."""
+  return max(2, int(round(100.0 * duration / frames))) * 10
+
+
+def make_gif(images, fname, duration=2.0, value_range=(-1.0, 1.0)):
+  """Write a batch of images [N, H, W, C] (or a list of HxWxC arrays) as a looping GIF.
+
+  duration is the whole animation in seconds, as in the original's make_gif
+  (which needed moviepy); frames are spread evenly over it.
+  """
+  frames = [to_uint8(frame, value_range) for frame in images]
+  pictures = [Image.fromarray(f[:, :, 0] if f.ndim == 3 and f.shape[2] == 1 else f) for f in frames]
+  folder = os.path.dirname(os.path.abspath(fname))
+  os.makedirs(folder, exist_ok=True)
+  fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".gif", dir=folder)
+  os.close(fd)
+  try:
+    pictures[0].save(tmp, save_all=True, append_images=pictures[1:], loop=0,
+                     duration=gif_frame_ms(duration, len(pictures)))
+    os.replace(tmp, fname)
+  finally:
+    if os.path.exists(tmp):
+      os.remove(tmp)
+  return fname
+
+
+def progress_gif(sample_dir, fname, duration_per_frame=0.3):
+  """The train_*.png grids of a run, in order, as one GIF; None if there are none."""
+  grids = sorted(f for f in os.listdir(sample_dir) if f.startswith("train_") and f.endswith(".png"))
+  if not grids:
+    return None
+  frames = [np.asarray(Image.open(os.path.join(sample_dir, g)).convert("RGB")) for g in grids]
+  height, width = frames[-1].shape[:2]
+  frames = [f for f in frames if f.shape[:2] == (height, width)]
+  return make_gif(np.stack(frames), fname, duration=duration_per_frame * len(frames),
+                  value_range=(0.0, 255.0))
+
+
+def read_scalars(log_dir, tags=("d_loss", "g_loss")):
+  """{tag: [(step, value), ...]} from every event file of a run's logs folder."""
+  import tensorflow.compat.v1 as tf
+  series = {tag: {} for tag in tags}
+  for name in sorted(os.listdir(log_dir)):
+    if not name.startswith("events.out.tfevents"):
+      continue
+    for event in tf.train.summary_iterator(os.path.join(log_dir, name)):
+      for value in event.summary.value:
+        if value.tag in series:
+          series[value.tag][event.step] = value.simple_value
+  return {tag: sorted(points.items()) for tag, points in series.items()}
+
+
+def plot_curves(series, fname, size=(800, 400), title="losses"):
+  """Draw {label: [(x, y), ...]} as line plots with axes, in Pillow (no matplotlib)."""
+  from PIL import ImageDraw
+  colors = [(31, 119, 180), (214, 39, 40), (44, 160, 44), (148, 103, 189)]
+  width, height = size
+  left, right, top, bottom = 60, 20, 30, 40
+  img = Image.new("RGB", size, "white")
+  draw = ImageDraw.Draw(img)
+  points = [p for values in series.values() for p in values]
+  if not points:
+    raise UserError("No loss values to plot in the run's logs.")
+  xs, ys = [p[0] for p in points], [p[1] for p in points]
+  x0, x1 = min(xs), max(xs) if max(xs) > min(xs) else min(xs) + 1
+  y0, y1 = min(0.0, min(ys)), max(ys) * 1.05 if max(ys) > 0 else 1.0
+  to_px = lambda x, y: (left + (x - x0) / (x1 - x0) * (width - left - right),
+                        height - bottom - (y - y0) / (y1 - y0) * (height - top - bottom))
+  draw.rectangle([left, top, width - right, height - bottom], outline=(0, 0, 0))
+  for i in range(5):
+    y = y0 + (y1 - y0) * i / 4.0
+    _, py = to_px(x0, y)
+    draw.line([left - 4, py, left, py], fill=(0, 0, 0))
+    draw.text((5, py - 6), "%.2f" % y, fill=(0, 0, 0))
+    x = x0 + (x1 - x0) * i / 4.0
+    px, _ = to_px(x, y0)
+    draw.line([px, height - bottom, px, height - bottom + 4], fill=(0, 0, 0))
+    draw.text((px - 15, height - bottom + 8), "%d" % x, fill=(0, 0, 0))
+  draw.text((left, 8), title + " (x: step)", fill=(0, 0, 0))
+  for k, (label, values) in enumerate(sorted(series.items())):
+    color = colors[k % len(colors)]
+    line = [to_px(x, y) for x, y in values]
+    if len(line) > 1:
+      draw.line(line, fill=color, width=2)
+    elif line:
+      draw.ellipse([line[0][0] - 2, line[0][1] - 2, line[0][0] + 2, line[0][1] + 2], fill=color)
+    draw.text((width - right - 120, top + 8 + 14 * k), "-- " + label, fill=color)
+  folder = os.path.dirname(os.path.abspath(fname))
+  os.makedirs(folder, exist_ok=True)
+  img.save(fname)
+  return fname
+
+
+def training_pictures(sample_dir, log_dir):
+  """training_progress.gif from a run's sample grids and loss_curves.png from its events."""
+  written = []
+  gif = progress_gif(sample_dir, os.path.join(sample_dir, "training_progress.gif"))
+  if gif:
+    written.append(gif)
+  if os.path.isdir(log_dir):
+    series = read_scalars(log_dir)
+    if any(series.values()):
+      written.append(plot_curves(series, os.path.join(sample_dir, "loss_curves.png")))
+  return written
+
+
+# ----------------------------------------------------------------------------
+# the original's visualize(), options 0-4
+
+
+def visualize(sess, dcgan, config, option, sample_dir="samples", rng=None):
+  """The original's utils.visualize, all five options, for MNIST too (labels fed).
+
+  0: one grid of samples from z in [-0.5, 0.5]               test_<time>.png
+  1: per z dimension, a grid sweeping it over [0, 1)           test_arange_<dim>.png
+  2: random dimensions swept around a small random z           test_gif_<dim>.gif
+  3: per dimension, a sweep from z = 0                         test_gif_<dim>.gif
+  4: as 3, plus every dimension's sweep side by side           test_gif_merged.gif
+  Returns the files written.
+  """
+  from tqdm import tqdm
+  rng = rng or np.random.RandomState()
+  batch = config.batch_size
+  z_dim = dcgan.z_dim
+  values = np.arange(0, 1, 1.0 / batch)[:batch]
+  grid = image_manifold_size(batch)
+  written = []
+
+  def labels(n, one_label=False):
+    """Labels for the conditional model: random per sample, or one random label for a sweep."""
+    if not dcgan.y_dim:
+      return None
+    chosen = np.full(n, rng.randint(dcgan.y_dim)) if one_label else rng.randint(dcgan.y_dim, size=n)
+    return np.eye(dcgan.y_dim, dtype=np.float32)[chosen]
+
+  def sample(z, y):
+    return dcgan.sample(z.astype(np.float32), y)
+
+  if option == 0:
+    z = rng.uniform(-0.5, 0.5, size=(batch, z_dim))
+    path = os.path.join(sample_dir, "test_%s.png" % timestamp("%Y%m%d%H%M%S"))
+    written.append(save_images(sample(z, labels(batch)), grid, path, dcgan.value_range))
+  elif option == 1:
+    for idx in tqdm(range(z_dim), desc="option 1: z dimensions", leave=False, disable=None):
+      z = rng.uniform(-1, 1, size=(batch, z_dim))
+      z[:, idx] = values
+      path = os.path.join(sample_dir, "test_arange_%s.png" % idx)
+      written.append(save_images(sample(z, labels(batch)), grid, path, dcgan.value_range))
+  elif option == 2:
+    for idx in tqdm([rng.randint(0, z_dim) for _ in range(z_dim)], desc="option 2: random dimensions",
+                    leave=False, disable=None):
+      z = np.tile(rng.uniform(-0.2, 0.2, size=z_dim), (batch, 1))
+      z[:, idx] = values
+      path = os.path.join(sample_dir, "test_gif_%s.gif" % idx)
+      written.append(make_gif(sample(z, labels(batch, True)), path, value_range=dcgan.value_range))
+  elif option in (3, 4):
+    image_set = []
+    for idx in tqdm(range(z_dim), desc="option %d: z dimensions" % option, leave=False, disable=None):
+      z = np.zeros([batch, z_dim])
+      z[:, idx] = values
+      image_set.append(sample(z, labels(batch, True)))
+      path = os.path.join(sample_dir, "test_gif_%s.gif" % idx)
+      written.append(make_gif(image_set[-1], path, value_range=dcgan.value_range))
+    if option == 4:
+      size = image_manifold_size(z_dim)
+      frames = [merge(np.array([images[i] for images in image_set]), size)
+                for i in list(range(batch)) + list(range(batch - 1, -1, -1))]
+      path = os.path.join(sample_dir, "test_gif_merged.gif")
+      written.append(make_gif(frames, path, duration=8, value_range=dcgan.value_range))
+  else:
+    raise UserError("--visualize_option must be 0, 1, 2, 3 or 4, not %r." % (option,))
+  return sorted(set(written))

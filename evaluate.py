@@ -1,0 +1,239 @@
+"""Measuring a trained MNIST generator, and the paper's discriminator-features experiment.
+
+--evaluate: a small MNIST classifier (graph and Session too), trained once on
+the MNIST training split and cached, scores N generated digits per label:
+  * class-conditional accuracy: how often the classifier reads the label the
+    generator was asked for;
+  * Frechet distance between the classifier's penultimate-layer features of
+    the generated digits and of the real test split.
+Beside each stands the same figure for real data, the reference: the
+classifier's accuracy on the real test split, and the Frechet distance
+between an equally large sample of real training digits and the test split.
+
+--features_experiment (Radford et al. 2015, section 5.1): every convolutional
+layer of D max-pooled to 4x4 and concatenated; a linear (multinomial logistic
+regression) classifier trained on K labelled training digits per class;
+test accuracy beside the same classifier on raw pixels.
+"""
+import hashlib
+import json
+import os
+import time
+
+import numpy as np
+import scipy.optimize
+import tensorflow.compat.v1 as tf
+from tqdm import tqdm
+
+from dataset import mnist_splits
+from experiments import one_hot, sample_in_batches
+from model import gen_random
+from utils import UserError, resize
+
+
+def _conv(x, filters, name):
+  with tf.variable_scope(name):
+    w = tf.get_variable("w", [5, 5, int(x.shape[-1]), filters],
+                        initializer=tf.truncated_normal_initializer(stddev=0.05))
+    b = tf.get_variable("b", [filters], initializer=tf.zeros_initializer())
+    h = tf.nn.relu(tf.nn.bias_add(tf.nn.conv2d(x, w, [1, 1, 1, 1], "SAME"), b))
+    return tf.nn.max_pool2d(h, [1, 2, 2, 1], [1, 2, 2, 1], "SAME")
+
+
+def _dense(x, units, name, activation=None):
+  with tf.variable_scope(name):
+    w = tf.get_variable("w", [int(x.shape[-1]), units],
+                        initializer=tf.truncated_normal_initializer(stddev=0.05))
+    b = tf.get_variable("b", [units], initializer=tf.zeros_initializer())
+    h = tf.matmul(x, w) + b
+    return activation(h) if activation else h
+
+
+class MnistClassifier(object):
+  """conv 32 - pool - conv 64 - pool - dense 128 (the features) - dense 10, in its own graph."""
+
+  FEATURES = 128
+
+  def __init__(self, cache_dir, data_dir, epochs=4, seed=0):
+    train_x, train_y, test_x, test_y, source = mnist_splits(data_dir)
+    self.train_x, self.train_y = train_x.astype(np.float32)[..., None] / 255.0, train_y.astype(np.int64)
+    self.test_x, self.test_y = test_x.astype(np.float32)[..., None] / 255.0, test_y.astype(np.int64)
+    digest = hashlib.sha1(train_x.tobytes() + train_y.tobytes())
+    digest.update(("epochs=%d seed=%d" % (epochs, seed)).encode())
+    self.key = digest.hexdigest()[:12]
+    self.folder = os.path.join(cache_dir, "mnist_classifier-" + self.key)
+    self.graph = tf.Graph()
+    with self.graph.as_default():
+      tf.set_random_seed(seed)
+      self.x = tf.placeholder(tf.float32, [None, 28, 28, 1], name="x")
+      self.labels = tf.placeholder(tf.int64, [None], name="labels")
+      h = _conv(self.x, 32, "c_conv1")
+      h = _conv(h, 64, "c_conv2")
+      self.features = _dense(tf.reshape(h, [-1, 7 * 7 * 64]), self.FEATURES, "c_fc1", tf.nn.relu)
+      self.logits = _dense(self.features, 10, "c_fc2")
+      loss = tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(
+          labels=self.labels, logits=self.logits))
+      self.train_op = tf.train.AdamOptimizer(1e-3).minimize(loss)
+      self.saver = tf.train.Saver()
+      init = tf.global_variables_initializer()
+    self.sess = tf.Session(graph=self.graph)
+    ckpt = tf.train.latest_checkpoint(self.folder)
+    if ckpt:
+      self.saver.restore(self.sess, ckpt)
+      print(" [*] MNIST classifier loaded from %s" % self.folder)
+    else:
+      print(" [*] Training the MNIST classifier once (%d epochs on %d digits from %s); it is cached "
+            "in %s" % (epochs, len(train_x), source, self.folder))
+      self.sess.run(init)
+      rng = np.random.RandomState(seed)
+      for epoch in range(epochs):
+        order = rng.permutation(len(self.train_x))
+        for start in tqdm(range(0, len(order), 64), desc="classifier epoch %d" % epoch, leave=False, disable=None):
+          idx = order[start:start + 64]
+          self.sess.run(self.train_op, {self.x: self.train_x[idx], self.labels: self.train_y[idx]})
+      os.makedirs(self.folder, exist_ok=True)
+      self.saver.save(self.sess, os.path.join(self.folder, "classifier"))
+    self.test_accuracy = float(np.mean(self.predict(self.test_x)[0] == self.test_y))
+
+  def predict(self, images, batch_size=500):
+    """(predicted labels, features) for images [N, 28, 28, 1] in [0, 1]."""
+    preds, feats = [], []
+    for start in range(0, len(images), batch_size):
+      logits, features = self.sess.run([self.logits, self.features],
+                                       {self.x: images[start:start + batch_size]})
+      preds.append(logits.argmax(1))
+      feats.append(features)
+    return np.concatenate(preds), np.concatenate(feats).astype(np.float64)
+
+  def close(self):
+    self.sess.close()
+
+
+def frechet_distance(a, b):
+  """Frechet distance between Gaussians fitted to feature sets a [N, D] and b [M, D]."""
+  mu_a, mu_b = a.mean(0), b.mean(0)
+  cov_a, cov_b = np.cov(a, rowvar=False), np.cov(b, rowvar=False)
+  # Tr(sqrtm(A B)) is the sum of the square roots of A B's eigenvalues, which are
+  # real and >= 0 for covariance matrices; this stays exact where ReLU features
+  # leave the covariances singular (scipy.linalg.sqrtm then warns and drifts).
+  eigenvalues = np.linalg.eigvals(cov_a.dot(cov_b))
+  trace_covmean = np.sum(np.sqrt(np.clip(np.real(eigenvalues), 0.0, None)))
+  return float(np.sum((mu_a - mu_b) ** 2) + np.trace(cov_a) + np.trace(cov_b) - 2.0 * trace_covmean)
+
+
+def to_mnist_size(images):
+  """Generated images [N, H, W, 1] in [0, 1] -> [N, 28, 28, 1] for the classifier."""
+  if images.shape[1:3] == (28, 28):
+    return images.astype(np.float32)
+  return np.stack([resize(img[:, :, 0] * 255.0, 28, 28) / 255.0 for img in images])[..., None]
+
+
+def evaluate_mnist(dcgan, classifier, per_label=100, seed=0):
+  """The --evaluate figures as a dict."""
+  if dcgan.y_dim != 10 or dcgan.c_dim != 1:
+    raise UserError("--evaluate scores the conditional MNIST model (--dataset mnist) only.")
+  rng = np.random.default_rng(seed)
+  classes = np.repeat(np.arange(10), per_label)
+  z = gen_random(rng, dcgan.z_dist, (len(classes), dcgan.z_dim))
+  generated = to_mnist_size(sample_in_batches(dcgan, z, one_hot(classes, 10)))
+  predicted, gen_features = classifier.predict(generated)
+  _, test_features = classifier.predict(classifier.test_x)
+  reference_idx = np.random.RandomState(seed).choice(len(classifier.train_x),
+                                                    min(len(classes), len(classifier.train_x)),
+                                                    replace=False)
+  _, reference_features = classifier.predict(classifier.train_x[reference_idx])
+  per_class = [float(np.mean(predicted[classes == k] == k)) for k in range(10)]
+  return {
+      "generated": {"n": int(len(classes)), "per_label": per_label,
+                    "class_conditional_accuracy": float(np.mean(predicted == classes)),
+                    "per_class_accuracy": per_class,
+                    "frechet_distance": frechet_distance(gen_features, test_features)},
+      "real_reference": {"test_accuracy": classifier.test_accuracy,
+                         "frechet_distance": frechet_distance(reference_features, test_features),
+                         "n_train_sample": int(len(reference_idx)), "n_test": int(len(classifier.test_x))},
+      "classifier": {"folder": classifier.folder, "features": MnistClassifier.FEATURES},
+  }
+
+
+def print_evaluation(result):
+  g, r = result["generated"], result["real_reference"]
+  print("%-36s %12s %16s" % ("", "generated", "real (reference)"))
+  print("%-36s %11.2f%% %15.2f%%" % ("class-conditional accuracy", 100 * g["class_conditional_accuracy"],
+                                     100 * r["test_accuracy"]))
+  print("%-36s %12.3f %16.3f" % ("Frechet distance to the test split", g["frechet_distance"],
+                                 r["frechet_distance"]))
+  print("per-class accuracy of generated digits: " +
+        " ".join("%d:%.0f%%" % (k, 100 * a) for k, a in enumerate(g["per_class_accuracy"])))
+
+
+# ----------------------------------------------------------------------------
+# discriminator features
+
+
+def logistic_regression(x, y, classes, l2=1e-2):
+  """Multinomial logistic regression with L2, fitted by L-BFGS; returns a predict function."""
+  mean, std = x.mean(0), x.std(0) + 1e-6
+  xs = np.hstack([(x - mean) / std, np.ones((len(x), 1))])
+  targets = np.eye(classes)[y]
+
+  def loss_and_grad(flat):
+    w = flat.reshape(xs.shape[1], classes)
+    logits = xs.dot(w)
+    logits -= logits.max(1, keepdims=True)
+    p = np.exp(logits)
+    p /= p.sum(1, keepdims=True)
+    loss = -np.sum(targets * np.log(p + 1e-12)) / len(xs) + 0.5 * l2 * np.sum(w[:-1] ** 2)
+    grad = xs.T.dot(p - targets) / len(xs)
+    grad[:-1] += l2 * w[:-1]
+    return loss, grad.ravel()
+
+  w0 = np.zeros(xs.shape[1] * classes)
+  fit = scipy.optimize.minimize(loss_and_grad, w0, jac=True, method="L-BFGS-B",
+                                options={"maxiter": 500})
+  w = fit.x.reshape(xs.shape[1], classes)
+  return lambda data: np.hstack([(data - mean) / std, np.ones((len(data), 1))]).dot(w).argmax(1)
+
+
+def d_features(dcgan, images, batch_size=256):
+  feats = []
+  for start in range(0, len(images), batch_size):
+    batch = images[start:start + batch_size]
+    feed = {dcgan.inputs: batch}
+    if dcgan.y_dim:
+      feed[dcgan.y] = np.zeros((len(batch), dcgan.y_dim), np.float32)  # no label given away
+    feats.append(dcgan.sess.run(dcgan.d_features, feed))
+  return np.concatenate(feats).astype(np.float64)
+
+
+def features_experiment(dcgan, data_dir, per_class=10, seed=0):
+  """Test accuracy of a linear classifier on D's features vs on raw pixels, K labels per class."""
+  if dcgan.c_dim != 1 or (dcgan.output_height, dcgan.output_width) != (28, 28):
+    raise UserError("The features experiment needs a model of 28x28 MNIST digits (--dataset mnist).")
+  train_x, train_y, test_x, test_y, _ = mnist_splits(data_dir)
+  rng = np.random.RandomState(seed)
+  chosen = np.concatenate([rng.choice(np.flatnonzero(train_y == k), per_class, replace=False)
+                           for k in range(10) if np.count_nonzero(train_y == k) >= per_class])
+  if len(chosen) < 10 * per_class:
+    raise UserError("The training split has fewer than %d digits of some class." % per_class)
+  scale = lambda x: x.astype(np.float32)[..., None] / 255.0
+  train_images, test_images = scale(train_x[chosen]), scale(test_x)
+  labels = train_y[chosen].astype(np.int64)
+  result = {"labels_per_class": per_class, "n_test": int(len(test_x))}
+  start = time.time()
+  for name, train_f, test_f in (
+      ("discriminator_features", d_features(dcgan, train_images), d_features(dcgan, test_images)),
+      ("raw_pixels", train_images.reshape(len(chosen), -1).astype(np.float64),
+       test_images.reshape(len(test_x), -1).astype(np.float64))):
+    predict = logistic_regression(train_f, labels, 10)
+    result[name] = {"dimensions": int(train_f.shape[1]),
+                    "test_accuracy": float(np.mean(predict(test_f) == test_y))}
+  result["seconds"] = round(time.time() - start, 2)
+  return result
+
+
+def write_json(path, value):
+  os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+  with open(path + ".tmp", "w") as f:
+    json.dump(value, f, indent=2, sort_keys=True)
+  os.replace(path + ".tmp", path)
+  return path

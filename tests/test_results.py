@@ -1,0 +1,186 @@
+"""Every way of looking at a trained model, from the command line, on the bundled MNIST."""
+import glob
+import json
+import os
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from conftest import write_images
+from evaluate import frechet_distance, logistic_regression
+from experiments import parse_arithmetic, slerp
+from test_main import only_run_folder, run_main
+from utils import UserError, gif_frame_ms
+
+Z_DIM, BATCH = 6, 16
+
+
+@pytest.fixture(scope="module")
+def mnist_run(tmp_path_factory):
+  cwd = tmp_path_factory.mktemp("results")
+  proc = run_main(cwd, "--dataset", "mnist", "--input_height", "28", "--output_height", "28", "--train",
+                  "--epoch", "1", "--train_size", "64", "--batch_size", str(BATCH), "--z_dim", str(Z_DIM),
+                  "--sample_freq", "2", "--seed", "3")
+  return cwd, only_run_folder(cwd), proc
+
+
+def gif_info(path):
+  """(frame count as stored, total duration in ms, size): identical frames are merged by Pillow,
+  their durations added, so the total duration counts every frame written."""
+  with Image.open(path) as img:
+    total = 0
+    for i in range(img.n_frames):
+      img.seek(i)
+      total += img.info["duration"]
+    return img.n_frames, total, img.size
+
+
+def test_training_writes_progress_gif_and_loss_curves(mnist_run):
+  _, run_dir, proc = mnist_run
+  samples = os.path.join(run_dir, "samples")
+  grids = sorted(glob.glob(os.path.join(samples, "train_*.png")))
+  assert [os.path.basename(g) for g in grids] == ["train_00000002.png", "train_00000004.png",
+                                                  "train_00000005.png"]
+  frames, duration, size = gif_info(os.path.join(samples, "training_progress.gif"))
+  assert size == (4 * 28, 4 * 28) and duration == 3 * gif_frame_ms(0.9, 3) == 900 and frames >= 1
+  curves = Image.open(os.path.join(samples, "loss_curves.png"))
+  assert curves.size == (800, 400)
+  pixels = np.asarray(curves.convert("RGB")).reshape(-1, 3)
+  assert ((pixels == (31, 119, 180)).all(1)).sum() > 50  # the d_loss line is drawn
+  assert "loss_curves.png" in proc.stdout
+
+
+@pytest.mark.parametrize("option", [0, 1, 2, 3, 4])
+def test_visualize_options(mnist_run, option):
+  cwd, run_dir, _ = mnist_run
+  samples = os.path.join(run_dir, "samples")
+  before = set(os.listdir(samples))
+  proc = run_main(cwd, "--dataset", "mnist", "--visualize", "--visualize_option", str(option))
+  new = sorted(set(os.listdir(samples)) - before)
+  if option == 0:
+    (name,) = new
+    assert name.startswith("test_") and Image.open(os.path.join(samples, name)).size == (112, 112)
+  elif option == 1:
+    assert new == sorted("test_arange_%d.png" % i for i in range(Z_DIM))
+    assert Image.open(os.path.join(samples, new[0])).size == (112, 112)
+  else:
+    gifs = [n for n in os.listdir(samples) if n.startswith("test_gif_")]
+    assert gifs and all(gif_info(os.path.join(samples, g))[1] == BATCH * gif_frame_ms(2, BATCH)
+               for g in gifs if g[9].isdigit())
+    if option >= 3:
+      assert {"test_gif_%d.gif" % i for i in range(Z_DIM)} <= set(gifs)
+    frames, duration, size = gif_info(os.path.join(samples, "test_gif_0.gif" if option >= 3 else
+                                                   sorted(g for g in gifs if g[9].isdigit())[0]))
+    assert size == (28, 28) and 1 <= frames <= BATCH
+    if option == 4:
+      frames, duration, size = gif_info(os.path.join(samples, "test_gif_merged.gif"))
+      assert size == (3 * 28, 2 * 28)  # the 6 dimensions side by side, 2 x 3
+      assert duration == 2 * BATCH * gif_frame_ms(8, 2 * BATCH)
+  assert "Traceback" not in proc.stderr
+
+
+def test_generate_per_label_and_all_labels(mnist_run):
+  cwd, run_dir, _ = mnist_run
+  run_main(cwd, "--dataset", "mnist", "--generate", "12", "--label", "3")
+  run_main(cwd, "--dataset", "mnist", "--generate", "20")
+  folders = sorted(glob.glob(os.path.join(run_dir, "samples", "generated_*")))
+  assert len(folders) == 2
+  one = sorted(os.listdir(folders[0])) if len(os.listdir(folders[0])) == 13 else sorted(os.listdir(folders[1]))
+  every = sorted(os.listdir(folders[1])) if one == sorted(os.listdir(folders[0])) else sorted(os.listdir(folders[0]))
+  assert one[-1] == "grid.png" and all(n.endswith("_label3.png") for n in one[:-1]) and len(one) == 13
+  labels = [int(n.split("label")[1][:-4]) for n in every if "label" in n]
+  assert sorted(labels) == sorted(list(range(10)) * 2)
+  image = Image.open(os.path.join(folders[0], one[0]))
+  assert image.size == (28, 28) and image.mode == "L"
+  proc = run_main(cwd, "--dataset", "mnist", "--generate", "5", "--label", "12", check=False)
+  assert proc.returncode == 1 and "--label must be -1 (all) or 0-9" in proc.stderr
+
+
+def test_latent_walks_and_arithmetic(mnist_run):
+  cwd, run_dir, _ = mnist_run
+  samples = os.path.join(run_dir, "samples")
+  run_main(cwd, "--dataset", "mnist", "--walk", "--walk_pairs", "3", "--walk_steps", "5",
+           "--arithmetic", "label:3 - label:3 + label:8", "--arithmetic_pool", "30")
+  for mode in ("linear", "spherical"):
+    assert Image.open(os.path.join(samples, "walk_%s.png" % mode)).size == (5 * 28, 3 * 28)
+    frames, duration, size = gif_info(os.path.join(samples, "walk_%s.gif" % mode))
+    assert size == (3 * 28, 28) and duration == 8 * gif_frame_ms(0.15 * 8, 8)  # 5 steps out, 3 back
+  pool = Image.open(os.path.join(samples, "arithmetic_pool.png"))
+  assert pool.size[0] >= 6 * 28
+  table = Image.open(os.path.join(samples, "arithmetic.png"))
+  assert table.size == (9 * 28, 4 * 28)  # 3 terms + the result row; 1 result + 8 variations
+  proc = run_main(cwd, "--dataset", "mnist", "--arithmetic", "1,2 - 99", check=False)
+  assert proc.returncode == 1 and "outside the pool" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_evaluate_and_features_experiment(mnist_run):
+  cwd, run_dir, _ = mnist_run
+  classifier_dir = os.path.join(str(cwd), "classifier")
+  proc = run_main(cwd, "--dataset", "mnist", "--evaluate", "--evaluate_n", "20", "--classifier_dir",
+                  classifier_dir, "--classifier_epochs", "2", "--features_experiment",
+                  "--labels_per_class", "5")
+  assert "Training the MNIST classifier once" in proc.stdout
+  assert "class-conditional accuracy" in proc.stdout and "Frechet distance" in proc.stdout
+  result = json.load(open(os.path.join(run_dir, "evaluation.json")))
+  g, r = result["generated"], result["real_reference"]
+  assert g["n"] == 200 and g["per_label"] == 20 and len(g["per_class_accuracy"]) == 10
+  assert 0 <= g["class_conditional_accuracy"] <= 1 and g["frechet_distance"] >= 0
+  assert 0.8 < r["test_accuracy"] <= 1 and r["frechet_distance"] >= 0 and r["n_test"] == 1000
+  assert result["counter"] == 5
+  features = json.load(open(os.path.join(run_dir, "d_features.json")))
+  assert features["labels_per_class"] == 5 and features["n_test"] == 1000
+  assert features["discriminator_features"]["dimensions"] == 4 * 4 * 11 + 4 * 4 * 74
+  assert features["raw_pixels"]["dimensions"] == 784
+  for key in ("discriminator_features", "raw_pixels"):
+    assert 0.1 < features[key]["test_accuracy"] <= 1
+  again = run_main(cwd, "--dataset", "mnist", "--evaluate", "--evaluate_n", "10", "--classifier_dir",
+                   classifier_dir, "--classifier_epochs", "2")
+  assert "MNIST classifier loaded from" in again.stdout
+
+
+def test_image_folder_model_looks_without_labels(tmp_path):
+  write_images(str(tmp_path / "data" / "faces"), 8, size=(40, 40))
+  run_main(tmp_path, "--dataset", "faces", "--input_height", "32", "--crop", "--output_height", "16",
+           "--batch_size", "4", "--epoch", "1", "--z_dim", "4", "--train")
+  samples = os.path.join(only_run_folder(tmp_path), "samples")
+  run_main(tmp_path, "--dataset", "faces", "--visualize", "--visualize_option", "4", "--generate", "3",
+           "--walk", "--walk_pairs", "2", "--walk_steps", "3", "--arithmetic", "0,1 - 2 + 3")
+  assert gif_info(os.path.join(samples, "test_gif_merged.gif"))[2] == (2 * 16, 2 * 16)
+  (folder,) = glob.glob(os.path.join(samples, "generated_*"))
+  assert sorted(os.listdir(folder)) == ["000001.png", "000002.png", "000003.png", "grid.png"]
+  assert Image.open(os.path.join(folder, "000001.png")).mode == "RGB"
+  for args, message in ((["--evaluate"], "conditional MNIST model"),
+                        (["--generate", "2", "--label", "1"], "needs a conditional"),
+                        (["--arithmetic", "label:1 - label:2"], "needs a conditional")):
+    proc = run_main(tmp_path, "--dataset", "faces", *args, check=False)
+    assert proc.returncode == 1 and message in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_slerp_and_arithmetic_parsing():
+  a, b = np.array([1.0, 0.0]), np.array([0.0, 1.0])
+  np.testing.assert_allclose(slerp(a, b, 0.0), a, atol=1e-12)
+  np.testing.assert_allclose(slerp(a, b, 1.0), b, atol=1e-12)
+  np.testing.assert_allclose(np.linalg.norm(slerp(a, b, 0.3)), 1.0)  # stays on the sphere
+  np.testing.assert_allclose(slerp(a, 2 * a, 0.5), 1.5 * a)  # parallel: linear
+  assert parse_arithmetic("1,2,3 - 4 + 5,6") == [(1.0, [1, 2, 3]), (-1.0, [4]), (1.0, [5, 6])]
+  labels = np.arange(30) % 10
+  assert parse_arithmetic("label:3 - label:7", labels) == [(1.0, [3, 13, 23]), (-1.0, [7, 17, 27])]
+  with pytest.raises(UserError):
+    parse_arithmetic("1,2")
+  with pytest.raises(UserError):
+    parse_arithmetic("a - b")
+
+
+def test_frechet_distance_and_linear_classifier():
+  rng = np.random.RandomState(0)
+  x = rng.randn(2000, 4)
+  assert frechet_distance(x, x) == pytest.approx(0.0, abs=1e-6)
+  # equal covariances: the distance is the squared distance of the means
+  assert frechet_distance(x, x + [3.0, 0, 0, 0]) == pytest.approx(9.0, rel=1e-6)
+  # N(0, I) vs N(0, 4I): tr(I + 4I - 2 * 2I) = 4 for 4 dimensions
+  assert frechet_distance(rng.randn(20000, 4), 2 * rng.randn(20000, 4)) == pytest.approx(4.0, rel=0.05)
+  labels = rng.randint(0, 3, 300)
+  features = rng.randn(300, 5) + 4 * np.eye(3)[labels].dot(rng.randn(3, 5))
+  predict = logistic_regression(features[:200], labels[:200], 3)
+  assert np.mean(predict(features[200:]) == labels[200:]) > 0.9
