@@ -118,10 +118,11 @@ flags.DEFINE_integer("seed", None, "Seed for weights, data order and z; a run wi
 FLAGS = flags.FLAGS
 FLAG_NAMES = sorted(set(FLAGS) - _before)
 
-# Flags that shape the model: test mode takes them from the run's FLAGS.json
-# unless they are given on the command line.
+# Flags that shape the model, and the run's seed (so test mode's grid uses the
+# same fixed z as the training grids): test mode takes them from the run's
+# FLAGS.json unless they are given on the command line.
 MODEL_FLAGS = ("dataset", "input_height", "input_width", "output_height", "output_width", "crop",
-               "z_dim", "z_dist", "batch_size", "input_fname_pattern")
+               "z_dim", "z_dist", "batch_size", "input_fname_pattern", "seed")
 
 
 class Config(object):
