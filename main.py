@@ -49,7 +49,7 @@ tf = _import_tensorflow_quietly()
 tf.get_logger().setLevel("ERROR")
 
 from dataset import labelled, open_dataset  # noqa: E402
-from model import DCGAN, Z_DISTRIBUTIONS, batches_per_epoch  # noqa: E402
+from model import DCGAN, Z_DISTRIBUTIONS, batches_per_epoch, session_config  # noqa: E402
 from utils import (UserError, expand_path, show_all_variables, timestamp,  # noqa: E402
                    training_pictures, visualize)
 
@@ -108,6 +108,13 @@ flags.DEFINE_boolean("features_experiment", False, "Test mode, mnist: linear cla
 flags.DEFINE_integer("labels_per_class", 10, "Labelled digits per class for --features_experiment [10]")
 flags.DEFINE_boolean("training_pictures", False, "Test mode: the run's training-progress GIF and "
                      "loss curves (training writes them at its end anyway)")
+flags.DEFINE_integer("summary_freq", 10, "Write TensorBoard summaries every this many iterations "
+                     "(and at the first) [10]; 1 writes every step as the original did")
+flags.DEFINE_string("precision", "fp32", "fp32, or bf16: automatic mixed precision (oneDNN bfloat16 "
+                    "on CPUs with AVX512-BF16/AMX, float16 on GPUs); variables and losses stay fp32")
+flags.DEFINE_boolean("xla", False, "Compile the graph with XLA JIT (see the README's performance notes)")
+flags.DEFINE_integer("intra_op_threads", 0, "Threads inside one op [0: TensorFlow's choice]")
+flags.DEFINE_integer("inter_op_threads", 0, "Ops run in parallel [0: TensorFlow's choice]")
 flags.DEFINE_boolean("cache", False, "Keep decoded, cropped, resized images of an image-folder dataset "
                      "on disk (see --cache_dir), so epochs after the first decode nothing")
 flags.DEFINE_string("cache_dir", None, "Folder of the --cache files [<data_dir>/.dcgan_cache]")
@@ -149,9 +156,10 @@ def validate(config):
   for name in ("input_height", "input_width", "output_height", "output_width"):
     if getattr(config, name) <= 0:
       raise UserError("--%s must be a positive number of pixels, not %d." % (name, getattr(config, name)))
+  session_config(config.precision, config.xla, config.intra_op_threads, config.inter_op_threads)
   if config.data_workers < 0:
     raise UserError("--data_workers must be 0 or more, not %d." % config.data_workers)
-  for name in ("sample_freq", "ckpt_freq", "max_to_keep"):
+  for name in ("sample_freq", "ckpt_freq", "max_to_keep", "summary_freq"):
     if getattr(config, name) <= 0:
       raise UserError("--%s must be a positive number, not %d." % (name, getattr(config, name)))
 
@@ -199,10 +207,8 @@ def find_run(config, given_checkpoint_dir):
   return run_dir, ckpt_dir
 
 
-def session_config():
-  run_config = tf.ConfigProto()
-  run_config.gpu_options.allow_growth = True
-  return run_config
+def run_session_config(config):
+  return session_config(config.precision, config.xla, config.intra_op_threads, config.inter_op_threads)
 
 
 def build_dcgan(sess, config, c_dim, y_dim, data=None):
@@ -274,7 +280,7 @@ def train(config):
   print_config(config)
   print("To resume this run later: --out_name '%s'" % config.out_name)
 
-  with tf.Graph().as_default(), tf.Session(config=session_config()) as sess:
+  with tf.Graph().as_default(), tf.Session(config=run_session_config(config)) as sess:
     dcgan = build_dcgan(sess, config, data.c_dim, data.y_dim, data)
     show_all_variables(dcgan.g_vars + dcgan.d_vars)
     dcgan.train(config)
@@ -302,7 +308,7 @@ def test(config, given):
   config.sample_dir = os.path.join(run_dir, config.sample_dir)
   config.out_dir = run_dir
 
-  with tf.Graph().as_default(), tf.Session(config=session_config()) as sess:
+  with tf.Graph().as_default(), tf.Session(config=run_session_config(config)) as sess:
     dcgan = build_dcgan(sess, config, c_dim, y_dim)
     sess.run(dcgan.init_op)
     load_success, load_counter = dcgan.load(ckpt_dir)

@@ -31,6 +31,45 @@ from utils import UserError, image_manifold_size, save_images
 Z_DISTRIBUTIONS = ("normal01", "uniform_signed", "uniform_unsigned")
 
 
+def cpu_supports_bf16():
+  """True if this CPU has native bfloat16 arithmetic (AVX512-BF16 or AMX-BF16)."""
+  try:
+    with open("/proc/cpuinfo") as f:
+      flags = f.read()
+  except OSError:
+    return False
+  return " avx512_bf16" in flags or " amx_bf16" in flags
+
+
+def session_config(precision="fp32", xla=False, intra_op_threads=0, inter_op_threads=0):
+  """The Session's ConfigProto: GPU memory on demand, threads, optional bf16 and XLA.
+
+  precision 'bf16' turns on TensorFlow's automatic mixed precision graph
+  rewrite: oneDNN bfloat16 on CPUs that have it, float16 on a GPU. Variables,
+  losses and optimizer state stay float32; the rewrite casts matmuls and
+  convolutions (and what lies between them) to the low precision.
+  """
+  from tensorflow.core.protobuf import rewriter_config_pb2
+  config = tf.ConfigProto()
+  config.gpu_options.allow_growth = True
+  config.intra_op_parallelism_threads = intra_op_threads
+  config.inter_op_parallelism_threads = inter_op_threads
+  rewrite = config.graph_options.rewrite_options
+  if precision == "bf16":
+    if tf.config.list_physical_devices("GPU"):
+      rewrite.auto_mixed_precision = rewriter_config_pb2.RewriterConfig.ON
+    elif cpu_supports_bf16():
+      rewrite.auto_mixed_precision_onednn_bfloat16 = rewriter_config_pb2.RewriterConfig.ON
+    else:
+      raise UserError("--precision bf16 needs a GPU or a CPU with AVX512-BF16 or AMX-BF16 "
+                      "instructions, and this machine has neither; use --precision fp32.")
+  elif precision != "fp32":
+    raise UserError("--precision must be fp32 or bf16, not %r." % precision)
+  if xla:
+    config.graph_options.optimizer_options.global_jit_level = tf.OptimizerOptions.ON_1
+  return config
+
+
 def gen_random(rng, z_dist, size):
   """Draw latent vectors from the distribution named by --z_dist."""
   if z_dist == "normal01":
@@ -328,6 +367,24 @@ class DCGAN(object):
   # --------------------------------------------------------------------------
   # training
 
+  def train_step(self, feed, summarize=True):
+    """One iteration: one D update, then two G updates with the same z.
+
+    Returns (d_loss_real, d_loss_fake, g_loss, summaries), each loss fetched by
+    the run that computes it (d's before the D update, g's before the second G
+    update); the summaries only when summarize is true.
+    """
+    d_summary = [self.d_summary] if summarize else []
+    g_summary = [self.g_summary] if summarize else []
+    # Phase 1: update D on a real and a generated batch.
+    out = self.sess.run([self.d_optim, self.d_loss_real, self.d_loss_fake] + d_summary, feed_dict=feed)
+    err_d_real, err_d_fake, summaries = out[1], out[2], out[3:]
+    # Phase 2: update G twice with the same z, so that d_loss does not go to
+    # zero (the original's choice, not the paper's).
+    self.sess.run(self.g_optim, feed_dict=feed)
+    out = self.sess.run([self.g_optim, self.g_loss] + g_summary, feed_dict=feed)
+    return err_d_real, err_d_fake, out[1], summaries + out[2:]
+
   def train(self, config):
     """Train for config.epoch epochs, resuming from checkpoint_dir if it holds a checkpoint."""
     option = lambda name, default: getattr(config, name, default)
@@ -361,8 +418,7 @@ class DCGAN(object):
 
     writer = tf.summary.FileWriter(os.path.join(self.out_dir, "logs"), self.sess.graph)
     sample_z, sample_labels = self.sample_inputs()
-    fetch_d = [self.d_optim, self.d_summary, self.d_loss_real, self.d_loss_fake]
-    fetch_g = [self.g_optim, self.g_summary, self.g_loss]
+    summary_freq = option("summary_freq", 1)
     saved_at = counter if could_load else None
     workers = option("data_workers", 2)
     start_time = time.time()
@@ -383,15 +439,10 @@ class DCGAN(object):
           batch_z = gen_random(np.random.default_rng([self.seed, 1, counter]), self.z_dist,
                                (batch_size, self.z_dim))
           feed = self.feed(batch_z, batch_labels, batch_images, learning_rate)
-
-          # Phase 1: update D on a real and a generated batch.
-          _, d_summary, err_d_real, err_d_fake = self.sess.run(fetch_d, feed_dict=feed)
-          # Phase 2: update G twice with the same z, so that d_loss does not go
-          # to zero (the original's choice, not the paper's).
-          self.sess.run(self.g_optim, feed_dict=feed)
-          _, g_summary, err_g = self.sess.run(fetch_g, feed_dict=feed)
-          writer.add_summary(d_summary, counter)
-          writer.add_summary(g_summary, counter)
+          summarize = counter % summary_freq == 0 or counter == 1
+          err_d_real, err_d_fake, err_g, summaries = self.train_step(feed, summarize)
+          for summary in summaries:
+            writer.add_summary(summary, counter)
 
           counter += 1
           bar.update(1)

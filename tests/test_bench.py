@@ -4,7 +4,16 @@ import os
 import subprocess
 import sys
 
+import pytest
+import tensorflow.compat.v1 as tf
+
+import model as model_module
 from conftest import PROJECT_DIR
+from model import DCGAN, cpu_supports_bf16
+from utils import UserError
+
+sys.path.insert(0, os.path.join(PROJECT_DIR, "bench"))
+import train_speed  # noqa: E402
 
 
 def test_data_pipeline_bench_reports_its_fields(tmp_path):
@@ -26,3 +35,59 @@ def test_data_pipeline_bench_reports_its_fields(tmp_path):
   assert 0 <= result["train"]["data_wait_fraction"] < 1
   assert isinstance(result["meets_target"], bool)
   assert result["machine"]["fp32_matmul_peak_gflops"] > 0
+
+
+def run_train_speed(tmp_path, *args):
+  results = str(tmp_path / "speed.jsonl")
+  proc = subprocess.run(
+      [sys.executable, os.path.join(PROJECT_DIR, "bench", "train_speed.py"), "--steps", "2", "--warmup",
+       "1", "--batch_size", "4", "--filters", "4", "--fc", "16", "--results", results] + list(args),
+      stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, timeout=600,
+      env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"))
+  assert proc.returncode == 0, proc.stderr[-2000:]
+  (line,) = open(results).read().splitlines()
+  return proc.stdout, json.loads(line)
+
+
+@pytest.mark.parametrize("config", ["celebA", "mnist"])
+def test_train_speed_bench_reports_its_fields(tmp_path, config):
+  out, result = run_train_speed(tmp_path, "--config", config)
+  for field in ("fp32 matmul peak", "s/iter", "img/s", "GFLOP/s", "% of fp32 peak"):
+    assert field in out
+  assert result["config"]["model"] == config and result["losses_finite"]
+  assert result["s_per_iter"] > 0 and result["images_per_s"] > 0 and result["achieved_gflops"] > 0
+  assert result["machine"]["fp32_matmul_peak_gflops"] > 0
+  flops = result["flops"]
+  assert flops["iteration"] == 4 * (7 * flops["generator_forward_per_example"]
+                                    + 10 * flops["discriminator_forward_per_example"])
+
+
+@pytest.mark.skipif(not cpu_supports_bf16(), reason="this CPU has no bfloat16 instructions")
+def test_train_speed_bench_bf16(tmp_path):
+  out, result = run_train_speed(tmp_path, "--config", "celebA", "--precision", "bf16")
+  assert "bf16" in out and result["machine"]["bf16_matmul_peak_gflops"] > 0
+  assert result["percent_of_bf16_peak"] is not None and result["losses_finite"]
+
+
+def test_forward_flops_of_celeba_64():
+  """The graph count equals the layer-by-layer count of the original's celebA-64 model."""
+  with tf.Graph().as_default(), tf.Session() as sess:
+    model = DCGAN(sess, batch_size=64, seed=0)
+    g_f, d_f, total = train_speed.iteration_flops(model)
+  deconv = lambda h, w, ci, co: 2 * h * w * 25 * ci * co  # small side h x w, ci in, co out
+  assert g_f == 2 * 100 * 8192 + deconv(4, 4, 512, 256) + deconv(8, 8, 256, 128) + \
+      deconv(16, 16, 128, 64) + deconv(32, 32, 64, 3)
+  conv = lambda h, w, ci, co: 2 * h * w * 25 * ci * co  # output h x w
+  assert d_f == conv(32, 32, 3, 64) + conv(16, 16, 64, 128) + conv(8, 8, 128, 256) + \
+      conv(4, 4, 256, 512) + 2 * 8192
+  assert total == 64 * (7 * g_f + 10 * d_f)
+
+
+def test_bf16_is_refused_without_hardware_support(monkeypatch):
+  monkeypatch.setattr(model_module, "cpu_supports_bf16", lambda: False)
+  monkeypatch.setattr(model_module.tf.config, "list_physical_devices", lambda kind: [])
+  with pytest.raises(UserError, match="--precision bf16 needs a GPU or a CPU with AVX512-BF16"):
+    model_module.session_config("bf16")
+  assert model_module.session_config("fp32").gpu_options.allow_growth
+  with pytest.raises(UserError, match="--precision must be fp32 or bf16"):
+    model_module.session_config("fp16")

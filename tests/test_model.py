@@ -254,3 +254,15 @@ def test_generator_image_summaries_on_request(tmp_path, faces):
   acc.Reload()
   images = [tag for tag in acc.Tags()["images"] if tag.startswith("G/image")]
   assert images and acc.Images(images[0])[0].width == 16
+
+
+def test_summaries_at_a_cadence(tmp_path, faces):
+  with tf.Graph().as_default(), tf.Session() as sess:
+    model = tiny_dcgan(sess, tmp_path, data=faces)
+    model.train(Config(epoch=2, train_size=8, summary_freq=2))  # counters 1..4 run
+  (events,) = os.listdir(str(tmp_path / "logs"))
+  steps = {}
+  for event in tf.train.summary_iterator(str(tmp_path / "logs" / events)):
+    for value in event.summary.value:
+      steps.setdefault(value.tag, []).append(event.step)
+  assert steps["d_loss"] == steps["g_loss"] == steps["d_"] == [1, 2, 4]

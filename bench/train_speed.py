@@ -1,0 +1,156 @@
+"""Training speed of the real model on this machine, beside the machine's measured peak.
+
+    python bench/train_speed.py --config celebA|mnist [--precision fp32|bf16] [--xla]
+
+Builds the model from model.py (celebA-64: 64x64x3 unconditional; mnist: 28x28
+conditional; batch 64, the original's filter counts), feeds synthetic batches
+(the input pipeline is measured by bench/data_pipeline.py), runs --warmup
+iterations and then times --steps iterations of DCGAN.train_step: one D update
+and two G updates, losses fetched as the training loop fetches them.
+
+Useful FLOPs of an iteration are counted from the graph: every MatMul, Conv2D
+and transposed convolution (Conv2DBackpropInput) of the generator's and the
+discriminator's forward pass gives G_f and D_f per example (2 FLOPs per
+multiply-add). A D update runs G forward, D forward twice (real, fake) and D
+backward twice (gradients for activations and weights, ~2 forwards each):
+G_f + 6 D_f. A G update runs G and D forward, D backward for activations
+only, G backward for both: 3 G_f + 2 D_f. An iteration (1 D + 2 G updates)
+is therefore 7 G_f + 10 D_f per example.
+
+The peak is the best GFLOP/s of a 2048^3 matmul in a Session, measured in the
+same run (and in bfloat16 too with --precision bf16). Prints a table and
+appends one JSON line to bench/results.jsonl.
+"""
+import argparse
+import json
+import os
+import platform
+import sys
+import time
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+import numpy as np  # noqa: E402
+import tensorflow.compat.v1 as tf  # noqa: E402
+
+tf.get_logger().setLevel("ERROR")
+
+from common import matmul_peak_gflops  # noqa: E402
+from model import DCGAN, session_config  # noqa: E402
+from utils import UserError  # noqa: E402
+
+CONFIGS = {
+    "celebA": dict(output_height=64, output_width=64, c_dim=3, y_dim=None),
+    "mnist": dict(output_height=28, output_width=28, c_dim=1, y_dim=10),
+}
+
+
+def forward_flops(graph, scope):
+  """FLOPs per example of the MatMul / Conv2D / transposed-conv ops directly under scope/."""
+  total = 0
+  for op in graph.get_operations():
+    if not op.name.startswith(scope + "/"):
+      continue
+    if op.type == "MatMul":
+      k, n = op.inputs[1].shape.as_list()
+      total += 2 * k * n
+    elif op.type == "Conv2D":
+      _, h, w, _ = op.outputs[0].shape.as_list()
+      kh, kw, ci, co = op.inputs[1].shape.as_list()
+      total += 2 * h * w * kh * kw * ci * co
+    elif op.type == "Conv2DBackpropInput":
+      _, h, w, _ = op.inputs[2].shape.as_list()
+      kh, kw, co, ci = op.inputs[1].shape.as_list()
+      total += 2 * h * w * kh * kw * ci * co
+  return total
+
+
+def iteration_flops(model):
+  g_f = forward_flops(model.sess.graph, "generator")
+  d_f = forward_flops(model.sess.graph, "discriminator")
+  return g_f, d_f, (7 * g_f + 10 * d_f) * model.batch_size
+
+
+def main():
+  parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+  parser.add_argument("--config", choices=sorted(CONFIGS), default="celebA")
+  parser.add_argument("--precision", choices=["fp32", "bf16"], default="fp32")
+  parser.add_argument("--xla", action="store_true", help="XLA JIT compilation (global_jit_level ON_1)")
+  parser.add_argument("--steps", type=int, default=10, help="timed iterations [10]")
+  parser.add_argument("--warmup", type=int, default=3, help="untimed iterations first [3]")
+  parser.add_argument("--batch_size", type=int, default=64)
+  parser.add_argument("--filters", type=int, default=64, help="gf_dim = df_dim [64]")
+  parser.add_argument("--fc", type=int, default=1024, help="gfc_dim = dfc_dim (mnist) [1024]")
+  parser.add_argument("--intra_op_threads", type=int, default=0)
+  parser.add_argument("--inter_op_threads", type=int, default=0)
+  parser.add_argument("--results", default=os.path.join(os.path.dirname(os.path.abspath(__file__)),
+                                                        "results.jsonl"))
+  args = parser.parse_args()
+  shape = CONFIGS[args.config]
+  try:
+    config = session_config(args.precision, args.xla, args.intra_op_threads, args.inter_op_threads)
+  except UserError as err:
+    print("error: %s" % err, file=sys.stderr)
+    return 1
+
+  peak = matmul_peak_gflops()
+  peak_bf16 = matmul_peak_gflops(dtype=tf.bfloat16) if args.precision == "bf16" else None
+  rng = np.random.RandomState(0)
+  with tf.Graph().as_default(), tf.Session(config=config) as sess:
+    model = DCGAN(sess, batch_size=args.batch_size, sample_num=args.batch_size, gf_dim=args.filters,
+                  df_dim=args.filters, gfc_dim=args.fc, dfc_dim=args.fc, dataset_name=args.config,
+                  seed=0, **shape)
+    sess.run(model.init_op)
+    g_f, d_f, flops = iteration_flops(model)
+    low, high = model.value_range
+    images = rng.uniform(low, high, (args.batch_size, shape["output_height"], shape["output_width"],
+                                     shape["c_dim"])).astype(np.float32)
+    labels = np.eye(10, dtype=np.float32)[rng.randint(10, size=args.batch_size)] if shape["y_dim"] else None
+    z = rng.uniform(-1, 1, (args.batch_size, model.z_dim)).astype(np.float32)
+    feed = model.feed(z, labels, images)
+    for _ in range(args.warmup):
+      model.train_step(feed, summarize=False)
+    times = []
+    for _ in range(args.steps):
+      start = time.perf_counter()
+      losses = model.train_step(feed, summarize=False)
+      times.append(time.perf_counter() - start)
+  s_per_iter = float(np.median(times))
+  achieved = flops / s_per_iter / 1e9
+  result = {
+      "bench": "train_speed", "time": time.strftime("%Y-%m-%dT%H:%M:%S"),
+      "machine": {"cpus": os.cpu_count(), "processor": platform.processor() or platform.machine(),
+                  "tensorflow": tf.__version__, "fp32_matmul_peak_gflops": round(peak, 1),
+                  "bf16_matmul_peak_gflops": round(peak_bf16, 1) if peak_bf16 else None},
+      "config": {"model": args.config, "precision": args.precision, "xla": args.xla,
+                 "batch_size": args.batch_size, "filters": args.filters,
+                 "intra_op_threads": args.intra_op_threads, "inter_op_threads": args.inter_op_threads,
+                 "steps": args.steps, "warmup": args.warmup},
+      "flops": {"generator_forward_per_example": g_f, "discriminator_forward_per_example": d_f,
+                "iteration": flops},
+      "s_per_iter": round(s_per_iter, 4), "s_per_iter_min": round(min(times), 4),
+      "images_per_s": round(args.batch_size / s_per_iter, 2),
+      "achieved_gflops": round(achieved, 1),
+      "percent_of_fp32_peak": round(100 * achieved / peak, 1),
+      "percent_of_bf16_peak": round(100 * achieved / peak_bf16, 1) if peak_bf16 else None,
+      "losses_finite": bool(np.isfinite(losses[:3]).all()),
+  }
+  print()
+  print("machine: %d CPUs, fp32 matmul peak %.1f GFLOP/s%s (measured now)" % (
+      os.cpu_count(), peak, ", bf16 %.1f GFLOP/s" % peak_bf16 if peak_bf16 else ""))
+  print("model: %s, batch %d, %s%s; iteration = 1 D + 2 G updates = %.1f GFLOP"
+        % (args.config, args.batch_size, args.precision, " + XLA" if args.xla else "", flops / 1e9))
+  print("s/iter %.3f (median of %d; best %.3f)  img/s %.1f  achieved %.1f GFLOP/s  = %.1f%% of fp32 peak%s"
+        % (s_per_iter, args.steps, min(times), result["images_per_s"], achieved,
+           result["percent_of_fp32_peak"],
+           " (%.1f%% of bf16 peak)" % result["percent_of_bf16_peak"] if peak_bf16 else ""))
+  with open(args.results, "a") as f:
+    f.write(json.dumps(result) + "\n")
+  print("appended to %s" % args.results)
+  return 0
+
+
+if __name__ == "__main__":
+  sys.exit(main())
