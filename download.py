@@ -35,7 +35,7 @@ import zipfile
 
 from tqdm import tqdm
 
-from utils import UserError
+from utils import UserError, write_json_atomic
 
 MIRROR_ENV = "DCGAN_MIRROR"
 MARKER = ".complete.json"
@@ -83,14 +83,6 @@ def _read_record(data_dir):
       return json.load(f)
   except (OSError, ValueError):
     return {}
-
-
-def write_json_atomic(path, value):
-  folder = os.path.dirname(os.path.abspath(path))
-  fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=folder)
-  with os.fdopen(fd, "w") as f:
-    json.dump(value, f, indent=2, sort_keys=True)
-  os.replace(tmp, path)
 
 
 def _remote_error(url, err):

@@ -16,7 +16,6 @@ regression) classifier trained on K labelled training digits per class;
 test accuracy beside the same classifier on raw pixels.
 """
 import hashlib
-import json
 import os
 import time
 
@@ -229,11 +228,3 @@ def features_experiment(dcgan, data_dir, per_class=10, seed=0):
                     "test_accuracy": float(np.mean(predict(test_f) == test_y))}
   result["seconds"] = round(time.time() - start, 2)
   return result
-
-
-def write_json(path, value):
-  os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-  with open(path + ".tmp", "w") as f:
-    json.dump(value, f, indent=2, sort_keys=True)
-  os.replace(path + ".tmp", path)
-  return path

@@ -49,9 +49,10 @@ tf = _import_tensorflow_quietly()
 tf.get_logger().setLevel("ERROR")
 
 from dataset import labelled, open_dataset  # noqa: E402
-from model import DCGAN, Z_DISTRIBUTIONS, batches_per_epoch, session_config  # noqa: E402
+from model import (DCGAN, Z_DISTRIBUTIONS, TrainingInterrupted, batches_per_epoch,  # noqa: E402
+                   session_config)
 from utils import (UserError, expand_path, show_all_variables, timestamp,  # noqa: E402
-                   training_pictures, visualize)
+                   training_pictures, visualize, write_json_atomic)
 
 _before = set(flags.FLAGS)
 flags.DEFINE_integer("epoch", 25, "Epoch to train [25]")
@@ -268,20 +269,20 @@ def train(config):
     config.seed = read_json(flags_path).get("seed")
     if config.seed is None:
       config.seed = random.SystemRandom().randrange(2 ** 31)
-  try:
-    os.makedirs(config.checkpoint_dir, exist_ok=True)
-    os.makedirs(config.sample_dir, exist_ok=True)
-    with open(flags_path, "w") as f:
-      json.dump(config.as_dict(), f, indent=4, sort_keys=True, ensure_ascii=False)
-  except OSError as err:
-    raise UserError("Cannot write the run folder %s (%s); choose another --out_dir."
-                    % (config.out_dir, err.strerror or err))
-  print("Training %s on %d images; run folder: %s" % (config.dataset, len(data), config.out_dir))
-  print_config(config)
-  print("To resume this run later: --out_name '%s'" % config.out_name)
-
   with tf.Graph().as_default(), tf.Session(config=run_session_config(config)) as sess:
     dcgan = build_dcgan(sess, config, data.c_dim, data.y_dim, data)
+    # A run resumed with other flags fails here, before its FLAGS.json is touched.
+    dcgan.check_checkpoint(config.checkpoint_dir)
+    try:
+      os.makedirs(config.checkpoint_dir, exist_ok=True)
+      os.makedirs(config.sample_dir, exist_ok=True)
+      write_json_atomic(flags_path, config.as_dict())
+    except OSError as err:
+      raise UserError("Cannot write the run folder %s (%s); choose another --out_dir."
+                      % (config.out_dir, err.strerror or err))
+    print("Training %s on %d images; run folder: %s" % (config.dataset, len(data), config.out_dir))
+    print_config(config)
+    print("To resume this run later: --out_name '%s'" % config.out_name)
     show_all_variables(dcgan.g_vars + dcgan.d_vars)
     dcgan.train(config)
   for path in training_pictures(config.sample_dir, os.path.join(config.out_dir, "logs")):
@@ -360,13 +361,13 @@ def run_experiments(dcgan, config, run_dir):
       classifier.close()
     result.update(checkpoint=config.checkpoint_dir, counter=dcgan.loaded_counter)
     evaluate.print_evaluation(result)
-    written.append(evaluate.write_json(os.path.join(run_dir, "evaluation.json"), result))
+    written.append(write_json_atomic(os.path.join(run_dir, "evaluation.json"), result))
   if config.features_experiment:
     result = evaluate.features_experiment(dcgan, config.data_dir, config.labels_per_class, seed or 0)
     print("linear classifier, %d labels per class: D features %.2f%% (%d dims), raw pixels %.2f%%"
           % (config.labels_per_class, 100 * result["discriminator_features"]["test_accuracy"],
              result["discriminator_features"]["dimensions"], 100 * result["raw_pixels"]["test_accuracy"]))
-    written.append(evaluate.write_json(os.path.join(run_dir, "d_features.json"), result))
+    written.append(write_json_atomic(os.path.join(run_dir, "d_features.json"), result))
   if config.training_pictures:
     pictures = training_pictures(config.sample_dir, os.path.join(run_dir, "logs"))
     if not pictures:
@@ -404,6 +405,13 @@ def main(argv):
   except UserError as err:
     print("error: %s" % err, file=sys.stderr)
     sys.exit(1)
+  except TrainingInterrupted as stop:
+    print("Stopped at counter %d; checkpoint %s. Run the same command (with this --out_name) to "
+          "resume." % (stop.counter, stop.path), file=sys.stderr)
+    sys.exit(128 + stop.signum)
+  except KeyboardInterrupt:
+    print("\ninterrupted.", file=sys.stderr)
+    sys.exit(130)
 
 
 if __name__ == "__main__":

@@ -17,6 +17,9 @@ losses and update schedule.  What differs is what users never see:
 """
 import os
 import random
+import signal
+import sys
+import threading
 import time
 
 import numpy as np
@@ -81,6 +84,43 @@ def gen_random(rng, z_dist, size):
   raise UserError("--z_dist must be one of %s, not %r." % (", ".join(Z_DISTRIBUTIONS), z_dist))
 
 
+def last_checkpoint(checkpoint_dir):
+  """The checkpoint the folder's 'checkpoint' file points at, or 'none'."""
+  try:
+    return tf.train.latest_checkpoint(checkpoint_dir) or "none"
+  except (tf.errors.OpError, ValueError):
+    return "none"
+
+
+class StopRequest(object):
+  """SIGINT/SIGTERM during training: the first asks to stop after the current step (and save),
+  the second exits at once.  Checkpoints and grids are written by rename, so exiting at any
+  moment leaves the last complete checkpoint loadable."""
+
+  SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+  def __init__(self):
+    self.signum = None
+    self.previous = {}
+    if threading.current_thread() is threading.main_thread():
+      for signum in self.SIGNALS:
+        self.previous[signum] = signal.signal(signum, self.handle)
+
+  def handle(self, signum, frame):
+    if self.signum is not None:
+      sys.stderr.write("\n [!] Second signal: exiting now; the last complete checkpoint stays.\n")
+      sys.stderr.flush()
+      os._exit(128 + signum)
+    self.signum = signum
+    tqdm.write(" [!] %s: stopping after this step and saving a checkpoint (send it again to quit "
+               "at once)" % signal.Signals(signum).name)
+
+  def restore(self):
+    for signum, handler in self.previous.items():
+      signal.signal(signum, handler)
+    self.previous = {}
+
+
 def checkpoint_counter(path):
   """The counter a checkpoint path ends with: 'model.b64-1200' -> 1200."""
   try:
@@ -113,6 +153,14 @@ def histogram_summary(tag, values):
 
 def scalar_summary(tag, value):
   return tf.raw_ops.ScalarSummary(tags=tag, values=value, name=tag + "_summary")
+
+
+class TrainingInterrupted(Exception):
+  """SIGINT or SIGTERM stopped training after a step; a checkpoint was saved."""
+
+  def __init__(self, signum, counter, path):
+    Exception.__init__(self, signum, counter, path)
+    self.signum, self.counter, self.path = signum, counter, path
 
 
 class DCGAN(object):
@@ -213,7 +261,8 @@ class DCGAN(object):
     # D's convolutional features of self.inputs (inference mode), each max-pooled
     # to 4x4 and concatenated: the paper's features for a linear classifier.
     self.d_layers = []
-    self.discriminator(self.inputs, self.y, reuse=True, train=False, layers=self.d_layers)
+    _, self.D_logits_inference = self.discriminator(self.inputs, self.y, reuse=True, train=False,
+                                                    layers=self.d_layers)
     self.d_features = tf.concat([flatten(max_pool_to(h, 4)) for h in self.d_layers], 1,
                                 name='d_features')
 
@@ -260,6 +309,12 @@ class DCGAN(object):
         .minimize(self.g_loss, var_list=self.g_vars)
 
     self.all_vars = tf.global_variables()
+    # Checked before every save: all variables finite, and G and D (inference
+    # mode) still produce finite outputs, so a diverged state is never saved.
+    self.healthy = tf.reduce_all(
+        [tf.reduce_all(tf.is_finite(v)) for v in self.all_vars if v.dtype.base_dtype == tf.float32]
+        + [tf.reduce_all(tf.is_finite(self.sampler)),
+           tf.reduce_all(tf.is_finite(self.D_logits_inference))], name='healthy')
     self.init_op = tf.global_variables_initializer()
     # A Saver for checkpoints that hold the model only (the original built its
     # Saver before its optimizers), then the Saver for everything.
@@ -423,6 +478,8 @@ class DCGAN(object):
     workers = option("data_workers", 2)
     start_time = time.time()
     self.data_wait = 0.0  # seconds the training loop waited for batches
+    stop = StopRequest()
+    feed = None
     try:
       for epoch in range(start_epoch, epochs):
         order = np.random.default_rng([self.seed, 0, epoch]).permutation(len(data))
@@ -441,6 +498,11 @@ class DCGAN(object):
           feed = self.feed(batch_z, batch_labels, batch_images, learning_rate)
           summarize = counter % summary_freq == 0 or counter == 1
           err_d_real, err_d_fake, err_g, summaries = self.train_step(feed, summarize)
+          if not np.isfinite([err_d_real, err_d_fake, err_g]).all():
+            raise UserError("The losses became NaN or infinite at step %d (d_loss %s, g_loss %s), so "
+                            "training stopped without saving; the last good checkpoint is %s. Lower "
+                            "--learning_rate to train on." % (counter, err_d_real + err_d_fake, err_g,
+                                                              last_checkpoint(checkpoint_dir)))
           for summary in summaries:
             writer.add_summary(summary, counter)
 
@@ -453,11 +515,15 @@ class DCGAN(object):
           if counter % sample_freq == 0:
             self.save_sample_grid(os.path.join(sample_dir, "train_{:08d}.png".format(counter)),
                                   sample_z, sample_labels)
-          if counter % ckpt_freq == 0:
-            self.save(checkpoint_dir, counter)
+          if counter % ckpt_freq == 0 or stop.signum:
+            self.save_checked(checkpoint_dir, counter, feed, sample_z, sample_labels)
             saved_at = counter
+          if stop.signum:
+            break
         batches.close()
         bar.close()
+        if stop.signum:
+          raise TrainingInterrupted(stop.signum, counter, last_checkpoint(checkpoint_dir))
         self.data_wait += epoch_wait
         elapsed = time.time() - epoch_start
         print(" [*] Epoch %d: %d steps in %.1f s, %.1f%% of it waiting for data"
@@ -467,6 +533,7 @@ class DCGAN(object):
         if not os.path.exists(grid):
           self.save_sample_grid(grid, sample_z, sample_labels)
     finally:
+      stop.restore()
       writer.close()
       if getattr(data, "cache", None) is not None:
         data.cache.flush()
@@ -474,14 +541,32 @@ class DCGAN(object):
                         "seconds": time.time() - start_time, "data_wait": self.data_wait}
     if data.report():
       print(" [!] " + data.report())
-    if saved_at != counter:
-      self.save(checkpoint_dir, counter)
+    if saved_at != counter and feed is not None:
+      self.save_checked(checkpoint_dir, counter, feed, sample_z, sample_labels)
     print(" [*] Trained to counter %d; checkpoint in %s, samples in %s"
           % (counter, checkpoint_dir, sample_dir))
     return counter
 
   # --------------------------------------------------------------------------
   # checkpoints
+
+  def save_checked(self, checkpoint_dir, step, feed, sample_z, sample_labels=None):
+    """Save a checkpoint if the model is still healthy; a one-sentence UserError if not or if
+    the write fails (the previous checkpoint stays as it was in both cases)."""
+    check = dict(feed)
+    check.update(self.feed(sample_z, sample_labels))
+    if not self.sess.run(self.healthy, feed_dict=check):
+      raise UserError("The model diverged by step %d (weights or outputs are NaN or infinite), so "
+                      "it was not saved; the last good checkpoint is %s. Lower --learning_rate to "
+                      "train on." % (step, last_checkpoint(checkpoint_dir)))
+    try:
+      return self.save(checkpoint_dir, step)
+    except (tf.errors.OpError, OSError) as err:
+      message = getattr(err, "message", None) or getattr(err, "strerror", None) or str(err)
+      raise UserError("Could not write the checkpoint for step %d in %s (%s); the previous "
+                      "checkpoint (%s) is untouched." % (step, checkpoint_dir,
+                                                         message.splitlines()[0].strip(),
+                                                         last_checkpoint(checkpoint_dir)))
 
   def save(self, checkpoint_dir, step, filename='model', ckpt=True, frozen=False):
     """Write checkpoint '<filename>.b<batch_size>-<step>' and/or a frozen sampler GraphDef."""
@@ -527,6 +612,20 @@ class DCGAN(object):
     self.loaded_counter = counter
     print(" [*] Success to read {}".format(os.path.basename(path)))
     return True, counter
+
+  def check_checkpoint(self, checkpoint_dir):
+    """If checkpoint_dir holds a checkpoint, raise a one-sentence UserError unless it fits."""
+    if not os.path.isdir(checkpoint_dir):
+      return
+    ckpt = tf.train.get_checkpoint_state(checkpoint_dir)
+    if not (ckpt and ckpt.model_checkpoint_path):
+      return
+    path = os.path.join(checkpoint_dir, os.path.basename(ckpt.model_checkpoint_path))
+    try:
+      saved = tf.train.load_checkpoint(path).get_variable_to_shape_map()
+    except (tf.errors.OpError, ValueError) as err:
+      raise UserError("The checkpoint %s cannot be read (%s)." % (path, str(err).splitlines()[0]))
+    self.check_compatible(saved, path)
 
   def check_compatible(self, saved, path):
     """Raise a one-sentence UserError if the checkpoint's model variables don't fit this graph."""

@@ -154,6 +154,22 @@ def to_uint8(images, value_range=(-1.0, 1.0)):
   return np.clip(np.round(scaled * 255.0), 0, 255).astype(np.uint8)
 
 
+def write_json_atomic(path, value):
+  """Write JSON to path through a temporary file and a rename: never half-written."""
+  import json
+  folder = os.path.dirname(os.path.abspath(path))
+  os.makedirs(folder, exist_ok=True)
+  fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".json", dir=folder)
+  try:
+    with os.fdopen(fd, "w") as f:
+      json.dump(value, f, indent=4, sort_keys=True, ensure_ascii=False)
+    os.replace(tmp, path)
+  finally:
+    if os.path.exists(tmp):
+      os.remove(tmp)
+  return path
+
+
 def imsave(image, path):
   """Write an HxW, HxWx1 or HxWx3 uint8 array atomically (temp file + rename)."""
   if image.ndim == 3 and image.shape[2] == 1:

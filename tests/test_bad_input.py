@@ -1,0 +1,106 @@
+"""Every row of the README's bad-input table: one sentence, non-zero exit, no traceback,
+existing files untouched."""
+import hashlib
+import os
+import struct
+
+import numpy as np
+import pytest
+
+from conftest import write_images
+from test_main import run_main
+
+
+def tree_digest(folder):
+  out = {}
+  for root, _, files in os.walk(str(folder)):
+    for name in files:
+      path = os.path.join(root, name)
+      with open(path, "rb") as f:
+        out[os.path.relpath(path, str(folder))] = hashlib.sha256(f.read()).hexdigest()
+  return out
+
+
+def idx(array):
+  return struct.pack(">HBB", 0, 8, array.ndim) + struct.pack(">" + "I" * array.ndim, *array.shape) \
+      + array.astype(np.uint8).tobytes()
+
+
+def mnist_folder(tmp_path, broken):
+  folder = tmp_path / "data" / "mnist"
+  folder.mkdir(parents=True)
+  files = {"train-images-idx3-ubyte": idx(np.zeros((8, 28, 28))),
+           "train-labels-idx1-ubyte": idx(np.arange(8) % 10),
+           "t10k-images-idx3-ubyte": idx(np.zeros((4, 28, 28))),
+           "t10k-labels-idx1-ubyte": idx(np.arange(4) % 10)}
+  files.update(broken)
+  for name, data in files.items():
+    (folder / name).write_bytes(data)
+
+
+def setup_faces(tmp_path, count=8):
+  write_images(str(tmp_path / "data" / "faces"), count, size=(40, 40))
+
+
+FACES = ["--dataset", "faces", "--input_height", "32", "--crop", "--output_height", "16", "--batch_size", "4"]
+
+CASES = {
+    "dataset folder missing": (None, ["--dataset", "celebA", "--train"], "does not exist"),
+    "dataset folder empty": (lambda p: (p / "data" / "celebA").mkdir(parents=True),
+                             ["--dataset", "celebA", "--train"], "No files match"),
+    "pattern matching nothing": (setup_faces, FACES + ["--input_fname_pattern", "*.png", "--train"],
+                                 "No files match"),
+    "dataset smaller than one batch": (lambda p: setup_faces(p, 3), FACES + ["--train"],
+                                       "fewer than one batch of 4"),
+    "no readable image at all": (lambda p: [(p / "data" / "faces").mkdir(parents=True),
+                                            (p / "data" / "faces" / "a.jpg").write_text("text")],
+                                 FACES + ["--train"], "None of the 1 files"),
+    "IDX file with a wrong magic number": (
+        lambda p: mnist_folder(p, {"train-labels-idx1-ubyte": idx(np.zeros((8, 2)))}),
+        ["--dataset", "mnist", "--train", "--batch_size", "4"], "magic number 0x00000802"),
+    "IDX file truncated": (
+        lambda p: mnist_folder(p, {"t10k-images-idx3-ubyte": idx(np.zeros((4, 28, 28)))[:-100]}),
+        ["--dataset", "mnist", "--train", "--batch_size", "4"], "is truncated"),
+    "MNIST folder incomplete": (
+        lambda p: [mnist_folder(p, {}), os.remove(str(p / "data" / "mnist" / "t10k-images-idx3-ubyte"))],
+        ["--dataset", "mnist", "--train"], "is incomplete"),
+    "output size the architecture cannot make": (setup_faces, FACES + ["--output_height", "0", "--train"],
+                                                 "--output_height must be a positive number of pixels"),
+    "batch_size <= 0": (None, ["--batch_size", "-2", "--train"], "--batch_size must be a positive"),
+    "epoch < 0": (None, ["--epoch", "-1", "--train"], "--epoch must be 0 or more"),
+    "learning_rate <= 0": (None, ["--learning_rate", "0", "--train"], "--learning_rate must be positive"),
+    "out_dir not writable": (lambda p: [setup_faces(p), (p / "blocker").write_text("a file")],
+                             FACES + ["--out_dir", "blocker/out", "--train"], "Cannot write the run folder"),
+    "test mode without a checkpoint": (None, ["--dataset", "mnist"], "No trained checkpoint"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_bad_input(tmp_path, name):
+  setup, args, message = CASES[name]
+  if setup:
+    setup(tmp_path)
+  before = tree_digest(tmp_path)
+  proc = run_main(tmp_path, *args, check=False)
+  assert proc.returncode == 1, proc.stdout[-2000:] + proc.stderr[-2000:]
+  assert "Traceback" not in proc.stderr + proc.stdout
+  errors = [l for l in proc.stderr.splitlines() if l.startswith("error:")]
+  assert len(errors) == 1 and message in errors[0], proc.stderr
+  after = tree_digest(tmp_path)
+  assert {k: v for k, v in after.items() if k in before} == before  # nothing changed
+  assert not [k for k in after if k not in before and not k.startswith("checkpoint")]
+
+
+def test_flags_that_disagree_with_the_checkpoint(tmp_path):
+  setup_faces(tmp_path)
+  run_main(tmp_path, *FACES, "--out_name", "run", "--train", "--epoch", "1", "--z_dim", "12")
+  before = tree_digest(tmp_path / "out")
+  for args, flag in ((["--z_dim", "20"], "it was trained with --z_dim 12"),
+                     (["--z_dim", "12", "--output_height", "32"], "set --output_height and --output_width")):
+    proc = run_main(tmp_path, *FACES, "--out_name", "run", "--train", "--epoch", "2", *args, check=False)
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr
+    assert flag in proc.stderr
+  # test mode takes the run's own flags, and says which flag is wrong when told otherwise
+  proc = run_main(tmp_path, "--dataset", "faces", "--out_name", "run", "--z_dim", "20", check=False)
+  assert proc.returncode == 1 and "--z_dim 12" in proc.stderr
+  assert tree_digest(tmp_path / "out") == before
