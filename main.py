@@ -50,7 +50,7 @@ tf.get_logger().setLevel("ERROR")
 
 from dataset import labelled, open_dataset  # noqa: E402
 from model import (DCGAN, Z_DISTRIBUTIONS, TrainingInterrupted, batches_per_epoch,  # noqa: E402
-                   session_config)
+                   checkpoint_shapes, session_config)
 from utils import (UserError, expand_path, show_all_variables, timestamp,  # noqa: E402
                    training_pictures, visualize, write_json_atomic)
 
@@ -301,10 +301,7 @@ def test(config, given):
                     "checkpoint folder." % ckpt_dir)
   y_dim, c_dim = labelled(config.dataset)
   if c_dim is None:
-    ckpt_path = tf.train.get_checkpoint_state(ckpt_dir).model_checkpoint_path
-    shapes = tf.train.load_checkpoint(
-        os.path.join(ckpt_dir, os.path.basename(ckpt_path))).get_variable_to_shape_map()
-    c_dim = shapes.get("generator/g_h4/w", [0, 0, 3])[2]
+    c_dim = checkpoint_shapes(ckpt_dir)[1].get("generator/g_h4/w", [0, 0, 3])[2]
   config.checkpoint_dir = ckpt_dir
   config.sample_dir = os.path.join(run_dir, config.sample_dir)
   config.out_dir = run_dir

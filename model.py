@@ -121,6 +121,20 @@ class StopRequest(object):
     self.previous = {}
 
 
+def checkpoint_shapes(checkpoint_dir):
+  """(path, {variable: shape}) of the checkpoint checkpoint_dir's state names, or (None, None)."""
+  if not os.path.isdir(checkpoint_dir):
+    return None, None
+  ckpt = tf.train.get_checkpoint_state(checkpoint_dir)
+  if not (ckpt and ckpt.model_checkpoint_path):
+    return None, None
+  path = os.path.join(checkpoint_dir, os.path.basename(ckpt.model_checkpoint_path))
+  try:
+    return path, tf.train.load_checkpoint(path).get_variable_to_shape_map()
+  except (tf.errors.OpError, ValueError) as err:
+    raise UserError("The checkpoint %s cannot be read (%s)." % (path, str(err).splitlines()[0]))
+
+
 def checkpoint_counter(path):
   """The counter a checkpoint path ends with: 'model.b64-1200' -> 1200."""
   try:
@@ -593,16 +607,10 @@ class DCGAN(object):
     leaves the optimizers freshly initialised.
     """
     print(" [*] Reading checkpoints...", checkpoint_dir)
-    ckpt = tf.train.get_checkpoint_state(checkpoint_dir)
-    if not (ckpt and ckpt.model_checkpoint_path):
+    path, saved = self.check_checkpoint(checkpoint_dir)
+    if path is None:
       print(" [*] Failed to find a checkpoint")
       return False, 0
-    path = os.path.join(checkpoint_dir, os.path.basename(ckpt.model_checkpoint_path))
-    try:
-      saved = tf.train.load_checkpoint(path).get_variable_to_shape_map()
-    except (tf.errors.OpError, ValueError) as err:
-      raise UserError("The checkpoint %s cannot be read (%s)." % (path, str(err).splitlines()[0]))
-    self.check_compatible(saved, path)
     if all(v.op.name in saved for v in self.all_vars):
       self.saver.restore(self.sess, path)
     else:
@@ -614,18 +622,12 @@ class DCGAN(object):
     return True, counter
 
   def check_checkpoint(self, checkpoint_dir):
-    """If checkpoint_dir holds a checkpoint, raise a one-sentence UserError unless it fits."""
-    if not os.path.isdir(checkpoint_dir):
-      return
-    ckpt = tf.train.get_checkpoint_state(checkpoint_dir)
-    if not (ckpt and ckpt.model_checkpoint_path):
-      return
-    path = os.path.join(checkpoint_dir, os.path.basename(ckpt.model_checkpoint_path))
-    try:
-      saved = tf.train.load_checkpoint(path).get_variable_to_shape_map()
-    except (tf.errors.OpError, ValueError) as err:
-      raise UserError("The checkpoint %s cannot be read (%s)." % (path, str(err).splitlines()[0]))
-    self.check_compatible(saved, path)
+    """(path, variable shapes) of checkpoint_dir's newest checkpoint, or (None, None) if it has
+    none; a one-sentence UserError if that checkpoint does not fit this graph."""
+    path, saved = checkpoint_shapes(checkpoint_dir)
+    if path is not None:
+      self.check_compatible(saved, path)
+    return path, saved
 
   def check_compatible(self, saved, path):
     """Raise a one-sentence UserError if the checkpoint's model variables don't fit this graph."""

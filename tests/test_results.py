@@ -21,7 +21,7 @@ def mnist_run(tmp_path_factory):
   cwd = tmp_path_factory.mktemp("results")
   proc = run_main(cwd, "--dataset", "mnist", "--input_height", "28", "--output_height", "28", "--train",
                   "--epoch", "1", "--train_size", "64", "--batch_size", str(BATCH), "--z_dim", str(Z_DIM),
-                  "--sample_freq", "2", "--seed", "3")
+                  "--sample_freq", "2", "--summary_freq", "1", "--seed", "3")
   return cwd, only_run_folder(cwd), proc
 
 
