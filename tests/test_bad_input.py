@@ -104,3 +104,24 @@ def test_flags_that_disagree_with_the_checkpoint(tmp_path):
   proc = run_main(tmp_path, "--dataset", "faces", "--out_name", "run", "--z_dim", "20", check=False)
   assert proc.returncode == 1 and "--z_dim 12" in proc.stderr
   assert tree_digest(tmp_path / "out") == before
+
+
+def test_bf16_without_hardware_through_main(tmp_path, monkeypatch, capsys):
+  """The --precision bf16 row: main's own entry point, on a machine made to lack bf16."""
+  import main
+  import model
+  monkeypatch.setattr(model, "cpu_supports_bf16", lambda: False)
+  monkeypatch.setattr(model.tf.config, "list_physical_devices", lambda kind: [])
+  monkeypatch.chdir(tmp_path)
+  setup_faces(tmp_path)
+  main.FLAGS.unparse_flags()
+  main.FLAGS(["main.py"] + FACES + ["--train", "--precision", "bf16"])
+  try:
+    with pytest.raises(SystemExit) as exit_info:
+      main.main(["main.py"])
+  finally:
+    main.FLAGS.unparse_flags()
+  err = capsys.readouterr().err
+  assert exit_info.value.code == 1 and "Traceback" not in err
+  assert err.startswith("error: --precision bf16 needs a GPU or a CPU with AVX512-BF16")
+  assert not (tmp_path / "out").exists()
