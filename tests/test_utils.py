@@ -71,3 +71,15 @@ def test_center_crop_takes_the_center():
   x = np.zeros((10, 8), np.float32)
   x[3:7, 2:6] = 200.0
   np.testing.assert_array_equal(center_crop(x, 4, 4, 4, 4), np.full((4, 4), 200.0))
+
+
+def test_original_transform_helpers_round_trip():
+  from utils import inverse_transform, transform
+  x = np.zeros((20, 10, 3), np.float32)
+  x[:, :, 0] = 255.0
+  out = transform(x, 10, 10, 4, 4, crop=True)
+  assert out.shape == (4, 4, 3)
+  np.testing.assert_allclose(out[..., 0], 1.0)
+  np.testing.assert_allclose(out[..., 1], -1.0)
+  np.testing.assert_allclose(inverse_transform(out)[..., 0], 1.0)
+  assert transform(x, 10, 10, 5, 7, crop=False).shape == (5, 7, 3)
