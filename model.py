@@ -537,6 +537,8 @@ class DCGAN(object):
         batches.close()
         bar.close()
         if stop.signum:
+          if saved_at != counter and feed is not None:  # the signal came after the last step's check
+            self.save_checked(checkpoint_dir, counter, feed, sample_z, sample_labels)
           raise TrainingInterrupted(stop.signum, counter, last_checkpoint(checkpoint_dir))
         self.data_wait += epoch_wait
         elapsed = time.time() - epoch_start
