@@ -75,7 +75,8 @@ def test_sigterm_saves_and_resume_continues(tmp_path):
   assert proc.returncode == 143 and "Traceback" not in err, out[-2000:] + err[-2000:]
   assert "stopping after this step" in out and "Stopped at counter" in err, out[-2000:] + err[-2000:]
   stopped = int(err.split("Stopped at counter ")[1].split(";")[0])
-  assert stopped >= 6 and restores(checkpoint_dir(tmp_path)) == stopped
+  # the signal lands during step 5 or just after its line: the run stops at counter 5 or later
+  assert stopped >= 5 and restores(checkpoint_dir(tmp_path)) == stopped
   resumed = run_main(tmp_path, *train_args("--epoch", "3"))
   assert "resuming at counter %d" % stopped in resumed.stdout, resumed.stdout[-2000:]
   steps = [int(l[1:9]) for l in resumed.stdout.splitlines() if l.startswith("[")]
