@@ -11,7 +11,8 @@ from PIL import Image, ImageDraw
 from tqdm import tqdm
 
 from model import gen_random
-from utils import UserError, image_manifold_size, imsave, make_gif, merge, save_images, to_uint8
+from utils import (UserError, atomic_output, image_manifold_size, imsave, make_gif, merge,
+                   save_images, to_uint8)
 
 
 def one_hot(labels, y_dim):
@@ -132,9 +133,8 @@ def annotated_grid(images, value_range, path, columns):
   for i in range(len(images)):
     r, c = divmod(i, columns)
     draw.text((c * w + 2, r * h + 1), str(i), fill=(255, 64, 64))
-  folder = os.path.dirname(os.path.abspath(path))
-  os.makedirs(folder, exist_ok=True)
-  picture.save(path)
+  with atomic_output(path) as tmp:
+    picture.save(tmp)
   return path
 
 

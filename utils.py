@@ -4,6 +4,7 @@ Images are read and written with Pillow (the original used scipy.misc and
 cv2, both gone or not wanted).  Pixel values inside the project are float32:
 [-1, 1] for image folders (tanh generator), [0, 1] for MNIST (sigmoid).
 """
+import contextlib
 import datetime
 import math
 import os
@@ -154,19 +155,30 @@ def to_uint8(images, value_range=(-1.0, 1.0)):
   return np.clip(np.round(scaled * 255.0), 0, 255).astype(np.uint8)
 
 
-def write_json_atomic(path, value):
-  """Write JSON to path through a temporary file and a rename: never half-written."""
-  import json
+@contextlib.contextmanager
+def atomic_output(path):
+  """Yield a temporary path beside `path`; rename it to `path` only if the block succeeds.
+
+  Whatever writes there (JSON, Pillow), a reader of `path` sees the old file or
+  the complete new one, never half of one, whenever the process stops.
+  """
   folder = os.path.dirname(os.path.abspath(path))
   os.makedirs(folder, exist_ok=True)
-  fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".json", dir=folder)
+  fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=os.path.splitext(path)[1], dir=folder)
+  os.close(fd)
   try:
-    with os.fdopen(fd, "w") as f:
-      json.dump(value, f, indent=4, sort_keys=True, ensure_ascii=False)
+    yield tmp
     os.replace(tmp, path)
   finally:
     if os.path.exists(tmp):
       os.remove(tmp)
+
+
+def write_json_atomic(path, value):
+  """Write JSON to path through a temporary file and a rename: never half-written."""
+  import json
+  with atomic_output(path) as tmp, open(tmp, "w") as f:
+    json.dump(value, f, indent=4, sort_keys=True, ensure_ascii=False)
   return path
 
 
@@ -174,17 +186,8 @@ def imsave(image, path):
   """Write an HxW, HxWx1 or HxWx3 uint8 array atomically (temp file + rename)."""
   if image.ndim == 3 and image.shape[2] == 1:
     image = image[:, :, 0]
-  folder = os.path.dirname(os.path.abspath(path))
-  os.makedirs(folder, exist_ok=True)
-  suffix = os.path.splitext(path)[1] or ".png"
-  fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=suffix, dir=folder)
-  os.close(fd)
-  try:
-    Image.fromarray(image).save(tmp)
-    os.replace(tmp, path)
-  finally:
-    if os.path.exists(tmp):
-      os.remove(tmp)
+  with atomic_output(path) as tmp:
+    Image.fromarray(image).save(tmp, format=None if os.path.splitext(path)[1] else "PNG")
   return path
 
 
@@ -233,17 +236,9 @@ def make_gif(images, fname, duration=2.0, value_range=(-1.0, 1.0)):
   """
   frames = [to_uint8(frame, value_range) for frame in images]
   pictures = [Image.fromarray(f[:, :, 0] if f.ndim == 3 and f.shape[2] == 1 else f) for f in frames]
-  folder = os.path.dirname(os.path.abspath(fname))
-  os.makedirs(folder, exist_ok=True)
-  fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".gif", dir=folder)
-  os.close(fd)
-  try:
+  with atomic_output(fname) as tmp:
     pictures[0].save(tmp, save_all=True, append_images=pictures[1:], loop=0,
                      duration=gif_frame_ms(duration, len(pictures)))
-    os.replace(tmp, fname)
-  finally:
-    if os.path.exists(tmp):
-      os.remove(tmp)
   return fname
 
 
@@ -308,9 +303,8 @@ def plot_curves(series, fname, size=(800, 400), title="losses"):
     elif line:
       draw.ellipse([line[0][0] - 2, line[0][1] - 2, line[0][0] + 2, line[0][1] + 2], fill=color)
     draw.text((width - right - 120, top + 8 + 14 * k), "-- " + label, fill=color)
-  folder = os.path.dirname(os.path.abspath(fname))
-  os.makedirs(folder, exist_ok=True)
-  img.save(fname)
+  with atomic_output(fname) as tmp:
+    img.save(tmp)
   return fname
 
 
