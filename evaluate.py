@@ -92,7 +92,8 @@ class MnistClassifier(object):
           self.sess.run(self.train_op, {self.x: self.train_x[idx], self.labels: self.train_y[idx]})
       os.makedirs(self.folder, exist_ok=True)
       self.saver.save(self.sess, os.path.join(self.folder, "classifier"))
-    self.test_accuracy = float(np.mean(self.predict(self.test_x)[0] == self.test_y))
+    test_predicted, self.test_features = self.predict(self.test_x)
+    self.test_accuracy = float(np.mean(test_predicted == self.test_y))
 
   def predict(self, images, batch_size=500):
     """(predicted labels, features) for images [N, 28, 28, 1] in [0, 1]."""
@@ -136,7 +137,7 @@ def evaluate_mnist(dcgan, classifier, per_label=100, seed=0):
   z = gen_random(rng, dcgan.z_dist, (len(classes), dcgan.z_dim))
   generated = to_mnist_size(sample_in_batches(dcgan, z, one_hot(classes, 10)))
   predicted, gen_features = classifier.predict(generated)
-  _, test_features = classifier.predict(classifier.test_x)
+  test_features = classifier.test_features
   reference_idx = np.random.RandomState(seed).choice(len(classifier.train_x),
                                                     min(len(classes), len(classifier.train_x)),
                                                     replace=False)
