@@ -115,20 +115,100 @@ def deconv2d(input_, output_shape, k_h=5, k_w=5, d_h=2, d_w=2, stddev=0.02,
   ``output_shape`` is [batch, height, width, channels]; batch may be None, in
   which case the batch size of ``input_`` is used, so one graph serves any
   batch size.
+
+  The result is that of ``tf.nn.conv2d_transpose``; for the generators' last
+  layer (1 or 3 output channels, output exactly twice the input) it is
+  computed another way, see ``_small_deconv``.
   """
   _, out_h, out_w, out_c = output_shape
   with tf.variable_scope(name):
     w = tf.get_variable("w", [k_h, k_w, out_c, int(input_.shape[-1])],
                         initializer=tf.random_normal_initializer(stddev=stddev))
-    dynamic_shape = tf.stack([tf.shape(input_)[0], out_h, out_w, out_c])
-    deconv = tf.nn.conv2d_transpose(input_, w, output_shape=dynamic_shape,
-                                    strides=[1, d_h, d_w, 1])
+    deconv = _small_deconv(input_, w, out_h, out_w, (k_h, k_w, d_h, d_w))
+    if deconv is None:
+      dynamic_shape = tf.stack([tf.shape(input_)[0], out_h, out_w, out_c])
+      deconv = tf.nn.conv2d_transpose(input_, w, output_shape=dynamic_shape,
+                                      strides=[1, d_h, d_w, 1])
     deconv.set_shape([input_.shape[0], out_h, out_w, out_c])
     biases = tf.get_variable("biases", [out_c], initializer=tf.constant_initializer(0.0))
     deconv = tf.nn.bias_add(deconv, biases)
     if with_w:
       return deconv, w, biases
     return deconv
+
+
+# A 5x5/2 'SAME' transposed convolution whose output is exactly twice its input
+# (pad 1 before, 2 after) writes output row 2m + p (phase p in {0, 1}) from
+# input rows m + d, d in {-1, 0, 1}, through kernel row _PHASE_TAP[p][d]
+# (None: no tap).  Columns likewise.
+_PHASE_TAP = ({-1: 3, 0: 1, 1: None}, {-1: 4, 0: 2, 1: 0})
+SMALL_DECONV_CHANNELS = 4
+
+
+def _small_deconv(x, w, out_h, out_w, geometry):
+  """tf.nn.conv2d_transpose for few output channels, or None where it does not apply.
+
+  With 1-4 output channels oneDNN's transposed convolution (a backward-data
+  kernel) runs at 5-15% of the machine's matmul peak; its gradients too.  The
+  same sum, reordered:
+
+  * 1 output channel (mnist's g_h3): "columns".  One matmul [N*H*W, in] x
+    [in, 25] gives every pixel's contribution through every kernel tap; the
+    taps are shifted into place by padding and summed per output phase, and
+    depth_to_space interleaves the four phases.
+  * 2-4 output channels (celebA's g_h4): "sub-pixel".  One stride-1 3x3
+    convolution with 4 * out channels computes the four phases at once (its
+    kernel is the 5x5 one rearranged, zeros where a phase has no tap), then
+    depth_to_space.
+
+  Both give conv2d_transpose's result up to float rounding (tests/test_ops.py);
+  the variable is the original's [5, 5, out, in] ``w`` either way.
+  """
+  k_h, k_w, d_h, d_w = geometry
+  in_h, in_w, in_c = (int(d) for d in x.shape[1:])
+  out_c = int(w.shape[2])
+  if ((k_h, k_w, d_h, d_w) != (5, 5, 2, 2) or (out_h, out_w) != (2 * in_h, 2 * in_w)
+      or out_c > SMALL_DECONV_CHANNELS):
+    return None
+  if out_c == 1:
+    return _deconv_columns(x, w)
+  return _deconv_subpixel(x, w)
+
+
+def _deconv_columns(x, w):
+  in_h, in_w, in_c = (int(d) for d in x.shape[1:])
+  out_c = int(w.shape[2])
+  # [5, 5, out, in] -> [in, 25 * out], tap-major
+  matrix = tf.reshape(tf.transpose(w, [3, 0, 1, 2]), [in_c, 25 * out_c])
+  columns = tf.matmul(tf.reshape(x, [-1, in_c]), matrix)
+  taps = tf.split(tf.reshape(columns, [-1, in_h, in_w, 25 * out_c]), 25, axis=3)
+  phases = []
+  for p_row in (0, 1):
+    for p_col in (0, 1):
+      # tap (ky, kx) = (2a + p_row, 2b + p_col) lands at padded phase position (m + a, n + b)
+      phases.append(tf.add_n([
+          tf.pad(taps[(2 * a + p_row) * 5 + 2 * b + p_col], [[0, 0], [a, 2 - a], [b, 2 - b], [0, 0]])
+          for a in range(3 - p_row) for b in range(3 - p_col)]))
+  full = tf.nn.depth_to_space(tf.concat(phases, 3), 2)  # [N, 2H + 4, 2W + 4, out]
+  return full[:, 1:1 + 2 * in_h, 1:1 + 2 * in_w, :]
+
+
+def _deconv_subpixel(x, w):
+  in_c, out_c = int(w.shape[3]), int(w.shape[2])
+  # kernel [3, 3, in, 4 * out]: for each window offset (dy, dx) and phase
+  # (p_row, p_col) the 5x5 tap that connects them, or zeros
+  flat = tf.concat([tf.reshape(w, [25, out_c, in_c]), tf.zeros([1, out_c, in_c], w.dtype)], 0)
+  index = []
+  for dy in (-1, 0, 1):
+    for dx in (-1, 0, 1):
+      for p_row in (0, 1):
+        for p_col in (0, 1):
+          ky, kx = _PHASE_TAP[p_row][dy], _PHASE_TAP[p_col][dx]
+          index.append(25 if ky is None or kx is None else ky * 5 + kx)
+  kernel = tf.reshape(tf.gather(flat, index), [3, 3, 4, out_c, in_c])
+  kernel = tf.reshape(tf.transpose(kernel, [0, 1, 4, 2, 3]), [3, 3, in_c, 4 * out_c])
+  phases = tf.nn.conv2d(x, kernel, strides=[1, 1, 1, 1], padding="SAME")
+  return tf.nn.depth_to_space(phases, 2)
 
 
 def lrelu(x, leak=0.2, name="lrelu"):
@@ -143,10 +223,25 @@ def linear(input_, output_size, scope=None, stddev=0.02, bias_start=0.0, with_w=
                              tf.random_normal_initializer(stddev=stddev))
     bias = tf.get_variable("bias", [output_size],
                            initializer=tf.constant_initializer(bias_start))
-    out = tf.matmul(input_, matrix) + bias
+    out = _matmul(input_, matrix) + bias
     if with_w:
       return out, matrix, bias
     return out
+
+
+@tf.custom_gradient
+def _matmul(x, matrix):
+  """x @ matrix, whose input gradient avoids oneDNN's slow transposed-B matmul.
+
+  TensorFlow's gradient for x is dy @ matrix^T; for the few-row, wide shapes
+  of the linear layers here ([64, 1024] x [1024, 3636]) oneDNN runs that at
+  about a third of the speed of (matrix @ dy^T)^T, the same numbers.
+  """
+  def grad(dy):
+    dx = tf.transpose(tf.matmul(matrix, tf.transpose(dy)))
+    dmatrix = tf.matmul(x, dy, transpose_a=True)
+    return dx, dmatrix
+  return tf.matmul(x, matrix), grad
 
 
 def flatten(x):

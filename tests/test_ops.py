@@ -142,3 +142,53 @@ def test_linear_lrelu_and_cond_concat():
 
 def test_conv_out_size_same_is_ceil_half():
   assert [conv_out_size_same(s, 2) for s in (1, 2, 7, 28, 64, 65, 108)] == [1, 1, 4, 14, 32, 33, 54]
+
+
+def layer_and_gradients(build, x, dy_seed):
+  """build(x_tensor)'s output, the gradients of <output, dy> for x and every variable, and the
+  op types of the forward graph."""
+  with tf.Graph().as_default() as graph, tf.Session() as sess:
+    xt = tf.constant(x)
+    out = build(xt)
+    forward_op_types = {op.type for op in graph.get_operations()}
+    dy = np.random.RandomState(dy_seed).randn(*out.shape.as_list()).astype(np.float32)
+    variables = tf.trainable_variables()
+    grads = tf.gradients(out, [xt] + variables, tf.constant(dy))
+    sess.run(tf.global_variables_initializer())
+    values = sess.run([out] + grads)
+    weights = dict(zip([v.op.name for v in variables], sess.run(variables)))
+    return values, weights, dy, forward_op_types
+
+
+@pytest.mark.parametrize("out_c,in_hw,out_hw,native", [
+    (1, (4, 5), (8, 10), False),  # "columns" path (mnist's g_h3)
+    (3, (4, 4), (8, 8), False),   # "sub-pixel" path (celebA's g_h4)
+    (8, (4, 4), (8, 8), True),    # enough channels: conv2d_transpose
+    (3, (4, 4), (7, 8), True),    # output not twice the input: conv2d_transpose
+])
+def test_deconv2d_paths_match_conv2d_transpose_and_its_gradients(out_c, in_hw, out_hw, native):
+  x = np.random.RandomState(8).randn(2, in_hw[0], in_hw[1], 6).astype(np.float32)
+  (out, dx, dw, db), weights, dy, op_types = layer_and_gradients(
+      lambda t: deconv2d(t, [None, out_hw[0], out_hw[1], out_c], name="g_h3"), x, 9)
+  assert ("Conv2DBackpropInput" in op_types) == native
+  w = weights["g_h3/w"]
+  with tf.Graph().as_default(), tf.Session() as sess:
+    xt, wt = tf.constant(x), tf.constant(w)
+    want = tf.nn.conv2d_transpose(xt, wt, [2, out_hw[0], out_hw[1], out_c], [1, 2, 2, 1])
+    want_dx, want_dw = tf.gradients(want, [xt, wt], tf.constant(dy))
+    want, want_dx, want_dw = sess.run([want, want_dx, want_dw])
+  np.testing.assert_allclose(out, want + weights["g_h3/biases"], atol=1e-5)
+  np.testing.assert_allclose(dx, want_dx, atol=1e-4)
+  np.testing.assert_allclose(dw, want_dw, atol=1e-4)
+  np.testing.assert_allclose(db, dy.sum(axis=(0, 1, 2)), atol=1e-4)
+
+
+def test_linear_gradients_are_the_matmul_gradients():
+  x = np.random.RandomState(10).randn(5, 7).astype(np.float32)
+  (out, dx, dmatrix, dbias), weights, dy, _ = layer_and_gradients(
+      lambda t: linear(t, 3, "d_h3_lin"), x, 11)
+  matrix = weights["d_h3_lin/Matrix"]
+  np.testing.assert_allclose(out, x @ matrix, atol=1e-6)  # bias starts at 0
+  np.testing.assert_allclose(dx, dy @ matrix.T, atol=1e-5)
+  np.testing.assert_allclose(dmatrix, x.T @ dy, atol=1e-5)
+  np.testing.assert_allclose(dbias, dy.sum(axis=0), atol=1e-5)
