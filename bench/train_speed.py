@@ -8,10 +8,13 @@ conditional; batch 64, the original's filter counts), feeds synthetic batches
 iterations and then times --steps iterations of DCGAN.train_step: one D update
 and two G updates, losses fetched as the training loop fetches them.
 
-Useful FLOPs of an iteration are counted from the graph: every MatMul, Conv2D
-and transposed convolution (Conv2DBackpropInput) of the generator's and the
-discriminator's forward pass gives G_f and D_f per example (2 FLOPs per
-multiply-add). A D update runs G forward, D forward twice (real, fake) and D
+Useful FLOPs of an iteration are counted from the graph's layers: each linear,
+convolution and transposed convolution of the generator's and the
+discriminator's forward pass, from its weight shape and output size (2 FLOPs
+per multiply-add), gives G_f and D_f per example. This is the architecture's
+count; ops.py may compute a layer another way (the last generator layer, see
+ops._small_deconv), and any extra work that costs (zeros in a rearranged
+kernel) is not counted as useful. A D update runs G forward, D forward twice (real, fake) and D
 backward twice (gradients for activations and weights, ~2 forwards each):
 G_f + 6 D_f. A G update runs G and D forward, D backward for activations
 only, G backward for both: 3 G_f + 2 D_f. An iteration (1 D + 2 G updates)
@@ -39,6 +42,7 @@ tf.get_logger().setLevel("ERROR")
 
 from common import matmul_peak_gflops  # noqa: E402
 from model import DCGAN, session_config  # noqa: E402
+from ops import conv_out_size_same  # noqa: E402
 from utils import UserError  # noqa: E402
 
 CONFIGS = {
@@ -48,22 +52,28 @@ CONFIGS = {
 
 
 def forward_flops(graph, scope):
-  """FLOPs per example of the MatMul / Conv2D / transposed-conv ops directly under scope/."""
+  """FLOPs per example of the forward pass of the network under scope/, layer by layer.
+
+  Counted from each layer's weights and output size as the architecture
+  defines it, whatever ops ops.py uses to compute the layer: linear
+  Matrix [in, out]: 2 * in * out; discriminator convolution w [5, 5, in, out]
+  with output h x w: 2 * h * w * 25 * in * out; generator transposed
+  convolution w [5, 5, out, in] with input h x w (half its output, rounded
+  up): 2 * h * w * 25 * in * out.
+  """
   total = 0
-  for op in graph.get_operations():
-    if not op.name.startswith(scope + "/"):
+  for var in graph.get_collection(tf.GraphKeys.GLOBAL_VARIABLES):
+    layer, _, leaf = var.op.name.rpartition("/")
+    if not layer.startswith(scope + "/"):
       continue
-    if op.type == "MatMul":
-      k, n = op.inputs[1].shape.as_list()
-      total += 2 * k * n
-    elif op.type == "Conv2D":
-      _, h, w, _ = op.outputs[0].shape.as_list()
-      kh, kw, ci, co = op.inputs[1].shape.as_list()
-      total += 2 * h * w * kh * kw * ci * co
-    elif op.type == "Conv2DBackpropInput":
-      _, h, w, _ = op.inputs[2].shape.as_list()
-      kh, kw, co, ci = op.inputs[1].shape.as_list()
-      total += 2 * h * w * kh * kw * ci * co
+    shape = var.shape.as_list()
+    if leaf == "Matrix":
+      total += 2 * shape[0] * shape[1]
+    elif leaf == "w":
+      _, out_h, out_w, _ = graph.get_tensor_by_name(layer + "/BiasAdd:0").shape.as_list()
+      if scope == "generator":
+        out_h, out_w = conv_out_size_same(out_h, 2), conv_out_size_same(out_w, 2)
+      total += 2 * out_h * out_w * int(np.prod(shape))
   return total
 
 

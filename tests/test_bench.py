@@ -70,7 +70,7 @@ def test_train_speed_bench_bf16(tmp_path):
 
 
 def test_forward_flops_of_celeba_64():
-  """The graph count equals the layer-by-layer count of the original's celebA-64 model."""
+  """The count equals the layer-by-layer count of the original's celebA-64 model."""
   with tf.Graph().as_default(), tf.Session() as sess:
     model = DCGAN(sess, batch_size=64, seed=0)
     g_f, d_f, total = train_speed.iteration_flops(model)
@@ -80,6 +80,18 @@ def test_forward_flops_of_celeba_64():
   conv = lambda h, w, ci, co: 2 * h * w * 25 * ci * co  # output h x w
   assert d_f == conv(32, 32, 3, 64) + conv(16, 16, 64, 128) + conv(8, 8, 128, 256) + \
       conv(4, 4, 256, 512) + 2 * 8192
+  assert total == 64 * (7 * g_f + 10 * d_f)
+
+
+def test_forward_flops_of_conditional_mnist():
+  """Label channels count as input channels, as in the original's layers."""
+  with tf.Graph().as_default(), tf.Session() as sess:
+    model = DCGAN(sess, batch_size=64, output_height=28, output_width=28, c_dim=1, y_dim=10,
+                  dataset_name="mnist", seed=0)
+    g_f, d_f, total = train_speed.iteration_flops(model)
+  assert g_f == 2 * 110 * 1024 + 2 * 1034 * 6272 + 2 * 7 * 7 * 25 * 138 * 128 + \
+      2 * 14 * 14 * 25 * 138 * 1
+  assert d_f == 2 * 14 * 14 * 25 * 11 * 11 + 2 * 7 * 7 * 25 * 21 * 74 + 2 * 3636 * 1024 + 2 * 1034
   assert total == 64 * (7 * g_f + 10 * d_f)
 
 
