@@ -27,8 +27,7 @@ import tensorflow.compat.v1 as tf
 from tqdm import tqdm
 
 from dataset import open_dataset, prefetch
-from ops import (batch_norm, conv2d, conv_cond_concat, conv_out_size_same, deconv2d, flatten,
-                 linear, lrelu)
+from ops import (batch_norm, conv2d, conv_out_size_same, deconv2d, flatten, linear, lrelu)
 from utils import UserError, image_manifold_size, save_images
 
 Z_DISTRIBUTIONS = ("normal01", "uniform_signed", "uniform_unsigned")
@@ -353,12 +352,11 @@ class DCGAN(object):
         h4 = linear(flatten(h3), 1, 'd_h4_lin')
         return tf.nn.sigmoid(h4), h4
 
-      yb = tf.reshape(y, [-1, 1, 1, self.y_dim])
-      x = conv_cond_concat(image, yb)
-      h0 = lrelu(conv2d(x, self.c_dim + self.y_dim, name='d_h0_conv'))
+      # labels=y: the layer takes conv_cond_concat(input, y), as the original's
+      h0 = lrelu(conv2d(image, self.c_dim + self.y_dim, name='d_h0_conv', labels=y))
       keep(h0)
-      h0 = conv_cond_concat(h0, yb)
-      h1 = lrelu(self.d_bn1(conv2d(h0, self.df_dim + self.y_dim, name='d_h1_conv'), train=train))
+      h1 = lrelu(self.d_bn1(conv2d(h0, self.df_dim + self.y_dim, name='d_h1_conv', labels=y),
+                            train=train))
       keep(h1)
       h1 = tf.concat([flatten(h1), y], 1)
       h2 = lrelu(self.d_bn2(linear(h1, self.dfc_dim, 'd_h2_lin'), train=train))
@@ -389,18 +387,16 @@ class DCGAN(object):
         h4 = deconv2d(h3, [None, s_h, s_w, self.c_dim], name='g_h4')
         return tf.nn.tanh(h4)
 
-      yb = tf.reshape(y, [-1, 1, 1, self.y_dim])
       z = tf.concat([z, y], 1)
       h0 = tf.nn.relu(self.g_bn0(linear(z, self.gfc_dim, 'g_h0_lin'), train=train))
       h0 = tf.concat([h0, y], 1)
       h1 = tf.nn.relu(self.g_bn1(linear(h0, self.gf_dim * 2 * s_h4 * s_w4, 'g_h1_lin'),
                                  train=train))
       h1 = tf.reshape(h1, [-1, s_h4, s_w4, self.gf_dim * 2])
-      h1 = conv_cond_concat(h1, yb)
-      h2 = tf.nn.relu(self.g_bn2(deconv2d(h1, [None, s_h2, s_w2, self.gf_dim * 2], name='g_h2'),
-                                 train=train))
-      h2 = conv_cond_concat(h2, yb)
-      return tf.nn.sigmoid(deconv2d(h2, [None, s_h, s_w, self.c_dim], name='g_h3'))
+      # labels=y: the layer takes conv_cond_concat(input, y), as the original's
+      h2 = tf.nn.relu(self.g_bn2(deconv2d(h1, [None, s_h2, s_w2, self.gf_dim * 2], name='g_h2',
+                                          labels=y), train=train))
+      return tf.nn.sigmoid(deconv2d(h2, [None, s_h, s_w, self.c_dim], name='g_h3', labels=y))
 
   # --------------------------------------------------------------------------
   # feeding

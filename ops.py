@@ -98,40 +98,82 @@ def conv_cond_concat(x, y):
   return tf.concat([x, tf.tile(y, [1, height, width, 1])], 3)
 
 
-def conv2d(input_, output_dim, k_h=5, k_w=5, d_h=2, d_w=2, stddev=0.02, name="conv2d"):
-  """5x5/2 'SAME' convolution with bias; weights truncated normal (stddev 0.02)."""
+def conv2d(input_, output_dim, k_h=5, k_w=5, d_h=2, d_w=2, stddev=0.02, name="conv2d",
+           labels=None):
+  """5x5/2 'SAME' convolution with bias; weights truncated normal (stddev 0.02).
+
+  With ``labels`` [N, Y] the layer convolves ``conv_cond_concat(input_,
+  labels)``, as the original's conditional layers do: ``w`` has the Y label
+  channels after the input's, and the label channels' share is computed by
+  ``_label_term`` instead of convolving the broadcast labels.
+  """
+  in_c = int(input_.shape[-1])
+  label_c = int(labels.shape[-1]) if labels is not None else 0
+  strides = [1, d_h, d_w, 1]
   with tf.variable_scope(name):
-    w = tf.get_variable("w", [k_h, k_w, int(input_.shape[-1]), output_dim],
+    w = tf.get_variable("w", [k_h, k_w, in_c + label_c, output_dim],
                         initializer=tf.truncated_normal_initializer(stddev=stddev))
-    conv = tf.nn.conv2d(input_, w, strides=[1, d_h, d_w, 1], padding="SAME")
+    # split, not slices: its gradient is one concat (two slices' are two zero-filled copies)
+    w_input, w_labels = tf.split(w, [in_c, label_c], axis=2) if label_c else (w, None)
+    conv = tf.nn.conv2d(input_, w_input, strides=strides, padding="SAME")
     biases = tf.get_variable("biases", [output_dim], initializer=tf.constant_initializer(0.0))
-    return tf.nn.bias_add(conv, biases)
+    out = tf.nn.bias_add(conv, biases)
+    if label_c:
+      out += _label_term(labels, w_labels, input_, lambda maps, w_labels: tf.nn.conv2d(
+          maps, w_labels, strides=strides, padding="SAME"))
+    return out
+
+
+def _label_term(labels, w_labels, input_, layer):
+  """layer(conv_cond_concat(0, labels)) for a layer that is linear in its input channels.
+
+  The label channels of conv_cond_concat hold the same value on every pixel,
+  so their contribution to a convolution (or transposed convolution) is
+  labels @ T, where T[k] is the layer applied to label k's one-hot channel on
+  an input-sized map: a batch-of-Y layer run instead of the batch-of-N one over
+  Y extra channels.  Exact, borders included; any label values, not only
+  one-hot.
+  """
+  label_c = int(labels.shape[-1])
+  height, width = int(input_.shape[1]), int(input_.shape[2])
+  one_hot_maps = tf.tile(tf.reshape(tf.eye(label_c), [label_c, 1, 1, label_c]),
+                         [1, height, width, 1])
+  per_label = layer(one_hot_maps, w_labels)  # [Y, H', W', out]
+  out_shape = per_label.shape.as_list()[1:]
+  return tf.reshape(tf.matmul(labels, tf.reshape(per_label, [label_c, -1])), [-1] + out_shape)
 
 
 def deconv2d(input_, output_shape, k_h=5, k_w=5, d_h=2, d_w=2, stddev=0.02,
-             name="deconv2d", with_w=False):
+             name="deconv2d", with_w=False, labels=None):
   """5x5/2 transposed convolution with bias; weights normal (stddev 0.02).
 
   ``output_shape`` is [batch, height, width, channels]; batch may be None, in
   which case the batch size of ``input_`` is used, so one graph serves any
-  batch size.
+  batch size.  ``labels`` [N, Y]: the layer takes ``conv_cond_concat(input_,
+  labels)``, as in conv2d.
 
   The result is that of ``tf.nn.conv2d_transpose``; for the generators' last
   layer (1 or 3 output channels, output exactly twice the input) it is
   computed another way, see ``_small_deconv``.
   """
   _, out_h, out_w, out_c = output_shape
+  in_c = int(input_.shape[-1])
+  label_c = int(labels.shape[-1]) if labels is not None else 0
+  strides = [1, d_h, d_w, 1]
   with tf.variable_scope(name):
-    w = tf.get_variable("w", [k_h, k_w, out_c, int(input_.shape[-1])],
+    w = tf.get_variable("w", [k_h, k_w, out_c, in_c + label_c],
                         initializer=tf.random_normal_initializer(stddev=stddev))
-    deconv = _small_deconv(input_, w, out_h, out_w, (k_h, k_w, d_h, d_w))
+    w_input, w_labels = tf.split(w, [in_c, label_c], axis=3) if label_c else (w, None)
+    deconv = _small_deconv(input_, w_input, out_h, out_w, (k_h, k_w, d_h, d_w))
     if deconv is None:
       dynamic_shape = tf.stack([tf.shape(input_)[0], out_h, out_w, out_c])
-      deconv = tf.nn.conv2d_transpose(input_, w, output_shape=dynamic_shape,
-                                      strides=[1, d_h, d_w, 1])
+      deconv = tf.nn.conv2d_transpose(input_, w_input, output_shape=dynamic_shape, strides=strides)
     deconv.set_shape([input_.shape[0], out_h, out_w, out_c])
     biases = tf.get_variable("biases", [out_c], initializer=tf.constant_initializer(0.0))
     deconv = tf.nn.bias_add(deconv, biases)
+    if label_c:
+      deconv += _label_term(labels, w_labels, input_, lambda maps, w_labels: (
+          tf.nn.conv2d_transpose(maps, w_labels, [label_c, out_h, out_w, out_c], strides=strides)))
     if with_w:
       return deconv, w, biases
     return deconv

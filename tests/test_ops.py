@@ -192,3 +192,33 @@ def test_linear_gradients_are_the_matmul_gradients():
   np.testing.assert_allclose(dx, dy @ matrix.T, atol=1e-5)
   np.testing.assert_allclose(dmatrix, x.T @ dy, atol=1e-5)
   np.testing.assert_allclose(dbias, dy.sum(axis=0), atol=1e-5)
+
+
+@pytest.mark.parametrize("layer,out_c", [("conv2d", 5), ("deconv2d", 6), ("deconv2d", 1)])
+def test_labels_argument_equals_the_layer_over_conv_cond_concat(layer, out_c):
+  """labels=y gives the original's layer(conv_cond_concat(x, y)): values and gradients."""
+  rng = np.random.RandomState(12)
+  x = rng.randn(3, 6, 6, 4).astype(np.float32)
+  y = rng.rand(3, 3).astype(np.float32)  # any values, not only one-hot
+  y[0] = [0, 1, 0]
+
+  def build(labels, features):
+    if layer == "conv2d":
+      return conv2d(features, out_c, name="d_h1_conv", labels=labels)
+    return deconv2d(features, [None, 12, 12, out_c], name="g_h2", labels=labels)
+
+  (out, dx, dw, db), weights, dy, _ = layer_and_gradients(lambda t: build(tf.constant(y), t), x, 13)
+  (w_name, w), = [(k, v) for k, v in weights.items() if k.endswith("/w")]
+  assert w.shape[2 if layer == "conv2d" else 3] == 4 + 3  # the original's variable: input + labels
+  with tf.Graph().as_default(), tf.Session() as sess:
+    xt, wt = tf.constant(x), tf.constant(w)
+    cat = conv_cond_concat(xt, tf.constant(y.reshape(3, 1, 1, 3)))
+    if layer == "conv2d":
+      want = tf.nn.conv2d(cat, wt, [1, 2, 2, 1], "SAME")
+    else:
+      want = tf.nn.conv2d_transpose(cat, wt, [3, 12, 12, out_c], [1, 2, 2, 1])
+    want_dx, want_dw = tf.gradients(want, [xt, wt], tf.constant(dy))
+    want, want_dx, want_dw = sess.run([want, want_dx, want_dw])
+  np.testing.assert_allclose(out, want, atol=1e-5)  # biases start at 0
+  np.testing.assert_allclose(dx, want_dx, atol=1e-4)
+  np.testing.assert_allclose(dw, want_dw, atol=1e-4)
