@@ -254,8 +254,12 @@ def _deconv_subpixel(x, w):
 
 
 def lrelu(x, leak=0.2, name="lrelu"):
-  """Leaky ReLU, max(x, leak * x)."""
-  return tf.maximum(x, leak * x, name=name)
+  """Leaky ReLU, max(x, leak * x) for 0 <= leak <= 1 (the original's formula).
+
+  One LeakyRelu op: its gradient is one op too, where max(x, leak * x) made
+  five (compare, two selects, zeros, multiply).
+  """
+  return tf.nn.leaky_relu(x, alpha=leak, name=name)
 
 
 def linear(input_, output_size, scope=None, stddev=0.02, bias_start=0.0, with_w=False):
