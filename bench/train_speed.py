@@ -12,17 +12,20 @@ Useful FLOPs of an iteration are counted from the graph's layers: each linear,
 convolution and transposed convolution of the generator's and the
 discriminator's forward pass, from its weight shape and output size (2 FLOPs
 per multiply-add), gives G_f and D_f per example. This is the architecture's
-count; ops.py may compute a layer another way (the last generator layer, see
-ops._small_deconv), and any extra work that costs (zeros in a rearranged
-kernel) is not counted as useful. A D update runs G forward, D forward twice (real, fake) and D
+count, whatever way ops.py computes a layer: extra work a rearrangement costs
+(the zeros of ops._deconv_subpixel's kernel) is not counted, and the label
+channels of the conditional (mnist) layers count as the input channels they
+are in the original, although ops._label_term computes their share (9.7% of
+the mnist iteration's count) in closed form. A D update runs G forward, D forward twice (real, fake) and D
 backward twice (gradients for activations and weights, ~2 forwards each):
 G_f + 6 D_f. A G update runs G and D forward, D backward for activations
 only, G backward for both: 3 G_f + 2 D_f. An iteration (1 D + 2 G updates)
 is therefore 7 G_f + 10 D_f per example.
 
-The peak is the best GFLOP/s of a 2048^3 matmul in a Session, measured in the
-same run (and in bfloat16 too with --precision bf16). Prints a table and
-appends one JSON line to bench/results.jsonl.
+The peak is the best GFLOP/s of a 2048^3 or 4096^3 matmul in a Session
+(bench/common.py), measured in the same run (and in bfloat16 too with
+--precision bf16). Prints a table and appends one JSON line to
+bench/results.jsonl.
 """
 import argparse
 import json
