@@ -103,3 +103,27 @@ def test_bf16_is_refused_without_hardware_support(monkeypatch):
   assert model_module.session_config("fp32").gpu_options.allow_growth
   with pytest.raises(UserError, match="--precision must be fp32 or bf16"):
     model_module.session_config("fp16")
+
+
+def test_layer_speed_bench_times_every_conv_kernel_of_the_model(tmp_path):
+  results = str(tmp_path / "layers.jsonl")
+  proc = subprocess.run(
+      [sys.executable, os.path.join(PROJECT_DIR, "bench", "layer_speed.py"), "--config", "mnist",
+       "--batch_size", "4", "--repeats", "1", "--results", results],
+      stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, timeout=600,
+      env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"))
+  assert proc.returncode == 0, proc.stderr[-2000:]
+  assert "matmul peak float32" in proc.stdout
+  (line,) = open(results).read().splitlines()
+  result = json.loads(line)
+  layers = {(row["layer"], row["kernel"]): row for row in result["layers"]}
+  names = ["generator/g_h2", "generator/g_h3", "discriminator/d_h0_conv", "discriminator/d_h1_conv"]
+  assert set(layers) == {(n, k) for n in names for k in ("forward", "data", "weights")}
+  # shapes from the real graph: g_h2 takes 7x7 (128 + 10 label channels) to 14x14x128
+  assert layers["generator/g_h2", "forward"]["small"] == [4, 7, 7, 138]
+  assert layers["generator/g_h2", "forward"]["large"] == [4, 14, 14, 128]
+  assert layers["discriminator/d_h1_conv", "data"]["large"] == [4, 14, 14, 21]
+  for row in result["layers"]:
+    assert row["gflops"]["float32"] > 0
+    assert ("bfloat16" in row["gflops"]) == cpu_supports_bf16()
+    assert "%s " % row["layer"] in proc.stdout

@@ -1,0 +1,139 @@
+"""Each convolution kernel of the model alone, in fp32 and in bfloat16.
+
+    python bench/layer_speed.py [--config celebA|mnist] [--repeats 10]
+
+For every convolutional layer of the model (shapes read from the real graph
+built by model.py, batch 64) it times the three kernels training runs -
+forward, gradient for the input ("data") and gradient for the weights
+("weights") - as single TensorFlow ops on variables already in the dtype, and
+prints GFLOP/s in fp32, in bf16 (where the CPU has it) and their ratio, beside
+the machine's matmul peaks measured in the same run. This is where the
+speed-up of --precision bf16 is won or lost: train_speed.py's whole-step ratio
+cannot beat these kernels' ratios. Appends one JSON line to bench/results.jsonl.
+
+A generator layer is a transposed convolution: its forward kernel is
+Conv2DBackpropInput, its data gradient a strided Conv2D, its weight gradient
+Conv2DBackpropFilter with the roles of input and output swapped. These are
+TensorFlow's own kernels at the architecture's shapes; ops.py computes some
+layers another way (the last generator layer, the label channels).
+"""
+import argparse
+import json
+import os
+import sys
+import time
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+import numpy as np  # noqa: E402
+import tensorflow.compat.v1 as tf  # noqa: E402
+
+tf.get_logger().setLevel("ERROR")
+
+from common import matmul_peak_gflops  # noqa: E402
+from model import DCGAN, cpu_supports_bf16  # noqa: E402
+from train_speed import CONFIGS  # noqa: E402
+
+STRIDES = [1, 2, 2, 1]
+
+
+def conv_layers(config, batch_size):
+  """[(name, small [N, h, w, c], large [N, H, W, C])] for each conv layer of the model.
+
+  'small' is the low-resolution side (a D layer's output, a G layer's input),
+  'large' the other; channel counts are the weights' (label channels included).
+  """
+  layers = []
+  with tf.Graph().as_default() as graph, tf.Session() as sess:
+    DCGAN(sess, batch_size=batch_size, dataset_name=config, seed=0, **CONFIGS[config])
+    for var in graph.get_collection(tf.GraphKeys.GLOBAL_VARIABLES):
+      layer, _, leaf = var.op.name.rpartition("/")
+      if leaf != "w":
+        continue
+      kh, kw, a, b = var.shape.as_list()
+      _, out_h, out_w, _ = graph.get_tensor_by_name(layer + "/BiasAdd:0").shape.as_list()
+      if layer.startswith("generator/"):  # w [5, 5, out, in], output = the large side
+        small = [batch_size, -(-out_h // 2), -(-out_w // 2), b]
+        large = [batch_size, out_h, out_w, a]
+      else:  # w [5, 5, in, out], output = the small side
+        small = [batch_size, out_h, out_w, b]
+        large = [batch_size, 2 * out_h, 2 * out_w, a]
+      layers.append((layer, small, large))
+  return layers
+
+
+def time_kernels(small, large, dtype, repeats):
+  """Seconds (median) of forward / data / weights for a 5x5/2 layer between these shapes."""
+  filter_shape = [5, 5, large[3], small[3]]  # a D layer's: large -> small
+  with tf.Graph().as_default(), tf.Session() as sess:
+    make = lambda shape, seed: tf.Variable(tf.cast(tf.random.normal(shape, seed=seed), dtype))
+    x_large, x_small, w = make(large, 1), make(small, 2), make(filter_shape, 3)
+    kernels = {
+        # large -> small (D forward; G data gradient)
+        "conv": tf.nn.conv2d(x_large, w, STRIDES, "SAME"),
+        # small -> large (G forward; D data gradient)
+        "conv_transpose": tf.nn.conv2d_transpose(x_small, w, large, STRIDES),
+        # the weights' gradient, either layer
+        "filter_grad": tf.raw_ops.Conv2DBackpropFilter(
+            input=x_large, filter_sizes=filter_shape, out_backprop=x_small, strides=STRIDES,
+            padding="SAME"),
+    }
+    sess.run(tf.global_variables_initializer())
+    seconds = {}
+    for name, out in kernels.items():
+      op = tf.reduce_sum(tf.cast(out[:1], tf.float32))  # fetch next to nothing
+      sess.run(op)
+      times = []
+      for _ in range(repeats):
+        start = time.perf_counter()
+        sess.run(op)
+        times.append(time.perf_counter() - start)
+      seconds[name] = float(np.median(times))
+  return seconds
+
+
+def main():
+  parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+  parser.add_argument("--config", choices=sorted(CONFIGS), default="celebA")
+  parser.add_argument("--batch_size", type=int, default=64)
+  parser.add_argument("--repeats", type=int, default=10)
+  parser.add_argument("--results", default=os.path.join(os.path.dirname(os.path.abspath(__file__)),
+                                                        "results.jsonl"))
+  args = parser.parse_args()
+  dtypes = [tf.float32] + ([tf.bfloat16] if cpu_supports_bf16() else [])
+  peaks = {dt.name: matmul_peak_gflops(dtype=dt) for dt in dtypes}
+  print("machine: %d CPUs, matmul peak %s (measured now)" % (
+      os.cpu_count(), ", ".join("%s %.1f GFLOP/s" % kv for kv in peaks.items())))
+  print("%-26s %-8s %9s %9s %6s" % ("layer", "kernel", "fp32", "bf16", "ratio"))
+  rows = []
+  for layer, small, large in conv_layers(args.config, args.batch_size):
+    flops = 2 * np.prod(small[:3]) * 25 * small[3] * large[3]
+    timed = {dt.name: time_kernels(small, large, dt, args.repeats) for dt in dtypes}
+    generator = layer.startswith("generator/")
+    roles = {"forward": "conv_transpose" if generator else "conv",
+             "data": "conv" if generator else "conv_transpose", "weights": "filter_grad"}
+    for role, kernel in roles.items():
+      gflops = {name: flops / t[kernel] / 1e9 for name, t in timed.items()}
+      bf16 = gflops.get("bfloat16")
+      print("%-26s %-8s %9.1f %9s %6s" % (
+          layer, role, gflops["float32"], "%.1f" % bf16 if bf16 else "-",
+          "%.2fx" % (bf16 / gflops["float32"]) if bf16 else "-"))
+      rows.append({"layer": layer, "kernel": role, "small": small, "large": large,
+                   "gflops": {k: round(v, 1) for k, v in gflops.items()}})
+  print("(GFLOP/s of each kernel alone; batch %d)" % args.batch_size)
+  result = {"bench": "layer_speed", "time": time.strftime("%Y-%m-%dT%H:%M:%S"),
+            "machine": {"cpus": os.cpu_count(), "tensorflow": tf.__version__,
+                        "matmul_peak_gflops": {k: round(v, 1) for k, v in peaks.items()}},
+            "config": {"model": args.config, "batch_size": args.batch_size,
+                       "repeats": args.repeats},
+            "layers": rows}
+  with open(args.results, "a") as f:
+    f.write(json.dumps(result) + "\n")
+  print("appended to %s" % args.results)
+  return 0
+
+
+if __name__ == "__main__":
+  sys.exit(main())
