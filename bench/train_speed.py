@@ -16,7 +16,9 @@ count, whatever way ops.py computes a layer: extra work a rearrangement costs
 (the zeros of ops._deconv_subpixel's kernel) is not counted, and the label
 channels of the conditional (mnist) layers count as the input channels they
 are in the original, although ops._label_term computes their share (9.7% of
-the mnist iteration's count) in closed form. A D update runs G forward, D forward twice (real, fake) and D
+the mnist iteration's count) in closed form.
+
+A D update runs G forward, D forward twice (real, fake) and D
 backward twice (gradients for activations and weights, ~2 forwards each):
 G_f + 6 D_f. A G update runs G and D forward, D backward for activations
 only, G backward for both: 3 G_f + 2 D_f. An iteration (1 D + 2 G updates)
