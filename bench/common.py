@@ -1,7 +1,18 @@
-"""Shared by the benchmarks: the machine's measured matmul peak."""
+"""Shared by the benchmarks: the machine's measured matmul peak, and where results go."""
+import json
+import os
 import time
 
 import tensorflow.compat.v1 as tf
+
+RESULTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results.jsonl")
+
+
+def append_result(path, result):
+  """Append one benchmark result as a JSON line to path and say so."""
+  with open(path, "a") as f:
+    f.write(json.dumps(result) + "\n")
+  print("appended to %s" % path)
 
 
 def matmul_peak_gflops(sizes=(2048, 4096), seconds=1.5, dtype=tf.float32):

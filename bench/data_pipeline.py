@@ -15,7 +15,6 @@ noise, quality 90) unless --data names a folder of real ones, then measures
 Prints a table and appends one JSON line to bench/results.jsonl.
 """
 import argparse
-import json
 import os
 import platform
 import sys
@@ -33,7 +32,7 @@ import tensorflow.compat.v1 as tf  # noqa: E402
 
 tf.get_logger().setLevel("ERROR")
 
-from common import matmul_peak_gflops  # noqa: E402
+from common import RESULTS, append_result, matmul_peak_gflops  # noqa: E402
 from dataset import ImageFolderData, prefetch  # noqa: E402
 from model import DCGAN  # noqa: E402
 
@@ -69,8 +68,7 @@ def main():
   parser.add_argument("--input_height", type=int, default=108)
   parser.add_argument("--output_height", type=int, default=64)
   parser.add_argument("--filters", type=int, default=64, help="gf_dim = df_dim [64]")
-  parser.add_argument("--results", default=os.path.join(os.path.dirname(os.path.abspath(__file__)),
-                                                        "results.jsonl"))
+  parser.add_argument("--results", default=RESULTS)
   args = parser.parse_args()
 
   with tempfile.TemporaryDirectory(prefix="dcgan-bench-") as tmp:
@@ -130,9 +128,7 @@ def main():
       args.batch_size, result["train"]["s_per_step"], result["train"]["images_per_s"]))
   print("waiting for data: %.2f%% of training time (target < %.0f%%): %s" % (
       100 * wait, 100 * TARGET_WAIT, "met" if result["meets_target"] else "NOT met"))
-  with open(args.results, "a") as f:
-    f.write(json.dumps(result) + "\n")
-  print("appended to %s" % args.results)
+  append_result(args.results, result)
 
 
 if __name__ == "__main__":

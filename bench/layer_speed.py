@@ -18,7 +18,6 @@ TensorFlow's own kernels at the architecture's shapes; ops.py computes some
 layers another way (the last generator layer, the label channels).
 """
 import argparse
-import json
 import os
 import sys
 import time
@@ -32,7 +31,7 @@ import tensorflow.compat.v1 as tf  # noqa: E402
 
 tf.get_logger().setLevel("ERROR")
 
-from common import matmul_peak_gflops  # noqa: E402
+from common import RESULTS, append_result, matmul_peak_gflops  # noqa: E402
 from model import DCGAN, cpu_supports_bf16  # noqa: E402
 from train_speed import CONFIGS  # noqa: E402
 
@@ -99,8 +98,7 @@ def main():
   parser.add_argument("--config", choices=sorted(CONFIGS), default="celebA")
   parser.add_argument("--batch_size", type=int, default=64)
   parser.add_argument("--repeats", type=int, default=10)
-  parser.add_argument("--results", default=os.path.join(os.path.dirname(os.path.abspath(__file__)),
-                                                        "results.jsonl"))
+  parser.add_argument("--results", default=RESULTS)
   args = parser.parse_args()
   dtypes = [tf.float32] + ([tf.bfloat16] if cpu_supports_bf16() else [])
   peaks = {dt.name: matmul_peak_gflops(dtype=dt) for dt in dtypes}
@@ -129,9 +127,7 @@ def main():
             "config": {"model": args.config, "batch_size": args.batch_size,
                        "repeats": args.repeats},
             "layers": rows}
-  with open(args.results, "a") as f:
-    f.write(json.dumps(result) + "\n")
-  print("appended to %s" % args.results)
+  append_result(args.results, result)
   return 0
 
 

@@ -30,7 +30,6 @@ The peak is the best GFLOP/s of a 2048^3 or 4096^3 matmul in a Session
 bench/results.jsonl.
 """
 import argparse
-import json
 import os
 import platform
 import sys
@@ -45,7 +44,7 @@ import tensorflow.compat.v1 as tf  # noqa: E402
 
 tf.get_logger().setLevel("ERROR")
 
-from common import matmul_peak_gflops  # noqa: E402
+from common import RESULTS, append_result, matmul_peak_gflops  # noqa: E402
 from model import DCGAN, session_config  # noqa: E402
 from ops import conv_out_size_same  # noqa: E402
 from utils import UserError  # noqa: E402
@@ -100,8 +99,7 @@ def main():
   parser.add_argument("--fc", type=int, default=1024, help="gfc_dim = dfc_dim (mnist) [1024]")
   parser.add_argument("--intra_op_threads", type=int, default=0)
   parser.add_argument("--inter_op_threads", type=int, default=0)
-  parser.add_argument("--results", default=os.path.join(os.path.dirname(os.path.abspath(__file__)),
-                                                        "results.jsonl"))
+  parser.add_argument("--results", default=RESULTS)
   args = parser.parse_args()
   shape = CONFIGS[args.config]
   try:
@@ -161,9 +159,7 @@ def main():
         % (s_per_iter, args.steps, min(times), result["images_per_s"], achieved,
            result["percent_of_fp32_peak"],
            " (%.1f%% of bf16 peak)" % result["percent_of_bf16_peak"] if peak_bf16 else ""))
-  with open(args.results, "a") as f:
-    f.write(json.dumps(result) + "\n")
-  print("appended to %s" % args.results)
+  append_result(args.results, result)
   return 0
 
 
