@@ -33,33 +33,29 @@ tf.get_logger().setLevel("ERROR")
 
 from common import RESULTS, append_result, matmul_peak_gflops  # noqa: E402
 from model import DCGAN, cpu_supports_bf16  # noqa: E402
-from train_speed import CONFIGS  # noqa: E402
+from train_speed import CONFIGS, model_layers  # noqa: E402
 
 STRIDES = [1, 2, 2, 1]
 
 
 def conv_layers(config, batch_size):
-  """[(name, small [N, h, w, c], large [N, H, W, C])] for each conv layer of the model.
+  """[(name, small [N, h, w, c], large [N, 2h, 2w, C])] for each conv layer of the model.
 
   'small' is the low-resolution side (a D layer's output, a G layer's input),
-  'large' the other; channel counts are the weights' (label channels included).
+  'large' the other (twice as high and wide, as in both configurations);
+  channel counts are the weights' (label channels included).
   """
   layers = []
   with tf.Graph().as_default() as graph, tf.Session() as sess:
     DCGAN(sess, batch_size=batch_size, dataset_name=config, seed=0, **CONFIGS[config])
-    for var in graph.get_collection(tf.GraphKeys.GLOBAL_VARIABLES):
-      layer, _, leaf = var.op.name.rpartition("/")
-      if leaf != "w":
-        continue
-      kh, kw, a, b = var.shape.as_list()
-      _, out_h, out_w, _ = graph.get_tensor_by_name(layer + "/BiasAdd:0").shape.as_list()
-      if layer.startswith("generator/"):  # w [5, 5, out, in], output = the large side
-        small = [batch_size, -(-out_h // 2), -(-out_w // 2), b]
-        large = [batch_size, out_h, out_w, a]
-      else:  # w [5, 5, in, out], output = the small side
-        small = [batch_size, out_h, out_w, b]
-        large = [batch_size, 2 * out_h, 2 * out_w, a]
-      layers.append((layer, small, large))
+    for scope in ("generator", "discriminator"):
+      for layer, shape, small_hw in model_layers(graph, scope):
+        if small_hw is None:
+          continue
+        # w is [5, 5, large, small] for a D layer, [5, 5, out = large, in = small] for a G layer
+        h, w = small_hw
+        layers.append((layer, [batch_size, h, w, shape[3]],
+                       [batch_size, 2 * h, 2 * w, shape[2]]))
   return layers
 
 

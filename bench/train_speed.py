@@ -55,6 +55,27 @@ CONFIGS = {
 }
 
 
+def model_layers(graph, scope):
+  """(layer name, weight shape, low-resolution side (h, w) or None) per layer under scope/.
+
+  Read from the graph: linear layers (Matrix [in, out]) have no spatial side;
+  a discriminator convolution (w [5, 5, in, out]) has its output h x w, a
+  generator transposed convolution (w [5, 5, out, in]) its input, half its
+  output rounded up.
+  """
+  for var in graph.get_collection(tf.GraphKeys.GLOBAL_VARIABLES):
+    layer, _, leaf = var.op.name.rpartition("/")
+    if not layer.startswith(scope + "/") or leaf not in ("Matrix", "w"):
+      continue
+    small = None
+    if leaf == "w":
+      _, out_h, out_w, _ = graph.get_tensor_by_name(layer + "/BiasAdd:0").shape.as_list()
+      small = (out_h, out_w)
+      if scope == "generator":
+        small = (conv_out_size_same(out_h, 2), conv_out_size_same(out_w, 2))
+    yield layer, var.shape.as_list(), small
+
+
 def forward_flops(graph, scope):
   """FLOPs per example of the forward pass of the network under scope/, layer by layer.
 
@@ -66,18 +87,9 @@ def forward_flops(graph, scope):
   up): 2 * h * w * 25 * in * out.
   """
   total = 0
-  for var in graph.get_collection(tf.GraphKeys.GLOBAL_VARIABLES):
-    layer, _, leaf = var.op.name.rpartition("/")
-    if not layer.startswith(scope + "/"):
-      continue
-    shape = var.shape.as_list()
-    if leaf == "Matrix":
-      total += 2 * shape[0] * shape[1]
-    elif leaf == "w":
-      _, out_h, out_w, _ = graph.get_tensor_by_name(layer + "/BiasAdd:0").shape.as_list()
-      if scope == "generator":
-        out_h, out_w = conv_out_size_same(out_h, 2), conv_out_size_same(out_w, 2)
-      total += 2 * out_h * out_w * int(np.prod(shape))
+  for _, shape, small in model_layers(graph, scope):
+    positions = small[0] * small[1] if small else 1
+    total += 2 * positions * int(np.prod(shape))
   return total
 
 
