@@ -19,6 +19,8 @@ import sys
 import numpy as np
 from absl import app, flags
 
+import hardware
+
 
 def _import_tensorflow_quietly():
   """Import TensorFlow without its C++ start-up chatter.
@@ -27,7 +29,9 @@ def _import_tensorflow_quietly():
   not find cuda drivers", "failed call to cuInit" on machines without a GPU),
   some before any log level applies. Unless the user set TF_CPP_MIN_LOG_LEVEL
   (0 shows everything), they are hidden; Python errors still surface.
+  oneDNN is decided first (hardware.configure).
   """
+  hardware.configure()
   if "TF_CPP_MIN_LOG_LEVEL" in os.environ:
     import tensorflow.compat.v1 as tf_v1
     return tf_v1

@@ -23,28 +23,27 @@ import threading
 import time
 
 import numpy as np
-import tensorflow.compat.v1 as tf
-from tqdm import tqdm
 
-from dataset import open_dataset, prefetch
+import hardware
+
+hardware.configure()  # oneDNN decided before TensorFlow loads
+
+import tensorflow.compat.v1 as tf  # noqa: E402
+from tqdm import tqdm  # noqa: E402
+
+from dataset import open_dataset, prefetch  # noqa: E402
+from hardware import cpu_supports_bf16, kernel_plan  # noqa: E402
 from ops import (batch_norm, conv2d, conv_out_size_same, deconv2d, flatten, linear, lrelu)
-from utils import UserError, image_manifold_size, save_images
+from utils import UserError, image_manifold_size, save_images  # noqa: E402
 
 Z_DISTRIBUTIONS = ("normal01", "uniform_signed", "uniform_unsigned")
 
 
-def cpu_supports_bf16():
-  """True if this CPU has native bfloat16 arithmetic (AVX512-BF16 or AMX-BF16)."""
-  try:
-    with open("/proc/cpuinfo") as f:
-      flags = f.read()
-  except OSError:
-    return False
-  return " avx512_bf16" in flags or " amx_bf16" in flags
-
-
 def session_config(precision="fp32", xla=False, intra_op_threads=0, inter_op_threads=0):
   """The Session's ConfigProto: GPU memory on demand, threads, optional bf16 and XLA.
+
+  Threads left at 0 are TensorFlow's choice, except inter-op threads where the
+  kernel plan of this machine names a number (hardware.py: 1 on AVX2 CPUs).
 
   precision 'bf16' turns on TensorFlow's automatic mixed precision graph
   rewrite: oneDNN bfloat16 on CPUs that have it, float16 on a GPU. Variables,
@@ -55,7 +54,7 @@ def session_config(precision="fp32", xla=False, intra_op_threads=0, inter_op_thr
   config = tf.ConfigProto()
   config.gpu_options.allow_growth = True
   config.intra_op_parallelism_threads = intra_op_threads
-  config.inter_op_parallelism_threads = inter_op_threads
+  config.inter_op_parallelism_threads = inter_op_threads or kernel_plan().inter_op_threads
   rewrite = config.graph_options.rewrite_options
   if precision == "bf16":
     if tf.config.list_physical_devices("GPU"):

@@ -11,10 +11,18 @@ so checkpoints keep the original variable names:
 Shapes follow the original too: conv2d weights are [k_h, k_w, in, out],
 deconv2d weights [k_h, k_w, out, in], linear ``Matrix`` [in, out].
 
+How a layer is computed (which kernels, which of the equivalent forms below)
+is the kernel plan of the device the graph is built for (hardware.py); every
+form gives the plain formulation's values and gradients (tests/test_ops.py).
+
 Importing this module switches TensorFlow to TF1 graph behaviour
 (``tf.disable_v2_behavior()``): the whole project is graph-and-Session code.
 """
-import tensorflow.compat.v1 as tf
+import hardware
+
+hardware.configure()  # oneDNN decided before TensorFlow loads, if nobody imported it yet
+
+import tensorflow.compat.v1 as tf  # noqa: E402
 
 tf.disable_v2_behavior()
 
@@ -104,24 +112,118 @@ def conv2d(input_, output_dim, k_h=5, k_w=5, d_h=2, d_w=2, stddev=0.02, name="co
 
   With ``labels`` [N, Y] the layer convolves ``conv_cond_concat(input_,
   labels)``, as the original's conditional layers do: ``w`` has the Y label
-  channels after the input's, and the label channels' share is computed by
-  ``_label_term`` instead of convolving the broadcast labels.
+  channels after the input's.  The kernel plan decides whether the label
+  channels' share is computed by ``_label_term`` instead.
   """
+  plan = hardware.kernel_plan()
   in_c = int(input_.shape[-1])
   label_c = int(labels.shape[-1]) if labels is not None else 0
   strides = [1, d_h, d_w, 1]
   with tf.variable_scope(name):
     w = tf.get_variable("w", [k_h, k_w, in_c + label_c, output_dim],
                         initializer=tf.truncated_normal_initializer(stddev=stddev))
-    # split, not slices: its gradient is one concat (two slices' are two zero-filled copies)
-    w_input, w_labels = tf.split(w, [in_c, label_c], axis=2) if label_c else (w, None)
-    conv = tf.nn.conv2d(input_, w_input, strides=strides, padding="SAME")
+    w_input, w_labels, input_ = _split_labels(w, 2, input_, labels, plan)
+    conv = _conv(input_, w_input, strides, plan)
     biases = tf.get_variable("biases", [output_dim], initializer=tf.constant_initializer(0.0))
     out = tf.nn.bias_add(conv, biases)
-    if label_c:
+    if w_labels is not None:
       out += _label_term(labels, w_labels, input_, lambda maps, kernel: tf.nn.conv2d(
           maps, kernel, strides=strides, padding="SAME"))
     return out
+
+
+def _split_labels(w, axis, input_, labels, plan):
+  """(weights for input_, weights for the label channels or None, input_ to convolve).
+
+  Without labels: (w, None, input_).  With labels and the plan's closed-form
+  label term: w split at the input's channel count along `axis` (split, not
+  slices: its gradient is one concat, two slices' are two zero-filled copies).
+  Otherwise the original's way: (w, None, conv_cond_concat(input_, labels)).
+  """
+  if labels is None:
+    return w, None, input_
+  label_c = int(labels.shape[-1])
+  if not plan.label_term:
+    return w, None, conv_cond_concat(input_, tf.reshape(labels, [-1, 1, 1, label_c]))
+  w_input, w_labels = tf.split(w, [int(input_.shape[-1]), label_c], axis=axis)
+  return w_input, w_labels, input_
+
+
+STRIDES_2 = [1, 2, 2, 1]
+
+
+def _chosen(plan, w, strides):
+  """True if this layer's gradients are the plan's chosen kernels (5x5/2 layers only)."""
+  return (plan.layer_grads == "chosen" and list(strides) == STRIDES_2
+          and w.shape.as_list()[:2] == [5, 5])
+
+
+def _conv(x, w, strides, plan):
+  """tf.nn.conv2d(x, w, strides, 'SAME'), its gradients computed as the plan says."""
+  if not _chosen(plan, w, strides):
+    return tf.nn.conv2d(x, w, strides=strides, padding="SAME")
+  in_h, in_w = int(x.shape[1]), int(x.shape[2])
+
+  @tf.custom_gradient
+  def conv(x, w):
+    def grad(dy):
+      dx = _transposed_conv(dy, w, in_h, in_w, plan.small_input_grad)
+      return dx, _filter_grad(x, dy, w, plan)
+    return tf.nn.conv2d(x, w, strides=STRIDES_2, padding="SAME"), grad
+  return conv(x, w)
+
+
+def _deconv(x, w, out_h, out_w, strides, plan):
+  """conv2d_transpose(x, w) to out_h x out_w, forward and gradients as the plan says."""
+  forward = lambda x, w: _transposed_conv(x, w, out_h, out_w, plan.small_deconv, strides)
+  if not _chosen(plan, w, strides):
+    return forward(x, w)
+
+  @tf.custom_gradient
+  def deconv(x, w):
+    def grad(dy):
+      dx = tf.nn.conv2d(dy, w, strides=STRIDES_2, padding="SAME")
+      return dx, _filter_grad(dy, x, w, plan)
+    return forward(x, w), grad
+  return deconv(x, w)
+
+
+def _transposed_conv(x, w, out_h, out_w, small_forms, strides=STRIDES_2):
+  """conv2d_transpose(x, w [k, k, out, in]) with output out_h x out_w and any batch size.
+
+  small_forms: compute it by ``_small_deconv`` where that applies.
+  """
+  out_c = int(w.shape[2])
+  out = None
+  if small_forms:
+    k_h, k_w = w.shape.as_list()[:2]
+    out = _small_deconv(x, w, out_h, out_w, (k_h, k_w, strides[1], strides[2]))
+  if out is None:
+    dynamic_shape = tf.stack([tf.shape(x)[0], out_h, out_w, out_c])
+    out = tf.nn.conv2d_transpose(x, w, output_shape=dynamic_shape, strides=strides)
+  out.set_shape([x.shape[0], out_h, out_w, out_c])
+  return out
+
+
+def _filter_grad(large, small, w, plan):
+  """The weight gradient of a 5x5/2 'SAME' layer between `large` and `small` [N, h, w, c].
+
+  For a convolution large is its input and small the gradient of its output;
+  for a transposed convolution large is the gradient of its output and small
+  its input.  Either way the result has w's shape [5, 5, large channels,
+  small channels].  Where the plan says so (few pixels on the small side,
+  where oneDNN's Conv2DBackpropFilter runs at half a GEMM's speed) it is one
+  matrix product: the 5x5 patches of `large` (the taps each small-side pixel
+  sees, in the weights' order) transposed, times `small`.
+  """
+  shape = w.shape.as_list()
+  if int(small.shape[1]) * int(small.shape[2]) <= plan.patches_max_pixels:
+    patches = tf.image.extract_patches(large, [1, 5, 5, 1], STRIDES_2, [1, 1, 1, 1], "SAME")
+    flat = tf.matmul(tf.reshape(patches, [-1, 25 * shape[2]]), tf.reshape(small, [-1, shape[3]]),
+                     transpose_a=True)
+    return tf.reshape(flat, shape)
+  return tf.raw_ops.Conv2DBackpropFilter(input=large, filter_sizes=shape, out_backprop=small,
+                                         strides=STRIDES_2, padding="SAME")
 
 
 def _label_term(labels, w_labels, input_, layer):
@@ -152,10 +254,11 @@ def deconv2d(input_, output_shape, k_h=5, k_w=5, d_h=2, d_w=2, stddev=0.02,
   batch size.  ``labels`` [N, Y]: the layer takes ``conv_cond_concat(input_,
   labels)``, as in conv2d.
 
-  The result is that of ``tf.nn.conv2d_transpose``; for the generators' last
-  layer (1 or 3 output channels, output exactly twice the input) it is
-  computed another way, see ``_small_deconv``.
+  The result is that of ``tf.nn.conv2d_transpose``; where the kernel plan says
+  so, the generators' last layer (1 or 3 output channels, output exactly twice
+  the input) is computed another way, see ``_small_deconv``.
   """
+  plan = hardware.kernel_plan()
   _, out_h, out_w, out_c = output_shape
   in_c = int(input_.shape[-1])
   label_c = int(labels.shape[-1]) if labels is not None else 0
@@ -163,15 +266,11 @@ def deconv2d(input_, output_shape, k_h=5, k_w=5, d_h=2, d_w=2, stddev=0.02,
   with tf.variable_scope(name):
     w = tf.get_variable("w", [k_h, k_w, out_c, in_c + label_c],
                         initializer=tf.random_normal_initializer(stddev=stddev))
-    w_input, w_labels = tf.split(w, [in_c, label_c], axis=3) if label_c else (w, None)
-    deconv = _small_deconv(input_, w_input, out_h, out_w, (k_h, k_w, d_h, d_w))
-    if deconv is None:
-      dynamic_shape = tf.stack([tf.shape(input_)[0], out_h, out_w, out_c])
-      deconv = tf.nn.conv2d_transpose(input_, w_input, output_shape=dynamic_shape, strides=strides)
-    deconv.set_shape([input_.shape[0], out_h, out_w, out_c])
+    w_input, w_labels, input_ = _split_labels(w, 3, input_, labels, plan)
+    deconv = _deconv(input_, w_input, out_h, out_w, strides, plan)
     biases = tf.get_variable("biases", [out_c], initializer=tf.constant_initializer(0.0))
     deconv = tf.nn.bias_add(deconv, biases)
-    if label_c:
+    if w_labels is not None:
       deconv += _label_term(labels, w_labels, input_, lambda maps, kernel: (
           tf.nn.conv2d_transpose(maps, kernel, [label_c, out_h, out_w, out_c], strides=strides)))
     if with_w:
@@ -259,7 +358,25 @@ def lrelu(x, leak=0.2, name="lrelu"):
   One LeakyRelu op: its gradient is one op too, where max(x, leak * x) made
   five (compare, two selects, zeros, multiply).
   """
+  if hardware.kernel_plan().lrelu_output_grad and 0 < leak <= 1:
+    return _leaky_relu_output_grad(x, leak, name)
   return tf.nn.leaky_relu(x, alpha=leak, name=name)
+
+
+def _leaky_relu_output_grad(x, leak, name):
+  """tf.nn.leaky_relu whose gradient reads the output, not the input.
+
+  For 0 < leak <= 1 the output has the sign of the input, so LeakyReluGrad
+  gives the same values from either.  Reading the output leaves the input
+  (a convolution's BiasAdd) with one consumer, which grappler's remapper needs
+  to fuse convolution, bias and activation: with TensorFlow's own gradient
+  the remapper fails on this model's graph and none of its fusions apply.
+  """
+  @tf.custom_gradient
+  def leaky_relu(x):
+    y = tf.nn.leaky_relu(x, alpha=leak, name=name)
+    return y, lambda dy: tf.raw_ops.LeakyReluGrad(gradients=dy, features=y, alpha=leak)
+  return leaky_relu(x)
 
 
 def linear(input_, output_size, scope=None, stddev=0.02, bias_start=0.0, with_w=False):
@@ -269,7 +386,8 @@ def linear(input_, output_size, scope=None, stddev=0.02, bias_start=0.0, with_w=
                              tf.random_normal_initializer(stddev=stddev))
     bias = tf.get_variable("bias", [output_size],
                            initializer=tf.constant_initializer(bias_start))
-    out = _matmul(input_, matrix) + bias
+    product = _matmul if hardware.kernel_plan().linear_input_grad else tf.matmul
+    out = product(input_, matrix) + bias
     if with_w:
       return out, matrix, bias
     return out

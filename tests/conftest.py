@@ -6,6 +6,10 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 PROJECT_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, PROJECT_DIR)
 
+import hardware  # noqa: E402
+
+hardware.configure()  # as main.py does: oneDNN decided before TensorFlow loads
+
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 import tensorflow.compat.v1 as tf  # noqa: E402

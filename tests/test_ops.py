@@ -3,6 +3,7 @@ import numpy as np
 import pytest
 import tensorflow.compat.v1 as tf
 
+import hardware
 import np_reference as ref
 from ops import (FUSED_MIN_EPSILON, batch_norm, conv2d, conv_cond_concat, conv_out_size_same,
                  deconv2d, flatten, linear, lrelu)
@@ -222,3 +223,85 @@ def test_labels_argument_equals_the_layer_over_conv_cond_concat(layer, out_c):
   np.testing.assert_allclose(out, want, atol=1e-5)  # biases start at 0
   np.testing.assert_allclose(dx, want_dx, atol=1e-4)
   np.testing.assert_allclose(dw, want_dw, atol=1e-4)
+
+
+# Cases that reach every form a kernel plan can choose: (layer, input [N, H, W, C], output
+# channels, output size for deconv2d, label channels).
+FORM_CASES = {
+    "conv 3 channels in, input gradient sub-pixel": ("conv2d", (2, 16, 16, 3), 6, None, 0),
+    "conv 1 channel + labels, input gradient columns": ("conv2d", (2, 14, 14, 1), 5, None, 3),
+    "conv to 4x4, weight gradient by patches": ("conv2d", (2, 8, 8, 5), 7, None, 0),
+    "conv to 3x4, odd input, patches": ("conv2d", (3, 5, 7, 4), 6, None, 0),
+    "conv to 8x8, Conv2DBackpropFilter": ("conv2d", (2, 16, 16, 6), 4, None, 0),
+    "deconv from 4x4, patches": ("deconv2d", (2, 4, 4, 6), 5, (8, 8), 0),
+    "deconv to 3 channels, sub-pixel": ("deconv2d", (2, 8, 8, 6), 3, (16, 16), 0),
+    "deconv to 1 channel + labels, columns": ("deconv2d", (3, 7, 7, 4), 1, (14, 14), 3),
+    "deconv to 7x9, odd output": ("deconv2d", (2, 4, 5, 6), 2, (7, 9), 0),
+    "deconv from 8x8 + labels": ("deconv2d", (2, 8, 8, 5), 6, (16, 16), 2),
+}
+
+
+@pytest.mark.parametrize("plan", sorted(hardware.PLANS))
+@pytest.mark.parametrize("case", sorted(FORM_CASES))
+def test_every_plan_gives_the_plain_layers_values_and_gradients(plan, case):
+  layer, x_shape, out_c, out_hw, label_c = FORM_CASES[case]
+  rng = np.random.RandomState(14)
+  x = rng.randn(*x_shape).astype(np.float32)
+  y = np.eye(label_c, dtype=np.float32)[rng.randint(label_c, size=x_shape[0])] if label_c else None
+
+  def build(t):
+    labels = tf.constant(y) if label_c else None
+    if layer == "conv2d":
+      return conv2d(t, out_c, name="l", labels=labels)
+    return deconv2d(t, [None, out_hw[0], out_hw[1], out_c], name="l", labels=labels)
+
+  with hardware.use_plan(plan):
+    (out, dx, dw, db), weights, dy, _ = layer_and_gradients(build, x, 15)
+  w = weights["l/w"]
+  with tf.Graph().as_default(), tf.Session() as sess:
+    xt, wt = tf.constant(x), tf.constant(w)
+    cat = conv_cond_concat(xt, tf.constant(y.reshape(-1, 1, 1, label_c))) if label_c else xt
+    if layer == "conv2d":
+      want = tf.nn.conv2d(cat, wt, [1, 2, 2, 1], "SAME")
+    else:
+      want = tf.nn.conv2d_transpose(cat, wt, [x_shape[0], out_hw[0], out_hw[1], out_c], [1, 2, 2, 1])
+    want_dx, want_dw = tf.gradients(want, [xt, wt], tf.constant(dy))
+    want, want_dx, want_dw = sess.run([want, want_dx, want_dw])
+  np.testing.assert_allclose(out, want, atol=1e-5)  # biases start at 0
+  np.testing.assert_allclose(dx, want_dx, atol=1e-4)
+  np.testing.assert_allclose(dw, want_dw, atol=1e-4)
+  np.testing.assert_allclose(db, dy.sum(axis=(0, 1, 2)), atol=1e-4)
+
+
+def gradient_op_types(plan, build, x_shape):
+  """Op types of build(x)'s forward and gradient graph under `plan`."""
+  with hardware.use_plan(plan), tf.Graph().as_default() as graph:
+    xt = tf.placeholder(tf.float32, x_shape)
+    out = build(xt)
+    tf.gradients(out, [xt] + tf.trainable_variables())
+    return {op.type for op in graph.get_operations()}
+
+
+def test_plans_choose_their_kernels():
+  """The plan, not the layer code, decides which kernels a layer runs."""
+  small_conv = lambda t: conv2d(t, 8, name="d_h0_conv")  # 3 channels in, 16x16 -> 8x8
+  last_deconv = lambda t: deconv2d(t, [None, 16, 16, 3], name="g_h4")
+  deep_conv = lambda t: conv2d(t, 8, name="d_h3_conv")  # 8x8 -> 4x4
+  linear_layer = lambda t: linear(t, 4, "d_h2_lin")
+  for name in ("plain", "gpu", "cpu"):
+    assert "ExtractImagePatches" not in gradient_op_types(name, deep_conv, [2, 8, 8, 4])
+    assert "Conv2DBackpropInput" in gradient_op_types(name, last_deconv, [2, 8, 8, 6])
+    assert "Conv2DBackpropInput" in gradient_op_types(name, small_conv, [2, 16, 16, 3])
+    assert "IdentityN" not in gradient_op_types(name, linear_layer, [2, 5])  # no custom gradient
+  avx2 = hardware.PLANS["avx2"]
+  assert avx2.patches_max_pixels >= 16 and avx2.small_input_grad and avx2.small_deconv
+  assert "ExtractImagePatches" in gradient_op_types("avx2", deep_conv, [2, 8, 8, 4])
+  types = gradient_op_types("avx2", small_conv, [2, 16, 16, 3])
+  assert "Conv2DBackpropInput" not in types and "DepthToSpace" in types  # dx by sub-pixel
+  types = gradient_op_types("avx2", last_deconv, [2, 8, 8, 6])
+  assert "Conv2DBackpropInput" not in types and "Conv2DBackpropFilter" in types
+  # AVX-512 keeps the forms it was tuned with and TensorFlow's gradients of them
+  types = gradient_op_types("avx512", last_deconv, [2, 8, 8, 6])
+  assert "DepthToSpace" in types and "IdentityN" not in types  # sub-pixel, autodiff gradients
+  assert "ExtractImagePatches" not in gradient_op_types("avx512", deep_conv, [2, 8, 8, 4])
+  assert "IdentityN" in gradient_op_types("avx512", linear_layer, [2, 5])

@@ -1,0 +1,286 @@
+"""What this machine is, and what runs fastest on it: decided here and nowhere else.
+
+Two decisions live in this module:
+
+1. **oneDNN**, before TensorFlow is imported.  TensorFlow turns its oneDNN
+   kernels on by itself only on some x86 CPUs (those with AVX512-VNNI, bf16 or
+   AMX); elsewhere it runs Eigen's, which on an AVX2 CPU train this model at
+   half the speed.  ``configure()`` sets ``TF_ENABLE_ONEDNN_OPTS=1`` on x86
+   unless the user set that variable (theirs always wins).  main.py, bench/
+   and the tests call it before their first ``import tensorflow``; so does
+   ops.py, for code that imports the model directly.
+
+2. **Kernel forms and threads**, when a graph is built.  ops.py can compute a
+   layer in several ways that give the same numbers (see its docstrings); which
+   one is fastest depends on the device and the instruction set.
+   ``kernel_plan()`` names the plan for the device the graph will run on
+   ('gpu', 'avx512', 'avx2' or 'cpu'), and the plans below are the measured
+   choices (bench/train_speed.py --kernels compares them).  A device kind nobody
+   has measured gets TensorFlow's plain ops.
+
+oneDNN's ``ONEDNN_MAX_CPU_ISA`` caps the instructions its kernels use; the CPU
+kind here is capped the same way, so ``ONEDNN_MAX_CPU_ISA=AVX2`` on an AVX-512
+machine runs (and measures) the AVX2 plan with oneDNN's AVX2 kernels.
+
+Nothing here imports TensorFlow at module level.
+"""
+import collections
+import contextlib
+import os
+import platform
+import sys
+
+X86_MACHINES = ("x86_64", "amd64", "i386", "i686", "x86")
+
+
+# ----------------------------------------------------------------------------
+# the CPU
+
+def cpu_info(path="/proc/cpuinfo"):
+  """(model name, set of flags) of the first CPU listed, or (platform.processor(), empty set)."""
+  model, flags = "", set()
+  try:
+    with open(path) as f:
+      for line in f:
+        key, _, value = line.partition(":")
+        key = key.strip()
+        if key == "model name" and not model:
+          model = value.strip()
+        elif key == "flags" and not flags:
+          flags = set(value.split())
+        if model and flags:
+          break
+  except OSError:
+    pass
+  return model or platform.processor() or platform.machine(), flags
+
+
+# oneDNN's ONEDNN_MAX_CPU_ISA values in increasing order, and the first that
+# allows each capability this module cares about.
+_ONEDNN_ISAS = ("SSE41", "AVX", "AVX2", "AVX2_VNNI", "AVX2_VNNI_2", "AVX512_CORE",
+                "AVX512_CORE_VNNI", "AVX512_CORE_BF16", "AVX10_1_512", "AVX512_CORE_FP16",
+                "AVX10_1_512_AMX", "AVX512_CORE_AMX", "AVX10_1_512_AMX_FP16",
+                "AVX512_CORE_AMX_FP16", "ALL")
+
+
+def _isa_allows(max_isa, needed):
+  """True if ONEDNN_MAX_CPU_ISA=max_isa lets oneDNN use the `needed` ISA ('' or unknown: no cap)."""
+  max_isa = (max_isa or "").strip().upper()
+  if max_isa in ("", "ALL") or max_isa not in _ONEDNN_ISAS:
+    return True
+  return _ONEDNN_ISAS.index(max_isa) >= _ONEDNN_ISAS.index(needed)
+
+
+def cpu_features(flags=None, environ=None):
+  """What the CPU can do for this model, as oneDNN will be allowed to use it.
+
+  Returns a dict: avx2, avx512, amx, bf16 (native bfloat16 arithmetic:
+  AVX512-BF16 or AMX-BF16), each already capped by ONEDNN_MAX_CPU_ISA, and
+  max_isa (that variable's value, or None).
+  """
+  if flags is None:
+    flags = cpu_info()[1]
+  environ = os.environ if environ is None else environ
+  max_isa = environ.get("ONEDNN_MAX_CPU_ISA") or None
+  avx512 = "avx512f" in flags and _isa_allows(max_isa, "AVX512_CORE")
+  amx = "amx_tile" in flags and _isa_allows(max_isa, "AVX512_CORE_AMX")
+  return {
+      "avx2": "avx2" in flags and "fma" in flags and _isa_allows(max_isa, "AVX2"),
+      "avx512": avx512,
+      "amx": amx,
+      "bf16": (("avx512_bf16" in flags and avx512 and _isa_allows(max_isa, "AVX512_CORE_BF16"))
+               or ("amx_bf16" in flags and amx)),
+      "max_isa": max_isa,
+  }
+
+
+def cpu_kind(flags=None, environ=None):
+  """'avx512', 'avx2' or 'cpu' (anything else), after ONEDNN_MAX_CPU_ISA's cap."""
+  features = cpu_features(flags, environ)
+  if features["avx512"]:
+    return "avx512"
+  if features["avx2"]:
+    return "avx2"
+  return "cpu"
+
+
+def cpu_supports_bf16():
+  """True if this CPU has native bfloat16 arithmetic (AVX512-BF16 or AMX-BF16) oneDNN may use."""
+  return cpu_features()["bf16"]
+
+
+# ----------------------------------------------------------------------------
+# 1. oneDNN, before TensorFlow is imported
+
+ONEDNN_VARIABLE = "TF_ENABLE_ONEDNN_OPTS"
+decided_by = None  # what the first configure() call of this process returned
+
+
+def configure(environ=None, machine=None, modules=None):
+  """Turn oneDNN on for x86 CPUs unless the user decided; call before importing TensorFlow.
+
+  Returns who decided: 'user' (TF_ENABLE_ONEDNN_OPTS was set), 'dcgan' (this
+  function set it to 1: an x86 CPU), 'tensorflow' (another architecture: left
+  to TensorFlow), or 'too late' (TensorFlow was already imported, so setting
+  the variable would change nothing; it is left alone).
+  """
+  global decided_by
+  environ = os.environ if environ is None else environ
+  machine = (machine or platform.machine()).lower()
+  modules = sys.modules if modules is None else modules
+  if ONEDNN_VARIABLE in environ:
+    decision = "user"
+  elif "tensorflow" in modules:
+    decision = "too late"
+  elif machine in X86_MACHINES:
+    environ[ONEDNN_VARIABLE] = "1"
+    decision = "dcgan"
+  else:
+    decision = "tensorflow"
+  if decided_by is None:
+    decided_by = decision
+  return decision
+
+
+def onednn_enabled():
+  """Whether the TensorFlow imported in this process runs oneDNN kernels (imports TensorFlow)."""
+  from tensorflow.python.util import _pywrap_util_port
+  return bool(_pywrap_util_port.IsMklEnabled())
+
+
+_PROBE = "import tensorflow as tf; tf.linalg.matmul(tf.ones([8, 8]), tf.ones([8, 8])).numpy()"
+
+
+def onednn_isa(timeout=120):
+  """The instruction set oneDNN dispatches here, as its verbose mode names it ('Intel AVX2'), or None.
+
+  Asked of a child Python with this process's environment and ONEDNN_VERBOSE=1,
+  so ONEDNN_MAX_CPU_ISA shows its effect; None if oneDNN says nothing.  (oneDNN
+  answers even with TF_ENABLE_ONEDNN_OPTS=0: it names the ISA oneDNN would use.)
+  """
+  import subprocess
+  env = dict(os.environ, ONEDNN_VERBOSE="1", TF_CPP_MIN_LOG_LEVEL="3")
+  try:
+    proc = subprocess.run([sys.executable, "-c", _PROBE], stdout=subprocess.PIPE,
+                          stderr=subprocess.STDOUT, text=True, timeout=timeout, env=env)
+  except (OSError, subprocess.SubprocessError):
+    return None
+  for line in proc.stdout.splitlines():
+    if line.startswith("onednn_verbose") and ",isa:" in line:
+      return line.split(",isa:", 1)[1].strip()
+  return None
+
+
+# ----------------------------------------------------------------------------
+# 2. kernel forms and threads, per kind of device
+
+KernelPlan = collections.namedtuple("KernelPlan", [
+    "name",
+    # conditional layers: the label channels' share in closed form (ops._label_term)
+    # instead of conv_cond_concat followed by the layer
+    "label_term",
+    # linear layers: input gradient as (Matrix @ dy^T)^T instead of dy @ Matrix^T
+    "linear_input_grad",
+    # transposed convolutions to 1-4 channels, exactly twice the input: forward
+    # by "columns" (1 channel) or "sub-pixel" (2-4) instead of conv2d_transpose
+    "small_deconv",
+    # 'autodiff': a layer's gradients are TensorFlow's gradients of the ops its
+    # forward ran; 'chosen': each 5x5/2 layer has its own gradient, its input
+    # and weight gradients computed by the kernels chosen below
+    "layer_grads",
+    # (chosen) input gradient of a convolution from 1-4 channels, exactly twice
+    # its output (a transposed convolution to 1-4 channels): by small_deconv's forms
+    "small_input_grad",
+    # (chosen) weight gradient by image patches and one matrix product where the
+    # layer's low-resolution side has at most this many pixels (0: never)
+    "patches_max_pixels",
+    # lrelu's gradient from its output instead of its input (same values), so the
+    # layer before it has one consumer and grappler's remapper can fuse them
+    "lrelu_output_grad",
+    # the Session's inter-op threads when the user leaves it at 0
+    "inter_op_threads",
+])
+
+PLANS = {
+    # TensorFlow's plain ops: what nobody has measured otherwise.
+    "plain": KernelPlan("plain", label_term=False, linear_input_grad=False, small_deconv=False,
+                        layer_grads="autodiff", small_input_grad=False, patches_max_pixels=0,
+                        lrelu_output_grad=False, inter_op_threads=0),
+    # AVX-512 (measured with bf16-capable EPYC, oneDNN on): the forms the
+    # speed work was tuned with; TensorFlow's gradients; its thread pools.
+    "avx512": KernelPlan("avx512", label_term=True, linear_input_grad=True, small_deconv=True,
+                         layer_grads="autodiff", small_input_grad=False, patches_max_pixels=0,
+                         lrelu_output_grad=False, inter_op_threads=0),
+    # AVX2 (measured on an AVX2-only EPYC, oneDNN on; README "Performance"):
+    # oneDNN's weight gradients at 4x4 run at half the speed of a GEMM on the
+    # same numbers, sub-pixel is the fastest 3-channel forward but TensorFlow's
+    # kernels its fastest gradients, and one op at a time beats two ops
+    # sharing the two cores.
+    "avx2": KernelPlan("avx2", label_term=True, linear_input_grad=True, small_deconv=True,
+                       layer_grads="chosen", small_input_grad=True, patches_max_pixels=16,
+                       lrelu_output_grad=True, inter_op_threads=1),
+}
+# GPUs and other CPUs: TensorFlow's plain ops until measured otherwise.
+PLANS["gpu"] = PLANS["plain"]._replace(name="gpu")
+PLANS["cpu"] = PLANS["plain"]._replace(name="cpu")
+
+PLAN_VARIABLE = "DCGAN_KERNELS"
+_override = []
+
+
+def device_kind():
+  """'gpu' if TensorFlow sees a GPU (the graph's layers will run there), else cpu_kind()."""
+  import tensorflow as tf
+  if tf.config.list_physical_devices("GPU"):
+    return "gpu"
+  return cpu_kind()
+
+
+def kernel_plan():
+  """The KernelPlan for graphs built now.
+
+  In order: a plan made current by ``use_plan``; the plan named by the
+  DCGAN_KERNELS environment variable (one of PLANS, for comparing them);
+  the plan of this machine's device kind.
+  """
+  if _override:
+    return _override[-1]
+  name = os.environ.get(PLAN_VARIABLE, "").strip()
+  if name and name != "auto":
+    if name not in PLANS:
+      raise ValueError("%s=%s names no kernel plan; choose one of %s, or auto."
+                       % (PLAN_VARIABLE, name, ", ".join(sorted(PLANS))))
+    return PLANS[name]
+  return PLANS[device_kind()]
+
+
+@contextlib.contextmanager
+def use_plan(plan):
+  """Build graphs with `plan` (a KernelPlan or a name in PLANS) inside the with block."""
+  _override.append(PLANS[plan] if isinstance(plan, str) else plan)
+  try:
+    yield _override[-1]
+  finally:
+    _override.pop()
+
+
+def describe():
+  """What a benchmark figure depends on: CPU, instruction set, oneDNN, TensorFlow, kernel plan.
+
+  Imports TensorFlow (call configure() first) and starts one child Python (onednn_isa).
+  """
+  import tensorflow as tf
+  model, flags = cpu_info()
+  features = cpu_features(flags)
+  return {
+      "cpu_model": model,
+      "cpus": os.cpu_count(),
+      "cpu_kind": cpu_kind(flags),
+      "isa": {k: features[k] for k in ("avx2", "avx512", "amx", "bf16")},
+      "onednn_max_cpu_isa": features["max_isa"],
+      "onednn": onednn_enabled(),
+      "onednn_decided_by": decided_by,
+      "onednn_isa": onednn_isa() if onednn_enabled() else None,
+      "tensorflow": tf.__version__,
+      "kernel_plan": kernel_plan().name,
+  }
