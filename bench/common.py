@@ -1,9 +1,13 @@
-"""Shared by the benchmarks: the machine's measured matmul peak, and where results go."""
+"""Shared by the benchmarks: what the machine is, its measured matmul peak, where results go."""
 import json
 import os
 import time
 
-import tensorflow.compat.v1 as tf
+import hardware
+
+hardware.configure()  # as main.py does: oneDNN decided before TensorFlow loads
+
+import tensorflow.compat.v1 as tf  # noqa: E402
 
 RESULTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results.jsonl")
 
@@ -13,6 +17,30 @@ def append_result(path, result):
   with open(path, "a") as f:
     f.write(json.dumps(result) + "\n")
   print("appended to %s" % path)
+
+
+def machine(**peaks):
+  """hardware.describe() plus the peaks measured in this run (GFLOP/s, rounded), for results.jsonl."""
+  described = hardware.describe()
+  described.update({name: round(value, 1) for name, value in peaks.items() if value})
+  return described
+
+
+def print_machine(described):
+  """Name the machine beside its peaks, so no figure is read without it."""
+  isa = [name for name in ("avx2", "avx512", "amx") if described["isa"][name]]
+  peaks = ", ".join("%s %.1f GFLOP/s" % (key[:-len("_matmul_peak_gflops")], value)
+                    for key, value in described.items() if key.endswith("_matmul_peak_gflops"))
+  print("machine: %s, %d CPUs, kind %s (%s%s%s)" % (
+      described["cpu_model"], described["cpus"], described["cpu_kind"], "+".join(isa) or "no AVX2",
+      ", bf16" if described["isa"]["bf16"] else ", no bf16",
+      ", ONEDNN_MAX_CPU_ISA=%s" % described["onednn_max_cpu_isa"]
+      if described["onednn_max_cpu_isa"] else ""))
+  print("software: TensorFlow %s, oneDNN %s%s, kernel plan %s" % (
+      described["tensorflow"], "on" if described["onednn"] else "off",
+      " (dispatching %s)" % described["onednn_isa"] if described["onednn_isa"] else "",
+      described["kernel_plan"]))
+  print("matmul peak: %s (measured now)" % peaks)
 
 
 def matmul_peak_gflops(sizes=(2048, 4096), seconds=1.5, dtype=tf.float32):

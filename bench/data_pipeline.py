@@ -16,7 +16,6 @@ Prints a table and appends one JSON line to bench/results.jsonl.
 """
 import argparse
 import os
-import platform
 import sys
 import tempfile
 import time
@@ -25,6 +24,10 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
+import hardware  # noqa: E402
+
+hardware.configure()  # as main.py does: oneDNN decided before TensorFlow loads
+
 import numpy as np  # noqa: E402
 from PIL import Image  # noqa: E402
 
@@ -32,9 +35,9 @@ import tensorflow.compat.v1 as tf  # noqa: E402
 
 tf.get_logger().setLevel("ERROR")
 
-from common import RESULTS, append_result, matmul_peak_gflops  # noqa: E402
+from common import RESULTS, append_result, machine, matmul_peak_gflops, print_machine  # noqa: E402
 from dataset import ImageFolderData, prefetch  # noqa: E402
-from model import DCGAN  # noqa: E402
+from model import DCGAN, session_config  # noqa: E402
 
 TARGET_WAIT = 0.02
 
@@ -92,7 +95,7 @@ def main():
     steps = min(args.steps, n // args.batch_size)
     config = argparse.Namespace(epoch=1, train_size=steps * args.batch_size, data_workers=args.workers,
                                 sample_freq=10 ** 9, ckpt_freq=10 ** 9, learning_rate=0.0002)
-    with tf.Graph().as_default(), tf.Session() as sess:
+    with tf.Graph().as_default(), tf.Session(config=session_config()) as sess:
       model = DCGAN(sess, input_height=args.input_height, input_width=args.input_height, crop=True,
                     batch_size=args.batch_size, sample_num=args.batch_size,
                     output_height=args.output_height, output_width=args.output_height,
@@ -106,8 +109,7 @@ def main():
   wait = stats["data_wait"] / stats["seconds"]
   result = {
       "bench": "data_pipeline", "time": time.strftime("%Y-%m-%dT%H:%M:%S"),
-      "machine": {"cpus": os.cpu_count(), "processor": platform.processor() or platform.machine(),
-                  "tensorflow": tf.__version__, "fp32_matmul_peak_gflops": round(peak, 1)},
+      "machine": machine(fp32_matmul_peak_gflops=peak),
       "config": {"image": "178x218 jpeg", "crop": args.input_height, "output": args.output_height,
                  "batch_size": args.batch_size, "filters": args.filters, "workers": args.workers,
                  "images": n, "generated": not args.data},
@@ -120,7 +122,7 @@ def main():
       "target_data_wait_fraction": TARGET_WAIT, "meets_target": wait < TARGET_WAIT,
   }
   print()
-  print("machine: %d CPUs, fp32 matmul peak %.1f GFLOP/s (measured now)" % (os.cpu_count(), peak))
+  print_machine(result["machine"])
   print("loader, images/s (178x218 JPEG -> crop %d -> %d):" % (args.input_height, args.output_height))
   for key, value in result["loader_images_per_s"].items():
     print("  %-16s %10.1f" % (key, value))

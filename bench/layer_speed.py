@@ -14,8 +14,12 @@ cannot beat these kernels' ratios. Appends one JSON line to bench/results.jsonl.
 A generator layer is a transposed convolution: its forward kernel is
 Conv2DBackpropInput, its data gradient a strided Conv2D, its weight gradient
 Conv2DBackpropFilter with the roles of input and output swapped. These are
-TensorFlow's own kernels at the architecture's shapes; ops.py computes some
-layers another way (the last generator layer, the label channels).
+TensorFlow's own kernels at the architecture's shapes.  Beside them, the column
+"plan" times the same three for the layer as ops.py builds it under this
+machine's kernel plan (hardware.py): where the plan computes a kernel another
+way (the 3-channel layers' sub-pixel forms, weight gradients by patches), that
+column shows what training really runs (bias included, label channels counted
+as input channels).
 """
 import argparse
 import os
@@ -26,13 +30,18 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
+import hardware  # noqa: E402
+
+hardware.configure()  # as main.py does: oneDNN decided before TensorFlow loads
+
 import numpy as np  # noqa: E402
 import tensorflow.compat.v1 as tf  # noqa: E402
 
 tf.get_logger().setLevel("ERROR")
 
-from common import RESULTS, append_result, matmul_peak_gflops  # noqa: E402
+from common import RESULTS, append_result, machine, matmul_peak_gflops, print_machine  # noqa: E402
 from model import DCGAN, cpu_supports_bf16  # noqa: E402
+from ops import conv2d, deconv2d  # noqa: E402
 from train_speed import CONFIGS, model_layers  # noqa: E402
 
 STRIDES = [1, 2, 2, 1]
@@ -59,6 +68,38 @@ def conv_layers(config, batch_size):
   return layers
 
 
+def median_seconds(sess, outputs, repeats):
+  """{name: median seconds} of fetching next to nothing of each output, after one warm-up run."""
+  seconds = {}
+  for name, out in outputs.items():
+    op = tf.reduce_sum(tf.cast(out[:1], tf.float32))
+    sess.run(op)
+    times = []
+    for _ in range(repeats):
+      start = time.perf_counter()
+      sess.run(op)
+      times.append(time.perf_counter() - start)
+    seconds[name] = float(np.median(times))
+  return seconds
+
+
+def time_plan_layer(generator, small, large, repeats):
+  """Seconds (median) of forward / data / weights of the layer as ops.py builds it, fp32."""
+  with tf.Graph().as_default(), tf.Session() as sess:
+    make = lambda shape, seed: tf.Variable(tf.random.normal(shape, seed=seed))
+    if generator:
+      x = make(small, 1)
+      out = deconv2d(x, [None] + large[1:], name="layer")
+    else:
+      x = make(large, 1)
+      out = conv2d(x, small[3], name="layer")
+    w = [v for v in tf.trainable_variables() if v.op.name == "layer/w"][0]
+    dy = make(out.shape.as_list(), 2)
+    dx, dw = tf.gradients(out, [x, w], dy)
+    sess.run(tf.global_variables_initializer())
+    return median_seconds(sess, {"forward": out, "data": dx, "weights": dw}, repeats)
+
+
 def time_kernels(small, large, dtype, repeats):
   """Seconds (median) of forward / data / weights for a 5x5/2 layer between these shapes."""
   filter_shape = [5, 5, large[3], small[3]]  # a D layer's: large -> small
@@ -76,17 +117,7 @@ def time_kernels(small, large, dtype, repeats):
             padding="SAME"),
     }
     sess.run(tf.global_variables_initializer())
-    seconds = {}
-    for name, out in kernels.items():
-      op = tf.reduce_sum(tf.cast(out[:1], tf.float32))  # fetch next to nothing
-      sess.run(op)
-      times = []
-      for _ in range(repeats):
-        start = time.perf_counter()
-        sess.run(op)
-        times.append(time.perf_counter() - start)
-      seconds[name] = float(np.median(times))
-  return seconds
+    return median_seconds(sess, kernels, repeats)
 
 
 def main():
@@ -98,28 +129,31 @@ def main():
   args = parser.parse_args()
   dtypes = [tf.float32] + ([tf.bfloat16] if cpu_supports_bf16() else [])
   peaks = {dt.name: matmul_peak_gflops(dtype=dt) for dt in dtypes}
-  print("machine: %d CPUs, matmul peak %s (measured now)" % (
-      os.cpu_count(), ", ".join("%s %.1f GFLOP/s" % kv for kv in peaks.items())))
-  print("%-26s %-8s %9s %9s %6s" % ("layer", "kernel", "fp32", "bf16", "ratio"))
+  described = machine(**{"%s_matmul_peak_gflops" % ("fp32" if name == "float32" else "bf16"): value
+                         for name, value in peaks.items()})
+  print_machine(described)
+  print("%-26s %-8s %9s %9s %9s %6s" % ("layer", "kernel", "fp32", "plan", "bf16", "ratio"))
   rows = []
   for layer, small, large in conv_layers(args.config, args.batch_size):
     flops = 2 * np.prod(small[:3]) * 25 * small[3] * large[3]
     timed = {dt.name: time_kernels(small, large, dt, args.repeats) for dt in dtypes}
     generator = layer.startswith("generator/")
+    plan = time_plan_layer(generator, small, large, args.repeats)
     roles = {"forward": "conv_transpose" if generator else "conv",
              "data": "conv" if generator else "conv_transpose", "weights": "filter_grad"}
     for role, kernel in roles.items():
       gflops = {name: flops / t[kernel] / 1e9 for name, t in timed.items()}
+      gflops["plan"] = flops / plan[role] / 1e9
       bf16 = gflops.get("bfloat16")
-      print("%-26s %-8s %9.1f %9s %6s" % (
-          layer, role, gflops["float32"], "%.1f" % bf16 if bf16 else "-",
+      print("%-26s %-8s %9.1f %9.1f %9s %6s" % (
+          layer, role, gflops["float32"], gflops["plan"], "%.1f" % bf16 if bf16 else "-",
           "%.2fx" % (bf16 / gflops["float32"]) if bf16 else "-"))
       rows.append({"layer": layer, "kernel": role, "small": small, "large": large,
                    "gflops": {k: round(v, 1) for k, v in gflops.items()}})
-  print("(GFLOP/s of each kernel alone; batch %d)" % args.batch_size)
+  print("(GFLOP/s of each kernel alone, batch %d; fp32 and bf16: TensorFlow's kernel, plan: the "
+        "layer as ops.py computes it with kernel plan %s)" % (args.batch_size, described["kernel_plan"]))
   result = {"bench": "layer_speed", "time": time.strftime("%Y-%m-%dT%H:%M:%S"),
-            "machine": {"cpus": os.cpu_count(), "tensorflow": tf.__version__,
-                        "matmul_peak_gflops": {k: round(v, 1) for k, v in peaks.items()}},
+            "machine": described,
             "config": {"model": args.config, "batch_size": args.batch_size,
                        "repeats": args.repeats},
             "layers": rows}

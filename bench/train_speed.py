@@ -1,6 +1,7 @@
 """Training speed of the real model on this machine, beside the machine's measured peak.
 
     python bench/train_speed.py --config celebA|mnist [--precision fp32|bf16] [--xla]
+                                [--kernels auto|plain|avx2|avx512|...]
 
 Builds the model from model.py (celebA-64: 64x64x3 unconditional; mnist: 28x28
 conditional; batch 64, the original's filter counts), feeds synthetic batches
@@ -26,12 +27,14 @@ is therefore 7 G_f + 10 D_f per example.
 
 The peak is the best GFLOP/s of a 2048^3 or 4096^3 matmul in a Session
 (bench/common.py), measured in the same run (and in bfloat16 too with
---precision bf16). Prints a table and appends one JSON line to
+--precision bf16). The machine is named beside it: CPU model and kind,
+instruction sets, whether oneDNN is on and which ISA it dispatches, the
+TensorFlow version and the kernel plan (hardware.py; --kernels picks another
+to compare). Prints the figures and appends one JSON line to
 bench/results.jsonl.
 """
 import argparse
 import os
-import platform
 import sys
 import time
 
@@ -39,12 +42,16 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
+import hardware  # noqa: E402
+
+hardware.configure()  # as main.py does: oneDNN decided before TensorFlow loads
+
 import numpy as np  # noqa: E402
 import tensorflow.compat.v1 as tf  # noqa: E402
 
 tf.get_logger().setLevel("ERROR")
 
-from common import RESULTS, append_result, matmul_peak_gflops  # noqa: E402
+from common import RESULTS, append_result, machine, matmul_peak_gflops, print_machine  # noqa: E402
 from model import DCGAN, session_config  # noqa: E402
 from ops import conv_out_size_same  # noqa: E402
 from utils import UserError  # noqa: E402
@@ -111,8 +118,12 @@ def main():
   parser.add_argument("--fc", type=int, default=1024, help="gfc_dim = dfc_dim (mnist) [1024]")
   parser.add_argument("--intra_op_threads", type=int, default=0)
   parser.add_argument("--inter_op_threads", type=int, default=0)
+  parser.add_argument("--kernels", choices=["auto"] + sorted(hardware.PLANS), default="auto",
+                      help="kernel plan (hardware.py) [auto: this machine's]")
   parser.add_argument("--results", default=RESULTS)
   args = parser.parse_args()
+  if args.kernels != "auto":
+    os.environ[hardware.PLAN_VARIABLE] = args.kernels
   shape = CONFIGS[args.config]
   try:
     config = session_config(args.precision, args.xla, args.intra_op_threads, args.inter_op_threads)
@@ -122,6 +133,7 @@ def main():
 
   peak = matmul_peak_gflops()
   peak_bf16 = matmul_peak_gflops(dtype=tf.bfloat16) if args.precision == "bf16" else None
+  described = machine(fp32_matmul_peak_gflops=peak, bf16_matmul_peak_gflops=peak_bf16)
   rng = np.random.RandomState(0)
   with tf.Graph().as_default(), tf.Session(config=config) as sess:
     model = DCGAN(sess, batch_size=args.batch_size, sample_num=args.batch_size, gf_dim=args.filters,
@@ -146,12 +158,12 @@ def main():
   achieved = flops / s_per_iter / 1e9
   result = {
       "bench": "train_speed", "time": time.strftime("%Y-%m-%dT%H:%M:%S"),
-      "machine": {"cpus": os.cpu_count(), "processor": platform.processor() or platform.machine(),
-                  "tensorflow": tf.__version__, "fp32_matmul_peak_gflops": round(peak, 1),
-                  "bf16_matmul_peak_gflops": round(peak_bf16, 1) if peak_bf16 else None},
+      "machine": described,
       "config": {"model": args.config, "precision": args.precision, "xla": args.xla,
                  "batch_size": args.batch_size, "filters": args.filters,
-                 "intra_op_threads": args.intra_op_threads, "inter_op_threads": args.inter_op_threads,
+                 "kernel_plan": described["kernel_plan"],
+                 "intra_op_threads": config.intra_op_parallelism_threads,
+                 "inter_op_threads": config.inter_op_parallelism_threads,
                  "steps": args.steps, "warmup": args.warmup},
       "flops": {"generator_forward_per_example": g_f, "discriminator_forward_per_example": d_f,
                 "iteration": flops},
@@ -163,10 +175,10 @@ def main():
       "losses_finite": bool(np.isfinite(losses[:3]).all()),
   }
   print()
-  print("machine: %d CPUs, fp32 matmul peak %.1f GFLOP/s%s (measured now)" % (
-      os.cpu_count(), peak, ", bf16 %.1f GFLOP/s" % peak_bf16 if peak_bf16 else ""))
-  print("model: %s, batch %d, %s%s; iteration = 1 D + 2 G updates = %.1f GFLOP"
-        % (args.config, args.batch_size, args.precision, " + XLA" if args.xla else "", flops / 1e9))
+  print_machine(described)
+  print("model: %s, batch %d, %s%s, inter-op threads %s; iteration = 1 D + 2 G updates = %.1f GFLOP"
+        % (args.config, args.batch_size, args.precision, " + XLA" if args.xla else "",
+           config.inter_op_parallelism_threads or "TensorFlow's", flops / 1e9))
   print("s/iter %.3f (median of %d; best %.3f)  img/s %.1f  achieved %.1f GFLOP/s  = %.1f%% of fp32 peak%s"
         % (s_per_iter, args.steps, min(times), result["images_per_s"], achieved,
            result["percent_of_fp32_peak"],

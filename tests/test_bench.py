@@ -7,6 +7,7 @@ import sys
 import pytest
 import tensorflow.compat.v1 as tf
 
+import hardware
 import model as model_module
 from conftest import PROJECT_DIR
 from model import DCGAN, cpu_supports_bf16
@@ -52,14 +53,28 @@ def run_train_speed(tmp_path, *args):
 @pytest.mark.parametrize("config", ["celebA", "mnist"])
 def test_train_speed_bench_reports_its_fields(tmp_path, config):
   out, result = run_train_speed(tmp_path, "--config", config)
-  for field in ("fp32 matmul peak", "s/iter", "img/s", "GFLOP/s", "% of fp32 peak"):
+  for field in ("matmul peak: fp32", "s/iter", "img/s", "GFLOP/s", "% of fp32 peak", "kernel plan",
+                "oneDNN", "TensorFlow"):
     assert field in out
+  machine = result["machine"]
+  assert machine["cpu_kind"] == hardware.cpu_kind() and machine["cpu_model"] in out
+  assert machine["kernel_plan"] == result["config"]["kernel_plan"] == hardware.kernel_plan().name
+  assert machine["onednn"] == hardware.onednn_enabled()
+  assert set(machine["isa"]) == {"avx2", "avx512", "amx", "bf16"}
+  assert result["config"]["inter_op_threads"] == hardware.kernel_plan().inter_op_threads
   assert result["config"]["model"] == config and result["losses_finite"]
   assert result["s_per_iter"] > 0 and result["images_per_s"] > 0 and result["achieved_gflops"] > 0
   assert result["machine"]["fp32_matmul_peak_gflops"] > 0
   flops = result["flops"]
   assert flops["iteration"] == 4 * (7 * flops["generator_forward_per_example"]
                                     + 10 * flops["discriminator_forward_per_example"])
+
+
+def test_train_speed_bench_measures_the_plan_asked_for(tmp_path):
+  out, result = run_train_speed(tmp_path, "--config", "mnist", "--kernels", "plain")
+  assert "kernel plan plain" in out
+  assert result["machine"]["kernel_plan"] == result["config"]["kernel_plan"] == "plain"
+  assert result["config"]["inter_op_threads"] == 0 and result["losses_finite"]
 
 
 @pytest.mark.skipif(not cpu_supports_bf16(), reason="this CPU has no bfloat16 instructions")
@@ -113,7 +128,7 @@ def test_layer_speed_bench_times_every_conv_kernel_of_the_model(tmp_path):
       stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, timeout=600,
       env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"))
   assert proc.returncode == 0, proc.stderr[-2000:]
-  assert "matmul peak float32" in proc.stdout
+  assert "matmul peak: fp32" in proc.stdout and "kernel plan" in proc.stdout
   (line,) = open(results).read().splitlines()
   result = json.loads(line)
   layers = {(row["layer"], row["kernel"]): row for row in result["layers"]}
@@ -124,6 +139,6 @@ def test_layer_speed_bench_times_every_conv_kernel_of_the_model(tmp_path):
   assert layers["generator/g_h2", "forward"]["large"] == [4, 14, 14, 128]
   assert layers["discriminator/d_h1_conv", "data"]["large"] == [4, 14, 14, 21]
   for row in result["layers"]:
-    assert row["gflops"]["float32"] > 0
+    assert row["gflops"]["float32"] > 0 and row["gflops"]["plan"] > 0
     assert ("bfloat16" in row["gflops"]) == cpu_supports_bf16()
     assert "%s " % row["layer"] in proc.stdout
