@@ -119,7 +119,8 @@ flags.DEFINE_string("precision", "fp32", "fp32, or bf16: automatic mixed precisi
                     "on CPUs with AVX512-BF16/AMX, float16 on GPUs); variables and losses stay fp32")
 flags.DEFINE_boolean("xla", False, "Compile the graph with XLA JIT (see the README's performance notes)")
 flags.DEFINE_integer("intra_op_threads", 0, "Threads inside one op [0: TensorFlow's choice]")
-flags.DEFINE_integer("inter_op_threads", 0, "Ops run in parallel [0: TensorFlow's choice]")
+flags.DEFINE_integer("inter_op_threads", 0, "Ops run in parallel [0: the kernel plan's for this "
+                     "machine (1 on AVX2 CPUs), else TensorFlow's choice]")
 flags.DEFINE_boolean("cache", False, "Keep decoded, cropped, resized images of an image-folder dataset "
                      "on disk (see --cache_dir), so epochs after the first decode nothing")
 flags.DEFINE_string("cache_dir", None, "Folder of the --cache files [<data_dir>/.dcgan_cache]")
