@@ -344,6 +344,23 @@ def open_dataset(dataset, data_dir, input_fname_pattern="*.jpg", input_height=10
                          output_height, output_width, crop, cache_dir)
 
 
+def data_channels(dataset, data_dir, input_fname_pattern="*.jpg"):
+  """Image channels as the original DCGAN read them from the data, or None if there is none.
+
+  mnist: 1.  A folder of images: the first readable image's channels
+  (grayscale 1, colour 3).  None when the folder has no readable image.
+  """
+  c_dim = labelled(dataset)[1]
+  if c_dim is not None:
+    return c_dim
+  for path in sorted(glob.glob(os.path.join(data_dir, dataset, input_fname_pattern))):
+    try:
+      return image_channels(path)
+    except UNREADABLE_IMAGE_ERRORS:
+      continue
+  return None
+
+
 def labelled(dataset):
   """(y_dim, c_dim) known from the dataset's name alone, without touching its files.
 

@@ -31,7 +31,7 @@ hardware.configure()  # oneDNN decided before TensorFlow loads
 import tensorflow.compat.v1 as tf  # noqa: E402
 from tqdm import tqdm  # noqa: E402
 
-from dataset import open_dataset, prefetch  # noqa: E402
+from dataset import data_channels, open_dataset, prefetch  # noqa: E402
 from hardware import cpu_supports_bf16, kernel_plan  # noqa: E402
 from ops import (batch_norm, conv2d, conv_out_size_same, deconv2d, flatten, linear, lrelu)
 from utils import UserError, image_manifold_size, save_images  # noqa: E402
@@ -180,7 +180,7 @@ class DCGAN(object):
   def __init__(self, sess, input_height=108, input_width=108, crop=True,
                batch_size=64, sample_num=64, output_height=64, output_width=64,
                y_dim=None, z_dim=100, gf_dim=64, df_dim=64,
-               gfc_dim=1024, dfc_dim=1024, c_dim=3, dataset_name='default',
+               gfc_dim=1024, dfc_dim=1024, c_dim=None, dataset_name='default',
                max_to_keep=1, input_fname_pattern='*.jpg', checkpoint_dir='ckpts',
                sample_dir='samples', out_dir='./out', data_dir='./data',
                learning_rate=0.0002, beta1=0.5, z_dist='uniform_signed', seed=None,
@@ -197,7 +197,9 @@ class DCGAN(object):
       z_dim: size of the latent vector z. [100]
       gf_dim, df_dim: filters in the first generator / discriminator conv layer. [64]
       gfc_dim, dfc_dim: units in the conditional model's fully connected layers. [1024]
-      c_dim: image channels (1 for grayscale). [3]
+      c_dim: image channels (1 for grayscale). As in the original, when it is not given it
+        comes from the data: 1 for mnist, the first image's channels for a folder of images
+        (data's own when `data` is given), 3 if there is no image to read.
       dataset_name, input_fname_pattern, data_dir: where train() finds its data.
       max_to_keep: checkpoints kept by the Saver.
       checkpoint_dir, sample_dir, out_dir: where checkpoints, grids and logs go.
@@ -222,6 +224,9 @@ class DCGAN(object):
     self.df_dim = df_dim
     self.gfc_dim = gfc_dim
     self.dfc_dim = dfc_dim
+    if c_dim is None:
+      c_dim = data.c_dim if data is not None else (
+          data_channels(dataset_name, data_dir, input_fname_pattern) or 3)
     self.c_dim = c_dim
     self.dataset_name = dataset_name
     self.input_fname_pattern = input_fname_pattern

@@ -160,18 +160,38 @@ def atomic_output(path):
   """Yield a temporary path beside `path`; rename it to `path` only if the block succeeds.
 
   Whatever writes there (JSON, Pillow), a reader of `path` sees the old file or
-  the complete new one, never half of one, whenever the process stops.
+  the complete new one, never half of one, whenever the process stops.  The
+  file gets the permissions any new file gets here (0666 less the umask), not
+  the private 0600 of a temporary file, so others can read it as they can the
+  checkpoints.
   """
   folder = os.path.dirname(os.path.abspath(path))
   os.makedirs(folder, exist_ok=True)
   fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=os.path.splitext(path)[1], dir=folder)
-  os.close(fd)
+  try:
+    os.fchmod(fd, 0o666 & ~current_umask())
+  finally:
+    os.close(fd)
   try:
     yield tmp
     os.replace(tmp, path)
   finally:
     if os.path.exists(tmp):
       os.remove(tmp)
+
+
+def current_umask():
+  """The process's umask, read without changing it where Linux tells it (/proc/self/status)."""
+  try:
+    with open("/proc/self/status") as f:
+      for line in f:
+        if line.startswith("Umask:"):
+          return int(line.split()[1], 8)
+  except (OSError, ValueError):
+    pass
+  mask = os.umask(0o022)  # elsewhere: set and restore (briefly process-wide)
+  os.umask(mask)
+  return mask
 
 
 def write_json_atomic(path, value):

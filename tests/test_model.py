@@ -6,7 +6,7 @@ import pytest
 import tensorflow.compat.v1 as tf
 
 import np_reference as ref
-from conftest import Config, tiny_dcgan
+from conftest import Config, tiny_dcgan, write_images
 from model import DCGAN
 from utils import UserError
 
@@ -266,3 +266,30 @@ def test_summaries_at_a_cadence(tmp_path, faces):
     for value in event.summary.value:
       steps.setdefault(value.tag, []).append(event.step)
   assert steps["d_loss"] == steps["g_loss"] == steps["d_"] == [1, 2, 4]
+
+
+# The original's constructor: without c_dim, the channels come from the data.
+
+def generator_channels(sess, **kwargs):
+  dcgan = DCGAN(sess, batch_size=2, sample_num=2, gf_dim=4, df_dim=4, gfc_dim=8, dfc_dim=8,
+                output_height=16, output_width=16, seed=1, **kwargs)
+  return dcgan.c_dim, int(dcgan.G.shape[-1])
+
+
+def test_the_original_constructor_builds_one_channel_mnist(graph_session):
+  assert generator_channels(graph_session, dataset_name="mnist", y_dim=10) == (1, 1)
+
+
+@pytest.mark.parametrize("mode,c_dim", [("L", 1), ("RGB", 3)])
+def test_an_image_folder_gives_its_channels(tmp_path, mode, c_dim):
+  write_images(str(tmp_path / "faces"), 2, mode=mode)
+  with tf.Graph().as_default(), tf.Session() as sess:
+    assert generator_channels(sess, dataset_name="faces", data_dir=str(tmp_path)) == (c_dim, c_dim)
+
+
+def test_no_images_give_three_channels_and_an_explicit_c_dim_wins(tmp_path):
+  write_images(str(tmp_path / "faces"), 2, mode="L")
+  with tf.Graph().as_default(), tf.Session() as sess:
+    assert generator_channels(sess, dataset_name="nowhere", data_dir=str(tmp_path)) == (3, 3)
+  with tf.Graph().as_default(), tf.Session() as sess:
+    assert generator_channels(sess, dataset_name="faces", data_dir=str(tmp_path), c_dim=3) == (3, 3)

@@ -1,5 +1,6 @@
 """Image reading, cropping, grids and writing."""
 import os
+import stat
 
 import numpy as np
 import pytest
@@ -7,7 +8,7 @@ from PIL import Image
 
 from conftest import write_images
 from utils import (center_crop, get_image, image_channels, image_manifold_size, imread, merge,
-                   save_images, to_uint8)
+                   save_images, to_uint8, write_json_atomic)
 
 
 @pytest.mark.parametrize("n,expected", [(1, (1, 1)), (7, (2, 4)), (10, (3, 4)), (64, (8, 8)),
@@ -83,3 +84,17 @@ def test_original_transform_helpers_round_trip():
   np.testing.assert_allclose(out[..., 1], -1.0)
   np.testing.assert_allclose(inverse_transform(out)[..., 0], 1.0)
   assert transform(x, 10, 10, 5, 7, crop=False).shape == (5, 7, 3)
+
+
+@pytest.mark.parametrize("umask", [0o022, 0o027])
+def test_written_files_get_the_umasks_permissions(tmp_path, umask):
+  """FLAGS.json, grids, GIFs and plots are readable like any new file, not 0600 temporaries."""
+  previous = os.umask(umask)
+  try:
+    paths = [write_json_atomic(str(tmp_path / "FLAGS.json"), {"a": 1})]
+    save_images(np.zeros((4, 8, 8, 1), np.float32), (2, 2), str(tmp_path / "grid.png"), (-1, 1))
+    paths.append(str(tmp_path / "grid.png"))
+  finally:
+    os.umask(previous)
+  for path in paths:
+    assert stat.S_IMODE(os.stat(path).st_mode) == 0o666 & ~umask, path
