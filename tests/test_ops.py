@@ -305,3 +305,12 @@ def test_plans_choose_their_kernels():
   assert "DepthToSpace" in types and "IdentityN" not in types  # sub-pixel, autodiff gradients
   assert "ExtractImagePatches" not in gradient_op_types("avx512", deep_conv, [2, 8, 8, 4])
   assert "IdentityN" in gradient_op_types("avx512", linear_layer, [2, 5])
+
+
+@pytest.mark.parametrize("plan", sorted(hardware.PLANS))
+def test_lrelu_gradient_is_the_leaky_relus_under_every_plan(plan):
+  x = np.array([[-2.0, -0.5, 0.0, 0.5, 3.0]], np.float32)
+  with hardware.use_plan(plan):
+    (out, dx), _, dy, _ = layer_and_gradients(lambda t: lrelu(t), x, 16)
+  np.testing.assert_allclose(out, np.where(x > 0, x, 0.2 * x), atol=1e-7)
+  np.testing.assert_allclose(dx, np.where(x > 0, dy, 0.2 * dy), atol=1e-7)
