@@ -197,6 +197,9 @@ KernelPlan = collections.namedtuple("KernelPlan", [
     # lrelu's gradient from its output instead of its input (same values), so the
     # layer before it has one consumer and grappler's remapper can fuse them
     "lrelu_output_grad",
+    # batch norm's training forward: 'fused' (FusedBatchNormV3) or 'matmul'
+    # (statistics as two matrix-vector products, ops._batch_norm_by_matmul)
+    "batch_norm_stats",
     # the Session's inter-op threads when the user leaves it at 0
     "inter_op_threads",
 ])
@@ -205,12 +208,12 @@ PLANS = {
     # TensorFlow's plain ops: what nobody has measured otherwise.
     "plain": KernelPlan("plain", label_term=False, linear_input_grad=False, small_deconv=False,
                         layer_grads="autodiff", small_input_grad=False, patches_max_pixels=0,
-                        lrelu_output_grad=False, inter_op_threads=0),
+                        lrelu_output_grad=False, batch_norm_stats="fused", inter_op_threads=0),
     # AVX-512 (measured with bf16-capable EPYC, oneDNN on): the forms the
     # speed work was tuned with; TensorFlow's gradients; its thread pools.
     "avx512": KernelPlan("avx512", label_term=True, linear_input_grad=True, small_deconv=True,
                          layer_grads="autodiff", small_input_grad=False, patches_max_pixels=0,
-                         lrelu_output_grad=False, inter_op_threads=0),
+                         lrelu_output_grad=False, batch_norm_stats="fused", inter_op_threads=0),
     # AVX2 (measured on an AVX2-only EPYC, oneDNN on; README "Performance"):
     # oneDNN's weight gradients at 4x4 run at half the speed of a GEMM on the
     # same numbers, sub-pixel is the fastest 3-channel forward but TensorFlow's
@@ -218,7 +221,7 @@ PLANS = {
     # sharing the two cores.
     "avx2": KernelPlan("avx2", label_term=True, linear_input_grad=True, small_deconv=True,
                        layer_grads="chosen", small_input_grad=True, patches_max_pixels=16,
-                       lrelu_output_grad=True, inter_op_threads=1),
+                       lrelu_output_grad=True, batch_norm_stats="matmul", inter_op_threads=1),
 }
 # GPUs and other CPUs: TensorFlow's plain ops until measured otherwise.
 PLANS["gpu"] = PLANS["plain"]._replace(name="gpu")

@@ -77,7 +77,10 @@ class batch_norm(object):
       x4 = tf.reshape(x, [-1, 1, 1, channels]) if rank == 2 else x
       epsilon = max(self.epsilon, FUSED_MIN_EPSILON)
       if train:
-        y, mean, variance = tf.nn.fused_batch_norm(x4, gamma, beta, epsilon=epsilon)
+        if hardware.kernel_plan().batch_norm_stats == "matmul":
+          y, mean, variance = _batch_norm_by_matmul(x4, gamma, beta, epsilon)
+        else:
+          y, mean, variance = tf.nn.fused_batch_norm(x4, gamma, beta, epsilon=epsilon)
         decay_complement = 1.0 - self.momentum
         update_mean = tf.assign_sub(moving_mean, (moving_mean - mean) * decay_complement)
         update_variance = tf.assign_sub(
@@ -93,6 +96,41 @@ class batch_norm(object):
       else:
         y.set_shape(x.shape)
       return y
+
+
+def _batch_norm_by_matmul(x, gamma, beta, epsilon):
+  """tf.nn.fused_batch_norm(x, gamma, beta, epsilon) in training mode, by other kernels.
+
+  Returns (y, batch mean, Bessel-corrected batch variance), as the fused op
+  does.  oneDNN's AVX2 batch-norm forward runs at a fifth of the memory speed
+  its AVX-512 one reaches (22 ms against 4 for [64, 32, 32, 64]); here the
+  statistics are two matrix-vector products (ones @ x, ones @ (x - mean)^2:
+  two passes, as exact as the fused kernel's) and the normalisation one
+  multiply-add.  The gradient is the fused kernel's own, FusedBatchNormGradV3,
+  given the batch mean and biased variance it keeps (its reserve spaces).
+  """
+  channels = int(x.shape[-1])
+
+  @tf.custom_gradient
+  def normalize(x, gamma, beta):
+    flat = tf.reshape(x, [-1, channels])
+    rows = tf.shape(flat)[0]
+    ones = tf.ones([1, rows], x.dtype)
+    count = tf.cast(rows, x.dtype)
+    mean = tf.reshape(tf.matmul(ones, flat), [channels]) / count
+    centered = flat - mean
+    variance = tf.reshape(tf.matmul(ones, tf.square(centered)), [channels]) / count
+    scale = gamma * tf.rsqrt(variance + epsilon)
+    y = tf.reshape(centered * scale + beta, tf.shape(x))
+    unbiased = variance * (count / tf.maximum(count - 1.0, 1.0))
+
+    def grad(dy, unused_dmean, unused_dvariance):
+      dx, dgamma, dbeta = tf.raw_ops.FusedBatchNormGradV3(
+          y_backprop=dy, x=x, scale=gamma, reserve_space_1=mean, reserve_space_2=variance,
+          reserve_space_3=tf.zeros([0], x.dtype), epsilon=epsilon, is_training=True)[:3]
+      return dx, dgamma, dbeta
+    return (y, tf.stop_gradient(mean), tf.stop_gradient(unbiased)), grad
+  return normalize(x, gamma, beta)
 
 
 def conv_out_size_same(size, stride):

@@ -9,10 +9,11 @@ from ops import (FUSED_MIN_EPSILON, batch_norm, conv2d, conv_cond_concat, conv_o
                  deconv2d, flatten, linear, lrelu)
 
 
-def run_bn(x_batches, train, moving=None, shape=None):
-  """Feed each batch through one batch_norm layer; return outputs and the moving stats after each."""
+def run_bn(x_batches, train, moving=None, shape=None, plan="plain"):
+  """Feed each batch through one batch_norm layer built under kernel plan `plan`; return outputs
+  and the moving stats after each."""
   graph = tf.Graph()
-  with graph.as_default(), tf.Session() as sess:
+  with hardware.use_plan(plan), graph.as_default(), tf.Session() as sess:
     x = tf.placeholder(tf.float32, shape or x_batches[0].shape)
     bn = batch_norm(name="bn")
     y = bn(x, train=train)
@@ -35,11 +36,15 @@ def run_bn(x_batches, train, moving=None, shape=None):
     return outs, stats, params
 
 
-@pytest.mark.parametrize("shape", [(4, 3, 3, 5), (6, 7)])
-def test_batch_norm_training_matches_contrib_numerics(shape):
+@pytest.mark.parametrize("plan", sorted(hardware.PLANS))
+@pytest.mark.parametrize("shape,loc,spread", [((4, 3, 3, 5), 1, 2), ((6, 7), 1, 2),
+                                               ((4, 3, 3, 5), 100, 0.1)])
+def test_batch_norm_training_matches_contrib_numerics(shape, loc, spread, plan):
+  """Every plan's batch norm (fused, or statistics by matmul) gives contrib's outputs and moving
+  averages; a mean far above the spread checks the statistics are two-pass, not E[x^2]-E[x]^2."""
   rng = np.random.RandomState(0)
-  batches = [rng.randn(*shape).astype(np.float32) * 2 + 1 for _ in range(2)]
-  outs, stats, params = run_bn(batches, train=True)
+  batches = [(rng.randn(*shape) * spread + loc).astype(np.float32) for _ in range(2)]
+  outs, stats, params = run_bn(batches, train=True, plan=plan)
   axes = tuple(range(len(shape) - 1))
   n = int(np.prod(shape[:-1]))
   mm, mv = np.zeros(shape[-1]), np.ones(shape[-1])
@@ -54,10 +59,11 @@ def test_batch_norm_training_matches_contrib_numerics(shape):
     np.testing.assert_allclose(got_mv, mv, rtol=1e-5, atol=1e-6)
 
 
-def test_batch_norm_epsilon_is_the_fused_minimum():
+@pytest.mark.parametrize("plan", sorted(hardware.PLANS))
+def test_batch_norm_epsilon_is_the_fused_minimum(plan):
   """Tiny variances show the difference between epsilon 1e-5 and the fused 1.001e-5."""
   x = (np.random.RandomState(2).randn(8, 2, 2, 3) * 3e-3).astype(np.float32)
-  (out,), _, params = run_bn([x], train=True)
+  (out,), _, params = run_bn([x], train=True, plan=plan)
   mean, var = x.mean((0, 1, 2)), x.var((0, 1, 2))
   normalized = (out - params["beta"]) / params["gamma"]
   np.testing.assert_allclose(normalized, (x - mean) / np.sqrt(var + 1.001e-5), rtol=2e-5, atol=2e-5)
@@ -74,6 +80,31 @@ def test_batch_norm_inference_uses_moving_stats_and_changes_nothing(shape):
   np.testing.assert_allclose(out, expected, rtol=1e-4, atol=1e-4)
   np.testing.assert_allclose(mm, moving[0], rtol=1e-6)
   np.testing.assert_allclose(mv, moving[1], rtol=1e-6)
+
+
+@pytest.mark.parametrize("plan", sorted(hardware.PLANS))
+@pytest.mark.parametrize("shape", [(4, 3, 3, 5), (6, 7)])
+def test_batch_norm_gradients_are_the_fused_ops_under_every_plan(shape, plan):
+  rng = np.random.RandomState(4)
+  x = (rng.randn(*shape) * 2 + 1).astype(np.float32)
+  dy = rng.randn(*shape).astype(np.float32)
+  gamma = (1 + 0.1 * rng.randn(shape[-1])).astype(np.float32)
+  beta = rng.randn(shape[-1]).astype(np.float32)
+  with hardware.use_plan(plan), tf.Graph().as_default(), tf.Session() as sess:
+    xt = tf.constant(x)
+    y = batch_norm(name="bn")(xt, train=True)
+    with tf.variable_scope("bn", reuse=True):
+      variables = [tf.get_variable("gamma"), tf.get_variable("beta")]
+    variables[0].load(gamma, sess)
+    variables[1].load(beta, sess)
+    got = sess.run(tf.gradients(y, [xt] + variables, tf.constant(dy)))
+  with tf.Graph().as_default(), tf.Session() as sess:
+    xt, gt, bt = tf.constant(x.reshape((-1, 1, 1, shape[-1]))), tf.constant(gamma), tf.constant(beta)
+    y, _, _ = tf.nn.fused_batch_norm(xt, gt, bt, epsilon=FUSED_MIN_EPSILON)
+    want = sess.run(tf.gradients(y, [xt, gt, bt], tf.constant(dy.reshape(y.shape))))
+  np.testing.assert_allclose(got[0], want[0].reshape(shape), rtol=1e-4, atol=1e-4)
+  np.testing.assert_allclose(got[1], want[1], rtol=1e-4, atol=1e-4)
+  np.testing.assert_allclose(got[2], want[2], rtol=1e-4, atol=1e-4)
 
 
 def test_batch_norm_variables_match_the_original():
