@@ -237,8 +237,12 @@ def _transposed_conv(x, w, out_h, out_w, small_forms, strides=STRIDES_2):
     k_h, k_w = w.shape.as_list()[:2]
     out = _small_deconv(x, w, out_h, out_w, (k_h, k_w, strides[1], strides[2]))
   if out is None:
-    dynamic_shape = tf.stack([tf.shape(x)[0], out_h, out_w, out_c])
-    out = tf.nn.conv2d_transpose(x, w, output_shape=dynamic_shape, strides=strides)
+    batch = x.shape.as_list()[0]
+    if batch is not None:
+      output_shape = [batch, out_h, out_w, out_c]
+    else:  # any batch: [batch] + the static rest
+      output_shape = tf.concat([tf.shape(x)[:1], [out_h, out_w, out_c]], 0)
+    out = tf.nn.conv2d_transpose(x, w, output_shape=output_shape, strides=strides)
   out.set_shape([x.shape[0], out_h, out_w, out_c])
   return out
 
