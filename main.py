@@ -115,8 +115,9 @@ flags.DEFINE_boolean("training_pictures", False, "Test mode: the run's training-
                      "loss curves (training writes them at its end anyway)")
 flags.DEFINE_integer("summary_freq", 10, "Write TensorBoard summaries every this many iterations "
                      "(and at the first) [10]; 1 writes every step as the original did")
-flags.DEFINE_string("precision", "fp32", "fp32, or bf16: automatic mixed precision (oneDNN bfloat16 "
-                    "on CPUs with AVX512-BF16/AMX, float16 on GPUs); variables and losses stay fp32")
+flags.DEFINE_string("precision", "fp32", "fp32; fp16: float16 mixed precision with dynamic loss "
+                    "scaling, on a GPU (DCGAN_FP16_ON_CPU=1 emulates it on the CPU); bf16: oneDNN "
+                    "bfloat16 on CPUs with AVX512-BF16/AMX. Variables and Adam's state stay fp32")
 flags.DEFINE_boolean("xla", False, "Compile the graph with XLA JIT (see the README's performance notes)")
 flags.DEFINE_integer("intra_op_threads", 0, "Threads inside one op [0: TensorFlow's choice]")
 flags.DEFINE_integer("inter_op_threads", 0, "Ops run in parallel [0: the kernel plan's for this "
@@ -242,7 +243,8 @@ def build_dcgan(sess, config, c_dim, y_dim, data=None):
       z_dist=config.z_dist,
       seed=config.seed,
       G_img_sum=config.G_img_sum,
-      data=data)
+      data=data,
+      precision=config.precision)
 
 
 def print_config(config):

@@ -15,6 +15,7 @@ losses and update schedule.  What differs is what users never see:
   checkpoints holding only model variables (as the original wrote them)
   still load.
 """
+import collections
 import os
 import random
 import signal
@@ -32,40 +33,89 @@ import tensorflow.compat.v1 as tf  # noqa: E402
 from tqdm import tqdm  # noqa: E402
 
 from dataset import data_channels, open_dataset, prefetch  # noqa: E402
-from hardware import cpu_supports_bf16, kernel_plan  # noqa: E402
+from hardware import cpu_supports_bf16, kernel_plan, use_plan  # noqa: E402
 from ops import (batch_norm, conv2d, conv_out_size_same, deconv2d, flatten, linear, lrelu)
 from utils import UserError, image_manifold_size, save_images  # noqa: E402
 
 Z_DISTRIBUTIONS = ("normal01", "uniform_signed", "uniform_unsigned")
 
 
+PRECISIONS = ("fp32", "fp16", "bf16")
+EMULATION_OFF = ("constant_folding", "shape_optimization", "common_subgraph_elimination",
+                 "function_optimization", "implementation_selector", "debug_stripper")
+FP16_ON_CPU_VARIABLE = "DCGAN_FP16_ON_CPU"
+
+# What a --precision means on a device: the grappler rewrite that lowers the
+# graph's matmuls and convolutions (None: none), and whether the optimizers
+# scale the losses (always with float16, whose range is too small for GAN
+# gradients; never needed with bfloat16, whose range is float32's).
+Precision = collections.namedtuple("Precision", ["name", "rewrite", "loss_scaling"])
+
+
+def precision_mode(precision, gpu=None, cpu_bf16=None, environ=None):
+  """The Precision for --precision on this machine, or a one-sentence UserError.
+
+  fp32: nothing lowered.  fp16: float16 with dynamic loss scaling, by the GPU
+  rewrite (auto_mixed_precision) where TensorFlow sees a GPU, else only when
+  TensorFlow's CPU emulation of it is asked for with DCGAN_FP16_ON_CPU=1
+  (auto_mixed_precision_cpu: each lowered op rounds to float16, so it shows
+  what float16 does to the numbers, slowly; the tests run fp16 this way).
+  bf16: oneDNN's bfloat16 rewrite on a CPU that has bfloat16 arithmetic;
+  refused on a GPU, whose only graph rewrite is float16 (--precision fp16).
+  Float16 is never chosen without loss scaling.
+  """
+  environ = os.environ if environ is None else environ
+  if gpu is None:
+    gpu = bool(tf.config.list_physical_devices("GPU"))
+  if precision == "fp32":
+    return Precision("fp32", None, False)
+  if precision == "fp16":
+    if gpu:
+      return Precision("fp16", "auto_mixed_precision", True)
+    if environ.get(FP16_ON_CPU_VARIABLE, "").strip() not in ("", "0"):
+      return Precision("fp16", "auto_mixed_precision_cpu", True)
+    raise UserError("--precision fp16 needs a GPU, and TensorFlow sees none here; use --precision "
+                    "fp32 (or set %s=1 to emulate float16 on the CPU, slowly, as the tests do)."
+                    % FP16_ON_CPU_VARIABLE)
+  if precision == "bf16":
+    if gpu:
+      raise UserError("--precision bf16 has no graph rewrite for GPUs in TensorFlow (its GPU mixed "
+                      "precision is float16); use --precision fp16, float16 with loss scaling.")
+    if cpu_supports_bf16() if cpu_bf16 is None else cpu_bf16:
+      return Precision("bf16", "auto_mixed_precision_onednn_bfloat16", False)
+    raise UserError("--precision bf16 needs a CPU with AVX512-BF16 or AMX-BF16 instructions, and "
+                    "this machine's has neither; use --precision fp32 (or fp16 on a GPU).")
+  raise UserError("--precision must be one of %s, not %r." % (", ".join(PRECISIONS), precision))
+
+
 def session_config(precision="fp32", xla=False, intra_op_threads=0, inter_op_threads=0):
-  """The Session's ConfigProto: GPU memory on demand, threads, optional bf16 and XLA.
+  """The Session's ConfigProto: GPU memory on demand, threads, the precision's rewrite, XLA.
 
   Threads left at 0 are TensorFlow's choice, except inter-op threads where the
   kernel plan of this machine names a number (hardware.py: 1 on AVX2 CPUs).
 
-  precision 'bf16' turns on TensorFlow's automatic mixed precision graph
-  rewrite: oneDNN bfloat16 on CPUs that have it, float16 on a GPU. Variables,
-  losses and optimizer state stay float32; the rewrite casts matmuls and
-  convolutions (and what lies between them) to the low precision.
+  A reduced precision (precision_mode) turns on TensorFlow's automatic mixed
+  precision graph rewrite for it: variables, losses and optimizer state stay
+  float32; the rewrite casts matmuls and convolutions (and what lies between
+  them) to the low precision.  fp16's loss scaling is in the graph
+  (DCGAN(precision='fp16')).
   """
   from tensorflow.core.protobuf import rewriter_config_pb2
+  mode = precision_mode(precision)
   config = tf.ConfigProto()
   config.gpu_options.allow_growth = True
   config.intra_op_parallelism_threads = intra_op_threads
   config.inter_op_parallelism_threads = inter_op_threads or kernel_plan().inter_op_threads
   rewrite = config.graph_options.rewrite_options
-  if precision == "bf16":
-    if tf.config.list_physical_devices("GPU"):
-      rewrite.auto_mixed_precision = rewriter_config_pb2.RewriterConfig.ON
-    elif cpu_supports_bf16():
-      rewrite.auto_mixed_precision_onednn_bfloat16 = rewriter_config_pb2.RewriterConfig.ON
-    else:
-      raise UserError("--precision bf16 needs a GPU or a CPU with AVX512-BF16 or AMX-BF16 "
-                      "instructions, and this machine has neither; use --precision fp32.")
-  elif precision != "fp32":
-    raise UserError("--precision must be fp32 or bf16, not %r." % precision)
+  if mode.rewrite:
+    setattr(rewrite, mode.rewrite, rewriter_config_pb2.RewriterConfig.ON)
+  if mode.rewrite == "auto_mixed_precision_cpu":
+    # TF 2.21's CPU emulation inserts its casts in the order the graph reaches it and crashes
+    # (an uncaught std::out_of_range, a segmentation fault) when a consumer comes before its
+    # producer; the optimizers that run before it and reorder the graph are turned off.
+    rewrite.disable_model_pruning = True
+    for name in EMULATION_OFF:
+      setattr(rewrite, name, rewriter_config_pb2.RewriterConfig.OFF)
   if xla:
     config.graph_options.optimizer_options.global_jit_level = tf.OptimizerOptions.ON_1
   return config
@@ -167,6 +217,47 @@ def scalar_summary(tag, value):
   return tf.raw_ops.ScalarSummary(tags=tag, values=value, name=tag + "_summary")
 
 
+def adam_update(loss, var_list, learning_rate, beta1, loss_scaling=False, scale_scope=None,
+                initial_loss_scale=2 ** 15):
+  """(Adam's update of var_list for loss, loss-scaling tensors or {}).
+
+  With loss_scaling (fp16) the update goes through TensorFlow's
+  MixedPrecisionLossScaleOptimizer with a DynamicLossScale (start
+  initial_loss_scale, TensorFlow's 2^15 by default; halved on overflow,
+  doubled after 2,000 good steps), its variables in
+  scale_scope/: the loss is multiplied by the scale before the float16
+  backward pass and the gradients divided by it in float32; if any is not
+  finite, Adam is not applied (variables and Adam's state untouched) and the
+  step is counted in scale_scope/skipped_steps.  The dict holds 'finite'
+  (this run's gradients were applied), 'scale' (the scale after the run) and
+  'skipped' (the count after it), all read by the run that updates.
+  """
+  adam = tf.train.AdamOptimizer(learning_rate, beta1=beta1)
+  if not loss_scaling:
+    return adam.minimize(loss, var_list=var_list), {}
+  with tf.variable_scope(scale_scope):
+    loss_scale = tf.mixed_precision.DynamicLossScale(initial_loss_scale=initial_loss_scale)
+    skipped = tf.get_variable('skipped_steps', [], tf.int64, tf.zeros_initializer(),
+                              trainable=False)
+  # Adam's variables now, as minimize() makes them: the wrapper applies Adam inside a tf.cond,
+  # whose name scope would otherwise rename beta1_power and beta2_power (cond_1/beta1_power).
+  adam._create_slots(var_list)  # pylint: disable=protected-access
+  scaled = tf.mixed_precision.MixedPrecisionLossScaleOptimizer(adam, loss_scale)
+  grads_and_vars = scaled.compute_gradients(loss, var_list=var_list)
+  finite = tf.reduce_all([tf.reduce_all(tf.is_finite(g)) for g, _ in grads_and_vars
+                          if g is not None], name=scale_scope + '/finite')
+  apply = scaled.apply_gradients(grads_and_vars)
+  with tf.control_dependencies([apply]):
+    count = tf.assign_add(skipped, tf.cast(tf.logical_not(finite), tf.int64))
+  with tf.control_dependencies([count]):
+    scale_after = tf.identity(loss_scale(), name=scale_scope + '/scale_after')
+    skipped_after = tf.identity(skipped)
+  return tf.group(apply, count), {'finite': finite, 'scale': scale_after, 'skipped': skipped_after}
+
+
+SCALE_SCOPES = ('d_loss_scale', 'g_loss_scale')
+
+
 class TrainingInterrupted(Exception):
   """SIGINT or SIGTERM stopped training after a step; a checkpoint was saved."""
 
@@ -184,7 +275,7 @@ class DCGAN(object):
                max_to_keep=1, input_fname_pattern='*.jpg', checkpoint_dir='ckpts',
                sample_dir='samples', out_dir='./out', data_dir='./data',
                learning_rate=0.0002, beta1=0.5, z_dist='uniform_signed', seed=None,
-               G_img_sum=False, data=None):
+               G_img_sum=False, data=None, precision='fp32', initial_loss_scale=2 ** 15):
     """
     Args (as in the original):
       sess: the tf.Session whose graph the model is built in.
@@ -209,6 +300,12 @@ class DCGAN(object):
       seed: seeds the initial weights, data order, z and sample z (random if None).
       G_img_sum: add generated images to the TensorBoard summaries.
       data: a dataset object from dataset.py (else train() opens one).
+      precision: 'fp32', 'fp16' or 'bf16' (precision_mode).  With fp16 both optimizers
+        scale their losses dynamically (TensorFlow's MixedPrecisionLossScaleOptimizer with a
+        DynamicLossScale each, in scopes d_loss_scale/ and g_loss_scale/); a step whose
+        scaled gradients overflow is skipped and counted.  The Session must be made with
+        session_config(precision) for the rewrite itself.
+      initial_loss_scale: fp16's starting loss scale [2^15, TensorFlow's default].
     """
     self.sess = sess
     self.crop = crop
@@ -241,6 +338,8 @@ class DCGAN(object):
     self.seed = seed if seed is not None else random.SystemRandom().randrange(2 ** 31)
     self.G_img_sum = G_img_sum
     self.data = data
+    self.precision = precision_mode(precision)
+    self.initial_loss_scale = initial_loss_scale
     # The conditional generator ends in a sigmoid, the unconditional one in tanh.
     self.value_range = (0.0, 1.0) if y_dim else (-1.0, 1.0)
 
@@ -255,7 +354,11 @@ class DCGAN(object):
     if not self.y_dim:
       self.g_bn3 = batch_norm(name='g_bn3')
 
-    with self.sess.graph.as_default():
+    plan = kernel_plan()
+    if self.precision.rewrite and plan.batch_norm_stats != "fused":
+      # batch statistics by matmul would be lowered too; the fused kernel keeps them float32
+      plan = plan._replace(batch_norm_stats="fused")
+    with self.sess.graph.as_default(), use_plan(plan):
       tf.set_random_seed(self.seed)
       self.build_model()
 
@@ -263,13 +366,14 @@ class DCGAN(object):
   # graph
 
   def build_model(self):
+    batch = None  # any batch size
     if self.y_dim:
-      self.y = tf.placeholder(tf.float32, [None, self.y_dim], name='y')
+      self.y = tf.placeholder(tf.float32, [batch, self.y_dim], name='y')
     else:
       self.y = None
     image_dims = [self.output_height, self.output_width, self.c_dim]
-    self.inputs = tf.placeholder(tf.float32, [None] + image_dims, name='real_images')
-    self.z = tf.placeholder(tf.float32, [None, self.z_dim], name='z')
+    self.inputs = tf.placeholder(tf.float32, [batch] + image_dims, name='real_images')
+    self.z = tf.placeholder(tf.float32, [batch, self.z_dim], name='z')
 
     self.G = self.generator(self.z, self.y)
     self.D, self.D_logits = self.discriminator(self.inputs, self.y, reuse=False)
@@ -299,17 +403,6 @@ class DCGAN(object):
     self.z_sum = histogram_summary("z", self.z)
     self.d_sum = histogram_summary("d", self.D)
     self.d__sum = histogram_summary("d_", self.D_)
-    self.d_loss_real_sum = scalar_summary("d_loss_real", self.d_loss_real)
-    self.d_loss_fake_sum = scalar_summary("d_loss_fake", self.d_loss_fake)
-    self.d_loss_sum = scalar_summary("d_loss", self.d_loss)
-    self.g_loss_sum = scalar_summary("g_loss", self.g_loss)
-    self.d_summary = tf.summary.merge([self.z_sum, self.d_sum, self.d_loss_real_sum,
-                                       self.d_loss_fake_sum, self.d_loss_sum])
-    g_summaries = [self.d__sum, self.g_loss_sum]
-    if self.G_img_sum:
-      self.G_sum = tf.raw_ops.ImageSummary(tag="G", tensor=self.G, max_images=3, name="G_summary")
-      g_summaries.append(self.G_sum)
-    self.g_summary = tf.summary.merge(g_summaries)
 
     self.model_vars = tf.global_variables()
     t_vars = tf.trainable_variables()
@@ -320,10 +413,30 @@ class DCGAN(object):
     # to D and beta1_power_1 to G in both).
     self.learning_rate = tf.placeholder_with_default(
         tf.constant(self.default_learning_rate, tf.float32), [], name='learning_rate')
-    self.d_optim = tf.train.AdamOptimizer(self.learning_rate, beta1=self.beta1) \
-        .minimize(self.d_loss, var_list=self.d_vars)
-    self.g_optim = tf.train.AdamOptimizer(self.learning_rate, beta1=self.beta1) \
-        .minimize(self.g_loss, var_list=self.g_vars)
+    scaling = self.precision.loss_scaling
+    self.d_optim, self.d_scaling = adam_update(self.d_loss, self.d_vars, self.learning_rate,
+                                               self.beta1, scaling, SCALE_SCOPES[0],
+                                               self.initial_loss_scale)
+    self.g_optim, self.g_scaling = adam_update(self.g_loss, self.g_vars, self.learning_rate,
+                                               self.beta1, scaling, SCALE_SCOPES[1],
+                                               self.initial_loss_scale)
+
+    self.d_loss_real_sum = scalar_summary("d_loss_real", self.d_loss_real)
+    self.d_loss_fake_sum = scalar_summary("d_loss_fake", self.d_loss_fake)
+    self.d_loss_sum = scalar_summary("d_loss", self.d_loss)
+    self.g_loss_sum = scalar_summary("g_loss", self.g_loss)
+    d_summaries = [self.z_sum, self.d_sum, self.d_loss_real_sum, self.d_loss_fake_sum,
+                   self.d_loss_sum]
+    g_summaries = [self.d__sum, self.g_loss_sum]
+    if self.precision.loss_scaling:
+      # the scale after this run's update (halved if its gradients overflowed)
+      d_summaries.append(scalar_summary("d_loss_scale", self.d_scaling["scale"]))
+      g_summaries.append(scalar_summary("g_loss_scale", self.g_scaling["scale"]))
+    self.d_summary = tf.summary.merge(d_summaries)
+    if self.G_img_sum:
+      self.G_sum = tf.raw_ops.ImageSummary(tag="G", tensor=self.G, max_images=3, name="G_summary")
+      g_summaries.append(self.G_sum)
+    self.g_summary = tf.summary.merge(g_summaries)
 
     self.all_vars = tf.global_variables()
     # Checked before every save: all variables finite, and G and D (inference
@@ -334,8 +447,13 @@ class DCGAN(object):
            tf.reduce_all(tf.is_finite(self.D_logits_inference))], name='healthy')
     self.init_op = tf.global_variables_initializer()
     # A Saver for checkpoints that hold the model only (the original built its
-    # Saver before its optimizers), then the Saver for everything.
+    # Saver before its optimizers); one for checkpoints of another precision
+    # (everything but the loss-scale state: fp32 runs and the original have
+    # none); then the Saver for everything.
     self.model_saver = tf.train.Saver(self.model_vars)
+    self.scale_vars = [v for v in self.all_vars if v.op.name.split('/')[0] in SCALE_SCOPES]
+    self.unscaled_saver = (tf.train.Saver([v for v in self.all_vars if v not in self.scale_vars])
+                           if self.scale_vars else None)
     self.saver = tf.train.Saver(max_to_keep=self.max_to_keep)
 
   def discriminator(self, image, y=None, reuse=False, train=True, layers=None):
@@ -446,13 +564,19 @@ class DCGAN(object):
     d_summary = [self.d_summary] if summarize else []
     g_summary = [self.g_summary] if summarize else []
     # Phase 1: update D on a real and a generated batch.
-    out = self.sess.run([self.d_optim, self.d_loss_real, self.d_loss_fake] + d_summary, feed_dict=feed)
-    err_d_real, err_d_fake, summaries = out[1], out[2], out[3:]
+    out = self.sess.run([self.d_optim, self.d_scaling, self.d_loss_real, self.d_loss_fake]
+                        + d_summary, feed_dict=feed)
+    scaling = [("D", out[1])]
+    err_d_real, err_d_fake, summaries = out[2], out[3], out[4:]
     # Phase 2: update G twice with the same z, so that d_loss does not go to
     # zero (the original's choice, not the paper's).
-    self.sess.run(self.g_optim, feed_dict=feed)
-    out = self.sess.run([self.g_optim, self.g_loss] + g_summary, feed_dict=feed)
-    return err_d_real, err_d_fake, out[1], summaries + out[2:]
+    out = self.sess.run([self.g_optim, self.g_scaling], feed_dict=feed)
+    scaling.append(("G", out[1]))
+    out = self.sess.run([self.g_optim, self.g_scaling, self.g_loss] + g_summary, feed_dict=feed)
+    scaling.append(("G", out[1]))
+    # fp16: which updates were skipped because their scaled gradients overflowed
+    self.skipped_updates = [(net, info) for net, info in scaling if info and not info["finite"]]
+    return err_d_real, err_d_fake, out[2], summaries + out[3:]
 
   def train(self, config):
     """Train for config.epoch epochs, resuming from checkpoint_dir if it holds a checkpoint."""
@@ -519,6 +643,10 @@ class DCGAN(object):
                                                               last_checkpoint(checkpoint_dir)))
           for summary in summaries:
             writer.add_summary(summary, counter)
+          for net, info in self.skipped_updates:
+            tqdm.write(" [!] step %d: %s's float16 gradients overflowed, so its update was skipped; "
+                       "loss scale lowered to %g (%d %s updates skipped so far)"
+                       % (counter, net, info["scale"], info["skipped"], net))
 
           counter += 1
           bar.update(1)
@@ -615,6 +743,11 @@ class DCGAN(object):
       return False, 0
     if all(v.op.name in saved for v in self.all_vars):
       self.saver.restore(self.sess, path)
+    elif self.unscaled_saver and all(v.op.name in saved for v in self.all_vars
+                                     if v not in self.scale_vars):
+      self.unscaled_saver.restore(self.sess, path)
+      print(" [*] %s holds no loss-scale state (not an fp16 run): the loss scales start afresh"
+            % os.path.basename(path))
     else:
       self.model_saver.restore(self.sess, path)
       print(" [*] %s holds no optimizer state: Adam starts afresh" % os.path.basename(path))

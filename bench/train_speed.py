@@ -138,7 +138,7 @@ def main():
   with tf.Graph().as_default(), tf.Session(config=config) as sess:
     model = DCGAN(sess, batch_size=args.batch_size, sample_num=args.batch_size, gf_dim=args.filters,
                   df_dim=args.filters, gfc_dim=args.fc, dfc_dim=args.fc, dataset_name=args.config,
-                  seed=0, **shape)
+                  seed=0, precision=args.precision, **shape)
     sess.run(model.init_op)
     g_f, d_f, flops = iteration_flops(model)
     low, high = model.value_range
