@@ -336,6 +336,13 @@ def test_plans_choose_their_kernels():
   assert "DepthToSpace" in types and "IdentityN" not in types  # sub-pixel, autodiff gradients
   assert "ExtractImagePatches" not in gradient_op_types("avx512", deep_conv, [2, 8, 8, 4])
   assert "IdentityN" in gradient_op_types("avx512", linear_layer, [2, 5])
+  # batch norm: oneDNN's fused forward except on AVX2, where the statistics are matmuls; the
+  # fused kernel's gradient everywhere
+  norm = lambda t: batch_norm(name="g_bn1")(t, train=True)
+  for name in ("plain", "gpu", "cpu", "avx512"):
+    assert "FusedBatchNormV3" in gradient_op_types(name, norm, [2, 4, 4, 6])
+  types = gradient_op_types("avx2", norm, [2, 4, 4, 6])
+  assert "FusedBatchNormV3" not in types and {"MatMul", "FusedBatchNormGradV3"} <= types
 
 
 @pytest.mark.parametrize("plan", sorted(hardware.PLANS))
