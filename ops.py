@@ -69,10 +69,14 @@ class batch_norm(object):
     with tf.variable_scope(self.name):
       beta = tf.get_variable("beta", [channels], initializer=tf.zeros_initializer())
       gamma = tf.get_variable("gamma", [channels], initializer=tf.ones_initializer())
+      # MEAN: under a tf.distribute strategy each replica's in-place update is averaged, so
+      # the moving statistics stay identical on every replica (no effect on one device)
       moving_mean = tf.get_variable(
-          "moving_mean", [channels], initializer=tf.zeros_initializer(), trainable=False)
+          "moving_mean", [channels], initializer=tf.zeros_initializer(), trainable=False,
+          aggregation=tf.VariableAggregation.MEAN)
       moving_variance = tf.get_variable(
-          "moving_variance", [channels], initializer=tf.ones_initializer(), trainable=False)
+          "moving_variance", [channels], initializer=tf.ones_initializer(), trainable=False,
+          aggregation=tf.VariableAggregation.MEAN)
 
       x4 = tf.reshape(x, [-1, 1, 1, channels]) if rank == 2 else x
       epsilon = max(self.epsilon, FUSED_MIN_EPSILON)
