@@ -366,14 +366,13 @@ class DCGAN(object):
   # graph
 
   def build_model(self):
-    batch = None  # any batch size
     if self.y_dim:
-      self.y = tf.placeholder(tf.float32, [batch, self.y_dim], name='y')
+      self.y = tf.placeholder(tf.float32, [None, self.y_dim], name='y')
     else:
       self.y = None
     image_dims = [self.output_height, self.output_width, self.c_dim]
-    self.inputs = tf.placeholder(tf.float32, [batch] + image_dims, name='real_images')
-    self.z = tf.placeholder(tf.float32, [batch, self.z_dim], name='z')
+    self.inputs = tf.placeholder(tf.float32, [None] + image_dims, name='real_images')
+    self.z = tf.placeholder(tf.float32, [None, self.z_dim], name='z')
 
     self.G = self.generator(self.z, self.y)
     self.D, self.D_logits = self.discriminator(self.inputs, self.y, reuse=False)
