@@ -106,8 +106,8 @@ def _batch_norm_by_matmul(x, gamma, beta, epsilon):
   """tf.nn.fused_batch_norm(x, gamma, beta, epsilon) in training mode, by other kernels.
 
   Returns (y, batch mean, Bessel-corrected batch variance), as the fused op
-  does.  oneDNN's AVX2 batch-norm forward runs at a fifth of the memory speed
-  its AVX-512 one reaches (22 ms against 4 for [64, 32, 32, 64]); here the
+  does.  oneDNN's AVX2 batch-norm forward runs 5x slower than its AVX-512
+  one (22 ms against 4 for [64, 32, 32, 64], one Intel Xeon); here the
   statistics are two matrix-vector products (ones @ x, ones @ (x - mean)^2:
   two passes, as exact as the fused kernel's) and the normalisation one
   multiply-add.  The gradient is the fused kernel's own, FusedBatchNormGradV3,
