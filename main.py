@@ -52,6 +52,7 @@ def _import_tensorflow_quietly():
 tf = _import_tensorflow_quietly()
 tf.get_logger().setLevel("ERROR")
 
+import cluster as cluster_module  # noqa: E402
 from dataset import labelled, open_dataset  # noqa: E402
 from model import (DCGAN, Z_DISTRIBUTIONS, TrainingInterrupted, batches_per_epoch,  # noqa: E402
                    checkpoint_shapes, session_config)
@@ -127,6 +128,12 @@ flags.DEFINE_boolean("cache", False, "Keep decoded, cropped, resized images of a
 flags.DEFINE_string("cache_dir", None, "Folder of the --cache files [<data_dir>/.dcgan_cache]")
 flags.DEFINE_integer("data_workers", 2, "Threads decoding image batches ahead of training; 0 decodes "
                      "in the training thread [2]")
+flags.DEFINE_string("devices", "", "Devices of this machine to train on, one replica each, e.g. "
+                    "gpu:0,gpu:1 [every local GPU, else the CPU]")
+flags.DEFINE_string("worker_hosts", "", "Several machines: every worker's host:port, the chief "
+                    "first, e.g. 10.0.0.1:2222,10.0.0.2:2222 (or set TF_CONFIG) []")
+flags.DEFINE_integer("task_index", None, "With --worker_hosts: this worker's place in the list "
+                     "(0 is the chief, which writes the run folder)")
 flags.DEFINE_integer("seed", None, "Seed for weights, data order and z; a run with the same seed "
                      "on the same machine repeats itself [random, saved in FLAGS.json]")
 FLAGS = flags.FLAGS
@@ -218,7 +225,7 @@ def run_session_config(config):
   return session_config(config.precision, config.xla, config.intra_op_threads, config.inter_op_threads)
 
 
-def build_dcgan(sess, config, c_dim, y_dim, data=None):
+def build_dcgan(sess, config, c_dim, y_dim, data=None, cluster=None):
   return DCGAN(
       sess,
       input_width=config.input_width,
@@ -244,7 +251,8 @@ def build_dcgan(sess, config, c_dim, y_dim, data=None):
       seed=config.seed,
       G_img_sum=config.G_img_sum,
       data=data,
-      precision=config.precision)
+      precision=config.precision,
+      cluster=cluster)
 
 
 def print_config(config):
@@ -253,14 +261,16 @@ def print_config(config):
     print("  %-*s %s" % (width, key, getattr(config, key)))
 
 
-def train(config):
+def train(config, layout=None):
+  cluster = cluster_module.Cluster(layout or cluster_module.Layout([], 0, []))
   if config.cache and not config.cache_dir:
     config.cache_dir = os.path.join(config.data_dir, ".dcgan_cache")
   data = open_dataset(config.dataset, config.data_dir, config.input_fname_pattern,
                       config.input_height, config.input_width, config.output_height,
                       config.output_width, config.crop,
                       cache_dir=expand_path(config.cache_dir) if config.cache else None)
-  batches_per_epoch(len(data), config.train_size, config.batch_size)  # fail before any folder exists
+  # fail before any folder exists
+  batches_per_epoch(len(data), config.train_size, config.batch_size, cluster.num_replicas)
   if not config.out_name:
     config.out_name = "{} - {} - {}".format(
         timestamp(), os.path.basename(os.path.normpath(config.data_dir)), config.dataset)
@@ -274,26 +284,49 @@ def train(config):
   if config.seed is None:
     # Resuming a run keeps its seed, so its data order and z carry on.
     config.seed = read_json(flags_path).get("seed")
-    if config.seed is None:
-      config.seed = random.SystemRandom().randrange(2 ** 31)
-  with tf.Graph().as_default(), tf.Session(config=run_session_config(config)) as sess:
-    dcgan = build_dcgan(sess, config, data.c_dim, data.y_dim, data)
-    # A run resumed with other flags fails here, before its FLAGS.json is touched.
-    dcgan.check_checkpoint(config.checkpoint_dir)
-    try:
-      os.makedirs(config.checkpoint_dir, exist_ok=True)
-      os.makedirs(config.sample_dir, exist_ok=True)
-      write_json_atomic(flags_path, config.as_dict())
-    except OSError as err:
-      raise UserError("Cannot write the run folder %s (%s); choose another --out_dir."
-                      % (config.out_dir, err.strerror or err))
-    print("Training %s on %d images; run folder: %s" % (config.dataset, len(data), config.out_dir))
-    print_config(config)
-    print("To resume this run later: --out_name '%s'" % config.out_name)
-    show_all_variables(dcgan.g_vars + dcgan.d_vars)
-    dcgan.train(config)
-  for path in training_pictures(config.sample_dir, os.path.join(config.out_dir, "logs")):
-    print(" [*] Wrote %s" % path)
+  # Several workers: one not given a seed takes the chief's (DCGAN.agreement).
+  seed_given = config.seed is not None
+  if config.seed is None:
+    config.seed = random.SystemRandom().randrange(2 ** 31)
+  config.cluster = cluster.describe()
+  session_conf = cluster.session_config(run_session_config(config))
+  target = cluster.start(session_conf)
+  with tf.Graph().as_default(), tf.Session(target, config=session_conf) as sess:
+    dcgan = build_dcgan(sess, config, data.c_dim, data.y_dim, data, cluster)
+    if cluster.is_chief:
+      # A run resumed with other flags fails here, before its FLAGS.json is touched.
+      dcgan.check_checkpoint(config.checkpoint_dir)
+
+    def prepare():
+      """Before the first step (several workers: once they agreed): the run folder."""
+      config.seed = dcgan.seed  # a worker not given --seed has the chief's now
+      if cluster.is_chief:
+        try:
+          os.makedirs(config.checkpoint_dir, exist_ok=True)
+          os.makedirs(config.sample_dir, exist_ok=True)
+          write_json_atomic(flags_path, config.as_dict())
+        except OSError as err:
+          raise UserError("Cannot write the run folder %s (%s); choose another --out_dir."
+                          % (config.out_dir, err.strerror or err))
+        print("Training %s on %d images; run folder: %s" % (config.dataset, len(data),
+                                                            config.out_dir))
+      else:
+        print("Training %s on %d images as worker %d of %d; the chief (worker 0) writes the run "
+              "folder" % (config.dataset, len(data), cluster.task_index, cluster.num_workers))
+      print_config(config)
+      if cluster.num_replicas > 1:
+        print("%d replicas (%d worker(s) x %d device(s)), %d images per step"
+              % (cluster.num_replicas, cluster.num_workers, cluster.local_replicas,
+                 cluster.num_replicas * config.batch_size))
+      if cluster.is_chief:
+        print("To resume this run later: --out_name '%s'" % config.out_name)
+      show_all_variables(dcgan.g_vars + dcgan.d_vars)
+
+    dcgan.seed_given = seed_given  # several workers: False takes the chief's seed
+    dcgan.train(config, prepare)
+  if cluster.is_chief:
+    for path in training_pictures(config.sample_dir, os.path.join(config.out_dir, "logs")):
+      print(" [*] Wrote %s" % path)
 
 
 def test(config, given):
@@ -393,8 +426,10 @@ def run(argv_flags):
   if config.output_width is None:
     config.output_width = config.output_height
   if config.train:
+    layout = cluster_module.parse_layout(config.devices, config.worker_hosts, config.task_index)
+    cluster_module.configure_devices(layout)
     validate(config)
-    train(config)
+    train(config, layout)
   else:
     test(config, given)
 

@@ -22,6 +22,7 @@ import signal
 import sys
 import threading
 import time
+import zlib
 
 import numpy as np
 
@@ -198,13 +199,16 @@ def max_pool_to(x, size):
   return tf.nn.max_pool2d(x, [1, kh, kw, 1], [1, kh, kw, 1], "SAME")
 
 
-def batches_per_epoch(num_examples, train_size, batch_size):
-  """Steps in an epoch, as the original counted them; a UserError if not even one."""
-  steps = int(min(num_examples, train_size) // batch_size)
+def batches_per_epoch(num_examples, train_size, batch_size, replicas=1):
+  """Steps in an epoch, as the original counted them (images // (batch_size x replicas));
+  a UserError if not even one."""
+  steps = int(min(num_examples, train_size) // (batch_size * replicas))
   if steps < 1:
-    raise UserError("The dataset holds %d images%s, fewer than one batch of %d; lower --batch_size."
+    per_step = ("one batch of %d" % batch_size if replicas == 1 else
+                "one step of %d replicas x %d" % (replicas, batch_size))
+    raise UserError("The dataset holds %d images%s, fewer than %s; lower --batch_size."
                     % (num_examples, "" if train_size >= num_examples else
-                       " (--train_size %g)" % train_size, batch_size))
+                       " (--train_size %g)" % train_size, per_step))
   return steps
 
 
@@ -238,7 +242,8 @@ def adam_update(loss, var_list, learning_rate, beta1, loss_scaling=False, scale_
   with tf.variable_scope(scale_scope):
     loss_scale = tf.mixed_precision.DynamicLossScale(initial_loss_scale=initial_loss_scale)
     skipped = tf.get_variable('skipped_steps', [], tf.int64, tf.zeros_initializer(),
-                              trainable=False)
+                              trainable=False,
+                              aggregation=tf.VariableAggregation.ONLY_FIRST_REPLICA)
   # Adam's variables now, as minimize() makes them: the wrapper applies Adam inside a tf.cond,
   # whose name scope would otherwise rename beta1_power and beta2_power (cond_1/beta1_power).
   adam._create_slots(var_list)  # pylint: disable=protected-access
@@ -256,6 +261,22 @@ def adam_update(loss, var_list, learning_rate, beta1, loss_scaling=False, scale_
 
 
 SCALE_SCOPES = ('d_loss_scale', 'g_loss_scale')
+
+# What every worker of a cluster must have been started with alike (DCGAN.agreement): the
+# flags that shape the graph or the data, and the data itself (its size).
+AGREED_FIELDS = ("dataset", "images", "batch_size", "input_height", "input_width",
+                 "output_height", "output_width", "crop", "c_dim", "y_dim", "z_dim", "z_dist",
+                 "filters", "train_size", "epoch", "learning_rate", "beta1", "precision", "seed",
+                 "replicas")
+AGREED_FIELD_NAMES = {"images": "datasets (their numbers of images differ)",
+                      "c_dim": "image channels", "y_dim": "labels",
+                      "filters": "network sizes", "replicas": "numbers of local devices"}
+
+
+def field_hash(value):
+  """A 20-bit hash of a value's repr: small enough that sums of its square stay exact in
+  float64 for thousands of workers."""
+  return zlib.crc32(repr(value).encode("utf-8")) & 0xFFFFF
 
 
 class TrainingInterrupted(Exception):
@@ -275,7 +296,8 @@ class DCGAN(object):
                max_to_keep=1, input_fname_pattern='*.jpg', checkpoint_dir='ckpts',
                sample_dir='samples', out_dir='./out', data_dir='./data',
                learning_rate=0.0002, beta1=0.5, z_dist='uniform_signed', seed=None,
-               G_img_sum=False, data=None, precision='fp32', initial_loss_scale=2 ** 15):
+               G_img_sum=False, data=None, precision='fp32', initial_loss_scale=2 ** 15,
+               cluster=None):
     """
     Args (as in the original):
       sess: the tf.Session whose graph the model is built in.
@@ -306,6 +328,10 @@ class DCGAN(object):
         scaled gradients overflow is skipped and counted.  The Session must be made with
         session_config(precision) for the rewrite itself.
       initial_loss_scale: fp16's starting loss scale [2^15, TensorFlow's default].
+      cluster: a cluster.Cluster to train on several devices or machines (None: one device,
+        the original's graph).  Every replica runs the step on batch_size images; gradients
+        are averaged over replicas before each Adam update (README, "Training on several GPUs
+        or machines").
     """
     self.sess = sess
     self.crop = crop
@@ -340,6 +366,12 @@ class DCGAN(object):
     self.data = data
     self.precision = precision_mode(precision)
     self.initial_loss_scale = initial_loss_scale
+    self.cluster = cluster
+    self.joined = None  # (loaded, counter) once join_cluster ran
+    self.seed_given = True  # several workers: False takes the chief's seed (join_cluster)
+    self.counter = 0
+    self.strategy = cluster.strategy if cluster is not None else None
+    self.replicas = cluster.num_replicas if cluster is not None else 1
     # The conditional generator ends in a sigmoid, the unconditional one in tanh.
     self.value_range = (0.0, 1.0) if y_dim else (-1.0, 1.0)
 
@@ -366,6 +398,9 @@ class DCGAN(object):
   # graph
 
   def build_model(self):
+    distributed = self.cluster is not None and self.cluster.distributed
+    if distributed:
+      self.build_agreement()  # first: its collective must be the same on every worker's graph
     if self.y_dim:
       self.y = tf.placeholder(tf.float32, [None, self.y_dim], name='y')
     else:
@@ -373,53 +408,25 @@ class DCGAN(object):
     image_dims = [self.output_height, self.output_width, self.c_dim]
     self.inputs = tf.placeholder(tf.float32, [None] + image_dims, name='real_images')
     self.z = tf.placeholder(tf.float32, [None, self.z_dim], name='z')
+    self.learning_rate = tf.placeholder_with_default(
+        tf.constant(self.default_learning_rate, tf.float32), [], name='learning_rate')
 
-    self.G = self.generator(self.z, self.y)
-    self.D, self.D_logits = self.discriminator(self.inputs, self.y, reuse=False)
-    self.sampler = self.generator(self.z, self.y, train=False)
-    self.D_, self.D_logits_ = self.discriminator(self.G, self.y, reuse=True)
-    # D's convolutional features of self.inputs (inference mode), each max-pooled
-    # to 4x4 and concatenated: the paper's features for a linear classifier.
-    self.d_layers = []
-    _, self.D_logits_inference = self.discriminator(self.inputs, self.y, reuse=True, train=False,
-                                                    layers=self.d_layers)
-    self.d_features = tf.concat([flatten(max_pool_to(h, 4)) for h in self.d_layers], 1,
-                                name='d_features')
-
-    def sigmoid_cross_entropy_with_logits(logits, labels):
-      return tf.nn.sigmoid_cross_entropy_with_logits(logits=logits, labels=labels)
-
-    self.d_loss_real = tf.reduce_mean(
-        sigmoid_cross_entropy_with_logits(self.D_logits, tf.ones_like(self.D)))
-    self.d_loss_fake = tf.reduce_mean(
-        sigmoid_cross_entropy_with_logits(self.D_logits_, tf.zeros_like(self.D_)))
-    self.g_loss = tf.reduce_mean(
-        sigmoid_cross_entropy_with_logits(self.D_logits_, tf.ones_like(self.D_)))
-    self.d_loss = self.d_loss_real + self.d_loss_fake
+    if self.strategy is None:
+      tower = self.tower(self.inputs, self.z, self.y)
+      self.d_optim, self.d_scaling = tower['d_optim'], tower['d_scaling']
+      self.g_optim, self.g_scaling = tower['g_optim'], tower['g_scaling']
+    else:
+      tower = self.build_replicas()
+    for name in ('G', 'D', 'D_logits', 'sampler', 'D_', 'D_logits_', 'd_layers',
+                 'D_logits_inference', 'd_features', 'd_loss_real', 'd_loss_fake', 'g_loss',
+                 'd_loss', 'model_vars', 'd_vars', 'g_vars'):
+      setattr(self, name, tower[name])
 
     # TensorBoard: the original's tags, each merged into the run that computes it.
     # (tf.summary.histogram("z", ...) would be tagged "z_1": the placeholder owns "z".)
     self.z_sum = histogram_summary("z", self.z)
     self.d_sum = histogram_summary("d", self.D)
     self.d__sum = histogram_summary("d_", self.D_)
-
-    self.model_vars = tf.global_variables()
-    t_vars = tf.trainable_variables()
-    self.d_vars = [var for var in t_vars if var.name.startswith('discriminator/')]
-    self.g_vars = [var for var in t_vars if var.name.startswith('generator/')]
-
-    # Optimizers, D's first as in the original (so Adam's beta1_power belongs
-    # to D and beta1_power_1 to G in both).
-    self.learning_rate = tf.placeholder_with_default(
-        tf.constant(self.default_learning_rate, tf.float32), [], name='learning_rate')
-    scaling = self.precision.loss_scaling
-    self.d_optim, self.d_scaling = adam_update(self.d_loss, self.d_vars, self.learning_rate,
-                                               self.beta1, scaling, SCALE_SCOPES[0],
-                                               self.initial_loss_scale)
-    self.g_optim, self.g_scaling = adam_update(self.g_loss, self.g_vars, self.learning_rate,
-                                               self.beta1, scaling, SCALE_SCOPES[1],
-                                               self.initial_loss_scale)
-
     self.d_loss_real_sum = scalar_summary("d_loss_real", self.d_loss_real)
     self.d_loss_fake_sum = scalar_summary("d_loss_fake", self.d_loss_fake)
     self.d_loss_sum = scalar_summary("d_loss", self.d_loss)
@@ -444,6 +451,8 @@ class DCGAN(object):
         [tf.reduce_all(tf.is_finite(v)) for v in self.all_vars if v.dtype.base_dtype == tf.float32]
         + [tf.reduce_all(tf.is_finite(self.sampler)),
            tf.reduce_all(tf.is_finite(self.D_logits_inference))], name='healthy')
+    if distributed:
+      self.build_broadcast()
     self.init_op = tf.global_variables_initializer()
     # A Saver for checkpoints that hold the model only (the original built its
     # Saver before its optimizers); one for checkpoints of another precision
@@ -454,6 +463,201 @@ class DCGAN(object):
     self.unscaled_saver = (tf.train.Saver([v for v in self.all_vars if v not in self.scale_vars])
                            if self.scale_vars else None)
     self.saver = tf.train.Saver(max_to_keep=self.max_to_keep)
+
+  def tower(self, inputs, z, y):
+    """One replica's step: G, D on real and generated images, the losses and both updates.
+
+    The sampler (G with train=False), D in inference mode and its features are built here
+    too, on the same inputs, so one device's graph is exactly the original's order.
+    """
+    t = {}
+    t['G'] = self.generator(z, y)
+    t['D'], t['D_logits'] = self.discriminator(inputs, y, reuse=False)
+    t['sampler'] = self.generator(self.z, self.y, train=False)
+    t['D_'], t['D_logits_'] = self.discriminator(t['G'], y, reuse=True)
+    # D's convolutional features of the inputs (inference mode), each max-pooled
+    # to 4x4 and concatenated: the paper's features for a linear classifier.
+    t['d_layers'] = []
+    _, t['D_logits_inference'] = self.discriminator(self.inputs, self.y, reuse=True, train=False,
+                                                    layers=t['d_layers'])
+    t['d_features'] = tf.concat([flatten(max_pool_to(h, 4)) for h in t['d_layers']], 1,
+                                name='d_features')
+
+    def sigmoid_cross_entropy_with_logits(logits, labels):
+      return tf.nn.sigmoid_cross_entropy_with_logits(logits=logits, labels=labels)
+
+    t['d_loss_real'] = tf.reduce_mean(
+        sigmoid_cross_entropy_with_logits(t['D_logits'], tf.ones_like(t['D'])))
+    t['d_loss_fake'] = tf.reduce_mean(
+        sigmoid_cross_entropy_with_logits(t['D_logits_'], tf.zeros_like(t['D_'])))
+    t['g_loss'] = tf.reduce_mean(
+        sigmoid_cross_entropy_with_logits(t['D_logits_'], tf.ones_like(t['D_'])))
+    t['d_loss'] = t['d_loss_real'] + t['d_loss_fake']
+
+    t['model_vars'] = tf.global_variables()
+    t_vars = tf.trainable_variables()
+    t['d_vars'] = [var for var in t_vars if var.name.startswith('discriminator/')]
+    t['g_vars'] = [var for var in t_vars if var.name.startswith('generator/')]
+
+    # Optimizers, D's first as in the original (so Adam's beta1_power belongs
+    # to D and beta1_power_1 to G in both).  Under tf.distribute each replica's
+    # gradients are averaged over all replicas before Adam applies them.
+    # (tf.distribute sums the replicas' gradients; TF1 optimizers scale the loss for a mean
+    # only under Estimator, so each replica's loss is divided by the number of replicas here.)
+    scaling = self.precision.loss_scaling
+    d_loss, g_loss = t['d_loss'], t['g_loss']
+    if self.replicas > 1:
+      d_loss, g_loss = d_loss / self.replicas, g_loss / self.replicas
+    t['d_optim'], t['d_scaling'] = adam_update(d_loss, t['d_vars'], self.learning_rate,
+                                               self.beta1, scaling, SCALE_SCOPES[0],
+                                               self.initial_loss_scale)
+    t['g_optim'], t['g_scaling'] = adam_update(g_loss, t['g_vars'], self.learning_rate,
+                                               self.beta1, scaling, SCALE_SCOPES[1],
+                                               self.initial_loss_scale)
+    return t
+
+  def build_replicas(self):
+    """The tower on every replica of self.strategy, each on its slice of the fed batch.
+
+    The placeholders hold this worker's replicas' batches one after another
+    (local_replicas x batch_size images and z); replica r takes the r-th.  What the rest of
+    the model reads (losses, D's outputs) is the mean or concatenation over this worker's
+    replicas; the sampler and D's inference outputs are the first replica's (all replicas
+    hold the same variables).
+    """
+    strategy, local = self.strategy, self.cluster.local_replicas
+
+    def replica_slice(x):
+      if x is None or local == 1:
+        return x
+      index = tf.math.floormod(tf.distribute.get_replica_context().replica_id_in_sync_group, local)
+      shape = tf.shape(x)
+      return tf.gather(tf.reshape(x, tf.concat([[local, -1], shape[1:]], 0)), index)
+
+    def replica():
+      return self.tower(replica_slice(self.inputs), replica_slice(self.z), replica_slice(self.y))
+
+    with strategy.scope():
+      # (each replica's own list of the model's variables would depend on how far the others
+      # have got, so the tower's list is read from the graph afterwards)
+      towers = strategy.extended.call_for_each_replica(
+          lambda: {k: v for k, v in replica().items() if k != 'model_vars'})
+      self.d_optim = strategy.group(towers['d_optim'])
+      self.g_optim = strategy.group(towers['g_optim'])
+    first = lambda value: strategy.experimental_local_results(value)[0]
+    mean = lambda value: tf.add_n(list(strategy.experimental_local_results(value))) / local
+    concat = lambda value: tf.concat(list(strategy.experimental_local_results(value)), 0)
+    if self.precision.loss_scaling:
+      self.d_scaling = {k: first(v) for k, v in towers['d_scaling'].items()}
+      self.g_scaling = {k: first(v) for k, v in towers['g_scaling'].items()}
+    else:
+      self.d_scaling, self.g_scaling = {}, {}
+    t = {name: first(towers[name]) for name in ('sampler', 'D_logits_inference', 'd_features')}
+    t['d_layers'] = [first(h) for h in towers['d_layers']]
+    for name in ('G', 'D', 'D_logits', 'D_', 'D_logits_'):
+      t[name] = concat(towers[name])
+    for name in ('d_loss_real', 'd_loss_fake', 'g_loss', 'd_loss'):
+      t[name] = mean(towers[name])
+    for name in ('d_vars', 'g_vars'):
+      t[name] = list(towers[name])
+    slots = set()
+    for var in t['d_vars'] + t['g_vars']:
+      slots.update((var.op.name + '/Adam', var.op.name + '/Adam_1'))
+    t['model_vars'] = [v for v in tf.global_variables()
+                       if v.op.name.split('/')[0] in ('generator', 'discriminator')
+                       and v.op.name not in slots]
+    return t
+
+  def all_reduce_sum(self, fn):
+    """Sum over all workers of fn(is_first_local_replica) (each worker's first replica
+    contributes, the others add zeros); the first local replica's copy of the result."""
+    local = self.cluster.local_replicas
+
+    def replica():
+      ctx = tf.distribute.get_replica_context()
+      first = tf.equal(tf.math.floormod(ctx.replica_id_in_sync_group, local), 0)
+      return ctx.all_reduce(tf.distribute.ReduceOp.SUM, fn(first))
+
+    with self.strategy.scope():
+      return self.strategy.experimental_local_results(
+          self.strategy.extended.call_for_each_replica(replica))[0]
+
+  def build_agreement(self):
+    """Several workers: what they must agree on, all-reduced.
+
+    agree_in (float64, fed by train()): per AGREED_FIELDS a weight w (1, or 0 where a worker
+    leaves it to the chief), w * hash, w * hash^2 and the chief's hash, then the chief's seed,
+    counter and whether it loaded a checkpoint; the sum says if every worker built the same
+    graph and data (agreement()).  stop_in: a signal number (0: none), summed every step so
+    that all workers stop after the same one.
+    """
+    size = 4 * len(AGREED_FIELDS) + 3
+    self.agree_in = tf.placeholder(tf.float64, [size], name='cluster/agree')
+    self.agreed = self.all_reduce_sum(
+        lambda first: tf.where(first, self.agree_in, tf.zeros_like(self.agree_in)))
+    self.stop_in = tf.placeholder_with_default(tf.constant(0.0), [], name='cluster/stop')
+    self.stop_votes = self.all_reduce_sum(
+        lambda first: tf.where(first, self.stop_in, tf.zeros_like(self.stop_in)))
+
+  def build_broadcast(self):
+    """broadcast_op: every variable's every copy set to the chief's first replica's value
+    (after the chief restored a checkpoint; the other workers need not see its files)."""
+    variables = tf.global_variables()
+
+    def chief_values():
+      chief = tf.equal(tf.distribute.get_replica_context().replica_id_in_sync_group, 0)
+      values = [tf.identity(v) if v.dtype.base_dtype == tf.float32 else tf.cast(v, tf.float64)
+                for v in variables]
+      return [tf.where(chief, x, tf.zeros_like(x)) for x in values]
+
+    local = self.cluster.local_replicas
+
+    def replica():
+      ctx = tf.distribute.get_replica_context()
+      return ctx.all_reduce(tf.distribute.ReduceOp.SUM, chief_values())
+
+    with self.strategy.scope():
+      reduced = self.strategy.extended.call_for_each_replica(replica)
+    assigns = []
+    for i, var in enumerate(variables):
+      values = self.strategy.experimental_local_results(reduced[i])
+      copies = self.strategy.experimental_local_results(var)
+      assert len(values) == len(copies) == local
+      for copy, value in zip(copies, values):
+        assigns.append(copy.assign(tf.cast(value, var.dtype.base_dtype), read_value=False))
+    self.broadcast_op = tf.group(assigns, name='cluster/broadcast')
+
+  def agreement(self, fields, seed, counter, loaded):
+    """(seed, counter, loaded) of the chief, after checking that every worker was started
+    alike; a one-sentence UserError naming the first field that differs.
+
+    fields: {name: value or None} for AGREED_FIELDS (None: this worker takes the chief's).
+    """
+    chief = self.cluster.is_chief
+    vector = []
+    for name in AGREED_FIELDS:
+      value = fields[name]
+      weight = 0.0 if (value is None and not chief) else 1.0
+      h = float(field_hash(value))
+      vector += [weight, weight * h, weight * h * h, h if chief else 0.0]
+    vector += [seed if chief else 0, counter if chief else 0, float(loaded) if chief else 0]
+    total = self.sess.run(self.agreed, {self.agree_in: np.array(vector, np.float64)},
+                          options=self.run_options(first=True))
+    for i, name in enumerate(AGREED_FIELDS):
+      weight, h, h2, chief_h = total[4 * i:4 * i + 4]
+      if h != weight * chief_h or h2 != weight * chief_h * chief_h:
+        raise UserError("The workers were started with different %s, so they would build "
+                        "different graphs or data; start every worker with the same flags (this "
+                        "one has %s)." % (AGREED_FIELD_NAMES.get(name, "--" + name), fields[name]))
+    seed, counter, loaded = total[-3:]
+    return int(seed), int(counter), bool(loaded)
+
+  def run_options(self, first=False):
+    """Several workers: every run bounded, so a worker that stops answering is noticed."""
+    if self.cluster is None or not self.cluster.distributed:
+      return None
+    from cluster import FIRST_STEP_TIMEOUT, STEP_TIMEOUT
+    return tf.RunOptions(timeout_in_ms=1000 * (FIRST_STEP_TIMEOUT if first else STEP_TIMEOUT))
 
   def discriminator(self, image, y=None, reuse=False, train=True, layers=None):
     """D; with train=False batch norm uses its moving statistics.
@@ -553,62 +757,163 @@ class DCGAN(object):
   # --------------------------------------------------------------------------
   # training
 
-  def train_step(self, feed, summarize=True):
+  def train_step(self, feed, summarize=True, stop=0, first=False):
     """One iteration: one D update, then two G updates with the same z.
 
     Returns (d_loss_real, d_loss_fake, g_loss, summaries), each loss fetched by
     the run that computes it (d's before the D update, g's before the second G
-    update); the summaries only when summarize is true.
+    update); the summaries only when summarize is true.  On several workers the
+    last run also sums every worker's stop (a signal number or 0) into
+    self.stop_votes_seen, so that all of them stop after the same step.
     """
+    options = self.run_options(first)
     d_summary = [self.d_summary] if summarize else []
     g_summary = [self.g_summary] if summarize else []
     # Phase 1: update D on a real and a generated batch.
     out = self.sess.run([self.d_optim, self.d_scaling, self.d_loss_real, self.d_loss_fake]
-                        + d_summary, feed_dict=feed)
+                        + d_summary, feed_dict=feed, options=options)
     scaling = [("D", out[1])]
     err_d_real, err_d_fake, summaries = out[2], out[3], out[4:]
     # Phase 2: update G twice with the same z, so that d_loss does not go to
     # zero (the original's choice, not the paper's).
-    out = self.sess.run([self.g_optim, self.g_scaling], feed_dict=feed)
+    out = self.sess.run([self.g_optim, self.g_scaling], feed_dict=feed, options=options)
     scaling.append(("G", out[1]))
-    out = self.sess.run([self.g_optim, self.g_scaling, self.g_loss] + g_summary, feed_dict=feed)
+    last = [self.g_optim, self.g_scaling, self.g_loss] + g_summary
+    if options is not None:
+      feed = dict(feed)
+      feed[self.stop_in] = float(stop)
+      last.append(self.stop_votes)
+    out = self.sess.run(last, feed_dict=feed, options=options)
+    if options is not None:
+      self.stop_votes_seen = int(round(out.pop()))
     scaling.append(("G", out[1]))
     # fp16: which updates were skipped because their scaled gradients overflowed
     self.skipped_updates = [(net, info) for net, info in scaling if info and not info["finite"]]
     return err_d_real, err_d_fake, out[2], summaries + out[3:]
 
-  def train(self, config):
-    """Train for config.epoch epochs, resuming from checkpoint_dir if it holds a checkpoint."""
+  def train(self, config, prepare=None):
+    """Train for config.epoch epochs, resuming from checkpoint_dir if it holds a checkpoint.
+
+    prepare(), if given, runs once before the first step (main.py writes the run folder
+    there): on several workers after they agreed (join_cluster), so a refused start writes
+    nothing.  On several workers (self.cluster.distributed) every worker calls this with the
+    same flags; only the chief (task 0) writes: checkpoints, sample grids, TensorBoard events.
+    A lost worker stops the others with a UserError naming it.
+    """
+    if self.cluster is None or not self.cluster.distributed:
+      if prepare is not None:
+        prepare()
+      return self._train(config)
+    import cluster as cluster_module
+    try:
+      self.join_cluster(config)
+      if prepare is not None:
+        prepare()
+      return self._train(config)
+    except cluster_module.LOST_WORKER_ERRORS as err:
+      checkpoint_dir = getattr(config, "checkpoint_dir", self.checkpoint_dir)
+      raise UserError("Lost %s at step %d (%s), so training stopped on this worker too; the "
+                      "last checkpoint is %s: start the same commands on every worker to resume "
+                      "from it." % (self.cluster.lost_worker(err), max(self.counter, 1),
+                                    cluster_module.error_summary(err),
+                                    last_checkpoint(checkpoint_dir) if self.cluster.is_chief
+                                    else "the chief's"))
+
+  def batch_z(self, counter, first_replica=0, replicas=1):
+    """z for step `counter`, replicas first_replica.. one after another: replica r's from the
+    seed (seed, 1, counter, r), replica 0's from (seed, 1, counter) as on one device."""
+    draws = []
+    for replica in range(first_replica, first_replica + replicas):
+      key = [self.seed, 1, counter] + ([replica] if replica else [])
+      draws.append(gen_random(np.random.default_rng(key), self.z_dist,
+                              (self.batch_size, self.z_dim)))
+    return draws[0] if replicas == 1 else np.concatenate(draws)
+
+  def agreed_fields(self, data, config, option):
+    return {"dataset": self.dataset_name, "images": len(data), "batch_size": self.batch_size,
+            "input_height": self.input_height, "input_width": self.input_width,
+            "output_height": self.output_height, "output_width": self.output_width,
+            "crop": bool(self.crop), "c_dim": self.c_dim, "y_dim": self.y_dim,
+            "z_dim": self.z_dim, "z_dist": self.z_dist,
+            "filters": (self.gf_dim, self.df_dim, self.gfc_dim, self.dfc_dim),
+            "train_size": float(option("train_size", np.inf)), "epoch": option("epoch", 25),
+            "learning_rate": float(option("learning_rate", self.default_learning_rate)),
+            "beta1": float(self.beta1), "precision": self.precision.name,
+            "seed": self.seed if self.seed_given else None,
+            "replicas": self.cluster.local_replicas}
+
+  def join_cluster(self, config, data=None):
+    """Several workers, before the first step: (loaded a checkpoint, counter).
+
+    The chief finds its checkpoint; the workers check they were started alike (a UserError
+    otherwise) and take the chief's seed and counter; all initialise (TensorFlow broadcasts
+    the chief's initial values); the chief restores and its variables are broadcast.
+    """
+    option = lambda name, default: getattr(config, name, default)
+    checkpoint_dir = option("checkpoint_dir", self.checkpoint_dir)
+    data = data if data is not None else self.data
+    path = None
+    if self.cluster.is_chief:
+      path, _ = self.check_checkpoint(checkpoint_dir)
+    self.seed, counter, could_load = self.agreement(
+        self.agreed_fields(data, config, option), self.seed,
+        checkpoint_counter(path) if path else 0, path is not None)
+    self.sess.run(self.init_op, options=self.run_options(first=True))
+    if self.cluster.is_chief and could_load:
+      self.load(checkpoint_dir)
+    if could_load:
+      self.sess.run(self.broadcast_op, options=self.run_options(first=True))
+      self.loaded_counter = counter
+    self.joined = (could_load, counter)
+    return self.joined
+
+  def _train(self, config):
     option = lambda name, default: getattr(config, name, default)
     data = self.data
     if data is None:
       data = open_dataset(self.dataset_name, self.data_dir, self.input_fname_pattern,
                           self.input_height, self.input_width, self.output_height,
                           self.output_width, self.crop)
+    cluster = self.cluster
+    distributed = cluster is not None and cluster.distributed
+    chief = cluster is None or cluster.is_chief
+    local = cluster.local_replicas if cluster is not None else 1
+    first_replica = cluster.first_replica if cluster is not None else 0
     batch_size = self.batch_size
-    batch_idxs = batches_per_epoch(len(data), option("train_size", np.inf), batch_size)
+    # Each step takes batch_size images per replica, every replica its own slice of the
+    # epoch's permutation; this worker's replicas take local * batch_size of them.
+    step_images = batch_size * self.replicas
+    batch_idxs = batches_per_epoch(len(data), option("train_size", np.inf), batch_size,
+                                   self.replicas)
     epochs = option("epoch", 25)
     learning_rate = option("learning_rate", self.default_learning_rate)
     sample_freq = option("sample_freq", 200)
     ckpt_freq = option("ckpt_freq", 200)
     checkpoint_dir = option("checkpoint_dir", self.checkpoint_dir)
     sample_dir = option("sample_dir", self.sample_dir)
-    os.makedirs(sample_dir, exist_ok=True)
+    if chief:
+      os.makedirs(sample_dir, exist_ok=True)
 
-    self.sess.run(self.init_op)
-    could_load, counter = self.load(checkpoint_dir)
+    self.counter = 0
+    if distributed:
+      could_load, counter = self.joined or self.join_cluster(config, data)
+    else:
+      self.sess.run(self.init_op)
+      could_load, counter = self.load(checkpoint_dir)
     if could_load:
       print(" [*] Load SUCCESS: resuming at counter %d" % counter)
     else:
       print(" [!] No checkpoint in %s: training from scratch" % checkpoint_dir)
       counter = 1
+    self.counter = counter
     start_epoch, start_idx = divmod(counter - 1, batch_idxs)
     if start_epoch >= epochs:
       print(" [*] The checkpoint has already trained %d epochs; pass --epoch above %d to train more."
             % (start_epoch, epochs))
       return counter
 
-    writer = tf.summary.FileWriter(os.path.join(self.out_dir, "logs"), self.sess.graph)
+    writer = (tf.summary.FileWriter(os.path.join(self.out_dir, "logs"), self.sess.graph)
+              if chief else None)
     sample_z, sample_labels = self.sample_inputs()
     summary_freq = option("summary_freq", 1)
     saved_at = counter if could_load else None
@@ -616,12 +921,15 @@ class DCGAN(object):
     start_time = time.time()
     self.data_wait = 0.0  # seconds the training loop waited for batches
     stop = StopRequest()
+    stopping = 0  # the signal every worker stops for (several workers: anyone's)
     feed = None
+    first_step = True
     try:
       for epoch in range(start_epoch, epochs):
         order = np.random.default_rng([self.seed, 0, epoch]).permutation(len(data))
         first = start_idx if epoch == start_epoch else 0
-        batches = prefetch(data, (order[idx * batch_size:(idx + 1) * batch_size]
+        mine = slice(first_replica * batch_size, (first_replica + local) * batch_size)
+        batches = prefetch(data, (order[idx * step_images:(idx + 1) * step_images][mine]
                                   for idx in range(first, batch_idxs)), workers=workers)
         bar = tqdm(total=batch_idxs, initial=first, desc="epoch %d/%d" % (epoch, epochs),
                    unit="step", leave=False, disable=None)
@@ -630,11 +938,13 @@ class DCGAN(object):
           wait_start = time.time()
           batch_images, batch_labels = next(batches)
           epoch_wait += time.time() - wait_start
-          batch_z = gen_random(np.random.default_rng([self.seed, 1, counter]), self.z_dist,
-                               (batch_size, self.z_dim))
+          batch_z = self.batch_z(counter, first_replica, local)
           feed = self.feed(batch_z, batch_labels, batch_images, learning_rate)
-          summarize = counter % summary_freq == 0 or counter == 1
-          err_d_real, err_d_fake, err_g, summaries = self.train_step(feed, summarize)
+          summarize = chief and (counter % summary_freq == 0 or counter == 1)
+          err_d_real, err_d_fake, err_g, summaries = self.train_step(
+              feed, summarize, stop=stop.signum or 0, first=first_step)
+          first_step = False
+          stopping = self.stop_votes_seen if distributed else (stop.signum or 0)
           if not np.isfinite([err_d_real, err_d_fake, err_g]).all():
             raise UserError("The losses became NaN or infinite at step %d (d_loss %s, g_loss %s), so "
                             "training stopped without saving; the last good checkpoint is %s. Lower "
@@ -648,46 +958,56 @@ class DCGAN(object):
                        % (counter, net, info["scale"], info["skipped"], net))
 
           counter += 1
+          self.counter = counter
           bar.update(1)
           tqdm.write("[%8d Epoch:[%2d/%2d] [%4d/%4d] time: %4.4f, d_loss: %.8f, g_loss: %.8f"
                      % (counter, epoch, epochs, idx, batch_idxs, time.time() - start_time,
                         err_d_real + err_d_fake, err_g))
 
-          if counter % sample_freq == 0:
+          if chief and counter % sample_freq == 0:
             self.save_sample_grid(os.path.join(sample_dir, "train_{:08d}.png".format(counter)),
                                   sample_z, sample_labels)
-          if counter % ckpt_freq == 0 or stop.signum:
+          if chief and (counter % ckpt_freq == 0 or stopping):
             self.save_checked(checkpoint_dir, counter, feed, sample_z, sample_labels)
             saved_at = counter
-          if stop.signum:
+          if stopping:
             break
         batches.close()
         bar.close()
-        if stop.signum:
-          if saved_at != counter and feed is not None:  # the signal came after the last step's check
+        if stopping or (stop.signum and not distributed):
+          stopping = stopping or stop.signum
+          if chief and saved_at != counter and feed is not None:
+            # the signal came after the last step's check
             self.save_checked(checkpoint_dir, counter, feed, sample_z, sample_labels)
-          raise TrainingInterrupted(stop.signum, counter, last_checkpoint(checkpoint_dir))
+          signum = stopping if stopping in [int(s) for s in StopRequest.SIGNALS] else signal.SIGTERM
+          raise TrainingInterrupted(signum, counter, last_checkpoint(checkpoint_dir) if chief
+                                    else "written by the chief (worker 0)")
         self.data_wait += epoch_wait
         elapsed = time.time() - epoch_start
         print(" [*] Epoch %d: %d steps in %.1f s, %.1f%% of it waiting for data"
               % (epoch, batch_idxs - first, elapsed, 100.0 * epoch_wait / max(elapsed, 1e-9)))
         # A grid at the end of every epoch, so short runs have pictures too.
         grid = os.path.join(sample_dir, "train_{:08d}.png".format(counter))
-        if not os.path.exists(grid):
+        if chief and not os.path.exists(grid):
           self.save_sample_grid(grid, sample_z, sample_labels)
     finally:
       stop.restore()
-      writer.close()
+      if writer is not None:
+        writer.close()
       if getattr(data, "cache", None) is not None:
         data.cache.flush()
     self.train_stats = {"steps": counter - 1 - (start_epoch * batch_idxs + start_idx),
                         "seconds": time.time() - start_time, "data_wait": self.data_wait}
     if data.report():
       print(" [!] " + data.report())
-    if saved_at != counter and feed is not None:
+    if chief and saved_at != counter and feed is not None:
       self.save_checked(checkpoint_dir, counter, feed, sample_z, sample_labels)
-    print(" [*] Trained to counter %d; checkpoint in %s, samples in %s"
-          % (counter, checkpoint_dir, sample_dir))
+    if chief:
+      print(" [*] Trained to counter %d; checkpoint in %s, samples in %s"
+            % (counter, checkpoint_dir, sample_dir))
+    else:
+      print(" [*] Trained to counter %d; the chief (worker 0) wrote the checkpoint and samples"
+            % counter)
     return counter
 
   # --------------------------------------------------------------------------
