@@ -27,11 +27,22 @@ import tensorflow.compat.v1 as tf  # noqa: E402
 
 from utils import UserError  # noqa: E402
 
+STEP_TIMEOUT_VARIABLE = "DCGAN_STEP_TIMEOUT"
+
+
+def _seconds(name, default):
+  try:
+    return max(1, int(os.environ.get(name, default)))
+  except ValueError:
+    return default
+
+
 # Every wait on another worker is bounded: a step that has not finished in this many seconds
-# means a worker stopped answering (the first iteration, which includes graph optimisation,
-# gets FIRST_STEP_TIMEOUT).
-STEP_TIMEOUT = 45
-FIRST_STEP_TIMEOUT = 300
+# means a worker stopped answering, so the others stop within a minute (DCGAN_STEP_TIMEOUT
+# changes it, for steps slower than that).  The first iteration, which includes graph
+# optimisation and waiting for every worker to start, gets FIRST_STEP_TIMEOUT.
+STEP_TIMEOUT = _seconds(STEP_TIMEOUT_VARIABLE, 45)
+FIRST_STEP_TIMEOUT = max(300, STEP_TIMEOUT)
 
 # What a collective raises when a peer is gone (connection reset, refused) or silent (the
 # step's deadline passed); model.DCGAN.train turns them into one sentence.

@@ -1,0 +1,260 @@
+"""Several workers through main.py (DESIGN.md 6): two processes on 127.0.0.1, free ports.
+
+Every wait is bounded and every process is killed at the end of its test, whatever happens.
+"""
+import glob
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+import pytest
+import tensorflow.compat.v1 as tf
+
+import cluster as cluster_module
+from conftest import PROJECT_DIR
+from utils import UserError
+
+MAIN = os.path.join(PROJECT_DIR, "main.py")
+# the conditional MNIST model on the bundled digits, at 16 px so that a step is quick
+MNIST = ["--dataset", "mnist", "--input_height", "28", "--output_height", "16", "--train",
+         "--intra_op_threads", "1", "--data_workers", "1"]
+
+
+def free_ports(count):
+  sockets = [socket.socket() for _ in range(count)]
+  try:
+    for sock in sockets:
+      sock.bind(("127.0.0.1", 0))
+    return [sock.getsockname()[1] for sock in sockets]
+  finally:
+    for sock in sockets:
+      sock.close()
+
+
+class Workers(object):
+  """Two main.py workers; worker i writes its output to logs/worker<i>.{out,err}."""
+
+  def __init__(self, tmp_path, args, per_worker=None, env=None):
+    self.hosts = ",".join("127.0.0.1:%d" % port for port in free_ports(2))
+    self.logs = tmp_path / "logs"
+    self.logs.mkdir(exist_ok=True)
+    self.procs = []
+    for index in range(2):
+      extra = (per_worker or {}).get(index, [])
+      out = open(str(self.logs / ("worker%d.out" % index)), "w")
+      err = open(str(self.logs / ("worker%d.err" % index)), "w")
+      self.procs.append(subprocess.Popen(
+          [sys.executable, MAIN] + list(args) + list(extra)
+          + ["--worker_hosts", self.hosts, "--task_index", str(index)],
+          cwd=str(tmp_path), stdout=out, stderr=err,
+          env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", **(env or {}))))
+      out.close()
+      err.close()
+
+  def output(self, index):
+    return (self.logs / ("worker%d.out" % index)).read_text()
+
+  def errors(self, index):
+    return (self.logs / ("worker%d.err" % index)).read_text()
+
+  def wait_for_step(self, index, counter, timeout=240):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+      if "[%8d Epoch" % counter in self.output(index):
+        return
+      if any(p.poll() is not None for p in self.procs):
+        break
+      time.sleep(0.2)
+    raise AssertionError("worker %d never reached step %d:\n%s\n%s"
+                         % (index, counter, self.output(index)[-2000:], self.errors(index)[-2000:]))
+
+  def wait(self, timeout=300):
+    deadline = time.time() + timeout
+    for proc in self.procs:
+      proc.wait(timeout=max(1, deadline - time.time()))
+    return [proc.returncode for proc in self.procs]
+
+  def kill(self):
+    for proc in self.procs:
+      if proc.poll() is None:
+        proc.kill()
+        proc.wait(timeout=30)
+
+
+@pytest.fixture
+def workers():
+  started = []
+
+  def start(*args, **kwargs):
+    started.append(Workers(*args, **kwargs))
+    return started[-1]
+
+  yield start
+  for group in started:
+    group.kill()
+
+
+def run_main(cwd, *args):
+  proc = subprocess.run([sys.executable, MAIN] + list(args), cwd=str(cwd), stdout=subprocess.PIPE,
+                        stderr=subprocess.PIPE, text=True, timeout=600,
+                        env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"))
+  assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+  return proc
+
+
+def checkpoint_names(folder):
+  path = tf.train.latest_checkpoint(folder)
+  return path, sorted(tf.train.load_checkpoint(path).get_variable_to_shape_map())
+
+
+def test_two_workers_train_one_run_folder_that_resumes_on_one_worker(tmp_path, workers):
+  chief_out, other_out = tmp_path / "chief", tmp_path / "other"
+  group = workers(tmp_path, MNIST + ["--epoch", "1", "--train_size", "512", "--out_name", "run"],
+                  {0: ["--out_dir", str(chief_out), "--seed", "7"],
+                   1: ["--out_dir", str(other_out)]})  # worker 1 takes the chief's seed
+  assert group.wait() == [0, 0], group.errors(0)[-2000:] + group.errors(1)[-2000:]
+  for index in range(2):
+    out = group.output(index)
+    # 512 images // (64 x 2 replicas) = 4 steps, the same ones on both workers
+    assert "2 replicas (2 worker(s) x 1 device(s)), 128 images per step" in out
+    assert [l[:35] for l in out.splitlines() if l.startswith("[")] == [
+        "[%8d Epoch:[ 0/ 1] [%4d/   4]" % (i + 2, i) for i in range(4)]
+    assert "Traceback" not in group.errors(index)
+  assert any(line.split() == ["seed", "7"] for line in group.output(1).splitlines())
+  # one run folder, written by the chief only
+  run = chief_out / "run"
+  assert not other_out.exists()
+  flags = json.loads((run / "FLAGS.json").read_text())
+  assert flags["cluster"] == {"workers": group.hosts.split(","), "task_index": 0, "replicas": 2,
+                              "devices_per_worker": 1}
+  assert glob.glob(str(run / "samples" / "train_*.png")) and glob.glob(str(run / "logs" / "*"))
+  path, names = checkpoint_names(str(run / "checkpoint"))
+  assert os.path.basename(path) == "model.b64-5"
+
+  # the single-device names: a one-process run of the same model
+  single = tmp_path / "single"
+  run_main(tmp_path, *(MNIST + ["--epoch", "1", "--train_size", "64", "--out_dir", str(single),
+                                "--out_name", "run"]))
+  assert names == checkpoint_names(str(single / "run" / "checkpoint"))[1]
+
+  # resumes on one worker at the chief's counter; test mode loads it like any other
+  proc = run_main(tmp_path, *(MNIST + ["--epoch", "2", "--train_size", "512", "--out_dir",
+                                       str(chief_out), "--out_name", "run"]))
+  assert "Load SUCCESS: resuming at counter 5" in proc.stdout
+  # counter 5 on 8 steps per epoch (one replica) is epoch 0, step 4: 4 + 8 steps to counter 17
+  assert " [*] Trained to counter 17;" in proc.stdout
+  proc = run_main(tmp_path, "--dataset", "mnist", "--out_dir", str(chief_out), "--out_name", "run")
+  assert "Success to read model.b64-17" in proc.stdout
+  assert glob.glob(str(run / "samples" / "test_*.png"))
+
+
+def test_a_killed_worker_stops_the_other_within_a_minute_naming_it(tmp_path, workers):
+  group = workers(tmp_path, MNIST + ["--epoch", "1", "--train_size", "4000", "--out_name", "run",
+                                     "--ckpt_freq", "3", "--seed", "1"])
+  group.wait_for_step(0, 5)
+  group.procs[1].kill()
+  killed = time.time()
+  assert group.procs[0].wait(timeout=60) == 1
+  assert time.time() - killed < 60
+  err = group.errors(0)
+  assert "Traceback" not in err
+  lost = [line for line in err.splitlines() if line.startswith("error: ")]
+  assert len(lost) == 1 and ("Lost worker 1 (%s)" % group.hosts.split(",")[1]) in lost[0], err
+  # the checkpoint it names is the latest and loads
+  ckpt_dir = tmp_path / "out" / "run" / "checkpoint"
+  latest = tf.train.latest_checkpoint(str(ckpt_dir))
+  assert latest and ("the last checkpoint is ./out/run/checkpoint/%s:" % os.path.basename(latest)
+                     in lost[0])
+  assert len(tf.train.load_checkpoint(latest).get_variable_to_shape_map()) > 0
+
+
+def test_a_signal_to_any_worker_stops_both_at_the_same_step_and_the_chief_saves(tmp_path, workers):
+  group = workers(tmp_path, MNIST + ["--epoch", "1", "--train_size", "4000", "--out_name", "run",
+                                     "--seed", "1"])
+  group.wait_for_step(1, 4)
+  group.procs[1].send_signal(signal.SIGTERM)
+  assert group.wait(timeout=120) == [128 + signal.SIGTERM] * 2
+  stopped = []
+  for index in range(2):
+    assert "Traceback" not in group.errors(index)
+    lines = [l for l in group.errors(index).splitlines() if l.startswith("Stopped at counter")]
+    assert len(lines) == 1, group.errors(index)
+    stopped.append(int(lines[0].split()[3].rstrip(";")))
+  assert stopped[0] == stopped[1]
+  path = tf.train.latest_checkpoint(str(tmp_path / "out" / "run" / "checkpoint"))
+  assert os.path.basename(path) == "model.b64-%d" % stopped[0]
+
+
+def test_workers_started_with_different_flags_are_refused_before_the_first_step(tmp_path, workers):
+  group = workers(tmp_path, MNIST + ["--epoch", "1", "--train_size", "512", "--out_name", "run"],
+                  {1: ["--batch_size", "32"]})
+  assert group.wait(timeout=240) == [1, 1]
+  for index in range(2):
+    err = group.errors(index)
+    assert "Traceback" not in err
+    assert "The workers were started with different --batch_size" in err, err
+    assert "Epoch:[" not in group.output(index)
+  assert not (tmp_path / "out").exists()  # nothing written
+
+
+def test_a_silent_worker_is_noticed_by_the_step_deadline(tmp_path, workers):
+  group = workers(tmp_path, MNIST + ["--epoch", "1", "--train_size", "4000", "--out_name", "run",
+                                     "--seed", "1"], env={"DCGAN_STEP_TIMEOUT": "8"})
+  group.wait_for_step(0, 4)
+  os.kill(group.procs[1].pid, signal.SIGSTOP)
+  stopped = time.time()
+  assert group.procs[0].wait(timeout=60) == 1
+  assert time.time() - stopped < 30
+  err = group.errors(0)
+  assert "Traceback" not in err and "Lost worker 1" in err and "no answer" in err, err
+
+
+# --------------------------------------------------------------------------------------------
+# the layout: flags and TF_CONFIG
+
+def test_layout_from_flags_and_tf_config():
+  assert cluster_module.parse_layout(environ={}) == cluster_module.Layout([], 0, [])
+  flags = cluster_module.parse_layout("", "a:1,b:2", 1, environ={})
+  assert flags == cluster_module.Layout(["a:1", "b:2"], 1, [])
+  tf_config = json.dumps({"cluster": {"worker": ["a:1", "b:2"]}, "task": {"type": "worker",
+                                                                         "index": 1}})
+  assert cluster_module.parse_layout(environ={"TF_CONFIG": tf_config}) == flags
+  assert cluster_module.parse_layout("gpu:0,/device:GPU:1", environ={}).devices == [
+      "/device:GPU:0", "/device:GPU:1"]
+  assert cluster_module.parse_layout("", "a:1", 0, environ={}).workers == []  # one process
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    (dict(worker_hosts="a:1,b:2"), "--worker_hosts needs --task_index"),
+    (dict(task_index=1), "--task_index needs --worker_hosts"),
+    (dict(worker_hosts="a:1,b:2", task_index=2), "--task_index 2 is outside the 2 workers"),
+    (dict(worker_hosts="a:1,a:1", task_index=0), "names the same host:port twice"),
+    (dict(worker_hosts="a,b:2", task_index=0), "'a' is not host:port"),
+    (dict(devices="gpu0"), "--devices takes device names"),
+    (dict(devices="cpu:0,gpu:0"), "mixes CPUs and GPUs"),
+    (dict(devices="gpu:0", worker_hosts="a:1,b:2", task_index=0), "--devices applies to one machine"),
+    (dict(environ={"TF_CONFIG": "{not json"}), "TF_CONFIG is not the JSON"),
+    (dict(environ={"TF_CONFIG": json.dumps({"cluster": {"ps": ["a:1"], "worker": ["b:2"]}})}),
+     "'ps' job"),
+])
+def test_bad_layouts_are_one_sentence(kwargs, message):
+  kwargs.setdefault("environ", {})
+  with pytest.raises(UserError) as err:
+    cluster_module.parse_layout(**kwargs)
+  assert message in str(err.value)
+
+
+def test_lost_worker_names_the_task_in_the_error():
+  c = cluster_module.Cluster.__new__(cluster_module.Cluster)
+  c.workers, c.task_index, c.num_workers = ["h:1", "h:2", "h:3"], 0, 3
+  err = tf.errors.UnavailableError(None, None, "Collective ops is aborted by: recvmsg:Connection "
+                                   "reset by peer\nfrom remote target /job:worker/replica:0/task:2 "
+                                   "while calling RecvBuf")
+  assert c.lost_worker(err) == "worker 2 (h:3)"
+  assert cluster_module.error_summary(err) == "Connection reset by peer"
+  assert c.lost_worker(tf.errors.DeadlineExceededError(None, None, "x")) == (
+      "a worker that stopped answering")
