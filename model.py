@@ -16,6 +16,7 @@ losses and update schedule.  What differs is what users never see:
   still load.
 """
 import collections
+import contextlib
 import os
 import random
 import signal
@@ -35,7 +36,8 @@ from tqdm import tqdm  # noqa: E402
 
 from dataset import data_channels, open_dataset, prefetch  # noqa: E402
 from hardware import cpu_supports_bf16, kernel_plan, use_plan  # noqa: E402
-from ops import (batch_norm, conv2d, conv_out_size_same, deconv2d, flatten, linear, lrelu)
+from ops import (batch_norm, conv2d, conv_out_size_same, deconv2d, deferred_batch_norm_updates,  # noqa: E402
+                 flatten, linear, lrelu)
 from utils import UserError, image_manifold_size, save_images  # noqa: E402
 
 Z_DISTRIBUTIONS = ("normal01", "uniform_signed", "uniform_unsigned")
@@ -471,10 +473,16 @@ class DCGAN(object):
     too, on the same inputs, so one device's graph is exactly the original's order.
     """
     t = {}
-    t['G'] = self.generator(z, y)
-    t['D'], t['D_logits'] = self.discriminator(inputs, y, reuse=False)
+    # Several replicas: batch norm's moving-average updates (each an all-reduce) join the
+    # update ops of the runs that compute them instead of holding up the layers' outputs.
+    defer = deferred_batch_norm_updates if self.replicas > 1 else contextlib.nullcontext
+    with defer() as g_updates:
+      t['G'] = self.generator(z, y)
+    with defer() as d_real_updates:
+      t['D'], t['D_logits'] = self.discriminator(inputs, y, reuse=False)
     t['sampler'] = self.generator(self.z, self.y, train=False)
-    t['D_'], t['D_logits_'] = self.discriminator(t['G'], y, reuse=True)
+    with defer() as d_fake_updates:
+      t['D_'], t['D_logits_'] = self.discriminator(t['G'], y, reuse=True)
     # D's convolutional features of the inputs (inference mode), each max-pooled
     # to 4x4 and concatenated: the paper's features for a linear classifier.
     t['d_layers'] = []
@@ -514,6 +522,11 @@ class DCGAN(object):
     t['g_optim'], t['g_scaling'] = adam_update(g_loss, t['g_vars'], self.learning_rate,
                                                self.beta1, scaling, SCALE_SCOPES[1],
                                                self.initial_loss_scale)
+    if self.replicas > 1:
+      # the updates each run made on one device: D's run passes G, D(real) and D(fake); G's
+      # runs pass G and D(fake)
+      t['d_optim'] = tf.group(t['d_optim'], *(g_updates + d_real_updates + d_fake_updates))
+      t['g_optim'] = tf.group(t['g_optim'], *(g_updates + d_fake_updates))
     return t
 
   def build_replicas(self):

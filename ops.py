@@ -18,6 +18,9 @@ form gives the plain formulation's values and gradients (tests/test_ops.py).
 Importing this module switches TensorFlow to TF1 graph behaviour
 (``tf.disable_v2_behavior()``): the whole project is graph-and-Session code.
 """
+import contextlib
+import threading
+
 import hardware
 
 hardware.configure()  # oneDNN decided before TensorFlow loads, if nobody imported it yet
@@ -32,6 +35,29 @@ tf.disable_v2_behavior()
 # inputs reshaped to [N, 1, 1, C]).  So the original's epsilon=1e-5 really was
 # 1.001e-5, in training and in inference.  TF 2.x no longer clamps, so we do.
 FUSED_MIN_EPSILON = 1.001e-5
+
+
+_DEFERRED_UPDATES = threading.local()  # per thread: tf.distribute builds replicas in threads
+
+
+@contextlib.contextmanager
+def deferred_batch_norm_updates():
+  """Inside, batch_norm(train=True) hands its moving-average updates to the yielded list
+  instead of making its output wait for them; the caller makes the run's update op depend on
+  them, so they still happen in the same run.
+
+  For several replicas: there each update is an all-reduce (the replicas' statistics are
+  averaged), and a layer whose output waited for it would stall the forward pass a network
+  round trip per batch-norm layer.  One device keeps the original's order.
+  """
+  if not hasattr(_DEFERRED_UPDATES, "lists"):
+    _DEFERRED_UPDATES.lists = []
+  updates = []
+  _DEFERRED_UPDATES.lists.append(updates)
+  try:
+    yield updates
+  finally:
+    _DEFERRED_UPDATES.lists.pop()
 
 
 class batch_norm(object):
@@ -89,8 +115,13 @@ class batch_norm(object):
         update_mean = tf.assign_sub(moving_mean, (moving_mean - mean) * decay_complement)
         update_variance = tf.assign_sub(
             moving_variance, (moving_variance - variance) * decay_complement)
-        with tf.control_dependencies([update_mean, update_variance]):
-          y = tf.identity(y)
+        deferred = getattr(_DEFERRED_UPDATES, "lists", None)
+        deferred = deferred[-1] if deferred else None
+        if deferred is not None:
+          deferred.extend([update_mean, update_variance])  # the caller runs them
+        else:
+          with tf.control_dependencies([update_mean, update_variance]):
+            y = tf.identity(y)
       else:
         y, _, _ = tf.nn.fused_batch_norm(
             x4, gamma, beta, mean=moving_mean, variance=moving_variance,

@@ -129,6 +129,10 @@ with tf.Graph().as_default():
     if not np.array_equal(first, second):
       differ.append(v.op.name)
   result["differ"] = differ
+  # batch norm's moving averages were updated (in the runs that computed them), on all copies
+  result["moving_unchanged"] = [v.op.name for v in model.all_vars if "moving_" in v.op.name
+                                and np.array_equal(sess.run(v), initial[v.op.name])]
+  result["moving_count"] = sum("moving_" in v.op.name for v in model.all_vars)
   result["sampler_shape"] = list(sess.run(model.sampler, model.feed(z[:3], None if labels is None else labels[:3])).shape)
 
 # Each replica's gradients on one device, from the same initial values.
@@ -179,6 +183,7 @@ def test_two_replicas_average_gradients_stay_identical_and_keep_single_device_na
   assert result["names"] == result["single_names"]  # checkpoints: the single-device names
   assert not any("replica" in name for name in result["names"])
   assert result["differ"] == []  # after a D update and three iterations, every copy is equal
+  assert result["moving_count"] >= 10 and result["moving_unchanged"] == []
   assert result["sampler_shape"][0] == 3  # the sampler takes any number of z
   worst = result["worst"]
   # one D update = Adam applied to the mean of the two replicas' gradients

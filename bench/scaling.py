@@ -1,0 +1,280 @@
+"""Data-parallel scaling on this machine's cores, and a projection to GPU clusters.
+
+    python bench/scaling.py [--configs celebA,mnist] [--steps 8] [--warmup 3]
+
+For each model (celebA-64: 64x64x3 unconditional; mnist: 28x28 conditional; batch 64 per
+replica, the original's filter counts) three layouts on the same cores, one after another:
+
+  single     1 process, 1 replica, all cores (TensorFlow's thread choice): today's graph
+  workers    2 worker processes on 127.0.0.1 (MultiWorkerMirroredStrategy, collective
+             all-reduce over gRPC), 1 intra-op thread each
+  virtual    1 process, 2 replicas on 2 virtual CPU devices (MirroredStrategy)
+
+Each runs --warmup iterations, then times --steps iterations of DCGAN.train_step (one D and
+two G updates, synthetic batches, losses fetched as training does).  Reported per layout:
+images/s (all replicas), efficiency = images/s / single's images/s, and for the replicated
+layouts the bytes all-reduced per iteration and the time the chief's collectives took,
+read from one traced iteration (RunMetadata step stats: every Collective* node's bytes and
+the union of their execution intervals).
+
+The projection: synchronous data parallelism over N GPUs with a ring all-reduce moves
+2 (N - 1) / N x S bytes per GPU per iteration (S: the gradient bytes all-reduced, from the
+graph); at a link bandwidth B that is t = 2 (N - 1) / N x S / B without overlap.  Speed-up
+over one GPU is N x T / (T + t) for a step time T; the table gives it for T = the step
+time measured here (single) and for the T that would keep 90% efficiency (T = 9 t), for
+8 and 64 GPUs at 25 and 100 Gb/s.  No GPU was used: it is arithmetic on measured inputs.
+
+Prints the table and appends one JSON line to bench/results.jsonl.
+"""
+import argparse
+import json
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+BENCH = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.dirname(BENCH))
+sys.path.insert(0, BENCH)
+
+CONFIGS = {
+    "celebA": dict(output_height=64, output_width=64, c_dim=3, y_dim=None),
+    "mnist": dict(output_height=28, output_width=28, c_dim=1, y_dim=10),
+}
+LAYOUTS = ("single", "workers", "virtual")
+TIMEOUT = 1800
+
+
+def free_ports(count):
+  sockets = [socket.socket() for _ in range(count)]
+  try:
+    for sock in sockets:
+      sock.bind(("127.0.0.1", 0))
+    return [sock.getsockname()[1] for sock in sockets]
+  finally:
+    for sock in sockets:
+      sock.close()
+
+
+# ---------------------------------------------------------------------------------------------
+# one measurement (a child process)
+
+def collective_trace(run_metadata, graph):
+  """(bytes, seconds) of a run's Collective* nodes: input bytes from the graph, and the union
+  of their [start, end] intervals (several may overlap each other)."""
+  import numpy as np
+  total_bytes, intervals = 0, []
+  for device in run_metadata.step_stats.dev_stats:
+    for node in device.node_stats:
+      name = node.node_name.split(":")[0]
+      try:
+        op = graph.get_operation_by_name(name)
+      except KeyError:
+        continue
+      if not op.type.startswith("Collective") or "Reduce" not in op.type:
+        continue
+      for tensor in op.inputs[:1]:
+        shape = tensor.shape.as_list()
+        if None not in shape:
+          total_bytes += int(np.prod(shape)) * tensor.dtype.size
+      start = node.all_start_micros
+      intervals.append((start, start + max(node.all_end_rel_micros, node.op_end_rel_micros)))
+  busy, end = 0, None
+  for a, b in sorted(intervals):
+    if end is None or a > end:
+      busy += b - a
+      end = b
+    elif b > end:
+      busy += b - end
+      end = b
+  return total_bytes, busy / 1e6
+
+
+def child(args):
+  import hardware
+  hardware.configure()
+  import numpy as np
+  if args.layout == "virtual":
+    import tensorflow as tf2
+    cpu = tf2.config.list_physical_devices("CPU")[0]
+    tf2.config.set_logical_device_configuration(cpu, [tf2.config.LogicalDeviceConfiguration()] * 2)
+  import tensorflow.compat.v1 as tf
+  tf.get_logger().setLevel("ERROR")
+  import cluster as cluster_module
+  from model import DCGAN, session_config
+
+  if args.layout == "workers":
+    layout = cluster_module.Layout(args.hosts.split(","), args.task, [])
+    threads = 1
+  elif args.layout == "virtual":
+    layout = cluster_module.Layout([], 0, ["/device:CPU:0", "/device:CPU:1"])
+    threads = 0
+  else:
+    layout = cluster_module.Layout([], 0, [])
+    threads = 0
+  cluster = cluster_module.Cluster(layout)
+  config = cluster.session_config(session_config(intra_op_threads=threads))
+  target = cluster.start(config)
+  shape = CONFIGS[args.config]
+  rng = np.random.RandomState(args.task)
+  local = cluster.local_replicas
+  with tf.Graph().as_default(), tf.Session(target, config=config) as sess:
+    model = DCGAN(sess, batch_size=64, sample_num=64, dataset_name=args.config, seed=0,
+                  cluster=cluster if cluster.strategy is not None else None, **shape)
+    if cluster.distributed:
+      model.join_cluster(argparse.Namespace(), data=[0] * 6400)
+    else:
+      sess.run(model.init_op)
+    low, high = model.value_range
+    n = 64 * local
+    images = rng.uniform(low, high, (n, shape["output_height"], shape["output_width"],
+                                     shape["c_dim"])).astype(np.float32)
+    labels = np.eye(10, dtype=np.float32)[rng.randint(10, size=n)] if shape["y_dim"] else None
+    z = rng.uniform(-1, 1, (n, model.z_dim)).astype(np.float32)
+    feed = model.feed(z, labels, images)
+    for _ in range(args.warmup):
+      model.train_step(feed, summarize=False)
+    times = []
+    for _ in range(args.steps):
+      start = time.perf_counter()
+      model.train_step(feed, summarize=False)
+      times.append(time.perf_counter() - start)
+    traced = {"bytes": 0, "seconds": 0.0}
+    if model.strategy is not None:
+      options = tf.RunOptions(trace_level=tf.RunOptions.FULL_TRACE)
+      if cluster.distributed:
+        options.timeout_in_ms = 1000 * cluster_module.FIRST_STEP_TIMEOUT
+      traced_feed = dict(feed)
+      if cluster.distributed:
+        traced_feed[model.stop_in] = 0.0
+      for fetch in ([model.d_optim], [model.g_optim], [model.g_optim] + (
+          [model.stop_votes] if cluster.distributed else [])):
+        metadata = tf.RunMetadata()
+        sess.run(fetch, traced_feed, options=options, run_metadata=metadata)
+        nbytes, seconds = collective_trace(metadata, sess.graph)
+
+        traced["bytes"] += nbytes // local  # each local replica all-reduces the same amount
+        traced["seconds"] += seconds
+    grads = {"d": sum(int(np.prod(v.shape.as_list())) for v in model.d_vars) * 4,
+             "g": sum(int(np.prod(v.shape.as_list())) for v in model.g_vars) * 4}
+  s_per_iter = float(np.median(times))
+  result = {"layout": args.layout, "task": args.task, "replicas": cluster.num_replicas,
+            "s_per_iter": s_per_iter, "images_per_s": 64 * cluster.num_replicas / s_per_iter,
+            "collective_bytes": traced["bytes"], "collective_seconds": traced["seconds"],
+            "gradient_bytes_per_iteration": grads["d"] + 2 * grads["g"]}
+  with open(args.out, "w") as f:
+    json.dump(result, f)
+  return 0
+
+
+def measure(layout, config, steps, warmup):
+  """Run one layout (two processes for 'workers'); the chief's result dict."""
+  folder = tempfile.mkdtemp(prefix="dcgan-scaling-")
+  hosts = ",".join("127.0.0.1:%d" % port for port in free_ports(2))
+  tasks = [0, 1] if layout == "workers" else [0]
+  procs = []
+  try:
+    for task in tasks:
+      out = os.path.join(folder, "task%d.json" % task)
+      procs.append((out, subprocess.Popen(
+          [sys.executable, os.path.abspath(__file__), "--child", layout, "--config", config,
+           "--task", str(task), "--hosts", hosts, "--steps", str(steps), "--warmup", str(warmup),
+           "--out", out], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)))
+    results = []
+    for out, proc in procs:
+      _, err = proc.communicate(timeout=TIMEOUT)
+
+      if proc.returncode != 0:
+        raise RuntimeError("%s on %s failed:\n%s" % (layout, config, err[-3000:]))
+      results.append(json.load(open(out)))
+    return results[0]
+  finally:
+    for _, proc in procs:
+      if proc.poll() is None:
+        proc.kill()
+        proc.wait(timeout=30)
+
+
+def projection(step_seconds, gradient_bytes):
+  rows = []
+  for gpus in (8, 64):
+    for gbits in (25, 100):
+      comm = 2.0 * (gpus - 1) / gpus * gradient_bytes / (gbits * 1e9 / 8)
+      rows.append({"gpus": gpus, "gbit_per_s": gbits, "allreduce_seconds": comm,
+                   "speedup_at_measured_step": gpus * step_seconds / (step_seconds + comm),
+                   "step_seconds_for_90_percent": 9 * comm})
+  return rows
+
+
+def main():
+  parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+  parser.add_argument("--configs", default="celebA,mnist")
+  parser.add_argument("--layouts", default=",".join(LAYOUTS))
+  parser.add_argument("--steps", type=int, default=8)
+  parser.add_argument("--warmup", type=int, default=3)
+  parser.add_argument("--results", default=None)
+  parser.add_argument("--child", choices=LAYOUTS, dest="layout", help=argparse.SUPPRESS)
+  parser.add_argument("--config", default="mnist", help=argparse.SUPPRESS)
+  parser.add_argument("--task", type=int, default=0, help=argparse.SUPPRESS)
+  parser.add_argument("--hosts", default="", help=argparse.SUPPRESS)
+  parser.add_argument("--out", default="", help=argparse.SUPPRESS)
+  args = parser.parse_args()
+  if args.layout:
+    return child(args)
+
+  from common import RESULTS, append_result, machine, print_machine
+  described = machine()
+  configs = [c for c in args.configs.split(",") if c]
+  layouts = [l for l in args.layouts.split(",") if l]
+  if "single" not in layouts:
+    layouts.insert(0, "single")
+  result = {"bench": "scaling", "time": time.strftime("%Y-%m-%dT%H:%M:%S"), "machine": described,
+            "config": {"steps": args.steps, "warmup": args.warmup, "batch_per_replica": 64},
+            "models": {}}
+  for config in configs:
+    rows = {}
+    for layout in layouts:
+      print("measuring %s, %s ..." % (config, layout), flush=True)
+      rows[layout] = measure(layout, config, args.steps, args.warmup)
+    base = rows["single"]["images_per_s"]
+    for row in rows.values():
+      row["efficiency"] = row["images_per_s"] / base
+    result["models"][config] = {
+        "layouts": rows,
+        "projection": projection(rows["single"]["s_per_iter"],
+                                 rows["single"]["gradient_bytes_per_iteration"])}
+  print()
+  print_machine(described)
+  targets = {"celebA": 0.9, "mnist": 0.7}
+  for config, model in result["models"].items():
+    print("\n%s (batch 64 per replica):" % config)
+    print("  %-8s %8s %9s %10s %11s %14s %14s" % ("layout", "replicas", "s/iter", "images/s",
+                                                  "efficiency", "MB allreduced", "collectives s"))
+    for layout, row in model["layouts"].items():
+      print("  %-8s %8d %9.3f %10.1f %11.2f %14.1f %14.3f" % (
+          layout, row["replicas"], row["s_per_iter"], row["images_per_s"], row["efficiency"],
+          row["collective_bytes"] / 1e6, row["collective_seconds"]))
+    if "workers" in model["layouts"]:
+      eff = model["layouts"]["workers"]["efficiency"]
+      model["target"] = {"workers_efficiency": targets[config],
+                         "met": bool(eff >= targets[config])}
+      print("  target: 2-worker efficiency >= %.2f: %s (%.2f)"
+            % (targets[config], "met" if eff >= targets[config] else "NOT met", eff))
+    grad = model["layouts"]["single"]["gradient_bytes_per_iteration"]
+    print("  projection (ring all-reduce of %.1f MB of gradients per iteration, no overlap):"
+          % (grad / 1e6))
+    for row in model["projection"]:
+      print("    %2d GPUs, %3d Gb/s: all-reduce %.3f s/iter; speed-up %.1f at this step time "
+            "(%.3f s); 90%% efficiency needs steps >= %.3f s"
+            % (row["gpus"], row["gbit_per_s"], row["allreduce_seconds"],
+               row["speedup_at_measured_step"], model["layouts"]["single"]["s_per_iter"],
+               row["step_seconds_for_90_percent"]))
+  append_result(args.results or RESULTS, result)
+  return 0
+
+
+if __name__ == "__main__":
+  sys.exit(main())
