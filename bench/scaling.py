@@ -122,14 +122,16 @@ def child(args):
   rng = np.random.RandomState(args.task)
   local = cluster.local_replicas
   with tf.Graph().as_default(), tf.Session(target, config=config) as sess:
-    model = DCGAN(sess, batch_size=64, sample_num=64, dataset_name=args.config, seed=0,
+    model = DCGAN(sess, batch_size=args.batch_size, sample_num=args.batch_size,
+                  gf_dim=args.filters, df_dim=args.filters, gfc_dim=args.fc, dfc_dim=args.fc,
+                  dataset_name=args.config, seed=0,
                   cluster=cluster if cluster.strategy is not None else None, **shape)
     if cluster.distributed:
       model.join_cluster(argparse.Namespace(), data=[0] * 6400)
     else:
       sess.run(model.init_op)
     low, high = model.value_range
-    n = 64 * local
+    n = args.batch_size * local
     images = rng.uniform(low, high, (n, shape["output_height"], shape["output_width"],
                                      shape["c_dim"])).astype(np.float32)
     labels = np.eye(10, dtype=np.float32)[rng.randint(10, size=n)] if shape["y_dim"] else None
@@ -162,7 +164,8 @@ def child(args):
              "g": sum(int(np.prod(v.shape.as_list())) for v in model.g_vars) * 4}
   s_per_iter = float(np.median(times))
   result = {"layout": args.layout, "task": args.task, "replicas": cluster.num_replicas,
-            "s_per_iter": s_per_iter, "images_per_s": 64 * cluster.num_replicas / s_per_iter,
+            "s_per_iter": s_per_iter,
+            "images_per_s": args.batch_size * cluster.num_replicas / s_per_iter,
             "collective_bytes": traced["bytes"], "collective_seconds": traced["seconds"],
             "gradient_bytes_per_iteration": grads["d"] + 2 * grads["g"]}
   with open(args.out, "w") as f:
@@ -170,7 +173,7 @@ def child(args):
   return 0
 
 
-def measure(layout, config, steps, warmup):
+def measure(layout, config, args):
   """Run one layout (two processes for 'workers'); the chief's result dict."""
   folder = tempfile.mkdtemp(prefix="dcgan-scaling-")
   hosts = ",".join("127.0.0.1:%d" % port for port in free_ports(2))
@@ -181,8 +184,9 @@ def measure(layout, config, steps, warmup):
       out = os.path.join(folder, "task%d.json" % task)
       procs.append((out, subprocess.Popen(
           [sys.executable, os.path.abspath(__file__), "--child", layout, "--config", config,
-           "--task", str(task), "--hosts", hosts, "--steps", str(steps), "--warmup", str(warmup),
-           "--out", out], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)))
+           "--task", str(task), "--hosts", hosts, "--steps", str(args.steps),
+           "--warmup", str(args.warmup), "--batch_size", str(args.batch_size),
+           "--filters", str(args.filters), "--fc", str(args.fc), "--out", out], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)))
     results = []
     for out, proc in procs:
       _, err = proc.communicate(timeout=TIMEOUT)
@@ -215,6 +219,9 @@ def main():
   parser.add_argument("--layouts", default=",".join(LAYOUTS))
   parser.add_argument("--steps", type=int, default=8)
   parser.add_argument("--warmup", type=int, default=3)
+  parser.add_argument("--batch_size", type=int, default=64, help="per replica [64]")
+  parser.add_argument("--filters", type=int, default=64, help="gf_dim = df_dim [64]")
+  parser.add_argument("--fc", type=int, default=1024, help="gfc_dim = dfc_dim (mnist) [1024]")
   parser.add_argument("--results", default=None)
   parser.add_argument("--child", choices=LAYOUTS, dest="layout", help=argparse.SUPPRESS)
   parser.add_argument("--config", default="mnist", help=argparse.SUPPRESS)
@@ -225,20 +232,22 @@ def main():
   if args.layout:
     return child(args)
 
-  from common import RESULTS, append_result, machine, print_machine
-  described = machine()
+  from common import RESULTS, append_result, machine, matmul_peak_gflops, print_machine
+  described = machine(fp32_matmul_peak_gflops=matmul_peak_gflops())
   configs = [c for c in args.configs.split(",") if c]
   layouts = [l for l in args.layouts.split(",") if l]
   if "single" not in layouts:
     layouts.insert(0, "single")
   result = {"bench": "scaling", "time": time.strftime("%Y-%m-%dT%H:%M:%S"), "machine": described,
-            "config": {"steps": args.steps, "warmup": args.warmup, "batch_per_replica": 64},
+            "config": {"steps": args.steps, "warmup": args.warmup,
+                       "batch_per_replica": args.batch_size, "filters": args.filters,
+                       "fc": args.fc},
             "models": {}}
   for config in configs:
     rows = {}
     for layout in layouts:
       print("measuring %s, %s ..." % (config, layout), flush=True)
-      rows[layout] = measure(layout, config, args.steps, args.warmup)
+      rows[layout] = measure(layout, config, args)
     base = rows["single"]["images_per_s"]
     for row in rows.values():
       row["efficiency"] = row["images_per_s"] / base
@@ -250,13 +259,16 @@ def main():
   print_machine(described)
   targets = {"celebA": 0.9, "mnist": 0.7}
   for config, model in result["models"].items():
-    print("\n%s (batch 64 per replica):" % config)
+    print("\n%s (batch %d per replica):" % (config, args.batch_size))
     print("  %-8s %8s %9s %10s %11s %14s %14s" % ("layout", "replicas", "s/iter", "images/s",
                                                   "efficiency", "MB allreduced", "collectives s"))
     for layout, row in model["layouts"].items():
-      print("  %-8s %8d %9.3f %10.1f %11.2f %14.1f %14.3f" % (
+      # MirroredStrategy on one CPU reduces by copies and adds, not collective ops: no trace
+      traced = ("%14.1f %14.3f" % (row["collective_bytes"] / 1e6, row["collective_seconds"])
+                if layout == "workers" else "%14s %14s" % ("-", "-"))
+      print("  %-8s %8d %9.3f %10.1f %11.2f %s" % (
           layout, row["replicas"], row["s_per_iter"], row["images_per_s"], row["efficiency"],
-          row["collective_bytes"] / 1e6, row["collective_seconds"]))
+          traced))
     if "workers" in model["layouts"]:
       eff = model["layouts"]["workers"]["efficiency"]
       model["target"] = {"workers_efficiency": targets[config],

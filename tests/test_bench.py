@@ -142,3 +142,29 @@ def test_layer_speed_bench_times_every_conv_kernel_of_the_model(tmp_path):
     assert row["gflops"]["float32"] > 0 and row["gflops"]["plan"] > 0
     assert ("bfloat16" in row["gflops"]) == cpu_supports_bf16()
     assert "%s " % row["layer"] in proc.stdout
+
+
+def test_scaling_bench_reports_every_layout_and_the_projection(tmp_path):
+  results = str(tmp_path / "scaling.jsonl")
+  proc = subprocess.run(
+      [sys.executable, os.path.join(PROJECT_DIR, "bench", "scaling.py"), "--configs", "mnist",
+       "--steps", "1", "--warmup", "1", "--batch_size", "4", "--filters", "4", "--fc", "16",
+       "--results", results],
+      stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, timeout=900,
+      env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"))
+  assert proc.returncode == 0, proc.stderr[-3000:]
+  assert "2-worker efficiency >= 0.70" in proc.stdout and "64 GPUs, 100 Gb/s" in proc.stdout
+  (line,) = open(results).read().splitlines()
+  model = json.loads(line)["models"]["mnist"]
+  layouts = model["layouts"]
+  assert sorted(layouts) == ["single", "virtual", "workers"]
+  assert [layouts[l]["replicas"] for l in ("single", "workers", "virtual")] == [1, 2, 2]
+  assert layouts["single"]["efficiency"] == 1.0
+  assert all(row["images_per_s"] > 0 for row in layouts.values())
+  # the two workers all-reduced at least one D and two G gradients' worth in the traced iteration
+  assert layouts["workers"]["collective_bytes"] >= layouts["single"]["gradient_bytes_per_iteration"]
+  assert layouts["workers"]["collective_seconds"] > 0
+  assert isinstance(model["target"]["met"], bool)
+  assert [(row["gpus"], row["gbit_per_s"]) for row in model["projection"]] == [
+      (8, 25), (8, 100), (64, 25), (64, 100)]
+  assert all(0 < row["speedup_at_measured_step"] <= row["gpus"] for row in model["projection"])
