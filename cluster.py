@@ -18,6 +18,7 @@ import collections
 import json
 import os
 import re
+import socket
 
 import hardware
 
@@ -66,6 +67,18 @@ Layout = collections.namedtuple("Layout", ["workers", "task_index", "devices"])
 Layout.__doc__ = """workers: the cluster's host:port list ([] for one process); task_index: this
 process's place in it (0, the chief, for one process); devices: local device names ([] for the
 default single device)."""
+
+
+def free_local_ports(count):
+  """count ports free on 127.0.0.1 now (for workers on one machine: tests, bench/scaling.py)."""
+  sockets = [socket.socket() for _ in range(count)]
+  try:
+    for sock in sockets:
+      sock.bind(("127.0.0.1", 0))
+    return [sock.getsockname()[1] for sock in sockets]
+  finally:
+    for sock in sockets:
+      sock.close()
 
 
 def parse_devices(text):

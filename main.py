@@ -3,6 +3,7 @@
     python main.py --dataset mnist --input_height 28 --output_height 28 --train
     python main.py --dataset celebA --input_height 108 --train --crop
     python main.py --dataset mnist --input_height 28 --output_height 28      # test mode
+    python main.py ... --train --worker_hosts h1:2222,h2:2222 --task_index 0  # several machines
 
 Every flag of carpedm20/DCGAN-tensorflow keeps its name, default and meaning;
 --seed is new.  Each training run writes into its own folder

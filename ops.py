@@ -20,6 +20,7 @@ Importing this module switches TensorFlow to TF1 graph behaviour
 """
 import contextlib
 import threading
+import weakref
 
 import hardware
 
@@ -52,6 +53,8 @@ def deferred_batch_norm_updates():
   """
   if not hasattr(_DEFERRED_UPDATES, "lists"):
     _DEFERRED_UPDATES.lists = []
+    # graph -> {layer name: its latest deferred updates} (this thread: one replica)
+    _DEFERRED_UPDATES.last = weakref.WeakKeyDictionary()
   updates = []
   _DEFERRED_UPDATES.lists.append(updates)
   try:
@@ -112,13 +115,21 @@ class batch_norm(object):
         else:
           y, mean, variance = tf.nn.fused_batch_norm(x4, gamma, beta, epsilon=epsilon)
         decay_complement = 1.0 - self.momentum
-        update_mean = tf.assign_sub(moving_mean, (moving_mean - mean) * decay_complement)
-        update_variance = tf.assign_sub(
-            moving_variance, (moving_variance - variance) * decay_complement)
         deferred = getattr(_DEFERRED_UPDATES, "lists", None)
         deferred = deferred[-1] if deferred else None
+        # Deferred, a layer's updates in one run follow each other in the order the layer was
+        # called (D's real pass, then its fake pass), as its outputs ordered them on one
+        # device: every replica then reads and updates its copy alike.
+        last = (_DEFERRED_UPDATES.last.setdefault(tf.get_default_graph(), {})
+                if deferred is not None else {})
+        previous = last.get(self.name, [])
+        with tf.control_dependencies(previous):
+          update_mean = tf.assign_sub(moving_mean, (moving_mean - mean) * decay_complement)
+          update_variance = tf.assign_sub(
+              moving_variance, (moving_variance - variance) * decay_complement)
         if deferred is not None:
           deferred.extend([update_mean, update_variance])  # the caller runs them
+          last[self.name] = [update_mean, update_variance]
         else:
           with tf.control_dependencies([update_mean, update_variance]):
             y = tf.identity(y)

@@ -3,6 +3,8 @@ import json
 import os
 import time
 
+import numpy as np
+
 import hardware
 
 hardware.configure()  # as main.py does: oneDNN decided before TensorFlow loads
@@ -10,6 +12,36 @@ hardware.configure()  # as main.py does: oneDNN decided before TensorFlow loads
 import tensorflow.compat.v1 as tf  # noqa: E402
 
 RESULTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results.jsonl")
+
+# The two measured models: celebA-64 (64x64x3, unconditional) and mnist (28x28, conditional).
+CONFIGS = {
+    "celebA": dict(output_height=64, output_width=64, c_dim=3, y_dim=None),
+    "mnist": dict(output_height=28, output_width=28, c_dim=1, y_dim=10),
+}
+
+
+def synthetic_feed(model, count, rng):
+  """A training feed of count random images in the model's value range, labels and z."""
+  low, high = model.value_range
+  images = rng.uniform(low, high, (count, model.output_height, model.output_width,
+                                   model.c_dim)).astype(np.float32)
+  labels = (np.eye(model.y_dim, dtype=np.float32)[rng.randint(model.y_dim, size=count)]
+            if model.y_dim else None)
+  z = rng.uniform(-1, 1, (count, model.z_dim)).astype(np.float32)
+  return model.feed(z, labels, images)
+
+
+def time_iterations(model, feed, warmup, steps):
+  """(seconds of each of `steps` DCGAN.train_step iterations after `warmup` untimed ones,
+  the last iteration's losses)."""
+  for _ in range(warmup):
+    model.train_step(feed, summarize=False)
+  times, losses = [], None
+  for _ in range(steps):
+    start = time.perf_counter()
+    losses = model.train_step(feed, summarize=False)
+    times.append(time.perf_counter() - start)
+  return times, losses
 
 
 def append_result(path, result):

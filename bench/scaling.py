@@ -29,7 +29,6 @@ Prints the table and appends one JSON line to bench/results.jsonl.
 import argparse
 import json
 import os
-import socket
 import subprocess
 import sys
 import tempfile
@@ -40,23 +39,9 @@ BENCH = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.dirname(BENCH))
 sys.path.insert(0, BENCH)
 
-CONFIGS = {
-    "celebA": dict(output_height=64, output_width=64, c_dim=3, y_dim=None),
-    "mnist": dict(output_height=28, output_width=28, c_dim=1, y_dim=10),
-}
+from common import CONFIGS, synthetic_feed, time_iterations  # noqa: E402
 LAYOUTS = ("single", "workers", "virtual")
 TIMEOUT = 1800
-
-
-def free_ports(count):
-  sockets = [socket.socket() for _ in range(count)]
-  try:
-    for sock in sockets:
-      sock.bind(("127.0.0.1", 0))
-    return [sock.getsockname()[1] for sock in sockets]
-  finally:
-    for sock in sockets:
-      sock.close()
 
 
 # ---------------------------------------------------------------------------------------------
@@ -130,20 +115,8 @@ def child(args):
       model.join_cluster(argparse.Namespace(), data=[0] * 6400)
     else:
       sess.run(model.init_op)
-    low, high = model.value_range
-    n = args.batch_size * local
-    images = rng.uniform(low, high, (n, shape["output_height"], shape["output_width"],
-                                     shape["c_dim"])).astype(np.float32)
-    labels = np.eye(10, dtype=np.float32)[rng.randint(10, size=n)] if shape["y_dim"] else None
-    z = rng.uniform(-1, 1, (n, model.z_dim)).astype(np.float32)
-    feed = model.feed(z, labels, images)
-    for _ in range(args.warmup):
-      model.train_step(feed, summarize=False)
-    times = []
-    for _ in range(args.steps):
-      start = time.perf_counter()
-      model.train_step(feed, summarize=False)
-      times.append(time.perf_counter() - start)
+    feed = synthetic_feed(model, args.batch_size * local, rng)
+    times, _ = time_iterations(model, feed, args.warmup, args.steps)
     traced = {"bytes": 0, "seconds": 0.0}
     if model.strategy is not None:
       options = tf.RunOptions(trace_level=tf.RunOptions.FULL_TRACE)
@@ -176,7 +149,8 @@ def child(args):
 def measure(layout, config, args):
   """Run one layout (two processes for 'workers'); the chief's result dict."""
   folder = tempfile.mkdtemp(prefix="dcgan-scaling-")
-  hosts = ",".join("127.0.0.1:%d" % port for port in free_ports(2))
+  import cluster as cluster_module
+  hosts = ",".join("127.0.0.1:%d" % port for port in cluster_module.free_local_ports(2))
   tasks = [0, 1] if layout == "workers" else [0]
   procs = []
   try:

@@ -51,16 +51,11 @@ import tensorflow.compat.v1 as tf  # noqa: E402
 
 tf.get_logger().setLevel("ERROR")
 
-from common import RESULTS, append_result, machine, matmul_peak_gflops, print_machine  # noqa: E402
+from common import (CONFIGS, RESULTS, append_result, machine, matmul_peak_gflops,  # noqa: E402
+                    print_machine, synthetic_feed, time_iterations)
 from model import DCGAN, session_config  # noqa: E402
 from ops import conv_out_size_same  # noqa: E402
 from utils import UserError  # noqa: E402
-
-CONFIGS = {
-    "celebA": dict(output_height=64, output_width=64, c_dim=3, y_dim=None),
-    "mnist": dict(output_height=28, output_width=28, c_dim=1, y_dim=10),
-}
-
 
 def model_layers(graph, scope):
   """(layer name, weight shape, low-resolution side (h, w) or None) per layer under scope/.
@@ -141,19 +136,8 @@ def main():
                   seed=0, precision=args.precision, **shape)
     sess.run(model.init_op)
     g_f, d_f, flops = iteration_flops(model)
-    low, high = model.value_range
-    images = rng.uniform(low, high, (args.batch_size, shape["output_height"], shape["output_width"],
-                                     shape["c_dim"])).astype(np.float32)
-    labels = np.eye(10, dtype=np.float32)[rng.randint(10, size=args.batch_size)] if shape["y_dim"] else None
-    z = rng.uniform(-1, 1, (args.batch_size, model.z_dim)).astype(np.float32)
-    feed = model.feed(z, labels, images)
-    for _ in range(args.warmup):
-      model.train_step(feed, summarize=False)
-    times = []
-    for _ in range(args.steps):
-      start = time.perf_counter()
-      losses = model.train_step(feed, summarize=False)
-      times.append(time.perf_counter() - start)
+    times, losses = time_iterations(model, synthetic_feed(model, args.batch_size, rng),
+                                    args.warmup, args.steps)
   s_per_iter = float(np.median(times))
   achieved = flops / s_per_iter / 1e9
   result = {

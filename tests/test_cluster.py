@@ -6,7 +6,6 @@ import glob
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -24,22 +23,11 @@ MNIST = ["--dataset", "mnist", "--input_height", "28", "--output_height", "16", 
          "--intra_op_threads", "1", "--data_workers", "1"]
 
 
-def free_ports(count):
-  sockets = [socket.socket() for _ in range(count)]
-  try:
-    for sock in sockets:
-      sock.bind(("127.0.0.1", 0))
-    return [sock.getsockname()[1] for sock in sockets]
-  finally:
-    for sock in sockets:
-      sock.close()
-
-
 class Workers(object):
   """Two main.py workers; worker i writes its output to logs/worker<i>.{out,err}."""
 
   def __init__(self, tmp_path, args, per_worker=None, env=None):
-    self.hosts = ",".join("127.0.0.1:%d" % port for port in free_ports(2))
+    self.hosts = ",".join("127.0.0.1:%d" % port for port in cluster_module.free_local_ports(2))
     self.logs = tmp_path / "logs"
     self.logs.mkdir(exist_ok=True)
     self.procs = []
