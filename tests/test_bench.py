@@ -18,18 +18,11 @@ import train_speed  # noqa: E402
 
 
 def test_data_pipeline_bench_reports_its_fields(tmp_path):
-  results = str(tmp_path / "results.jsonl")
-  proc = subprocess.run(
-      [sys.executable, os.path.join(PROJECT_DIR, "bench", "data_pipeline.py"), "--images", "24",
-       "--steps", "2", "--batch_size", "4", "--input_height", "32", "--output_height", "16",
-       "--filters", "4", "--results", results],
-      stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, timeout=600,
-      env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"))
-  assert proc.returncode == 0, proc.stderr[-2000:]
+  out, result = run_bench(tmp_path, "data_pipeline.py", "--images", "24", "--steps", "2",
+                          "--batch_size", "4", "--input_height", "32", "--output_height", "16",
+                          "--filters", "4")
   for field in ("matmul peak", "cold_1_thread", "cold_2_threads", "cached", "s/step", "waiting for data"):
-    assert field in proc.stdout
-  (line,) = open(results).read().splitlines()
-  result = json.loads(line)
+    assert field in out
   assert result["train"]["steps"] == 2 and result["config"]["images"] == 24
   assert set(result["loader_images_per_s"]) == {"cold_1_thread", "cold_2_threads", "cached"}
   assert all(v > 0 for v in result["loader_images_per_s"].values())
@@ -38,16 +31,22 @@ def test_data_pipeline_bench_reports_its_fields(tmp_path):
   assert result["machine"]["fp32_matmul_peak_gflops"] > 0
 
 
-def run_train_speed(tmp_path, *args):
-  results = str(tmp_path / "speed.jsonl")
+def run_bench(tmp_path, script, *args, timeout=600):
+  """Run bench/<script> with --results in tmp_path; (stdout, its one JSON result line)."""
+  results = str(tmp_path / (script + ".jsonl"))
   proc = subprocess.run(
-      [sys.executable, os.path.join(PROJECT_DIR, "bench", "train_speed.py"), "--steps", "2", "--warmup",
-       "1", "--batch_size", "4", "--filters", "4", "--fc", "16", "--results", results] + list(args),
-      stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, timeout=600,
+      [sys.executable, os.path.join(PROJECT_DIR, "bench", script)] + list(args)
+      + ["--results", results],
+      stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, timeout=timeout,
       env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"))
-  assert proc.returncode == 0, proc.stderr[-2000:]
+  assert proc.returncode == 0, proc.stderr[-3000:]
   (line,) = open(results).read().splitlines()
   return proc.stdout, json.loads(line)
+
+
+def run_train_speed(tmp_path, *args):
+  return run_bench(tmp_path, "train_speed.py", "--steps", "2", "--warmup", "1", "--batch_size",
+                   "4", "--filters", "4", "--fc", "16", *args)
 
 
 @pytest.mark.parametrize("config", ["celebA", "mnist"])
@@ -121,16 +120,9 @@ def test_bf16_is_refused_without_hardware_support(monkeypatch):
 
 
 def test_layer_speed_bench_times_every_conv_kernel_of_the_model(tmp_path):
-  results = str(tmp_path / "layers.jsonl")
-  proc = subprocess.run(
-      [sys.executable, os.path.join(PROJECT_DIR, "bench", "layer_speed.py"), "--config", "mnist",
-       "--batch_size", "4", "--repeats", "1", "--results", results],
-      stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, timeout=600,
-      env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"))
-  assert proc.returncode == 0, proc.stderr[-2000:]
-  assert "matmul peak: fp32" in proc.stdout and "kernel plan" in proc.stdout
-  (line,) = open(results).read().splitlines()
-  result = json.loads(line)
+  out, result = run_bench(tmp_path, "layer_speed.py", "--config", "mnist", "--batch_size", "4",
+                          "--repeats", "1")
+  assert "matmul peak: fp32" in out and "kernel plan" in out
   layers = {(row["layer"], row["kernel"]): row for row in result["layers"]}
   names = ["generator/g_h2", "generator/g_h3", "discriminator/d_h0_conv", "discriminator/d_h1_conv"]
   assert set(layers) == {(n, k) for n in names for k in ("forward", "data", "weights")}
@@ -141,23 +133,17 @@ def test_layer_speed_bench_times_every_conv_kernel_of_the_model(tmp_path):
   for row in result["layers"]:
     assert row["gflops"]["float32"] > 0 and row["gflops"]["plan"] > 0
     assert ("bfloat16" in row["gflops"]) == cpu_supports_bf16()
-    assert "%s " % row["layer"] in proc.stdout
+    assert "%s " % row["layer"] in out
 
 
 def test_scaling_bench_reports_two_workers_against_one_process_and_the_projection(tmp_path):
   # (the virtual-device layout is the MirroredStrategy of tests/test_distribute.py; left out
   # here to keep the suite's time)
-  results = str(tmp_path / "scaling.jsonl")
-  proc = subprocess.run(
-      [sys.executable, os.path.join(PROJECT_DIR, "bench", "scaling.py"), "--configs", "mnist",
-       "--layouts", "workers", "--steps", "1", "--warmup", "1", "--batch_size", "4",
-       "--filters", "4", "--fc", "16", "--results", results],
-      stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, timeout=900,
-      env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"))
-  assert proc.returncode == 0, proc.stderr[-3000:]
-  assert "2-worker efficiency >= 0.70" in proc.stdout and "64 GPUs, 100 Gb/s" in proc.stdout
-  (line,) = open(results).read().splitlines()
-  model = json.loads(line)["models"]["mnist"]
+  out, result = run_bench(tmp_path, "scaling.py", "--configs", "mnist", "--layouts", "workers",
+                          "--steps", "1", "--warmup", "1", "--batch_size", "4", "--filters", "4",
+                          "--fc", "16", timeout=900)
+  assert "2-worker efficiency >= 0.70" in out and "64 GPUs, 100 Gb/s" in out
+  model = result["models"]["mnist"]
   layouts = model["layouts"]
   assert sorted(layouts) == ["single", "workers"]  # single always, as the efficiency's base
   assert [layouts[l]["replicas"] for l in ("single", "workers")] == [1, 2]
