@@ -34,6 +34,7 @@ hardware.configure()  # oneDNN decided before TensorFlow loads
 import tensorflow.compat.v1 as tf  # noqa: E402
 from tqdm import tqdm  # noqa: E402
 
+import cluster as cluster_module  # noqa: E402
 from dataset import data_channels, open_dataset, prefetch  # noqa: E402
 from hardware import cpu_supports_bf16, kernel_plan, use_plan  # noqa: E402
 from ops import (batch_norm, conv2d, conv_out_size_same, deconv2d, deferred_batch_norm_updates,  # noqa: E402
@@ -669,8 +670,8 @@ class DCGAN(object):
     """Several workers: every run bounded, so a worker that stops answering is noticed."""
     if self.cluster is None or not self.cluster.distributed:
       return None
-    from cluster import FIRST_STEP_TIMEOUT, STEP_TIMEOUT
-    return tf.RunOptions(timeout_in_ms=1000 * (FIRST_STEP_TIMEOUT if first else STEP_TIMEOUT))
+    seconds = cluster_module.FIRST_STEP_TIMEOUT if first else cluster_module.STEP_TIMEOUT
+    return tf.RunOptions(timeout_in_ms=1000 * seconds)
 
   def discriminator(self, image, y=None, reuse=False, train=True, layers=None):
     """D; with train=False batch norm uses its moving statistics.
@@ -817,7 +818,6 @@ class DCGAN(object):
       if prepare is not None:
         prepare()
       return self._train(config)
-    import cluster as cluster_module
     try:
       self.join_cluster(config)
       if prepare is not None:
