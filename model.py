@@ -37,8 +37,8 @@ from tqdm import tqdm  # noqa: E402
 import cluster as cluster_module  # noqa: E402
 from dataset import data_channels, open_dataset, prefetch  # noqa: E402
 from hardware import cpu_supports_bf16, kernel_plan, use_plan  # noqa: E402
-from ops import (batch_norm, conv2d, conv_out_size_same, deconv2d, deferred_batch_norm_updates,  # noqa: E402
-                 flatten, linear, lrelu)
+from ops import (batch_norm, complete_gradients, conv2d, conv_out_size_same, deconv2d,  # noqa: E402
+                 deferred_batch_norm_updates, flatten, gathered_weight_gradients, linear, lrelu)
 from utils import UserError, image_manifold_size, save_images  # noqa: E402
 
 Z_DISTRIBUTIONS = ("normal01", "uniform_signed", "uniform_unsigned")
@@ -224,8 +224,50 @@ def scalar_summary(tag, value):
   return tf.raw_ops.ScalarSummary(tags=tag, values=value, name=tag + "_summary")
 
 
+class AdamOptimizer(tf.train.AdamOptimizer):
+  """TF1's Adam (same slots, same names), whose cross-replica step all-reduces only the
+  gradients that are one replica's part: those of complete_gradients() (ops.py,
+  gathered_weight_gradients) are already the sum over all replicas, the same on each, and
+  each replica applies its own."""
+
+  def _distributed_apply(self, distribution, grads_and_vars, global_step=None, name=None):
+    complete = complete_gradients()
+    grads_and_vars = list(grads_and_vars)
+    if any(v.name in complete for _, v in grads_and_vars):
+      distribution = _ReducingOnly(distribution, complete)
+    return tf.train.AdamOptimizer._distributed_apply(self, distribution, grads_and_vars,
+                                                      global_step, name)
+
+
+class _ReducingOnly(object):
+  """A tf.distribute strategy whose extended.batch_reduce_to leaves the gradients of the named
+  variables as they are (each replica keeps its own); everything else is the strategy's."""
+
+  def __init__(self, strategy, complete):
+    self._strategy, self._complete = strategy, complete
+    self.extended = _ReducingOnlyExtended(strategy.extended, complete)
+
+  def __getattr__(self, name):
+    return getattr(self._strategy, name)
+
+
+class _ReducingOnlyExtended(object):
+
+  def __init__(self, extended, complete):
+    self._extended, self._complete = extended, complete
+
+  def __getattr__(self, name):
+    return getattr(self._extended, name)
+
+  def batch_reduce_to(self, reduce_op, value_destination_pairs, options=None):
+    pairs = list(value_destination_pairs)
+    partial = [(g, v) for g, v in pairs if v.name not in self._complete]
+    reduced = iter(self._extended.batch_reduce_to(reduce_op, partial, options) if partial else ())
+    return [g if v.name in self._complete else next(reduced) for g, v in pairs]
+
+
 def adam_update(loss, var_list, learning_rate, beta1, loss_scaling=False, scale_scope=None,
-                initial_loss_scale=2 ** 15):
+                initial_loss_scale=2 ** 15, gate_gradients=tf.train.Optimizer.GATE_OP):
   """(Adam's update of var_list for loss, loss-scaling tensors or {}).
 
   With loss_scaling (fp16) the update goes through TensorFlow's
@@ -238,10 +280,13 @@ def adam_update(loss, var_list, learning_rate, beta1, loss_scaling=False, scale_
   step is counted in scale_scope/skipped_steps.  The dict holds 'finite'
   (this run's gradients were applied), 'scale' (the scale after the run) and
   'skipped' (the count after it), all read by the run that updates.
+  gate_gradients: TF1's GATE_OP by default (as minimize(): an op's input gradients wait for
+  each other); GATE_NONE lets a layer's input gradient go on without its weight gradient
+  (same values), which gathered weight gradients need to overlap the backward pass.
   """
-  adam = tf.train.AdamOptimizer(learning_rate, beta1=beta1)
+  adam = AdamOptimizer(learning_rate, beta1=beta1)
   if not loss_scaling:
-    return adam.minimize(loss, var_list=var_list), {}
+    return adam.minimize(loss, var_list=var_list, gate_gradients=gate_gradients), {}
   with tf.variable_scope(scale_scope):
     loss_scale = tf.mixed_precision.DynamicLossScale(initial_loss_scale=initial_loss_scale)
     skipped = tf.get_variable('skipped_steps', [], tf.int64, tf.zeros_initializer(),
@@ -251,7 +296,8 @@ def adam_update(loss, var_list, learning_rate, beta1, loss_scaling=False, scale_
   # whose name scope would otherwise rename beta1_power and beta2_power (cond_1/beta1_power).
   adam._create_slots(var_list)  # pylint: disable=protected-access
   scaled = tf.mixed_precision.MixedPrecisionLossScaleOptimizer(adam, loss_scale)
-  grads_and_vars = scaled.compute_gradients(loss, var_list=var_list)
+  grads_and_vars = scaled.compute_gradients(loss, var_list=var_list,
+                                            gate_gradients=gate_gradients)
   finite = tf.reduce_all([tf.reduce_all(tf.is_finite(g)) for g, _ in grads_and_vars
                           if g is not None], name=scale_scope + '/finite')
   apply = scaled.apply_gradients(grads_and_vars)
@@ -300,7 +346,7 @@ class DCGAN(object):
                sample_dir='samples', out_dir='./out', data_dir='./data',
                learning_rate=0.0002, beta1=0.5, z_dist='uniform_signed', seed=None,
                G_img_sum=False, data=None, precision='fp32', initial_loss_scale=2 ** 15,
-               cluster=None):
+               cluster=None, gather_gradients=None):
     """
     Args (as in the original):
       sess: the tf.Session whose graph the model is built in.
@@ -335,6 +381,11 @@ class DCGAN(object):
         the original's graph).  Every replica runs the step on batch_size images; gradients
         are averaged over replicas before each Adam update (README, "Training on several GPUs
         or machines").
+      gather_gradients: several replicas: compute the large linear layers' weight gradients
+        from every replica's all-gathered factors instead of all-reducing them
+        (ops.gathered_weight_gradients; the same sums, fewer bytes).  None: when there are
+        several workers (across machines the network is what limits; on one machine the
+        devices' all-reduce costs less than the larger products).
     """
     self.sess = sess
     self.crop = crop
@@ -375,6 +426,9 @@ class DCGAN(object):
     self.counter = 0
     self.strategy = cluster.strategy if cluster is not None else None
     self.replicas = cluster.num_replicas if cluster is not None else 1
+    if gather_gradients is None:
+      gather_gradients = cluster is not None and cluster.num_workers > 1
+    self.gather_gradients = bool(gather_gradients) and self.replicas > 1
     # The conditional generator ends in a sigmoid, the unconditional one in tanh.
     self.value_range = (0.0, 1.0) if y_dim else (-1.0, 1.0)
 
@@ -476,13 +530,20 @@ class DCGAN(object):
     t = {}
     # Several replicas: batch norm's moving-average updates (each an all-reduce) join the
     # update ops of the runs that compute them instead of holding up the layers' outputs.
+    # With gather_gradients, the large linear layers' weight gradients are computed from
+    # every replica's factors (ops.gathered_weight_gradients): G's layers are passed once
+    # per loss, D's twice (real and fake).
     defer = deferred_batch_norm_updates if self.replicas > 1 else contextlib.nullcontext
-    with defer() as g_updates:
+    if self.gather_gradients:
+      gathered = lambda calls: gathered_weight_gradients(self.replicas, calls * self.batch_size)
+    else:
+      gathered = lambda calls: contextlib.nullcontext()
+    with defer() as g_updates, gathered(1):
       t['G'] = self.generator(z, y)
-    with defer() as d_real_updates:
+    with defer() as d_real_updates, gathered(2):
       t['D'], t['D_logits'] = self.discriminator(inputs, y, reuse=False)
     t['sampler'] = self.generator(self.z, self.y, train=False)
-    with defer() as d_fake_updates:
+    with defer() as d_fake_updates, gathered(2):
       t['D_'], t['D_logits_'] = self.discriminator(t['G'], y, reuse=True)
     # D's convolutional features of the inputs (inference mode), each max-pooled
     # to 4x4 and concatenated: the paper's features for a linear classifier.
@@ -517,12 +578,16 @@ class DCGAN(object):
     d_loss, g_loss = t['d_loss'], t['g_loss']
     if self.replicas > 1:
       d_loss, g_loss = d_loss / self.replicas, g_loss / self.replicas
+    # (Gathered weight gradients: no gating, or every layer's input gradient would wait for
+    # its weight gradient's all-gathers, and G's updates would run D's, which they discard.)
+    gate = (tf.train.Optimizer.GATE_NONE if self.gather_gradients
+            else tf.train.Optimizer.GATE_OP)
     t['d_optim'], t['d_scaling'] = adam_update(d_loss, t['d_vars'], self.learning_rate,
                                                self.beta1, scaling, SCALE_SCOPES[0],
-                                               self.initial_loss_scale)
+                                               self.initial_loss_scale, gate)
     t['g_optim'], t['g_scaling'] = adam_update(g_loss, t['g_vars'], self.learning_rate,
                                                self.beta1, scaling, SCALE_SCOPES[1],
-                                               self.initial_loss_scale)
+                                               self.initial_loss_scale, gate)
     if self.replicas > 1:
       # the updates each run made on one device: D's run passes G, D(real) and D(fake); G's
       # runs pass G and D(fake)

@@ -81,13 +81,16 @@ cpu = tf2.config.list_physical_devices("CPU")[0]
 tf2.config.set_logical_device_configuration(cpu, [tf2.config.LogicalDeviceConfiguration()] * 2)
 import tensorflow.compat.v1 as tf
 import cluster as cluster_module
+import ops
 from model import DCGAN, session_config
 
 B = 4
 kwargs = dict(batch_size=B, sample_num=B, output_height=16, output_width=16, gf_dim=4, df_dim=4,
               gfc_dim=16, dfc_dim=16, z_dim=8, seed=5, learning_rate=0.01)
 if conditional:
-  kwargs.update(y_dim=10, c_dim=1, dataset_name="mnist")
+  # and with the large linear layers' weight gradients from all-gathered factors (as several
+  # workers compute them): dfc_dim 32 makes d_h2_lin's Matrix (234 x 32) larger than them
+  kwargs.update(y_dim=10, c_dim=1, dataset_name="mnist", dfc_dim=32)
 else:
   kwargs.update(c_dim=3, dataset_name="faces", input_height=16, input_width=16)
 rng = np.random.RandomState(1)
@@ -111,8 +114,9 @@ layout = cluster_module.parse_layout("cpu:0,cpu:1")
 cluster = cluster_module.Cluster(layout)
 with tf.Graph().as_default():
   sess = tf.Session(config=cluster.session_config(session_config()))
-  model = DCGAN(sess, cluster=cluster, **kwargs)
+  model = DCGAN(sess, cluster=cluster, gather_gradients=conditional, **kwargs)
   result["replicas"] = model.replicas
+  result["gathered"] = sorted(ops.complete_gradients())
   result["names"] = sorted(v.op.name for v in model.all_vars)
   sess.run(model.init_op)
   for v in model.all_vars:
@@ -180,6 +184,11 @@ def run_child(script, *args, timeout=600):
 def test_two_replicas_average_gradients_stay_identical_and_keep_single_device_names(model):
   result = run_child(DCGAN_ON_TWO_REPLICAS, model)
   assert result["replicas"] == 2
+  if model == "conditional":  # D's and G's large Matrix gradients came from gathered factors
+    assert {"discriminator/d_h2_lin/Matrix:0", "generator/g_h1_lin/Matrix:0"} <= set(
+        result["gathered"]), result["gathered"]
+  else:
+    assert result["gathered"] == []
   assert result["names"] == result["single_names"]  # checkpoints: the single-device names
   assert not any("replica" in name for name in result["names"])
   assert result["differ"] == []  # after a D update and three iterations, every copy is equal
