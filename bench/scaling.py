@@ -17,9 +17,14 @@ layouts the bytes all-reduced per iteration and the time the chief's collectives
 read from one traced iteration (RunMetadata step stats: every Collective* node's bytes and
 the union of their execution intervals).
 
+After the run every replica's copy of the variables is compared (a digest per copy, every
+worker): they must be identical, bit for bit.
+
 The projection: synchronous data parallelism over N GPUs with a ring all-reduce moves
 2 (N - 1) / N x S bytes per GPU per iteration (S: the gradient bytes all-reduced, from the
-graph); at a link bandwidth B that is t = 2 (N - 1) / N x S / B without overlap.  Speed-up
+graph), except that several workers gather the factors of a linear layer's weight gradient
+where they are fewer numbers (ops.gathers_factors at that N): (N - 1) x rows x (in + out)
+per GPU instead; at a link bandwidth B the bytes M take t = M / B without overlap.  Speed-up
 over one GPU is N x T / (T + t) for a step time T; the table gives it for T = the step
 time measured here (single) and for the T that would keep 90% efficiency (T = 9 t), for
 8 and 64 GPUs at 25 and 100 Gb/s.  No GPU was used: it is arithmetic on measured inputs.
@@ -47,11 +52,13 @@ TIMEOUT = 1800
 # ---------------------------------------------------------------------------------------------
 # one measurement (a child process)
 
-def collective_trace(run_metadata, graph):
-  """(bytes, seconds) of a run's Collective* nodes: input bytes from the graph, and the union
-  of their [start, end] intervals (several may overlap each other)."""
+def collective_trace(run_metadata, graph, replicas):
+  """(all-reduced bytes, all-gathered bytes, seconds) of a run's Collective* nodes: input
+  bytes from the graph (one replica's part, for a gather), and the union of their
+  [start, end] intervals (several may overlap each other)."""
   import numpy as np
-  total_bytes, intervals = 0, []
+  total_bytes = {"Reduce": 0, "Gather": 0}
+  intervals = []
   for device in run_metadata.step_stats.dev_stats:
     for node in device.node_stats:
       name = node.node_name.split(":")[0]
@@ -59,12 +66,19 @@ def collective_trace(run_metadata, graph):
         op = graph.get_operation_by_name(name)
       except KeyError:
         continue
-      if not op.type.startswith("Collective") or "Reduce" not in op.type:
+      kind = [k for k in total_bytes if k in op.type]
+      if not op.type.startswith("Collective") or not kind:
+        continue
+      if kind[0] == "Gather":
+        # its input's batch size is known at run time only: the traced output, all replicas'
+        for output in node.output[:1]:
+          dims = [d.size for d in output.tensor_description.shape.dim]
+          total_bytes["Gather"] += int(np.prod(dims)) * op.outputs[0].dtype.size // replicas
         continue
       for tensor in op.inputs[:1]:
         shape = tensor.shape.as_list()
         if None not in shape:
-          total_bytes += int(np.prod(shape)) * tensor.dtype.size
+          total_bytes[kind[0]] += int(np.prod(shape)) * tensor.dtype.size
       start = node.all_start_micros
       intervals.append((start, start + max(node.all_end_rel_micros, node.op_end_rel_micros)))
   busy, end = 0, None
@@ -75,7 +89,25 @@ def collective_trace(run_metadata, graph):
     elif b > end:
       busy += b - end
       end = b
-  return total_bytes, busy / 1e6
+  return total_bytes["Reduce"], total_bytes["Gather"], busy / 1e6
+
+
+def fingerprints(sess, model):
+  """A digest of every variable's value per local replica (its copies)."""
+  import hashlib
+  local = lambda var: (list(model.strategy.experimental_local_results(var))
+                       if model.strategy is not None else [var])
+  digests = [hashlib.sha256() for _ in local(model.all_vars[0])]
+  for var in sorted(model.all_vars, key=lambda v: v.op.name):
+    for digest, value in zip(digests, sess.run(local(var))):
+      digest.update(var.op.name.encode() + value.tobytes())
+  return [digest.hexdigest() for digest in digests]
+
+
+def linear_layers(model):
+  """[(network, size_in, size_out)] of the model's linear layers ('d' or 'g')."""
+  return [(v.op.name[0], int(v.shape[0]), int(v.shape[1]))
+          for v in model.d_vars + model.g_vars if v.op.name.endswith("_lin/Matrix")]
 
 
 def child(args):
@@ -117,7 +149,7 @@ def child(args):
       sess.run(model.init_op)
     feed = synthetic_feed(model, args.batch_size * local, rng)
     times, _ = time_iterations(model, feed, args.warmup, args.steps)
-    traced = {"bytes": 0, "seconds": 0.0}
+    traced = {"bytes": 0, "gathered": 0, "seconds": 0.0}
     if model.strategy is not None:
       options = tf.RunOptions(trace_level=tf.RunOptions.FULL_TRACE)
       if cluster.distributed:
@@ -129,18 +161,28 @@ def child(args):
           [model.stop_votes] if cluster.distributed else [])):
         metadata = tf.RunMetadata()
         sess.run(fetch, traced_feed, options=options, run_metadata=metadata)
-        nbytes, seconds = collective_trace(metadata, sess.graph)
-
+        nbytes, gathered, seconds = collective_trace(metadata, sess.graph, cluster.num_replicas)
         traced["bytes"] += nbytes // local  # each local replica all-reduces the same amount
+        traced["gathered"] += gathered // local
         traced["seconds"] += seconds
     grads = {"d": sum(int(np.prod(v.shape.as_list())) for v in model.d_vars) * 4,
              "g": sum(int(np.prod(v.shape.as_list())) for v in model.g_vars) * 4}
+    import ops
+    complete = ops.complete_gradients()
+    # the Matrix gradients computed from gathered factors instead (one D and two G updates)
+    gathered_matrices = sum(int(np.prod(v.shape.as_list())) * 4 * (1 if v in model.d_vars else 2)
+                            for v in model.d_vars + model.g_vars if v.name in complete)
+    digests = fingerprints(sess, model)
+    layers = linear_layers(model)
   s_per_iter = float(np.median(times))
   result = {"layout": args.layout, "task": args.task, "replicas": cluster.num_replicas,
             "s_per_iter": s_per_iter,
             "images_per_s": args.batch_size * cluster.num_replicas / s_per_iter,
-            "collective_bytes": traced["bytes"], "collective_seconds": traced["seconds"],
-            "gradient_bytes_per_iteration": grads["d"] + 2 * grads["g"]}
+            "collective_bytes": traced["bytes"], "gathered_bytes": traced["gathered"],
+            "collective_seconds": traced["seconds"],
+            "gradient_bytes_per_iteration": grads["d"] + 2 * grads["g"],
+            "gathered_gradient_bytes_per_iteration": gathered_matrices,
+            "linear_layers": layers, "fingerprints": digests}
   with open(args.out, "w") as f:
     json.dump(result, f)
   return 0
@@ -168,6 +210,8 @@ def measure(layout, config, args):
       if proc.returncode != 0:
         raise RuntimeError("%s on %s failed:\n%s" % (layout, config, err[-3000:]))
       results.append(json.load(open(out)))
+    # after the same steps every replica's copy of the variables is the same, bit for bit
+    results[0]["copies_identical"] = len({d for r in results for d in r["fingerprints"]}) == 1
     return results[0]
   finally:
     for _, proc in procs:
@@ -176,12 +220,29 @@ def measure(layout, config, args):
         proc.wait(timeout=30)
 
 
-def projection(step_seconds, gradient_bytes):
+def collective_bytes_per_gpu(gpus, gradient_bytes, layers, batch):
+  """Bytes each of `gpus` replicas moves per iteration (one D and two G updates): a ring
+  all-reduce of every gradient, 2 (N - 1) / N of its bytes, except the linear layers that
+  gather their factors at that N (ops.gathers_factors; D's pass twice per loss, G's once),
+  whose ring all-gather moves (N - 1) x rows x (in + out) numbers."""
+  import ops
+  reduced, gathered = gradient_bytes, 0.0
+  for network, size_in, size_out in layers:
+    updates, rows = (1, 2 * batch) if network == "d" else (2, batch)
+    if ops.gathers_factors(gpus, rows, size_in, size_out):
+      reduced -= updates * size_in * size_out * 4
+      gathered += updates * (gpus - 1) * rows * (size_in + size_out) * 4
+  return 2.0 * (gpus - 1) / gpus * reduced + gathered
+
+
+def projection(step_seconds, gradient_bytes, layers, batch):
   rows = []
   for gpus in (8, 64):
     for gbits in (25, 100):
-      comm = 2.0 * (gpus - 1) / gpus * gradient_bytes / (gbits * 1e9 / 8)
-      rows.append({"gpus": gpus, "gbit_per_s": gbits, "allreduce_seconds": comm,
+      moved = collective_bytes_per_gpu(gpus, gradient_bytes, layers, batch)
+      comm = moved / (gbits * 1e9 / 8)
+      rows.append({"gpus": gpus, "gbit_per_s": gbits, "bytes_per_gpu": moved,
+                   "allreduce_seconds": comm,
                    "speedup_at_measured_step": gpus * step_seconds / (step_seconds + comm),
                    "step_seconds_for_90_percent": 9 * comm})
   return rows
@@ -228,34 +289,45 @@ def main():
     result["models"][config] = {
         "layouts": rows,
         "projection": projection(rows["single"]["s_per_iter"],
-                                 rows["single"]["gradient_bytes_per_iteration"])}
+                                 rows["single"]["gradient_bytes_per_iteration"],
+                                 rows["single"]["linear_layers"], args.batch_size)}
   print()
   print_machine(described)
   targets = {"celebA": 0.9, "mnist": 0.7}
   for config, model in result["models"].items():
     print("\n%s (batch %d per replica):" % (config, args.batch_size))
-    print("  %-8s %8s %9s %10s %11s %14s %14s" % ("layout", "replicas", "s/iter", "images/s",
-                                                  "efficiency", "MB allreduced", "collectives s"))
+    print("  %-8s %8s %9s %10s %11s %14s %12s %14s" % (
+        "layout", "replicas", "s/iter", "images/s", "efficiency", "MB allreduced",
+        "MB gathered", "collectives s"))
     for layout, row in model["layouts"].items():
       # MirroredStrategy on one CPU reduces by copies and adds, not collective ops: no trace
-      traced = ("%14.1f %14.3f" % (row["collective_bytes"] / 1e6, row["collective_seconds"])
-                if layout == "workers" else "%14s %14s" % ("-", "-"))
+      traced = ("%14.1f %12.1f %14.3f" % (row["collective_bytes"] / 1e6,
+                                          row["gathered_bytes"] / 1e6, row["collective_seconds"])
+                if layout == "workers" else "%14s %12s %14s" % ("-", "-", "-"))
       print("  %-8s %8d %9.3f %10.1f %11.2f %s" % (
           layout, row["replicas"], row["s_per_iter"], row["images_per_s"], row["efficiency"],
           traced))
     if "workers" in model["layouts"]:
-      eff = model["layouts"]["workers"]["efficiency"]
+      workers = model["layouts"]["workers"]
+      print("  the two workers' variables after the run: %s" % (
+          "identical" if workers["copies_identical"] else "DIFFERENT"))
+      if workers["gathered_gradient_bytes_per_iteration"]:
+        print("  (%.1f MB of the workers' gradients came from %.1f MB of gathered factors)" % (
+            workers["gathered_gradient_bytes_per_iteration"] / 1e6,
+            workers["gathered_bytes"] / 1e6))
+      eff = workers["efficiency"]
       model["target"] = {"workers_efficiency": targets[config],
                          "met": bool(eff >= targets[config])}
       print("  target: 2-worker efficiency >= %.2f: %s (%.2f)"
             % (targets[config], "met" if eff >= targets[config] else "NOT met", eff))
     grad = model["layouts"]["single"]["gradient_bytes_per_iteration"]
-    print("  projection (ring all-reduce of %.1f MB of gradients per iteration, no overlap):"
-          % (grad / 1e6))
+    print("  projection (%.1f MB of gradients per iteration: ring all-reduce, or ring "
+          "all-gather of the linear layers' factors where fewer; no overlap):" % (grad / 1e6))
     for row in model["projection"]:
-      print("    %2d GPUs, %3d Gb/s: all-reduce %.3f s/iter; speed-up %.1f at this step time "
-            "(%.3f s); 90%% efficiency needs steps >= %.3f s"
-            % (row["gpus"], row["gbit_per_s"], row["allreduce_seconds"],
+      print("    %2d GPUs, %3d Gb/s: %5.1f MB per GPU, %.3f s/iter; speed-up %.1f at this step "
+            "time (%.3f s); 90%% efficiency needs steps >= %.3f s"
+            % (row["gpus"], row["gbit_per_s"], row["bytes_per_gpu"] / 1e6,
+               row["allreduce_seconds"],
                row["speedup_at_measured_step"], model["layouts"]["single"]["s_per_iter"],
                row["step_seconds_for_90_percent"]))
   append_result(args.results or RESULTS, result)

@@ -149,10 +149,32 @@ def test_scaling_bench_reports_two_workers_against_one_process_and_the_projectio
   assert [layouts[l]["replicas"] for l in ("single", "workers")] == [1, 2]
   assert layouts["single"]["efficiency"] == 1.0
   assert all(row["images_per_s"] > 0 for row in layouts.values())
-  # the two workers all-reduced at least one D and two G gradients' worth in the traced iteration
-  assert layouts["workers"]["collective_bytes"] >= layouts["single"]["gradient_bytes_per_iteration"]
-  assert layouts["workers"]["collective_seconds"] > 0
+  workers = layouts["workers"]
+  # in the traced iteration the two workers all-reduced one D and two G gradients' worth, but
+  # for the linear layers' weight gradients they made from gathered factors instead
+  assert workers["gathered_gradient_bytes_per_iteration"] > 0 and workers["gathered_bytes"] > 0
+  assert workers["collective_bytes"] >= (layouts["single"]["gradient_bytes_per_iteration"]
+                                         - workers["gathered_gradient_bytes_per_iteration"])
+  assert workers["collective_seconds"] > 0
+  assert workers["copies_identical"] is True  # both workers' variables, bit for bit
   assert isinstance(model["target"]["met"], bool)
   assert [(row["gpus"], row["gbit_per_s"]) for row in model["projection"]] == [
       (8, 25), (8, 100), (64, 25), (64, 100)]
   assert all(0 < row["speedup_at_measured_step"] <= row["gpus"] for row in model["projection"])
+  assert all(row["bytes_per_gpu"] > 0 for row in model["projection"])
+
+
+def test_scaling_projection_counts_gathered_factors_only_where_they_are_fewer():
+  import scaling
+  # MNIST's two large layers: G's g_h1_lin (one pass per loss, two G updates per iteration) and
+  # D's d_h2_lin (two passes, one D update); batch 64 per GPU
+  g, d = (1034, 6272), (3636, 1024)
+  layers = [("g",) + g, ("d",) + d]
+  total = 4 * (2 * g[0] * g[1] + d[0] * d[1])
+  # 64 GPUs: all the replicas' factors outnumber both gradients, so both are all-reduced
+  assert scaling.collective_bytes_per_gpu(64, total, layers, 64) == pytest.approx(
+      2 * 63 / 64 * total)
+  # 8 GPUs: G's factors (8 x 64 x 7306) are fewer than its 6.5 M gradient, D's (8 x 128 x
+  # 4660) are not: G's two updates all-gather, each GPU receiving 7 other GPUs' factors
+  assert scaling.collective_bytes_per_gpu(8, total, layers, 64) == pytest.approx(
+      2 * 7 / 8 * 4 * d[0] * d[1] + 2 * 7 * 64 * (g[0] + g[1]) * 4)
