@@ -45,6 +45,16 @@ def _seconds(name, default):
 STEP_TIMEOUT = _seconds(STEP_TIMEOUT_VARIABLE, 45)
 FIRST_STEP_TIMEOUT = max(300, STEP_TIMEOUT)
 
+# Several workers compute the large linear layers' weight gradients from all-gathered factors
+# (model.DCGAN's gather_gradients); DCGAN_GATHER_GRADIENTS=0 all-reduces them instead, for
+# workers whose machines might round the same product differently (different CPU or GPU kinds).
+GATHER_GRADIENTS_VARIABLE = "DCGAN_GATHER_GRADIENTS"
+
+
+def gather_gradients_default(environ=None):
+  return (os.environ if environ is None else environ).get(GATHER_GRADIENTS_VARIABLE, "1") != "0"
+
+
 # What a collective raises when a peer is gone (connection reset, refused) or silent (the
 # step's deadline passed); model.DCGAN.train turns them into one sentence.
 LOST_WORKER_ERRORS = (tf.errors.UnavailableError, tf.errors.DeadlineExceededError,

@@ -316,10 +316,11 @@ SCALE_SCOPES = ('d_loss_scale', 'g_loss_scale')
 AGREED_FIELDS = ("dataset", "images", "batch_size", "input_height", "input_width",
                  "output_height", "output_width", "crop", "c_dim", "y_dim", "z_dim", "z_dist",
                  "filters", "train_size", "epoch", "learning_rate", "beta1", "precision", "seed",
-                 "replicas")
+                 "replicas", "gathered")
 AGREED_FIELD_NAMES = {"images": "datasets (their numbers of images differ)",
                       "c_dim": "image channels", "y_dim": "labels",
-                      "filters": "network sizes", "replicas": "numbers of local devices"}
+                      "filters": "network sizes", "replicas": "numbers of local devices",
+                      "gathered": "DCGAN_GATHER_GRADIENTS"}
 
 
 def field_hash(value):
@@ -385,7 +386,8 @@ class DCGAN(object):
         from every replica's all-gathered factors instead of all-reducing them
         (ops.gathered_weight_gradients; the same sums, fewer bytes).  None: when there are
         several workers (across machines the network is what limits; on one machine the
-        devices' all-reduce costs less than the larger products).
+        devices' all-reduce costs less than the larger products), unless
+        DCGAN_GATHER_GRADIENTS=0.
     """
     self.sess = sess
     self.crop = crop
@@ -427,7 +429,8 @@ class DCGAN(object):
     self.strategy = cluster.strategy if cluster is not None else None
     self.replicas = cluster.num_replicas if cluster is not None else 1
     if gather_gradients is None:
-      gather_gradients = cluster is not None and cluster.num_workers > 1
+      gather_gradients = (cluster is not None and cluster.num_workers > 1
+                          and cluster_module.gather_gradients_default())
     self.gather_gradients = bool(gather_gradients) and self.replicas > 1
     # The conditional generator ends in a sigmoid, the unconditional one in tanh.
     self.value_range = (0.0, 1.0) if y_dim else (-1.0, 1.0)
@@ -578,9 +581,10 @@ class DCGAN(object):
     d_loss, g_loss = t['d_loss'], t['g_loss']
     if self.replicas > 1:
       d_loss, g_loss = d_loss / self.replicas, g_loss / self.replicas
-    # (Gathered weight gradients: no gating, or every layer's input gradient would wait for
-    # its weight gradient's all-gathers, and G's updates would run D's, which they discard.)
-    gate = (tf.train.Optimizer.GATE_NONE if self.gather_gradients
+    # (Gathered weight gradients, if any layer has them: no gating, or every layer's input
+    # gradient would wait for its weight gradient's all-gathers, and G's updates would run
+    # D's, which they discard.)
+    gate = (tf.train.Optimizer.GATE_NONE if self.gather_gradients and complete_gradients()
             else tf.train.Optimizer.GATE_OP)
     t['d_optim'], t['d_scaling'] = adam_update(d_loss, t['d_vars'], self.learning_rate,
                                                self.beta1, scaling, SCALE_SCOPES[0],
@@ -918,7 +922,8 @@ class DCGAN(object):
             "learning_rate": float(option("learning_rate", self.default_learning_rate)),
             "beta1": float(self.beta1), "precision": self.precision.name,
             "seed": self.seed if self.seed_given else None,
-            "replicas": self.cluster.local_replicas}
+            "replicas": self.cluster.local_replicas,
+            "gathered": int(self.gather_gradients)}
 
   def join_cluster(self, config, data=None):
     """Several workers, before the first step: (loaded a checkpoint, counter).

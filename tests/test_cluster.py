@@ -247,3 +247,9 @@ def test_lost_worker_names_the_task_in_the_error():
   assert cluster_module.error_summary(err) == "Connection reset by peer"
   assert c.lost_worker(tf.errors.DeadlineExceededError(None, None, "x")) == (
       "a worker that stopped answering")
+
+
+def test_gathered_gradients_are_on_unless_the_environment_turns_them_off():
+  assert cluster_module.gather_gradients_default({}) is True
+  assert cluster_module.gather_gradients_default({"DCGAN_GATHER_GRADIENTS": "1"}) is True
+  assert cluster_module.gather_gradients_default({"DCGAN_GATHER_GRADIENTS": "0"}) is False
