@@ -99,7 +99,7 @@ def test_sigkill_during_checkpoint_writes_never_breaks_the_latest(tmp_path):
   write_images(str(tmp_path / "data" / "faces"), 40, size=(40, 40))
   rng = random.Random(0)
   last = 0
-  for _ in range(5):
+  for _ in range(3):
     proc = start(tmp_path, *train_args("--epoch", "200", "--ckpt_freq", "1", "--sample_freq", "1000"))
     wait_for_step(proc, last + 2)
     time.sleep(rng.uniform(0.0, 1.5))  # somewhere in the save-every-step loop
@@ -109,7 +109,7 @@ def test_sigkill_during_checkpoint_writes_never_breaks_the_latest(tmp_path):
     assert counter >= last
     last = counter
   leftovers = [f for f in os.listdir(checkpoint_dir(tmp_path)) if "tmp" in f.lower()]
-  assert len(leftovers) <= 5  # temporary files of interrupted writes only, never the named ones
+  assert len(leftovers) <= 3  # temporary files of interrupted writes only, never the named ones
 
 
 def test_nan_losses_stop_and_keep_the_good_checkpoint(tmp_path):
