@@ -2,14 +2,15 @@
 
     python download.py mnist celebA lsun [--data_dir ./data] [--mirror URL]
 
-  mnist   the four IDX .gz files into <data_dir>/mnist (main.py reads them as they are)
+  mnist   the four IDX .gz files into <data_dir>/mnist (main.py reads them as they are), each
+          from the first of the well-known mirrors (MNIST_SOURCES) that serves it intact
   celebA  img_align_celeba.zip, extracted to <data_dir>/celebA/*.jpg
   lsun    <category>_train_lmdb.zip (bedroom by default) into <data_dir>/lsun_lmdb, and its
           images written out to <data_dir>/lsun/ for main.py (see --lsun_limit)
 
 --mirror URL (or the DCGAN_MIRROR environment variable) fetches the same file
 names from another host: URL + 'train-images-idx3-ubyte.gz', URL +
-'img_align_celeba.zip', URL + 'bedroom_train_lmdb.zip'.
+'img_align_celeba.zip', URL + 'bedroom_train_lmdb.zip'; only that host is used.
 
 Every download shows a progress bar, resumes a partial file (HTTP Range) after
 an interruption, is checked (against the published MD5 where one exists, and
@@ -41,7 +42,14 @@ MIRROR_ENV = "DCGAN_MIRROR"
 MARKER = ".complete.json"
 RECORD = ".dcgan_checksums.json"  # sha256 of every file downloaded, re-checked when fetched again
 
-MNIST_SOURCES = ("https://ossci-datasets.s3.amazonaws.com/mnist/", "http://yann.lecun.com/exdb/mnist/")
+# The well-known MNIST mirrors, tried in turn for each file (the published MD5 decides what is
+# good): PyTorch's S3 copy and the CVDF's Google Cloud copy first, because the original's default
+# host, yann.lecun.com, has been unreliable for years; it is only the last resort.
+MNIST_SOURCES = (
+    "https://ossci-datasets.s3.amazonaws.com/mnist/",
+    "https://storage.googleapis.com/cvdf-datasets/mnist/",
+    "http://yann.lecun.com/exdb/mnist/",
+)
 MNIST_FILES = (  # (name, published MD5, IDX rank)
     ("train-images-idx3-ubyte.gz", "f68b3c2dcbeaaa9fbdd348bbdeb94873", 3),
     ("train-labels-idx1-ubyte.gz", "d53e105ee54ea40749a09fcbcd1e9432", 1),
@@ -92,6 +100,19 @@ def _remote_error(url, err):
   return str(reason)
 
 
+class SourceError(UserError):
+  """A source did not deliver a good file: str() is the full sentence, .reason the short why."""
+
+  def __init__(self, message, reason):
+    UserError.__init__(self, message)
+    self.reason = reason
+
+
+def _unreachable(url, err):
+  reason = _remote_error(url, err)
+  return SourceError("Could not download %s (%s); %s." % (url, reason, mirror_hint()), reason)
+
+
 class _BrokeOff(Exception):
   """The connection failed while the body was arriving (what was received is kept)."""
 
@@ -106,8 +127,8 @@ def _stream(url, part, name, offset):
     if offset and response.status == 206:
       match = re.match(r"bytes (\d+)-", response.headers.get("Content-Range", ""))
       if not match or int(match.group(1)) != offset:
-        raise UserError("%s answered a resume request with the wrong range; delete %s and run "
-                        "again." % (url, part))
+        raise SourceError("%s answered a resume request with the wrong range; delete %s and run "
+                          "again." % (url, part), "answered a resume request with the wrong range")
       mode = "ab"
     else:
       offset, mode = 0, "wb"
@@ -127,6 +148,65 @@ def _stream(url, part, name, offset):
     return total
 
 
+def _download(url, part, name):
+  """Fill `part` from url, resuming what it holds; a break-off is resumed up to RETRIES times."""
+  attempt = 0
+  while True:
+    offset = os.path.getsize(part) if os.path.exists(part) else 0
+    try:
+      total = _stream(url, part, name, offset)
+      problem = None
+    except urllib.error.HTTPError as err:
+      if err.code == 416 and offset:  # nothing left to send: the .part is complete
+        return
+      raise _unreachable(url, err)
+    except (urllib.error.URLError, socket.timeout, ConnectionError, http.client.HTTPException) as err:
+      raise _unreachable(url, err)
+    except _BrokeOff as err:
+      problem = "connection broke off (%s)" % err.args[0]
+    got = os.path.getsize(part)
+    if problem is None and total is not None and got < total:
+      problem = "connection closed at %d of %d bytes" % (got, total)
+    if problem is None:
+      return
+    if attempt >= RETRIES:
+      reason = "stopped after %d bytes (%s)" % (got, problem)
+      raise SourceError("Downloading %s %s; run the same command again to resume." % (url, reason),
+                        reason)
+    attempt += 1
+    print(" [*] %s: %s; resuming from byte %d" % (name, problem, got))
+    time.sleep(0.2 * attempt)
+
+
+def _verify(url, part, name, expected_md5, official, validate, record_dir):
+  """Check a finished `part` (see fetch); a rejected one is deleted.  Returns (md5, sha256)."""
+  md5, sha256 = file_digests(part)
+  if expected_md5 and md5 != expected_md5:
+    if official:
+      os.remove(part)
+      raise SourceError("%s from %s is corrupt: its MD5 is %s, the published one %s; it was "
+                        "deleted, run the command again." % (name, url, md5, expected_md5),
+                        "MD5 %s, not the published %s" % (md5, expected_md5))
+    print(" [*] %s differs from the official file (MD5 %s): the mirror serves other data, so its "
+          "contents are checked instead" % (name, md5))
+  record = _read_record(record_dir) if record_dir else {}
+  if url in record and record[url]["sha256"] != sha256:
+    os.remove(part)
+    raise SourceError("%s from %s does not match the sha256 recorded when it was downloaded before "
+                      "(%s...); it was deleted. If the source changed on purpose, delete %s."
+                      % (name, url, record[url]["sha256"][:16], os.path.join(record_dir, RECORD)),
+                      "sha256 differs from the one recorded in %s" % RECORD)
+  if validate is not None:
+    try:
+      validate(part)
+    except UserError as err:
+      os.remove(part)
+      reason = str(err).rstrip(".")
+      raise SourceError("%s from %s is corrupt (%s); it was deleted, run the command again."
+                        % (name, url, reason), "corrupt (%s)" % reason)
+  return md5, sha256
+
+
 def fetch(url, dest, expected_md5=None, official=True, validate=None, record_dir=None):
   """Download url to dest: resumable, verified, atomic.  Returns the file's sha256.
 
@@ -136,57 +216,13 @@ def fetch(url, dest, expected_md5=None, official=True, validate=None, record_dir
   official source a mismatch rejects it; a mirror may serve other data, so its
   contents are checked instead), against the sha256 recorded when the same URL
   was fetched before, and by validate(path); only then is it renamed to dest.
+  A source's failure is a SourceError.
   """
   name = os.path.basename(dest)
   part = dest + ".part"
   os.makedirs(os.path.dirname(os.path.abspath(dest)), exist_ok=True)
-  attempt = 0
-  while True:
-    offset = os.path.getsize(part) if os.path.exists(part) else 0
-    try:
-      total = _stream(url, part, name, offset)
-      problem = None
-    except urllib.error.HTTPError as err:
-      if err.code == 416 and offset:  # nothing left to send: the .part is complete
-        break
-      raise UserError("Could not download %s (%s); %s." % (url, _remote_error(url, err), mirror_hint()))
-    except (urllib.error.URLError, socket.timeout, ConnectionError, http.client.HTTPException) as err:
-      raise UserError("Could not download %s (%s); %s." % (url, _remote_error(url, err), mirror_hint()))
-    except _BrokeOff as err:
-      problem = "connection broke off (%s)" % err.args[0]
-    got = os.path.getsize(part)
-    if problem is None and total is not None and got < total:
-      problem = "connection closed at %d of %d bytes" % (got, total)
-    if problem is None:
-      break
-    if attempt >= RETRIES:
-      raise UserError("Downloading %s stopped after %d bytes (%s); run the same command again to "
-                      "resume." % (url, got, problem))
-    attempt += 1
-    print(" [*] %s: %s; resuming from byte %d" % (name, problem, got))
-    time.sleep(0.2 * attempt)
-
-  md5, sha256 = file_digests(part)
-  if expected_md5 and md5 != expected_md5:
-    if official:
-      os.remove(part)
-      raise UserError("%s from %s is corrupt: its MD5 is %s, the published one %s; it was deleted, "
-                      "run the command again." % (name, url, md5, expected_md5))
-    print(" [*] %s differs from the official file (MD5 %s): the mirror serves other data, so its "
-          "contents are checked instead" % (name, md5))
-  record = _read_record(record_dir) if record_dir else {}
-  if url in record and record[url]["sha256"] != sha256:
-    os.remove(part)
-    raise UserError("%s from %s does not match the sha256 recorded when it was downloaded before "
-                    "(%s...); it was deleted. If the source changed on purpose, delete %s."
-                    % (name, url, record[url]["sha256"][:16], os.path.join(record_dir, RECORD)))
-  if validate is not None:
-    try:
-      validate(part)
-    except UserError as err:
-      os.remove(part)
-      raise UserError("%s from %s is corrupt (%s); it was deleted, run the command again."
-                      % (name, url, str(err).rstrip(".")))
+  _download(url, part, name)
+  md5, sha256 = _verify(url, part, name, expected_md5, official, validate, record_dir)
   os.replace(part, dest)
   if record_dir:
     record = _read_record(record_dir)
@@ -195,17 +231,62 @@ def fetch(url, dest, expected_md5=None, official=True, validate=None, record_dir
   return sha256
 
 
+# fetch_first keeps beside a '.part' the URL its bytes came from (PART_ORIGIN), and a '.part' is
+# resumed only from that URL: mirrors are independent hosts, and appending one host's bytes to
+# another's could splice two different files.  Before another source is tried the '.part' is
+# deleted; one of unknown origin is resumed only when there is a single source (--mirror, as
+# before), deleted otherwise.  A '.part' left by an interrupted run puts its source first.
+PART_ORIGIN = ".part.source"
+
+
+def _partial_origin(dest):
+  if not os.path.exists(dest + ".part"):
+    return None
+  try:
+    with open(dest + PART_ORIGIN) as f:
+      return f.read().strip() or None
+  except OSError:
+    return None
+
+
+def _fetch_from(url, dest, trust_unknown, **kwargs):
+  """fetch(), resuming dest's '.part' only if it came from url (see PART_ORIGIN)."""
+  part, origin_file = dest + ".part", dest + PART_ORIGIN
+  origin = _partial_origin(dest)
+  if os.path.exists(part) and origin != url and not (origin is None and trust_unknown):
+    os.remove(part)
+  os.makedirs(os.path.dirname(os.path.abspath(dest)), exist_ok=True)
+  with open(origin_file, "w") as f:
+    f.write(url + "\n")
+  try:
+    return fetch(url, dest, **kwargs)
+  finally:
+    if not os.path.exists(part) and os.path.exists(origin_file):
+      os.remove(origin_file)
+
+
 def fetch_first(sources, name, dest, **kwargs):
-  """fetch() from the first source that answers."""
-  error = None
-  for base in sources:
+  """fetch() base + name from the first of sources that delivers it good.  Returns (url, sha256).
+
+  A source that is unreachable, answers an HTTP error, keeps breaking off or
+  serves a file that fails its checks (the published MD5 decides) is passed
+  over with one line and the next tried; when none delivers, one sentence names
+  them all.  A single source (--mirror) raises its own error, as before.
+  """
+  if len(sources) == 1:
+    return sources[0] + name, _fetch_from(sources[0] + name, dest, True, **kwargs)
+  origin = _partial_origin(dest)
+  order = sorted(sources, key=lambda base: base + name != origin)  # stable: the partial's first
+  failures = []
+  for i, base in enumerate(order):
     try:
-      return base + name, fetch(base + name, dest, **kwargs)
-    except UserError as err:
-      error = err
-      if os.path.exists(dest + ".part") and os.path.getsize(dest + ".part"):
-        break  # a partial file from this source: resume it from the same one next time
-  raise error
+      return base + name, _fetch_from(base + name, dest, False, **kwargs)
+    except SourceError as err:
+      failures.append("%s (%s)" % (base + name, err.reason))
+      if i + 1 < len(order):
+        print(" [!] %s: %s; trying the next mirror" % (base + name, err.reason))
+  raise UserError("Could not download %s from any of its sources: %s; %s."
+                  % (name, ", ".join(failures), mirror_hint()))
 
 
 # ----------------------------------------------------------------------------

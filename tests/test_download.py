@@ -1,5 +1,8 @@
 """download.py against a local HTTP server serving the real MNIST sample and built archives."""
+import gzip
+import hashlib
 import io
+import json
 import os
 import subprocess
 import sys
@@ -22,6 +25,32 @@ MNIST_NAMES = [name for name, _, _ in download.MNIST_FILES]
 
 def mnist_files():
   return {name: open(os.path.join(MNIST_DIR, name), "rb").read() for name in MNIST_NAMES}
+
+
+def publish(monkeypatch, files):
+  """Make files (name -> bytes) the published MNIST: MNIST_FILES with their MD5s."""
+  monkeypatch.setattr(download, "MNIST_FILES", tuple(
+      (name, hashlib.md5(files[name]).hexdigest(), rank) for name, _, rank in download.MNIST_FILES))
+
+
+def use_sources(monkeypatch, *urls):
+  """The official MNIST mirrors, tried in this order, are urls (and no --mirror from the env)."""
+  monkeypatch.delenv(download.MIRROR_ENV, raising=False)
+  monkeypatch.setattr(download, "MNIST_SOURCES", urls)
+
+
+def other_digits(data):
+  """A well-formed IDX .gz like data whose last example differs: only the MD5 tells them apart."""
+  raw = bytearray(gzip.decompress(data))
+  raw[-1] ^= 0x01
+  return gzip.compress(bytes(raw), compresslevel=1)
+
+
+class AlwaysCut(dict):
+  """FileServer.cut_after that cuts every response for a name, not only the next one."""
+
+  def pop(self, key, default=None):
+    return self.get(key, default)
 
 
 def jpeg_bytes(seed, size=(178, 218)):
@@ -108,6 +137,106 @@ def test_corrupted_file_is_rejected_and_nothing_looks_complete(tmp_path):
   assert not (folder / download.MARKER).exists()
   with pytest.raises(UserError, match="incomplete"):
     MnistData(str(tmp_path))
+
+
+def test_mnist_passes_over_mirrors_that_are_down(tmp_path, monkeypatch, capsys):
+  files = mnist_files()
+  publish(monkeypatch, files)
+  with FileServer({}) as empty, FileServer(files) as good:
+    down = (closed_port_url(), empty.url)  # nothing listening; 404 for everything
+    use_sources(monkeypatch, down[0], down[1], good.url)
+    assert download.main(["mnist", "--data_dir", str(tmp_path)]) == 0
+  skipped = [line for line in capsys.readouterr().out.splitlines() if line.startswith(" [!] ")]
+  assert len(skipped) == 2 * len(MNIST_NAMES)
+  for i, name in enumerate(MNIST_NAMES):
+    assert (tmp_path / "mnist" / name).read_bytes() == files[name]
+    first, second = skipped[2 * i:2 * i + 2]
+    assert first.startswith(" [!] %s%s: " % (down[0], name))
+    assert second.startswith(" [!] %s%s: HTTP 404" % (down[1], name))
+    assert first.endswith("; trying the next mirror")
+    assert second.endswith("; trying the next mirror")
+  assert len(MnistData(str(tmp_path))) == 5000
+
+
+def test_mnist_passes_over_a_mirror_serving_a_file_with_the_wrong_md5(tmp_path, monkeypatch,
+                                                                      capsys):
+  files = mnist_files()
+  publish(monkeypatch, files)
+  name = "train-labels-idx1-ubyte.gz"
+  with FileServer(dict(files, **{name: other_digits(files[name])})) as wrong, \
+       FileServer(files) as right:
+    use_sources(monkeypatch, wrong.url, right.url)
+    assert download.main(["mnist", "--data_dir", str(tmp_path)]) == 0
+    assert [n for n, _ in right.requests] == [name]  # the other three came from the first
+  assert " [!] %s%s: MD5 " % (wrong.url, name) in capsys.readouterr().out
+  folder = tmp_path / "mnist"
+  for n in MNIST_NAMES:
+    assert (folder / n).read_bytes() == files[n]
+  assert sorted(os.listdir(str(folder))) == sorted(MNIST_NAMES + [download.MARKER])
+  marker = json.loads((folder / download.MARKER).read_text())
+  assert marker["files"][name]["url"] == right.url + name
+
+
+def test_mnist_every_source_failing_is_one_sentence_naming_them(tmp_path, monkeypatch, capsys):
+  files = mnist_files()
+  publish(monkeypatch, files)
+  name = "train-images-idx3-ubyte.gz"
+  with FileServer({}) as empty, FileServer({name: other_digits(files[name])}) as wrong:
+    sources = (closed_port_url(), empty.url, wrong.url)
+    use_sources(monkeypatch, *sources)
+    assert download.main(["mnist", "--data_dir", str(tmp_path)]) == 1
+  lines = capsys.readouterr().err.strip().splitlines()
+  assert len(lines) == 1 and lines[0].startswith("error: Could not download %s from any" % name)
+  assert all(base + name in lines[0] for base in sources)
+  assert "HTTP 404" in lines[0] and "MD5" in lines[0] and "--mirror" in lines[0]
+  assert "Traceback" not in lines[0]
+  assert os.listdir(str(tmp_path / "mnist")) == []  # nothing for the loader, no .part, no marker
+
+
+def test_mnist_partial_of_a_mirror_that_keeps_breaking_off_is_not_resumed_from_the_next(
+    tmp_path, monkeypatch, capsys):
+  files = mnist_files()
+  publish(monkeypatch, files)
+  name = "train-images-idx3-ubyte.gz"
+  with FileServer(dict(files, **{name: other_digits(files[name])})) as flaky, \
+       FileServer(files) as steady:
+    flaky.cut_after = AlwaysCut({name: 50000})
+    monkeypatch.setattr(download, "RETRIES", 1)
+    use_sources(monkeypatch, flaky.url, steady.url)
+    assert download.main(["mnist", "--data_dir", str(tmp_path)]) == 0
+    assert [r for n, r in steady.requests if n == name] == [None]  # from byte 0
+  assert " [!] %s%s: stopped after 100000 bytes" % (flaky.url, name) in capsys.readouterr().out
+  assert (tmp_path / "mnist" / name).read_bytes() == files[name]
+
+
+def test_mnist_interrupted_partial_is_resumed_from_the_mirror_it_came_from(tmp_path, monkeypatch):
+  files = mnist_files()
+  publish(monkeypatch, files)
+  name = "train-images-idx3-ubyte.gz"
+  with FileServer(files) as flaky, FileServer(files) as other:
+    flaky.cut_after = AlwaysCut({name: 50000})
+    monkeypatch.setattr(download, "RETRIES", 1)
+    use_sources(monkeypatch, closed_port_url(), flaky.url)
+    assert download.main(["mnist", "--data_dir", str(tmp_path)]) == 1  # 100000 bytes kept
+    flaky.cut_after = {}
+    use_sources(monkeypatch, other.url, flaky.url)
+    assert download.main(["mnist", "--data_dir", str(tmp_path)]) == 0
+    assert [n for n, _ in other.requests] == MNIST_NAMES[1:]
+    assert [r for n, r in flaky.requests if n == name][-1] == "bytes=100000-"
+  assert (tmp_path / "mnist" / name).read_bytes() == files[name]
+
+
+def test_mnist_partial_of_unknown_origin_is_not_resumed_from_several_mirrors(tmp_path, monkeypatch):
+  files = mnist_files()
+  publish(monkeypatch, files)
+  name = "t10k-images-idx3-ubyte.gz"
+  (tmp_path / "mnist").mkdir()
+  (tmp_path / "mnist" / (name + ".part")).write_bytes(b"from who knows where" * 100)
+  with FileServer(files) as first, FileServer(files) as second:
+    use_sources(monkeypatch, first.url, second.url)
+    assert download.main(["mnist", "--data_dir", str(tmp_path)]) == 0
+    assert first.requests == [(n, None) for n in MNIST_NAMES] and second.requests == []
+  assert (tmp_path / "mnist" / name).read_bytes() == files[name]
 
 
 def test_published_md5_mismatch_from_the_official_source_is_rejected(tmp_path):
