@@ -173,9 +173,11 @@ def configure_devices(layout):
   wanted_gpus = [int(name.rsplit(":", 1)[1]) + 1 for name in layout.devices if ":GPU:" in name]
   if wanted_gpus:
     have = len(tf2.config.list_physical_devices("GPU"))
-    if max(wanted_gpus) > have:
-      raise UserError("--devices names gpu:%d, and TensorFlow sees %d GPU(s) here."
-                      % (max(wanted_gpus) - 1, have))
+    missing = ["gpu:%d" % (n - 1) for n in sorted(wanted_gpus) if n > have]
+    if missing:
+      raise UserError("--devices names %s, and TensorFlow sees %s here%s."
+                      % (", ".join(missing), "no GPU" if not have else "only gpu:0-%d" % (have - 1),
+                         "" if have else "; leave --devices out to train on the CPU"))
   if wanted_cpus and max(wanted_cpus) > 1:
     cpu = tf2.config.list_physical_devices("CPU")[0]
     try:

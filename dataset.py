@@ -153,6 +153,9 @@ class MnistData(object):
   def report(self):
     return None
 
+  def unmatched_note(self):
+    return ""
+
 
 class ImageFolderData(object):
   """Images matching <data_dir>/<dataset>/<pattern>, cropped/resized, pixels in [-1, 1].
@@ -179,9 +182,14 @@ class ImageFolderData(object):
       raise UserError("The dataset folder %s does not exist; put images there or set "
                       "--data_dir and --dataset." % folder)
     self.files = sorted(f for f in glob.glob(pattern) if os.path.isfile(f))
+    self.pattern = input_fname_pattern
+    matched = set(self.files)
+    self.unmatched = sorted(f for f in os.listdir(folder) if not f.startswith(".")
+                            and os.path.join(folder, f) not in matched
+                            and os.path.isfile(os.path.join(folder, f)))
     if not self.files:
-      raise UserError("No files match %s; check --input_fname_pattern (for example '*.png')."
-                      % pattern)
+      raise UserError("No files match %s%s; check --input_fname_pattern (for example '*.png')."
+                      % (pattern, self.unmatched_note()))
     self.input_height = input_height
     self.input_width = input_width or input_height
     self.output_height = output_height
@@ -259,6 +267,13 @@ class ImageFolderData(object):
   def get(self, indices):
     images = np.stack([self.load(i) for i in indices])
     return images.astype(np.float32) / 127.5 - 1.0, None
+
+  def unmatched_note(self):
+    """' (N other files ... do not match ...)' where the folder holds files the pattern left out."""
+    if not self.unmatched:
+      return ""
+    return (" (%d other file(s) in the folder, such as %s, do not match --input_fname_pattern "
+            "'%s')" % (len(self.unmatched), self.unmatched[0], self.pattern))
 
   def report(self):
     """One line on what was skipped, or None."""

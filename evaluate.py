@@ -27,7 +27,7 @@ from tqdm import tqdm
 from dataset import mnist_splits
 from experiments import one_hot, sample_in_batches
 from model import gen_random
-from utils import UserError, resize
+from utils import UserError, plural, resize
 
 
 def _conv(x, filters, name):
@@ -81,8 +81,8 @@ class MnistClassifier(object):
       self.saver.restore(self.sess, ckpt)
       print(" [*] MNIST classifier loaded from %s" % self.folder)
     else:
-      print(" [*] Training the MNIST classifier once (%d epochs on %d digits from %s); it is cached "
-            "in %s" % (epochs, len(train_x), source, self.folder))
+      print(" [*] Training the MNIST classifier once (%s on %d digits from %s); it is cached "
+            "in %s" % (plural(epochs, "epoch"), len(train_x), source, self.folder))
       self.sess.run(init)
       rng = np.random.RandomState(seed)
       for epoch in range(epochs):

@@ -39,7 +39,7 @@ from dataset import data_channels, open_dataset, prefetch  # noqa: E402
 from hardware import cpu_supports_bf16, kernel_plan, use_plan  # noqa: E402
 from ops import (batch_norm, complete_gradients, conv2d, conv_out_size_same, deconv2d,  # noqa: E402
                  deferred_batch_norm_updates, flatten, gathered_weight_gradients, linear, lrelu)
-from utils import UserError, image_manifold_size, save_images  # noqa: E402
+from utils import UserError, image_manifold_size, plural, save_images  # noqa: E402
 
 Z_DISTRIBUTIONS = ("normal01", "uniform_signed", "uniform_unsigned")
 
@@ -202,16 +202,16 @@ def max_pool_to(x, size):
   return tf.nn.max_pool2d(x, [1, kh, kw, 1], [1, kh, kw, 1], "SAME")
 
 
-def batches_per_epoch(num_examples, train_size, batch_size, replicas=1):
+def batches_per_epoch(num_examples, train_size, batch_size, replicas=1, note=""):
   """Steps in an epoch, as the original counted them (images // (batch_size x replicas));
-  a UserError if not even one."""
+  a UserError if not even one (note: what the data layer left out, said after the count)."""
   steps = int(min(num_examples, train_size) // (batch_size * replicas))
   if steps < 1:
     per_step = ("one batch of %d" % batch_size if replicas == 1 else
                 "one step of %d replicas x %d" % (replicas, batch_size))
-    raise UserError("The dataset holds %d images%s, fewer than %s; lower --batch_size."
+    raise UserError("The dataset holds %d images%s%s, fewer than %s; lower --batch_size."
                     % (num_examples, "" if train_size >= num_examples else
-                       " (--train_size %g)" % train_size, per_step))
+                       " (--train_size %g)" % train_size, note, per_step))
   return steps
 
 
@@ -985,17 +985,22 @@ class DCGAN(object):
       could_load, counter = self.load(checkpoint_dir)
     if could_load:
       print(" [*] Load SUCCESS: resuming at counter %d" % counter)
+      if chief:
+        self.keep_track_of_checkpoints(checkpoint_dir)
     else:
-      print(" [!] No checkpoint in %s: training from scratch" % checkpoint_dir)
+      print(" [*] No checkpoint yet in %s: training from scratch" % checkpoint_dir)
       counter = 1
     self.counter = counter
     start_epoch, start_idx = divmod(counter - 1, batch_idxs)
     if start_epoch >= epochs:
-      print(" [*] The checkpoint has already trained %d epochs; pass --epoch above %d to train more."
-            % (start_epoch, epochs))
+      print(" [*] The checkpoint has already trained %s; pass --epoch above %d to train more."
+            % (plural(start_epoch, "epoch"), epochs))
       return counter
 
-    writer = (tf.summary.FileWriter(os.path.join(self.out_dir, "logs"), self.sess.graph)
+    # The graph goes into the events once, when the run starts (TensorBoard warns of a run
+    # with several graph events), not again on every resume.
+    writer = (tf.summary.FileWriter(os.path.join(self.out_dir, "logs"),
+                                    None if could_load else self.sess.graph)
               if chief else None)
     sample_z, sample_labels = self.sample_inputs()
     summary_freq = option("summary_freq", 1)
@@ -1067,8 +1072,9 @@ class DCGAN(object):
                                     else "written by the chief (worker 0)")
         self.data_wait += epoch_wait
         elapsed = time.time() - epoch_start
-        print(" [*] Epoch %d: %d steps in %.1f s, %.1f%% of it waiting for data"
-              % (epoch, batch_idxs - first, elapsed, 100.0 * epoch_wait / max(elapsed, 1e-9)))
+        print(" [*] Epoch %d: %s in %.1f s, %.1f%% of it waiting for data"
+              % (epoch, plural(batch_idxs - first, "step"), elapsed,
+                 100.0 * epoch_wait / max(elapsed, 1e-9)))
         # A grid at the end of every epoch, so short runs have pictures too.
         grid = os.path.join(sample_dir, "train_{:08d}.png".format(counter))
         if chief and not os.path.exists(grid):
@@ -1099,8 +1105,11 @@ class DCGAN(object):
   def save_checked(self, checkpoint_dir, step, feed, sample_z, sample_labels=None):
     """Save a checkpoint if the model is still healthy; a one-sentence UserError if not or if
     the write fails (the previous checkpoint stays as it was in both cases)."""
-    check = dict(feed)
-    check.update(self.feed(sample_z, sample_labels))
+    # The sampler and D's inference pass see the grid's z and labels, and as many of the step's
+    # images (several replicas feed replicas x batch_size of them, one replica's worth of z).
+    n = min(len(feed[self.inputs]), len(sample_z))
+    check = self.feed(sample_z[:n], None if sample_labels is None else sample_labels[:n],
+                      feed[self.inputs][:n])
     if not self.sess.run(self.healthy, feed_dict=check):
       raise UserError("The model diverged by step %d (weights or outputs are NaN or infinite), so "
                       "it was not saved; the last good checkpoint is %s. Lower --learning_rate to "
@@ -1138,10 +1147,8 @@ class DCGAN(object):
     A checkpoint holding the model only (no Adam state) restores the model and
     leaves the optimizers freshly initialised.
     """
-    print(" [*] Reading checkpoints...", checkpoint_dir)
     path, saved = self.check_checkpoint(checkpoint_dir)
     if path is None:
-      print(" [*] Failed to find a checkpoint")
       return False, 0
     if all(v.op.name in saved for v in self.all_vars):
       self.saver.restore(self.sess, path)
@@ -1155,8 +1162,18 @@ class DCGAN(object):
       print(" [*] %s holds no optimizer state: Adam starts afresh" % os.path.basename(path))
     counter = checkpoint_counter(path)
     self.loaded_counter = counter
-    print(" [*] Success to read {}".format(os.path.basename(path)))
+    print(" [*] Success to read {} in {}".format(os.path.basename(path), checkpoint_dir))
     return True, counter
+
+  def keep_track_of_checkpoints(self, checkpoint_dir):
+    """Resuming: the Saver takes over the checkpoints earlier processes kept in checkpoint_dir,
+    so that --max_to_keep counts them too and deletes the oldest as it saves."""
+    state = tf.train.get_checkpoint_state(checkpoint_dir)
+    if state is None:
+      return
+    paths = [os.path.join(checkpoint_dir, os.path.basename(p))
+             for p in state.all_model_checkpoint_paths]
+    self.saver.recover_last_checkpoints(paths)
 
   def check_checkpoint(self, checkpoint_dir):
     """(path, variable shapes) of checkpoint_dir's newest checkpoint, or (None, None) if it has

@@ -225,6 +225,32 @@ def save_images(images, size, image_path, value_range=(-1.0, 1.0)):
 # reporting
 
 
+def plural(count, word):
+  """'1 step', '5 steps'."""
+  return "%d %s%s" % (count, word, "" if count == 1 else "s")
+
+
+def written_summary(paths, most=5):
+  """Lines saying what was written: each path while a folder has at most `most` of them, else one
+  line for the folder ('wrote 100 images to samples/')."""
+  folders = {}
+  for path in paths:
+    folders.setdefault(os.path.dirname(path), []).append(path)
+  lines = []
+  for folder, inside in folders.items():
+    if len(inside) <= most:
+      lines += ["wrote %s" % path for path in inside]
+    else:
+      images = all(p.lower().endswith((".png", ".gif", ".jpg")) for p in inside)
+      lines.append("wrote %s to %s" % (plural(len(inside), "image" if images else "file"),
+                                       os.path.join(folder, "")))
+  return lines
+
+
+def count_parameters(variables):
+  return sum(int(np.prod(v.shape.as_list())) for v in variables)
+
+
 def show_all_variables(variables):
   """Print name, shape and size of each variable, and the total parameter count."""
   total = 0
@@ -232,7 +258,7 @@ def show_all_variables(variables):
   print("%-*s  %-20s %12s" % (width, "variable", "shape", "parameters"))
   for v in variables:
     shape = v.shape.as_list()
-    count = int(np.prod(shape)) if shape else 1
+    count = count_parameters([v])
     total += count
     print("%-*s  %-20s %12d" % (width, v.op.name, str(shape), count))
   print("total parameters: %d" % total)
