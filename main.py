@@ -15,6 +15,7 @@ and a sample grid written.
 import json
 import os
 import random
+import shlex
 import sys
 
 import numpy as np
@@ -57,8 +58,9 @@ import cluster as cluster_module  # noqa: E402
 from dataset import labelled, open_dataset  # noqa: E402
 from model import (DCGAN, Z_DISTRIBUTIONS, TrainingInterrupted, batches_per_epoch,  # noqa: E402
                    checkpoint_shapes, session_config)
-from utils import (UserError, expand_path, show_all_variables, timestamp,  # noqa: E402
-                   training_pictures, visualize, write_json_atomic)
+from utils import (UserError, count_parameters, expand_path, plural,  # noqa: E402
+                   show_all_variables, timestamp, training_pictures, visualize, write_json_atomic,
+                   written_summary)
 
 _before = set(flags.FLAGS)
 flags.DEFINE_integer("epoch", 25, "Epoch to train [25]")
@@ -137,6 +139,8 @@ flags.DEFINE_integer("task_index", None, "With --worker_hosts: this worker's pla
                      "(0 is the chief, which writes the run folder)")
 flags.DEFINE_integer("seed", None, "Seed for weights, data order and z; a run with the same seed "
                      "on the same machine repeats itself [random, saved in FLAGS.json]")
+flags.DEFINE_boolean("verbose", False, "Before training, list every flag and every variable "
+                     "(they are in the run's FLAGS.json anyway)")
 FLAGS = flags.FLAGS
 FLAG_NAMES = sorted(set(FLAGS) - _before)
 
@@ -145,6 +149,11 @@ FLAG_NAMES = sorted(set(FLAGS) - _before)
 # FLAGS.json unless they are given on the command line.
 MODEL_FLAGS = ("dataset", "input_height", "input_width", "output_height", "output_width", "crop",
                "z_dim", "z_dist", "batch_size", "input_fname_pattern", "seed")
+
+# The ways of looking at a trained model (test mode; with --train, after training, as the
+# original ran --visualize, --export and --freeze after dcgan.train).
+LOOK_FLAGS = ("visualize", "generate", "walk", "arithmetic", "evaluate", "features_experiment",
+              "training_pictures", "export", "freeze")
 
 
 class Config(object):
@@ -179,6 +188,50 @@ def validate(config):
       raise UserError("--%s must be a positive number, not %d." % (name, getattr(config, name)))
 
 
+def validate_looks(config, y_dim):
+  """Refuse test-mode flags that cannot apply to this model before anything loads."""
+  if config.label != -1 and not config.generate:
+    raise UserError("--label picks the digit of --generate's images; add --generate N (or drop "
+                    "--label).")
+  if config.label != -1 and not y_dim:
+    raise UserError("--label needs a conditional (MNIST) model, and --dataset %s has no labels."
+                    % config.dataset)
+  if y_dim and not -1 <= config.label < y_dim:
+    raise UserError("--label must be -1 (all) or 0-%d, not %d." % (y_dim - 1, config.label))
+  for name in ("evaluate", "features_experiment"):
+    if getattr(config, name) and y_dim != 10:
+      raise UserError("--%s works on the conditional MNIST model (--dataset mnist) only, and this "
+                      "run is --dataset %s." % (name, config.dataset))
+
+
+def with_flags(argv, values):
+  """argv with each --name in values set to its value (replaced where given, else appended)."""
+  out, skip = [], False
+  for arg in argv:
+    if skip:
+      skip = False
+      continue
+    name = arg.lstrip("-").split("=", 1)[0]
+    if arg.startswith("-") and name in values:
+      skip = "=" not in arg
+      continue
+    out.append(arg)
+  for name, value in values.items():
+    out += ["--" + name, str(value)]
+  return out
+
+
+def resume_command(out_name, argv=None, **values):
+  """The command line that resumes the run out_name, quoted to paste into a shell: this
+  process's own command with --out_name set (and any other flag in values)."""
+  argv = list(sys.argv if argv is None else argv)
+  python = sys.executable or "python"
+  inside = os.path.relpath(python) if python.startswith(os.getcwd() + os.sep) else None
+  values = dict(values, out_name=out_name)
+  words = [inside or python, argv[0]] + with_flags(argv[1:], values)
+  return " ".join(shlex.quote(word) for word in words)
+
+
 def read_json(path):
   try:
     with open(path) as f:
@@ -189,6 +242,16 @@ def read_json(path):
 
 def has_checkpoint(folder):
   return os.path.isdir(folder) and tf.train.get_checkpoint_state(folder) is not None
+
+
+def run_dataset(run_dir):
+  """The dataset a run folder trained on: its FLAGS.json's, else (a run without one) the third
+  part of a default name '<time> - <data> - <dataset> - ...'."""
+  dataset = read_json(os.path.join(run_dir, "FLAGS.json")).get("dataset")
+  if dataset is None:
+    parts = os.path.basename(run_dir).split(" - ")
+    dataset = parts[2] if len(parts) >= 3 else None
+  return dataset
 
 
 def find_run(config, given_checkpoint_dir):
@@ -210,9 +273,9 @@ def find_run(config, given_checkpoint_dir):
   candidates = []
   if os.path.isdir(config.out_dir):
     for name in os.listdir(config.out_dir):
-      parts = name.split(" - ")
       ckpt_dir = os.path.join(config.out_dir, name, config.checkpoint_dir)
-      if len(parts) >= 3 and parts[2] == config.dataset and has_checkpoint(ckpt_dir):
+      matches = run_dataset(os.path.join(config.out_dir, name)) == config.dataset
+      if matches and has_checkpoint(ckpt_dir):
         mtime = os.path.getmtime(os.path.join(ckpt_dir, "checkpoint"))
         candidates.append((mtime, os.path.join(config.out_dir, name), ckpt_dir))
   if not candidates:
@@ -262,16 +325,45 @@ def print_config(config):
     print("  %-*s %s" % (width, key, getattr(config, key)))
 
 
-def train(config, layout=None):
-  cluster = cluster_module.Cluster(layout or cluster_module.Layout([], 0, []))
-  if config.cache and not config.cache_dir:
-    config.cache_dir = os.path.join(config.data_dir, ".dcgan_cache")
-  data = open_dataset(config.dataset, config.data_dir, config.input_fname_pattern,
-                      config.input_height, config.input_width, config.output_height,
-                      config.output_width, config.crop,
-                      cache_dir=expand_path(config.cache_dir) if config.cache else None)
-  # fail before any folder exists
-  batches_per_epoch(len(data), config.train_size, config.batch_size, cluster.num_replicas)
+def describe_devices(cluster, batch_size):
+  if cluster.num_replicas == 1:
+    return "one device"
+  if cluster.distributed:
+    where = "%d workers x %s" % (cluster.num_workers, plural(cluster.local_replicas, "device"))
+  else:
+    where = ", ".join(name.split("device:")[-1].lower() for name in cluster.describe()["devices"])
+  return "%d replicas (%s), %d images per step" % (cluster.num_replicas, where,
+                                                  cluster.num_replicas * batch_size)
+
+
+def print_summary(config, data, dcgan, cluster, resume):
+  """The few lines before step 1; --verbose adds every flag and every variable."""
+  used = int(min(len(data), config.train_size))
+  images = ("%d images" % used if used == len(data) else
+            "%d of its %d images (--train_size)" % (used, len(data)))
+  if cluster.is_chief:
+    print("Training %s on %s; run folder: %s" % (config.dataset, images, config.out_dir))
+  else:
+    print("Training %s on %s as worker %d of %d; the chief (worker 0) writes the run folder"
+          % (config.dataset, images, cluster.task_index, cluster.num_workers))
+  print("  model: %s DCGAN, %dx%dx%d images, z %d %s, %.1f M parameters, %s"
+        % ("conditional" if dcgan.y_dim else "unconditional", config.output_height,
+           config.output_width, dcgan.c_dim, config.z_dim, config.z_dist,
+           count_parameters(dcgan.g_vars + dcgan.d_vars) / 1e6, config.precision))
+  print("  batch %d on %s; %s; seed %d" % (config.batch_size,
+                                           describe_devices(cluster, config.batch_size),
+                                           plural(config.epoch, "epoch"), config.seed))
+  if config.verbose:
+    print_config(config)
+    show_all_variables(dcgan.g_vars + dcgan.d_vars)
+  else:
+    print("  every flag is in FLAGS.json (--verbose lists them and the variables here)")
+  if resume:
+    print("  to resume after a stop: %s" % resume)
+
+
+def name_run(config):
+  """The run folder and its checkpoint and sample folders (the original's default name)."""
   if not config.out_name:
     config.out_name = "{} - {} - {}".format(
         timestamp(), os.path.basename(os.path.normpath(config.data_dir)), config.dataset)
@@ -281,17 +373,43 @@ def train(config, layout=None):
   config.out_dir = os.path.join(config.out_dir, config.out_name)
   config.checkpoint_dir = os.path.join(config.out_dir, config.checkpoint_dir)
   config.sample_dir = os.path.join(config.out_dir, config.sample_dir)
-  flags_path = os.path.join(config.out_dir, "FLAGS.json")
+
+
+def write_run_folder(config):
+  try:
+    os.makedirs(config.checkpoint_dir, exist_ok=True)
+    os.makedirs(config.sample_dir, exist_ok=True)
+    write_json_atomic(os.path.join(config.out_dir, "FLAGS.json"), config.as_dict())
+  except OSError as err:
+    raise UserError("Cannot write the run folder %s (%s); choose another --out_dir."
+                    % (config.out_dir, err.strerror or err))
+
+
+def train(config, layout=None):
+  """Train (or resume) the run; returns its folder name if this process wrote it (the chief)."""
+  cluster = cluster_module.Cluster(layout or cluster_module.Layout([], 0, []))
+  if config.cache and not config.cache_dir:
+    config.cache_dir = os.path.join(config.data_dir, ".dcgan_cache")
+  data = open_dataset(config.dataset, config.data_dir, config.input_fname_pattern,
+                      config.input_height, config.input_width, config.output_height,
+                      config.output_width, config.crop,
+                      cache_dir=expand_path(config.cache_dir) if config.cache else None)
+  # fail before any folder exists
+  batches_per_epoch(len(data), config.train_size, config.batch_size, cluster.num_replicas,
+                    data.unmatched_note())
+  name_run(config)
   if config.seed is None:
     # Resuming a run keeps its seed, so its data order and z carry on.
-    config.seed = read_json(flags_path).get("seed")
+    config.seed = read_json(os.path.join(config.out_dir, "FLAGS.json")).get("seed")
   # Several workers: one not given a seed takes the chief's (DCGAN.agreement).
   seed_given = config.seed is not None
   if config.seed is None:
     config.seed = random.SystemRandom().randrange(2 ** 31)
   config.cluster = cluster.describe()
+  resume = resume_command(config.out_name) if cluster.is_chief else None
   session_conf = cluster.session_config(run_session_config(config))
   target = cluster.start(session_conf)
+  started = []
   with tf.Graph().as_default(), tf.Session(target, config=session_conf) as sess:
     dcgan = build_dcgan(sess, config, data.c_dim, data.y_dim, data, cluster)
     if cluster.is_chief:
@@ -302,45 +420,41 @@ def train(config, layout=None):
       """Before the first step (several workers: once they agreed): the run folder."""
       config.seed = dcgan.seed  # a worker not given --seed has the chief's now
       if cluster.is_chief:
-        try:
-          os.makedirs(config.checkpoint_dir, exist_ok=True)
-          os.makedirs(config.sample_dir, exist_ok=True)
-          write_json_atomic(flags_path, config.as_dict())
-        except OSError as err:
-          raise UserError("Cannot write the run folder %s (%s); choose another --out_dir."
-                          % (config.out_dir, err.strerror or err))
-        print("Training %s on %d images; run folder: %s" % (config.dataset, len(data),
-                                                            config.out_dir))
-      else:
-        print("Training %s on %d images as worker %d of %d; the chief (worker 0) writes the run "
-              "folder" % (config.dataset, len(data), cluster.task_index, cluster.num_workers))
-      print_config(config)
-      if cluster.num_replicas > 1:
-        print("%d replicas (%d worker(s) x %d device(s)), %d images per step"
-              % (cluster.num_replicas, cluster.num_workers, cluster.local_replicas,
-                 cluster.num_replicas * config.batch_size))
-      if cluster.is_chief:
-        print("To resume this run later: --out_name '%s'" % config.out_name)
-      show_all_variables(dcgan.g_vars + dcgan.d_vars)
+        write_run_folder(config)
+      print_summary(config, data, dcgan, cluster, resume)
+      started.append(True)
 
     dcgan.seed_given = seed_given  # several workers: False takes the chief's seed
-    dcgan.train(config, prepare)
-  if cluster.is_chief:
-    for path in training_pictures(config.sample_dir, os.path.join(config.out_dir, "logs")):
-      print(" [*] Wrote %s" % path)
+    try:
+      dcgan.train(config, prepare)
+    except (UserError, TrainingInterrupted) as stop:
+      if started and resume and has_checkpoint(config.checkpoint_dir):
+        stop.resume = resume  # main() prints it
+      raise
+  if not cluster.is_chief:
+    return None
+  for line in written_summary(training_pictures(config.sample_dir,
+                                                os.path.join(config.out_dir, "logs"))):
+    print(" [*] " + line)
+  print("To train this run further, raise --epoch: %s"
+        % resume_command(config.out_name, epoch=2 * config.epoch))
+  return config.out_name
 
 
 def test(config, given):
+  if given["dataset"]:
+    validate_looks(config, labelled(config.dataset)[0])  # before looking for its runs
   run_dir, ckpt_dir = find_run(config, given["checkpoint_dir"])
   saved = read_json(os.path.join(run_dir, "FLAGS.json"))
   for name in MODEL_FLAGS:
     if not given[name] and name in saved:
       setattr(config, name, saved[name])
   validate(config)
+  y_dim, c_dim = labelled(config.dataset)
+  validate_looks(config, y_dim)
   if not has_checkpoint(ckpt_dir):
     raise UserError("No checkpoint in %s; train first with --train, or point --checkpoint_dir at a "
                     "checkpoint folder." % ckpt_dir)
-  y_dim, c_dim = labelled(config.dataset)
   if c_dim is None:
     c_dim = checkpoint_shapes(ckpt_dir)[1].get("generator/g_h4/w", [0, 0, 3])[2]
   config.checkpoint_dir = ckpt_dir
@@ -411,8 +525,8 @@ def run_experiments(dcgan, config, run_dir):
     if not pictures:
       raise UserError("The run %s has no sample grids or logs to draw." % run_dir)
     written += pictures
-  for path in written:
-    print(" [*] Wrote %s" % path)
+  for line in written_summary(written):
+    print(" [*] " + line)
   return bool(written)
 
 
@@ -428,9 +542,13 @@ def run(argv_flags):
     config.output_width = config.output_height
   if config.train:
     layout = cluster_module.parse_layout(config.devices, config.worker_hosts, config.task_index)
-    cluster_module.configure_devices(layout)
     validate(config)
-    train(config, layout)
+    validate_looks(config, labelled(config.dataset)[0])
+    cluster_module.configure_devices(layout)
+    looks = Config(config.as_dict())
+    looks.out_name = train(config, layout)
+    if looks.out_name and any(getattr(looks, name) for name in LOOK_FLAGS):
+      test(looks, dict(given, checkpoint_dir=False))
   else:
     test(config, given)
 
@@ -444,10 +562,13 @@ def main(argv):
     run(FLAGS)
   except UserError as err:
     print("error: %s" % err, file=sys.stderr)
+    if getattr(err, "resume", None):
+      print("To resume from the last checkpoint: %s" % err.resume, file=sys.stderr)
     sys.exit(1)
   except TrainingInterrupted as stop:
-    print("Stopped at counter %d; checkpoint %s. Run the same command (with this --out_name) to "
-          "resume." % (stop.counter, stop.path), file=sys.stderr)
+    print("Stopped at counter %d; checkpoint %s." % (stop.counter, stop.path), file=sys.stderr)
+    print("To resume: %s" % (getattr(stop, "resume", None) or "run the same commands on every "
+                             "worker"), file=sys.stderr)
     sys.exit(128 + stop.signum)
   except KeyboardInterrupt:
     print("\ninterrupted.", file=sys.stderr)

@@ -2,12 +2,16 @@
 existing files untouched."""
 import hashlib
 import os
+import re
+import shlex
 import struct
+import sys
 
 import numpy as np
 import pytest
 
 from conftest import write_images
+from utils import UserError
 from test_main import run_main
 
 
@@ -125,3 +129,35 @@ def test_bf16_without_hardware_through_main(tmp_path, monkeypatch, capsys):
   assert exit_info.value.code == 1 and "Traceback" not in err
   assert err.startswith("error: --precision bf16 needs a CPU with AVX512-BF16")
   assert not (tmp_path / "out").exists()
+
+
+def test_resume_command_replaces_flags_in_either_form_and_quotes_for_a_shell():
+  import main
+  argv = ["main.py", "--dataset=mnist", "--out_name", "old", "--epoch=3", "--train", "--seed", "2"]
+  command = main.resume_command("a run's name", argv, epoch=6)
+  words = shlex.split(command)
+  assert words[1:] == ["main.py", "--dataset=mnist", "--train", "--seed", "2", "--epoch", "6",
+                       "--out_name", "a run's name"]
+  assert words[0] in (sys.executable, os.path.relpath(sys.executable))
+
+
+@pytest.mark.parametrize("dataset,flags,message", [
+    ("mnist", dict(label=3), "--label picks the digit of --generate"),
+    ("faces", dict(label=3, generate=2), "--label needs a conditional (MNIST) model"),
+    ("mnist", dict(label=10, generate=2), "--label must be -1 (all) or 0-9, not 10."),
+    ("faces", dict(evaluate=True), "--evaluate works on the conditional MNIST model"),
+    ("faces", dict(features_experiment=True), "--features_experiment works on the conditional"),
+    ("mnist", dict(label=9, generate=2, evaluate=True, features_experiment=True), None),
+    ("faces", dict(generate=2), None),
+])
+def test_looks_that_cannot_apply_are_refused(dataset, flags, message):
+  import main
+  from dataset import labelled
+  values = dict(dataset=dataset, label=-1, generate=0, evaluate=False, features_experiment=False)
+  values.update(flags)
+  config = main.Config(values)
+  if message is None:
+    main.validate_looks(config, labelled(dataset)[0])
+  else:
+    with pytest.raises(UserError, match="^" + re.escape(message)):
+      main.validate_looks(config, labelled(dataset)[0])

@@ -2,6 +2,8 @@
 import glob
 import json
 import os
+import shlex
+import shutil
 import subprocess
 import sys
 
@@ -40,9 +42,27 @@ def mnist_run(tmp_path_factory):
   return cwd, only_run_folder(cwd), proc
 
 
+def before_first_step(stdout):
+  return stdout.split("\n[")[0].splitlines()
+
+
+def events_with_graph(log_dir):
+  """For each events file of log_dir, oldest first: whether it holds a graph."""
+  found = []
+  for path in sorted(glob.glob(os.path.join(log_dir, "events.out.tfevents.*"))):
+    found.append(any(event.graph_def for event in tf.train.summary_iterator(path)))
+  return found
+
+
 def test_mnist_training_writes_everything(mnist_run):
   cwd, run_dir, proc = mnist_run
   assert "bundled real sample" in proc.stdout
+  # a short summary before step 1, not every flag and variable; one line for a fresh start
+  head = before_first_step(proc.stdout)
+  assert "Training mnist on 320 of its 5000 images (--train_size)" in head[1], head
+  assert len(head) <= 8 and not [l for l in head if "g_h0_lin" in l or "classifier_epochs" in l]
+  assert [l for l in head if "training from scratch" in l] == head[-1:]
+  assert "Failed to find" not in proc.stdout
   assert os.path.basename(run_dir).endswith(" - data - mnist - x28.z100.uniform_signed.y28.b64")
   steps = [l for l in proc.stdout.splitlines() if l.startswith("[")]
   assert len(steps) == 5 and steps[-1].startswith("[       6 Epoch:[ 0/ 1] [   4/   5] time: ")
@@ -74,6 +94,14 @@ def test_mnist_training_writes_everything(mnist_run):
   assert tags["graph"]
 
 
+def test_verbose_lists_every_flag_and_variable(tmp_path):
+  proc = run_main(tmp_path, "--dataset", "mnist", "--input_height", "28", "--output_height", "28",
+                  "--train", "--epoch", "0", "--batch_size", "8", "--verbose")
+  head = before_first_step(proc.stdout)
+  assert [l for l in head if l.split()[:2] == ["classifier_epochs", "4"]]
+  assert [l for l in head if l.startswith("generator/g_h0_lin/Matrix") and "[110, 1024]" in l]
+
+
 def test_test_mode_finds_the_run_and_samples_without_the_dataset(mnist_run):
   cwd, run_dir, _ = mnist_run
   proc = run_main(cwd, "--dataset", "mnist", "--data_dir", "/nonexistent")
@@ -98,6 +126,56 @@ def test_export_and_freeze(mnist_run):
       out = sess.run("generator_1/Sigmoid:0", {"z:0": np.zeros((3, 100), np.float32),
                                                "y:0": np.eye(10, dtype=np.float32)[:3]})
   assert out.shape == (3, 28, 28, 1)
+
+
+def test_test_mode_finds_the_newest_run_whatever_its_name(mnist_run):
+  cwd, run_dir, _ = mnist_run
+  named = os.path.join(str(cwd), "out", "my run")
+  shutil.copytree(run_dir, named)
+  os.utime(os.path.join(named, "checkpoint", "checkpoint"))  # the newest run of mnist now
+  try:
+    proc = run_main(cwd, "--dataset", "mnist")
+  finally:
+    shutil.rmtree(named)
+  assert os.path.join("out", "my run", "checkpoint") in proc.stdout, proc.stdout
+  assert os.path.join("out", "my run", "samples", "test_") in proc.stdout
+
+
+def test_two_local_devices_checkpoint_resume_and_sample(tmp_path):
+  """--devices cpu:0,cpu:1 through main.py: checkpoints, resume on two and on one device, the
+  pasted resume command, test mode finding the named run, --evaluate."""
+  common = ["--dataset", "mnist", "--input_height", "28", "--output_height", "28", "--train",
+            "--batch_size", "8", "--train_size", "16", "--ckpt_freq", "1", "--max_to_keep", "2",
+            "--out_name", "two devices"]
+  proc = run_main(tmp_path, *common, "--epoch", "3", "--devices", "cpu:0,cpu:1")
+  assert "2 replicas (cpu:0, cpu:1), 16 images per step" in proc.stdout
+  assert " [*] Epoch 0: 1 step in " in proc.stdout  # one step of 2 x 8 per epoch
+  ckpt_dir = str(tmp_path / "out" / "two devices" / "checkpoint")
+  assert os.path.basename(tf.train.latest_checkpoint(ckpt_dir)) == "model.b8-4"
+  # the printed command, pasted as it is, trains on (two devices, --epoch 6)
+  (line,) = [l for l in proc.stdout.splitlines() if l.startswith("To train this run further")]
+  words = shlex.split(line.split(": ", 1)[1])
+  assert words[-2:] == ["--out_name", "two devices"] and "--epoch" in words
+  again = subprocess.run(words, cwd=str(tmp_path), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                         text=True, timeout=600)
+  assert again.returncode == 0 and "resuming at counter 4" in again.stdout, again.stderr[-3000:]
+  assert os.path.basename(tf.train.latest_checkpoint(ckpt_dir)) == "model.b8-7"
+  # on one device: 2 steps per epoch from counter 7 (epoch 3) to the end of epoch 7
+  one = run_main(tmp_path, *common, "--epoch", "8")
+  assert "resuming at counter 7" in one.stdout and "Traceback" not in one.stderr
+  assert os.path.basename(tf.train.latest_checkpoint(ckpt_dir)) == "model.b8-17"
+  # --max_to_keep 2 counts the checkpoints earlier processes kept
+  indexes = sorted(f for f in os.listdir(ckpt_dir) if f.endswith(".index"))
+  assert indexes == ["model.b8-16.index", "model.b8-17.index"]
+  # one graph event, written when the run started
+  # one graph event, written when the run started (a resume that writes no summary makes no
+  # events file; the one-device resume writes step 10's)
+  graphs = events_with_graph(str(tmp_path / "out" / "two devices" / "logs"))
+  assert graphs[0] and len(graphs) >= 2 and not any(graphs[1:]), graphs
+  looked = run_main(tmp_path, "--dataset", "mnist", "--generate", "4", "--evaluate",
+                    "--evaluate_n", "5", "--classifier_epochs", "1")
+  assert "model.b8-17" in looked.stdout and "class-conditional accuracy" in looked.stdout
+  assert len(glob.glob(str(tmp_path / "out" / "two devices" / "samples" / "generated_*" / "*"))) == 5
 
 
 def test_test_mode_without_checkpoint_is_one_sentence(tmp_path):
@@ -132,12 +210,18 @@ def test_resume_by_out_name(tmp_path):
   write_images(str(tmp_path / "data" / "faces"), 8, size=(40, 40))
   common = ["--dataset", "faces", "--input_height", "32", "--crop", "--output_height", "16",
             "--batch_size", "4", "--train", "--out_name", "run1"]
-  run_main(tmp_path, *common, "--epoch", "1")
+  # --generate with --train: the look runs after training, as the original ran --visualize
+  first = run_main(tmp_path, *common, "--epoch", "1", "--generate", "3")
+  (generated,) = glob.glob(str(tmp_path / "out" / "run1" / "samples" / "generated_*"))
+  assert len(os.listdir(generated)) == 4 and "3 images in" in first.stdout
   flags_path = str(tmp_path / "out" / "run1" / "FLAGS.json")
   first_seed = json.load(open(flags_path))["seed"]
   proc = run_main(tmp_path, *common, "--epoch", "2")
   steps = [l for l in proc.stdout.splitlines() if l.startswith("[")]
   assert "resuming at counter 3" in proc.stdout
+  # --max_to_keep 1 (the default) holds across processes: the first one's checkpoint is gone
+  assert sorted(os.listdir(str(tmp_path / "out" / "run1" / "checkpoint"))) == [
+      "checkpoint", "model.b4-5.data-00000-of-00001", "model.b4-5.index", "model.b4-5.meta"]
   assert [s[:30] for s in steps] == ["[       4 Epoch:[ 1/ 2] [   0/", "[       5 Epoch:[ 1/ 2] [   1/"]
   # the resumed run keeps its seed, so data order and z carry on
   assert json.load(open(flags_path))["seed"] == first_seed
@@ -150,6 +234,7 @@ def test_resume_by_out_name(tmp_path):
     (["--dataset", "nosuchset"], "does not exist"),
     (["--batch_size", "abc"], "flag --batch_size=abc"),
     (["--bach_size", "3"], "Unknown command line flag 'bach_size'"),
+    (["--devices", "gpu:0,gpu:1"], "--devices names gpu:0, gpu:1, and TensorFlow sees no GPU here"),
 ])
 def test_bad_flags_are_one_line(tmp_path, args, message):
   proc = run_main(tmp_path, "--train", *args, check=False)
@@ -165,6 +250,34 @@ def test_dataset_smaller_than_a_batch(tmp_path):
   assert proc.returncode == 1 and "Traceback" not in proc.stderr
   assert "fewer than one batch of 64" in proc.stderr
   assert not os.path.exists(str(tmp_path / "out"))  # no half-made run folder left behind
+
+
+def test_test_mode_refuses_bad_flags_before_looking_for_a_run(tmp_path):
+  """(main.validate_looks has the cases: tests/test_bad_input.py)"""
+  proc = run_main(tmp_path, "--dataset", "mnist", "--label", "12", "--generate", "3", check=False)
+  assert proc.returncode == 1 and "Traceback" not in proc.stderr
+  errors = [l for l in proc.stderr.splitlines() if l.startswith("error:")]
+  assert errors == ["error: --label must be -1 (all) or 0-9, not 12."]  # not "no trained run"
+
+
+def test_evaluate_on_an_image_folder_run_is_refused_before_loading(tmp_path):
+  run_dir = tmp_path / "out" / "faces run"
+  (run_dir / "checkpoint").mkdir(parents=True)
+  (run_dir / "checkpoint" / "checkpoint").write_text('model_checkpoint_path: "model.b4-3"\n')
+  (run_dir / "FLAGS.json").write_text(json.dumps({"dataset": "faces", "batch_size": 4}))
+  proc = run_main(tmp_path, "--out_name", "faces run", "--evaluate", check=False)
+  assert proc.returncode == 1 and "Traceback" not in proc.stderr
+  assert "--evaluate works on the conditional MNIST model" in proc.stderr  # not a restore error
+
+
+def test_files_left_out_by_the_pattern_are_named(tmp_path):
+  write_images(str(tmp_path / "data" / "mixed"), 3, size=(20, 20))
+  write_images(str(tmp_path / "data" / "mixed"), 6, size=(20, 20), ext="png")
+  proc = run_main(tmp_path, "--dataset", "mixed", "--input_height", "16", "--output_height", "16",
+                  "--train", "--batch_size", "4", check=False)
+  assert proc.returncode == 1 and "Traceback" not in proc.stderr
+  assert ("holds 3 images (6 other file(s) in the folder, such as img_000.png, do not match "
+          "--input_fname_pattern '*.jpg'), fewer than one batch of 4") in proc.stderr
 
 
 def test_checkpoint_dir_without_checkpoint(tmp_path):

@@ -2,6 +2,7 @@
 import hashlib
 import os
 import random
+import shlex
 import signal
 import subprocess
 import sys
@@ -77,7 +78,15 @@ def test_sigterm_saves_and_resume_continues(tmp_path):
   stopped = int(err.split("Stopped at counter ")[1].split(";")[0])
   # the signal lands during step 5 or just after its line: the run stops at counter 5 or later
   assert stopped >= 5 and restores(checkpoint_dir(tmp_path)) == stopped
-  resumed = run_main(tmp_path, *train_args("--epoch", "3"))
+  # the command it prints, pasted as it is, resumes the run
+  (line,) = [l for l in err.splitlines() if l.startswith("To resume: ")]
+  words = shlex.split(line[len("To resume: "):])
+  args = train_args("--epoch", "3")
+  at = args.index("--out_name")
+  assert words[1:] == [MAIN] + args[:at] + args[at + 2:] + ["--out_name", "run"], words
+  resumed = subprocess.run(words, cwd=str(tmp_path), stdout=subprocess.PIPE,
+                           stderr=subprocess.PIPE, text=True, timeout=600)
+  assert resumed.returncode == 0, resumed.stderr[-3000:]
   assert "resuming at counter %d" % stopped in resumed.stdout, resumed.stdout[-2000:]
   steps = [int(l[1:9]) for l in resumed.stdout.splitlines() if l.startswith("[")]
   assert steps[0] == stopped + 1 and steps[-1] == 31, steps
@@ -120,6 +129,8 @@ def test_nan_losses_stop_and_keep_the_good_checkpoint(tmp_path):
                   check=False)
   assert proc.returncode == 1 and "Traceback" not in proc.stderr
   assert "NaN or infinite" in proc.stderr and "model.b4-3" in proc.stderr
+  (line,) = [l for l in proc.stderr.splitlines() if l.startswith("To resume from the last ")]
+  assert shlex.split(line.split(": ", 1)[1])[-2:] == ["--out_name", "run"]
   assert digests(checkpoint_dir(tmp_path)) == before  # bit for bit
 
 

@@ -64,6 +64,10 @@ def test_visualize_options(mnist_run, option):
   elif option == 1:
     assert new == sorted("test_arange_%d.png" % i for i in range(Z_DIM))
     assert Image.open(os.path.join(samples, new[0])).size == (112, 112)
+    # one line for the listing, not a line per image
+    wrote = [l for l in proc.stdout.splitlines() if "wrote" in l.lower()]
+    assert len(wrote) == 1 and wrote[0].startswith(" [*] wrote %d images to " % Z_DIM), wrote
+    assert wrote[0].endswith(os.path.join("samples", ""))
   else:
     gifs = [n for n in os.listdir(samples) if n.startswith("test_gif_")]
     assert gifs and all(gif_info(os.path.join(samples, g))[1] == BATCH * gif_frame_ms(2, BATCH)
