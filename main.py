@@ -357,7 +357,8 @@ def print_summary(config, data, dcgan, cluster, resume):
     print_config(config)
     show_all_variables(dcgan.g_vars + dcgan.d_vars)
   else:
-    print("  every flag is in FLAGS.json (--verbose lists them and the variables here)")
+    print("  every flag is in %sFLAGS.json (--verbose lists them and the variables here)"
+          % ("" if cluster.is_chief else "the chief's "))
   if resume:
     print("  to resume after a stop: %s" % resume)
 
@@ -490,20 +491,28 @@ def run_experiments(dcgan, config, run_dir):
   seed = config.seed
   stamp = timestamp("%Y%m%d%H%M%S")
   written = []
+
+  def report(paths):
+    """Say what one look wrote (one line for a folder of many files), as it finishes."""
+    for line in written_summary(paths):
+      print(" [*] " + line)
+    return list(paths)
+
   if config.visualize:
-    written += visualize(dcgan.sess, dcgan, config, config.visualize_option, config.sample_dir,
-                         rng=np.random.RandomState(seed))
+    written += report(visualize(dcgan.sess, dcgan, config, config.visualize_option,
+                                config.sample_dir, rng=np.random.RandomState(seed)))
   if config.generate:
     folder, grid = experiments.generate(dcgan, config.generate, os.path.join(
         config.sample_dir, "generated_" + stamp), config.label, np.random.default_rng(seed))
     print(" [*] %d images in %s" % (config.generate, folder))
-    written.append(grid)
+    written += report([grid])
   if config.walk:
-    written += experiments.latent_walks(dcgan, config.sample_dir, config.walk_pairs, config.walk_steps,
-                                        np.random.default_rng(seed))
+    written += report(experiments.latent_walks(dcgan, config.sample_dir, config.walk_pairs,
+                                               config.walk_steps, np.random.default_rng(seed)))
   if config.arithmetic:
-    written += experiments.z_arithmetic(dcgan, config.sample_dir, config.arithmetic,
-                                        config.arithmetic_pool, rng=np.random.default_rng(seed))
+    written += report(experiments.z_arithmetic(dcgan, config.sample_dir, config.arithmetic,
+                                               config.arithmetic_pool,
+                                               rng=np.random.default_rng(seed)))
   if config.evaluate:
     classifier = evaluate.MnistClassifier(expand_path(config.classifier_dir), config.data_dir,
                                           epochs=config.classifier_epochs)
@@ -513,20 +522,18 @@ def run_experiments(dcgan, config, run_dir):
       classifier.close()
     result.update(checkpoint=config.checkpoint_dir, counter=dcgan.loaded_counter)
     evaluate.print_evaluation(result)
-    written.append(write_json_atomic(os.path.join(run_dir, "evaluation.json"), result))
+    written += report([write_json_atomic(os.path.join(run_dir, "evaluation.json"), result)])
   if config.features_experiment:
     result = evaluate.features_experiment(dcgan, config.data_dir, config.labels_per_class, seed or 0)
     print("linear classifier, %d labels per class: D features %.2f%% (%d dims), raw pixels %.2f%%"
           % (config.labels_per_class, 100 * result["discriminator_features"]["test_accuracy"],
              result["discriminator_features"]["dimensions"], 100 * result["raw_pixels"]["test_accuracy"]))
-    written.append(write_json_atomic(os.path.join(run_dir, "d_features.json"), result))
+    written += report([write_json_atomic(os.path.join(run_dir, "d_features.json"), result)])
   if config.training_pictures:
     pictures = training_pictures(config.sample_dir, os.path.join(run_dir, "logs"))
     if not pictures:
       raise UserError("The run %s has no sample grids or logs to draw." % run_dir)
-    written += pictures
-  for line in written_summary(written):
-    print(" [*] " + line)
+    written += report(pictures)
   return bool(written)
 
 

@@ -148,8 +148,11 @@ def test_image_folder_model_looks_without_labels(tmp_path):
   run_main(tmp_path, "--dataset", "faces", "--input_height", "32", "--crop", "--output_height", "16",
            "--batch_size", "4", "--epoch", "1", "--z_dim", "4", "--train")
   samples = os.path.join(only_run_folder(tmp_path), "samples")
-  run_main(tmp_path, "--dataset", "faces", "--visualize", "--visualize_option", "4", "--generate", "3",
-           "--walk", "--walk_pairs", "2", "--walk_steps", "3", "--arithmetic", "0,1 - 2 + 3")
+  proc = run_main(tmp_path, "--dataset", "faces", "--visualize", "--visualize_option", "4",
+                  "--generate", "3", "--walk", "--walk_pairs", "2", "--walk_steps", "3",
+                  "--arithmetic", "0,1 - 2 + 3")
+  # each look says what it wrote: a few files by name, not lumped into one folder count
+  assert "walk_linear.gif" in proc.stdout and "arithmetic.png" in proc.stdout
   assert gif_info(os.path.join(samples, "test_gif_merged.gif"))[2] == (2 * 16, 2 * 16)
   (folder,) = glob.glob(os.path.join(samples, "generated_*"))
   assert sorted(os.listdir(folder)) == ["000001.png", "000002.png", "000003.png", "grid.png"]
