@@ -55,9 +55,10 @@ tf = _import_tensorflow_quietly()
 tf.get_logger().setLevel("ERROR")
 
 import cluster as cluster_module  # noqa: E402
+from checkpoints import checkpoint_shapes  # noqa: E402
 from dataset import labelled, open_dataset  # noqa: E402
-from model import (DCGAN, Z_DISTRIBUTIONS, TrainingInterrupted, batches_per_epoch,  # noqa: E402
-                   checkpoint_shapes, session_config)
+from model import DCGAN, Z_DISTRIBUTIONS, TrainingInterrupted, batches_per_epoch  # noqa: E402
+from precision import precision_mode, session_config  # noqa: E402
 from utils import (UserError, count_parameters, expand_path, plural,  # noqa: E402
                    show_all_variables, timestamp, training_pictures, visualize, write_json_atomic,
                    written_summary)
@@ -122,7 +123,7 @@ flags.DEFINE_integer("summary_freq", 10, "Write TensorBoard summaries every this
 flags.DEFINE_string("precision", "fp32", "fp32; fp16: float16 mixed precision with dynamic loss "
                     "scaling, on a GPU (DCGAN_FP16_ON_CPU=1 emulates it on the CPU); bf16: oneDNN "
                     "bfloat16 on CPUs with AVX512-BF16/AMX. Variables and Adam's state stay fp32")
-flags.DEFINE_boolean("xla", False, "Compile the graph with XLA JIT (see the README's performance notes)")
+flags.DEFINE_boolean("xla", False, "Compile the graph with XLA JIT (see docs/PERFORMANCE.md)")
 flags.DEFINE_integer("intra_op_threads", 0, "Threads inside one op [0: TensorFlow's choice]")
 flags.DEFINE_integer("inter_op_threads", 0, "Ops run in parallel [0: the kernel plan's for this "
                      "machine (1 on AVX2 CPUs), else TensorFlow's choice]")
@@ -180,7 +181,6 @@ def validate(config):
   for name in ("input_height", "input_width", "output_height", "output_width"):
     if getattr(config, name) <= 0:
       raise UserError("--%s must be a positive number of pixels, not %d." % (name, getattr(config, name)))
-  session_config(config.precision, config.xla, config.intra_op_threads, config.inter_op_threads)
   if config.data_workers < 0:
     raise UserError("--data_workers must be 0 or more, not %d." % config.data_workers)
   for name in ("sample_freq", "ckpt_freq", "max_to_keep", "summary_freq"):
@@ -285,11 +285,11 @@ def find_run(config, given_checkpoint_dir):
   return run_dir, ckpt_dir
 
 
-def run_session_config(config):
-  return session_config(config.precision, config.xla, config.intra_op_threads, config.inter_op_threads)
+def run_session_config(config, precision):
+  return session_config(precision, config.xla, config.intra_op_threads, config.inter_op_threads)
 
 
-def build_dcgan(sess, config, c_dim, y_dim, data=None, cluster=None):
+def build_dcgan(sess, config, precision, c_dim, y_dim, data=None, cluster=None):
   return DCGAN(
       sess,
       input_width=config.input_width,
@@ -315,7 +315,7 @@ def build_dcgan(sess, config, c_dim, y_dim, data=None, cluster=None):
       seed=config.seed,
       G_img_sum=config.G_img_sum,
       data=data,
-      precision=config.precision,
+      precision=precision,
       cluster=cluster)
 
 
@@ -386,9 +386,9 @@ def write_run_folder(config):
                     % (config.out_dir, err.strerror or err))
 
 
-def train(config, layout=None):
+def train(config, layout, precision):
   """Train (or resume) the run; returns its folder name if this process wrote it (the chief)."""
-  cluster = cluster_module.Cluster(layout or cluster_module.Layout([], 0, []))
+  cluster = cluster_module.Cluster(layout)
   if config.cache and not config.cache_dir:
     config.cache_dir = os.path.join(config.data_dir, ".dcgan_cache")
   data = open_dataset(config.dataset, config.data_dir, config.input_fname_pattern,
@@ -408,11 +408,11 @@ def train(config, layout=None):
     config.seed = random.SystemRandom().randrange(2 ** 31)
   config.cluster = cluster.describe()
   resume = resume_command(config.out_name) if cluster.is_chief else None
-  session_conf = cluster.session_config(run_session_config(config))
+  session_conf = cluster.session_config(run_session_config(config, precision))
   target = cluster.start(session_conf)
   started = []
   with tf.Graph().as_default(), tf.Session(target, config=session_conf) as sess:
-    dcgan = build_dcgan(sess, config, data.c_dim, data.y_dim, data, cluster)
+    dcgan = build_dcgan(sess, config, precision, data.c_dim, data.y_dim, data, cluster)
     if cluster.is_chief:
       # A run resumed with other flags fails here, before its FLAGS.json is touched.
       dcgan.check_checkpoint(config.checkpoint_dir)
@@ -442,7 +442,7 @@ def train(config, layout=None):
   return config.out_name
 
 
-def test(config, given):
+def test(config, given, precision):
   if given["dataset"]:
     validate_looks(config, labelled(config.dataset)[0])  # before looking for its runs
   run_dir, ckpt_dir = find_run(config, given["checkpoint_dir"])
@@ -462,13 +462,13 @@ def test(config, given):
   config.sample_dir = os.path.join(run_dir, config.sample_dir)
   config.out_dir = run_dir
 
-  with tf.Graph().as_default(), tf.Session(config=run_session_config(config)) as sess:
-    dcgan = build_dcgan(sess, config, c_dim, y_dim)
+  with tf.Graph().as_default(), tf.Session(config=run_session_config(config, precision)) as sess:
+    dcgan = build_dcgan(sess, config, precision, c_dim, y_dim)
     sess.run(dcgan.init_op)
     load_success, load_counter = dcgan.load(ckpt_dir)
     if not load_success:
       raise UserError("Checkpoint not found in %s." % ckpt_dir)
-    looked = run_experiments(dcgan, config, run_dir)
+    looked = run_experiments(dcgan, config, run_dir, load_counter)
     if not (looked or config.export or config.freeze):
       z, labels = dcgan.sample_inputs()
       grid = dcgan.save_sample_grid(
@@ -484,7 +484,7 @@ def test(config, given):
             % (path, ", 'y:0'" if y_dim else "", dcgan.sampler.name))
 
 
-def run_experiments(dcgan, config, run_dir):
+def run_experiments(dcgan, config, run_dir, counter):
   """The test-mode ways of looking at a model that were asked for; True if any was."""
   import evaluate
   import experiments
@@ -520,7 +520,7 @@ def run_experiments(dcgan, config, run_dir):
       result = evaluate.evaluate_mnist(dcgan, classifier, config.evaluate_n, seed=seed or 0)
     finally:
       classifier.close()
-    result.update(checkpoint=config.checkpoint_dir, counter=dcgan.loaded_counter)
+    result.update(checkpoint=config.checkpoint_dir, counter=counter)
     evaluate.print_evaluation(result)
     written += report([write_json_atomic(os.path.join(run_dir, "evaluation.json"), result)])
   if config.features_experiment:
@@ -547,17 +547,18 @@ def run(argv_flags):
     config.input_width = config.input_height
   if config.output_width is None:
     config.output_width = config.output_height
+  precision = precision_mode(config.precision)  # decided once, here (precision.py)
   if config.train:
     layout = cluster_module.parse_layout(config.devices, config.worker_hosts, config.task_index)
     validate(config)
     validate_looks(config, labelled(config.dataset)[0])
     cluster_module.configure_devices(layout)
     looks = Config(config.as_dict())
-    looks.out_name = train(config, layout)
+    looks.out_name = train(config, layout, precision)
     if looks.out_name and any(getattr(looks, name) for name in LOOK_FLAGS):
-      test(looks, dict(given, checkpoint_dir=False))
+      test(looks, dict(given, checkpoint_dir=False), precision)
   else:
-    test(config, given)
+    test(config, given, precision)
 
 
 def main(argv):

@@ -15,7 +15,6 @@ losses and update schedule.  What differs is what users never see:
   checkpoints holding only model variables (as the original wrote them)
   still load.
 """
-import collections
 import contextlib
 import os
 import random
@@ -35,94 +34,16 @@ import tensorflow.compat.v1 as tf  # noqa: E402
 from tqdm import tqdm  # noqa: E402
 
 import cluster as cluster_module  # noqa: E402
+from checkpoints import Checkpoints, checkpoint_counter, last_checkpoint  # noqa: E402
 from dataset import data_channels, open_dataset, prefetch  # noqa: E402
-from hardware import cpu_supports_bf16, kernel_plan, use_plan  # noqa: E402
+from hardware import kernel_plan, use_plan  # noqa: E402
 from ops import (batch_norm, complete_gradients, conv2d, conv_out_size_same, deconv2d,  # noqa: E402
                  deferred_batch_norm_updates, flatten, gathered_weight_gradients, linear, lrelu)
+from optim import SCALE_SCOPES, adam_update  # noqa: E402
+from precision import resolved  # noqa: E402
 from utils import UserError, image_manifold_size, plural, save_images  # noqa: E402
 
 Z_DISTRIBUTIONS = ("normal01", "uniform_signed", "uniform_unsigned")
-
-
-PRECISIONS = ("fp32", "fp16", "bf16")
-EMULATION_OFF = ("constant_folding", "shape_optimization", "common_subgraph_elimination",
-                 "function_optimization", "implementation_selector", "debug_stripper")
-FP16_ON_CPU_VARIABLE = "DCGAN_FP16_ON_CPU"
-
-# What a --precision means on a device: the grappler rewrite that lowers the
-# graph's matmuls and convolutions (None: none), and whether the optimizers
-# scale the losses (always with float16, whose range is too small for GAN
-# gradients; never needed with bfloat16, whose range is float32's).
-Precision = collections.namedtuple("Precision", ["name", "rewrite", "loss_scaling"])
-
-
-def precision_mode(precision, gpu=None, cpu_bf16=None, environ=None):
-  """The Precision for --precision on this machine, or a one-sentence UserError.
-
-  fp32: nothing lowered.  fp16: float16 with dynamic loss scaling, by the GPU
-  rewrite (auto_mixed_precision) where TensorFlow sees a GPU, else only when
-  TensorFlow's CPU emulation of it is asked for with DCGAN_FP16_ON_CPU=1
-  (auto_mixed_precision_cpu: each lowered op rounds to float16, so it shows
-  what float16 does to the numbers, slowly; the tests run fp16 this way).
-  bf16: oneDNN's bfloat16 rewrite on a CPU that has bfloat16 arithmetic;
-  refused on a GPU, whose only graph rewrite is float16 (--precision fp16).
-  Float16 is never chosen without loss scaling.
-  """
-  environ = os.environ if environ is None else environ
-  if gpu is None:
-    gpu = bool(tf.config.list_physical_devices("GPU"))
-  if precision == "fp32":
-    return Precision("fp32", None, False)
-  if precision == "fp16":
-    if gpu:
-      return Precision("fp16", "auto_mixed_precision", True)
-    if environ.get(FP16_ON_CPU_VARIABLE, "").strip() not in ("", "0"):
-      return Precision("fp16", "auto_mixed_precision_cpu", True)
-    raise UserError("--precision fp16 needs a GPU, and TensorFlow sees none here; use --precision "
-                    "fp32 (or set %s=1 to emulate float16 on the CPU, slowly, as the tests do)."
-                    % FP16_ON_CPU_VARIABLE)
-  if precision == "bf16":
-    if gpu:
-      raise UserError("--precision bf16 has no graph rewrite for GPUs in TensorFlow (its GPU mixed "
-                      "precision is float16); use --precision fp16, float16 with loss scaling.")
-    if cpu_supports_bf16() if cpu_bf16 is None else cpu_bf16:
-      return Precision("bf16", "auto_mixed_precision_onednn_bfloat16", False)
-    raise UserError("--precision bf16 needs a CPU with AVX512-BF16 or AMX-BF16 instructions, and "
-                    "this machine's has neither; use --precision fp32 (or fp16 on a GPU).")
-  raise UserError("--precision must be one of %s, not %r." % (", ".join(PRECISIONS), precision))
-
-
-def session_config(precision="fp32", xla=False, intra_op_threads=0, inter_op_threads=0):
-  """The Session's ConfigProto: GPU memory on demand, threads, the precision's rewrite, XLA.
-
-  Threads left at 0 are TensorFlow's choice, except inter-op threads where the
-  kernel plan of this machine names a number (hardware.py: 1 on AVX2 CPUs).
-
-  A reduced precision (precision_mode) turns on TensorFlow's automatic mixed
-  precision graph rewrite for it: variables, losses and optimizer state stay
-  float32; the rewrite casts matmuls and convolutions (and what lies between
-  them) to the low precision.  fp16's loss scaling is in the graph
-  (DCGAN(precision='fp16')).
-  """
-  from tensorflow.core.protobuf import rewriter_config_pb2
-  mode = precision_mode(precision)
-  config = tf.ConfigProto()
-  config.gpu_options.allow_growth = True
-  config.intra_op_parallelism_threads = intra_op_threads
-  config.inter_op_parallelism_threads = inter_op_threads or kernel_plan().inter_op_threads
-  rewrite = config.graph_options.rewrite_options
-  if mode.rewrite:
-    setattr(rewrite, mode.rewrite, rewriter_config_pb2.RewriterConfig.ON)
-  if mode.rewrite == "auto_mixed_precision_cpu":
-    # TF 2.21's CPU emulation inserts its casts in the order the graph reaches it and crashes
-    # (an uncaught std::out_of_range, a segmentation fault) when a consumer comes before its
-    # producer; the optimizers that run before it and reorder the graph are turned off.
-    rewrite.disable_model_pruning = True
-    for name in EMULATION_OFF:
-      setattr(rewrite, name, rewriter_config_pb2.RewriterConfig.OFF)
-  if xla:
-    config.graph_options.optimizer_options.global_jit_level = tf.OptimizerOptions.ON_1
-  return config
 
 
 def gen_random(rng, z_dist, size):
@@ -134,14 +55,6 @@ def gen_random(rng, z_dist, size):
   if z_dist == "uniform_signed":
     return rng.uniform(-1.0, 1.0, size).astype(np.float32)
   raise UserError("--z_dist must be one of %s, not %r." % (", ".join(Z_DISTRIBUTIONS), z_dist))
-
-
-def last_checkpoint(checkpoint_dir):
-  """The checkpoint the folder's 'checkpoint' file points at, or 'none'."""
-  try:
-    return tf.train.latest_checkpoint(checkpoint_dir) or "none"
-  except (tf.errors.OpError, ValueError):
-    return "none"
 
 
 class StopRequest(object):
@@ -173,28 +86,6 @@ class StopRequest(object):
     self.previous = {}
 
 
-def checkpoint_shapes(checkpoint_dir):
-  """(path, {variable: shape}) of the checkpoint checkpoint_dir's state names, or (None, None)."""
-  if not os.path.isdir(checkpoint_dir):
-    return None, None
-  ckpt = tf.train.get_checkpoint_state(checkpoint_dir)
-  if not (ckpt and ckpt.model_checkpoint_path):
-    return None, None
-  path = os.path.join(checkpoint_dir, os.path.basename(ckpt.model_checkpoint_path))
-  try:
-    return path, tf.train.load_checkpoint(path).get_variable_to_shape_map()
-  except (tf.errors.OpError, ValueError) as err:
-    raise UserError("The checkpoint %s cannot be read (%s)." % (path, str(err).splitlines()[0]))
-
-
-def checkpoint_counter(path):
-  """The counter a checkpoint path ends with: 'model.b64-1200' -> 1200."""
-  try:
-    return int(os.path.basename(path).rsplit("-", 1)[1])
-  except (IndexError, ValueError):
-    return 0
-
-
 def max_pool_to(x, size):
   """Max-pool [N, H, W, C] to about size x size (ceil(H / k) with window = stride = k)."""
   kh = -(-int(x.shape[1]) // size)
@@ -223,93 +114,6 @@ def histogram_summary(tag, values):
 def scalar_summary(tag, value):
   return tf.raw_ops.ScalarSummary(tags=tag, values=value, name=tag + "_summary")
 
-
-class AdamOptimizer(tf.train.AdamOptimizer):
-  """TF1's Adam (same slots, same names), whose cross-replica step all-reduces only the
-  gradients that are one replica's part: those of complete_gradients() (ops.py,
-  gathered_weight_gradients) are already the sum over all replicas, the same on each, and
-  each replica applies its own."""
-
-  def _distributed_apply(self, distribution, grads_and_vars, global_step=None, name=None):
-    complete = complete_gradients()
-    grads_and_vars = list(grads_and_vars)
-    if any(v.name in complete for _, v in grads_and_vars):
-      distribution = _ReducingOnly(distribution, complete)
-    return tf.train.AdamOptimizer._distributed_apply(self, distribution, grads_and_vars,
-                                                      global_step, name)
-
-
-class _ReducingOnly(object):
-  """A tf.distribute strategy whose extended.batch_reduce_to leaves the gradients of the named
-  variables as they are (each replica keeps its own); everything else is the strategy's."""
-
-  def __init__(self, strategy, complete):
-    self._strategy, self._complete = strategy, complete
-    self.extended = _ReducingOnlyExtended(strategy.extended, complete)
-
-  def __getattr__(self, name):
-    return getattr(self._strategy, name)
-
-
-class _ReducingOnlyExtended(object):
-
-  def __init__(self, extended, complete):
-    self._extended, self._complete = extended, complete
-
-  def __getattr__(self, name):
-    return getattr(self._extended, name)
-
-  def batch_reduce_to(self, reduce_op, value_destination_pairs, options=None):
-    pairs = list(value_destination_pairs)
-    partial = [(g, v) for g, v in pairs if v.name not in self._complete]
-    reduced = iter(self._extended.batch_reduce_to(reduce_op, partial, options) if partial else ())
-    return [g if v.name in self._complete else next(reduced) for g, v in pairs]
-
-
-def adam_update(loss, var_list, learning_rate, beta1, loss_scaling=False, scale_scope=None,
-                initial_loss_scale=2 ** 15, gate_gradients=tf.train.Optimizer.GATE_OP):
-  """(Adam's update of var_list for loss, loss-scaling tensors or {}).
-
-  With loss_scaling (fp16) the update goes through TensorFlow's
-  MixedPrecisionLossScaleOptimizer with a DynamicLossScale (start
-  initial_loss_scale, TensorFlow's 2^15 by default; halved on overflow,
-  doubled after 2,000 good steps), its variables in
-  scale_scope/: the loss is multiplied by the scale before the float16
-  backward pass and the gradients divided by it in float32; if any is not
-  finite, Adam is not applied (variables and Adam's state untouched) and the
-  step is counted in scale_scope/skipped_steps.  The dict holds 'finite'
-  (this run's gradients were applied), 'scale' (the scale after the run) and
-  'skipped' (the count after it), all read by the run that updates.
-  gate_gradients: TF1's GATE_OP by default (as minimize(): an op's input gradients wait for
-  each other); GATE_NONE lets a layer's input gradient go on without its weight gradient
-  (same values), which gathered weight gradients need to overlap the backward pass.
-  """
-  adam = AdamOptimizer(learning_rate, beta1=beta1)
-  if not loss_scaling:
-    return adam.minimize(loss, var_list=var_list, gate_gradients=gate_gradients), {}
-  with tf.variable_scope(scale_scope):
-    loss_scale = tf.mixed_precision.DynamicLossScale(initial_loss_scale=initial_loss_scale)
-    skipped = tf.get_variable('skipped_steps', [], tf.int64, tf.zeros_initializer(),
-                              trainable=False,
-                              aggregation=tf.VariableAggregation.ONLY_FIRST_REPLICA)
-  # Adam's variables now, as minimize() makes them: the wrapper applies Adam inside a tf.cond,
-  # whose name scope would otherwise rename beta1_power and beta2_power (cond_1/beta1_power).
-  adam._create_slots(var_list)  # pylint: disable=protected-access
-  scaled = tf.mixed_precision.MixedPrecisionLossScaleOptimizer(adam, loss_scale)
-  grads_and_vars = scaled.compute_gradients(loss, var_list=var_list,
-                                            gate_gradients=gate_gradients)
-  finite = tf.reduce_all([tf.reduce_all(tf.is_finite(g)) for g, _ in grads_and_vars
-                          if g is not None], name=scale_scope + '/finite')
-  apply = scaled.apply_gradients(grads_and_vars)
-  with tf.control_dependencies([apply]):
-    count = tf.assign_add(skipped, tf.cast(tf.logical_not(finite), tf.int64))
-  with tf.control_dependencies([count]):
-    scale_after = tf.identity(loss_scale(), name=scale_scope + '/scale_after')
-    skipped_after = tf.identity(skipped)
-  return tf.group(apply, count), {'finite': finite, 'scale': scale_after, 'skipped': skipped_after}
-
-
-SCALE_SCOPES = ('d_loss_scale', 'g_loss_scale')
 
 # What every worker of a cluster must have been started with alike (DCGAN.agreement): the
 # flags that shape the graph or the data, and the data itself (its size).
@@ -372,11 +176,12 @@ class DCGAN(object):
       seed: seeds the initial weights, data order, z and sample z (random if None).
       G_img_sum: add generated images to the TensorBoard summaries.
       data: a dataset object from dataset.py (else train() opens one).
-      precision: 'fp32', 'fp16' or 'bf16' (precision_mode).  With fp16 both optimizers
-        scale their losses dynamically (TensorFlow's MixedPrecisionLossScaleOptimizer with a
+      precision: a precision.Precision, or 'fp32', 'fp16' or 'bf16' (precision.precision_mode).
+        With fp16 both optimizers scale their losses dynamically (optim.adam_update:
+        TensorFlow's MixedPrecisionLossScaleOptimizer with a
         DynamicLossScale each, in scopes d_loss_scale/ and g_loss_scale/); a step whose
         scaled gradients overflow is skipped and counted.  The Session must be made with
-        session_config(precision) for the rewrite itself.
+        precision.session_config(precision) for the rewrite itself.
       initial_loss_scale: fp16's starting loss scale [2^15, TensorFlow's default].
       cluster: a cluster.Cluster to train on several devices or machines (None: one device,
         the original's graph).  Every replica runs the step on batch_size images; gradients
@@ -420,7 +225,7 @@ class DCGAN(object):
     self.seed = seed if seed is not None else random.SystemRandom().randrange(2 ** 31)
     self.G_img_sum = G_img_sum
     self.data = data
-    self.precision = precision_mode(precision)
+    self.precision = resolved(precision)
     self.initial_loss_scale = initial_loss_scale
     self.cluster = cluster
     self.joined = None  # (loaded, counter) once join_cluster ran
@@ -514,15 +319,10 @@ class DCGAN(object):
     if distributed:
       self.build_broadcast()
     self.init_op = tf.global_variables_initializer()
-    # A Saver for checkpoints that hold the model only (the original built its
-    # Saver before its optimizers); one for checkpoints of another precision
-    # (everything but the loss-scale state: fp32 runs and the original have
-    # none); then the Saver for everything.
-    self.model_saver = tf.train.Saver(self.model_vars)
-    self.scale_vars = [v for v in self.all_vars if v.op.name.split('/')[0] in SCALE_SCOPES]
-    self.unscaled_saver = (tf.train.Saver([v for v in self.all_vars if v not in self.scale_vars])
-                           if self.scale_vars else None)
-    self.saver = tf.train.Saver(max_to_keep=self.max_to_keep)
+    # the Savers last (checkpoints.py)
+    self.checkpoints = Checkpoints(self.model_vars, self.max_to_keep, self.healthy, self.y_dim,
+                                   SCALE_SCOPES)
+    self.saver, self.model_saver = self.checkpoints.saver, self.checkpoints.model_saver
 
   def tower(self, inputs, z, y):
     """One replica's step: G, D on real and generated images, the losses and both updates.
@@ -946,7 +746,6 @@ class DCGAN(object):
       self.load(checkpoint_dir)
     if could_load:
       self.sess.run(self.broadcast_op, options=self.run_options(first=True))
-      self.loaded_counter = counter
     self.joined = (could_load, counter)
     return self.joined
 
@@ -986,7 +785,7 @@ class DCGAN(object):
     if could_load:
       print(" [*] Load SUCCESS: resuming at counter %d" % counter)
       if chief:
-        self.keep_track_of_checkpoints(checkpoint_dir)
+        self.checkpoints.keep_track(checkpoint_dir)
     else:
       print(" [*] No checkpoint yet in %s: training from scratch" % checkpoint_dir)
       counter = 1
@@ -1103,25 +902,14 @@ class DCGAN(object):
   # checkpoints
 
   def save_checked(self, checkpoint_dir, step, feed, sample_z, sample_labels=None):
-    """Save a checkpoint if the model is still healthy; a one-sentence UserError if not or if
-    the write fails (the previous checkpoint stays as it was in both cases)."""
+    """Save a checkpoint if the model is still healthy (Checkpoints.save_checked)."""
     # The sampler and D's inference pass see the grid's z and labels, and as many of the step's
     # images (several replicas feed replicas x batch_size of them, one replica's worth of z).
     n = min(len(feed[self.inputs]), len(sample_z))
     check = self.feed(sample_z[:n], None if sample_labels is None else sample_labels[:n],
                       feed[self.inputs][:n])
-    if not self.sess.run(self.healthy, feed_dict=check):
-      raise UserError("The model diverged by step %d (weights or outputs are NaN or infinite), so "
-                      "it was not saved; the last good checkpoint is %s. Lower --learning_rate to "
-                      "train on." % (step, last_checkpoint(checkpoint_dir)))
-    try:
-      return self.save(checkpoint_dir, step)
-    except (tf.errors.OpError, OSError) as err:
-      message = getattr(err, "message", None) or getattr(err, "strerror", None) or str(err)
-      raise UserError("Could not write the checkpoint for step %d in %s (%s); the previous "
-                      "checkpoint (%s) is untouched." % (step, checkpoint_dir,
-                                                         message.splitlines()[0].strip(),
-                                                         last_checkpoint(checkpoint_dir)))
+    return self.checkpoints.save_checked(self.sess, checkpoint_dir,
+                                         'model.b' + str(self.batch_size), step, check)
 
   def save(self, checkpoint_dir, step, filename='model', ckpt=True, frozen=False):
     """Write checkpoint '<filename>.b<batch_size>-<step>' and/or a frozen sampler GraphDef."""
@@ -1129,8 +917,7 @@ class DCGAN(object):
     os.makedirs(checkpoint_dir, exist_ok=True)
     written = []
     if ckpt:
-      written.append(self.saver.save(self.sess, os.path.join(checkpoint_dir, filename),
-                                     global_step=step))
+      written.append(self.checkpoints.save(self.sess, checkpoint_dir, filename, step))
     if frozen:
       graph_def = tf.graph_util.convert_variables_to_constants(
           self.sess, self.sess.graph.as_graph_def(), [self.sampler.op.name])
@@ -1140,76 +927,11 @@ class DCGAN(object):
     return written
 
   def load(self, checkpoint_dir):
-    """Restore the newest checkpoint in checkpoint_dir; returns (found, counter).
-
-    Variables are checked against the checkpoint first, so a checkpoint made
-    with other flags is reported in one sentence instead of a restore error.
-    A checkpoint holding the model only (no Adam state) restores the model and
-    leaves the optimizers freshly initialised.
-    """
-    path, saved = self.check_checkpoint(checkpoint_dir)
-    if path is None:
-      return False, 0
-    if all(v.op.name in saved for v in self.all_vars):
-      self.saver.restore(self.sess, path)
-    elif self.unscaled_saver and all(v.op.name in saved for v in self.all_vars
-                                     if v not in self.scale_vars):
-      self.unscaled_saver.restore(self.sess, path)
-      print(" [*] %s holds no loss-scale state (not an fp16 run): the loss scales start afresh"
-            % os.path.basename(path))
-    else:
-      self.model_saver.restore(self.sess, path)
-      print(" [*] %s holds no optimizer state: Adam starts afresh" % os.path.basename(path))
-    counter = checkpoint_counter(path)
-    self.loaded_counter = counter
-    print(" [*] Success to read {} in {}".format(os.path.basename(path), checkpoint_dir))
-    return True, counter
-
-  def keep_track_of_checkpoints(self, checkpoint_dir):
-    """Resuming: the Saver takes over the checkpoints earlier processes kept in checkpoint_dir,
-    so that --max_to_keep counts them too and deletes the oldest as it saves."""
-    state = tf.train.get_checkpoint_state(checkpoint_dir)
-    if state is None:
-      return
-    paths = [os.path.join(checkpoint_dir, os.path.basename(p))
-             for p in state.all_model_checkpoint_paths]
-    self.saver.recover_last_checkpoints(paths)
+    """Restore the newest checkpoint in checkpoint_dir; returns (found, counter)
+    (Checkpoints.restore)."""
+    return self.checkpoints.restore(self.sess, checkpoint_dir)
 
   def check_checkpoint(self, checkpoint_dir):
-    """(path, variable shapes) of checkpoint_dir's newest checkpoint, or (None, None) if it has
-    none; a one-sentence UserError if that checkpoint does not fit this graph."""
-    path, saved = checkpoint_shapes(checkpoint_dir)
-    if path is not None:
-      self.check_compatible(saved, path)
-    return path, saved
-
-  def check_compatible(self, saved, path):
-    """Raise a one-sentence UserError if the checkpoint's model variables don't fit this graph."""
-    missing = [v.op.name for v in self.model_vars if v.op.name not in saved]
-    if missing:
-      raise UserError("The checkpoint %s has no variable %s, so it holds another architecture; %s."
-                      % (path, missing[0], self.hint(missing[0], None, None)))
-    for var in self.model_vars:
-      name, shape = var.op.name, var.shape.as_list()
-      saved_shape = list(saved[name])
-      if saved_shape != shape:
-        raise UserError("The checkpoint %s does not fit these flags: %s is %s there but %s here; %s."
-                        % (path, name, saved_shape, shape, self.hint(name, saved_shape, shape)))
-
-  def hint(self, name, saved_shape, shape):
-    """Which flag to change when a model variable is missing or shaped differently.
-
-    Variables are checked in creation order (generator input layer first), so
-    the first mismatch points at the flag that caused it.
-    """
-    if saved_shape is None:
-      return ("check --dataset: mnist trains the conditional model, every other dataset "
-              "the unconditional one")
-    if name == "generator/g_h0_lin/Matrix" and saved_shape[0] != shape[0]:
-      return "it was trained with --z_dim %d" % (saved_shape[0] - (self.y_dim or 0))
-    last_layer = "generator/g_h3/w" if self.y_dim else "generator/g_h4/w"
-    if name == last_layer and saved_shape[2] != shape[2]:
-      return ("it was trained on images with %d channel(s), not %d (grayscale vs colour)"
-              % (saved_shape[2], shape[2]))
-    return ("set --output_height and --output_width (and --crop, --input_height) "
-            "as when it was trained")
+    """(path, variable shapes) of checkpoint_dir's newest checkpoint, or (None, None); a
+    one-sentence UserError if it does not fit this graph (Checkpoints.check)."""
+    return self.checkpoints.check(checkpoint_dir)

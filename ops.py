@@ -79,7 +79,7 @@ def gathered_weight_gradients(replicas, rows):
   cross the network instead of all-reducing in x out, and every replica ends up holding the
   sum the all-reduce would have given (MNIST, batch 64, two replicas: g_h1_lin 0.9 M numbers
   instead of 6.5 M).  Such variables are listed by complete_gradients(); the optimizer must
-  not all-reduce their gradients again (model.AdamOptimizer).
+  not all-reduce their gradients again (optim.AdamOptimizer).
   """
   previous = getattr(_GATHERED, "spec", None)
   _GATHERED.spec = (replicas, rows)

@@ -37,7 +37,8 @@ tf.get_logger().setLevel("ERROR")
 
 from common import RESULTS, append_result, machine, matmul_peak_gflops, print_machine  # noqa: E402
 from dataset import ImageFolderData, prefetch  # noqa: E402
-from model import DCGAN, session_config  # noqa: E402
+from model import DCGAN  # noqa: E402
+from precision import session_config  # noqa: E402
 
 TARGET_WAIT = 0.02
 

@@ -40,7 +40,8 @@ import tensorflow.compat.v1 as tf  # noqa: E402
 tf.get_logger().setLevel("ERROR")
 
 from common import RESULTS, append_result, machine, matmul_peak_gflops, print_machine  # noqa: E402
-from model import DCGAN, cpu_supports_bf16  # noqa: E402
+from hardware import cpu_supports_bf16  # noqa: E402
+from model import DCGAN  # noqa: E402
 from ops import conv2d, deconv2d  # noqa: E402
 from train_speed import CONFIGS, model_layers  # noqa: E402
 

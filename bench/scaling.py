@@ -121,7 +121,8 @@ def child(args):
   import tensorflow.compat.v1 as tf
   tf.get_logger().setLevel("ERROR")
   import cluster as cluster_module
-  from model import DCGAN, session_config
+  from model import DCGAN
+  from precision import session_config
 
   if args.layout == "workers":
     layout = cluster_module.Layout(args.hosts.split(","), args.task, [])

@@ -53,7 +53,8 @@ tf.get_logger().setLevel("ERROR")
 
 from common import (CONFIGS, RESULTS, append_result, machine, matmul_peak_gflops,  # noqa: E402
                     print_machine, synthetic_feed, time_iterations)
-from model import DCGAN, session_config  # noqa: E402
+from model import DCGAN  # noqa: E402
+from precision import session_config  # noqa: E402
 from ops import conv_out_size_same  # noqa: E402
 from utils import UserError  # noqa: E402
 

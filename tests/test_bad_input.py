@@ -113,9 +113,9 @@ def test_flags_that_disagree_with_the_checkpoint(tmp_path):
 def test_bf16_without_hardware_through_main(tmp_path, monkeypatch, capsys):
   """The --precision bf16 row: main's own entry point, on a machine made to lack bf16."""
   import main
-  import model
-  monkeypatch.setattr(model, "cpu_supports_bf16", lambda: False)
-  monkeypatch.setattr(model.tf.config, "list_physical_devices", lambda kind: [])
+  import precision
+  monkeypatch.setattr(precision, "cpu_supports_bf16", lambda: False)
+  monkeypatch.setattr(precision.tf.config, "list_physical_devices", lambda kind: [])
   monkeypatch.chdir(tmp_path)
   setup_faces(tmp_path)
   main.FLAGS.unparse_flags()

@@ -8,9 +8,10 @@ import pytest
 import tensorflow.compat.v1 as tf
 
 import hardware
-import model as model_module
+import precision as precision_module
 from conftest import PROJECT_DIR
-from model import DCGAN, cpu_supports_bf16
+from hardware import cpu_supports_bf16
+from model import DCGAN
 from utils import UserError
 
 sys.path.insert(0, os.path.join(PROJECT_DIR, "bench"))
@@ -110,13 +111,13 @@ def test_forward_flops_of_conditional_mnist():
 
 
 def test_bf16_is_refused_without_hardware_support(monkeypatch):
-  monkeypatch.setattr(model_module, "cpu_supports_bf16", lambda: False)
-  monkeypatch.setattr(model_module.tf.config, "list_physical_devices", lambda kind: [])
+  monkeypatch.setattr(precision_module, "cpu_supports_bf16", lambda: False)
+  monkeypatch.setattr(precision_module.tf.config, "list_physical_devices", lambda kind: [])
   with pytest.raises(UserError, match="--precision bf16 needs a CPU with AVX512-BF16"):
-    model_module.session_config("bf16")
-  assert model_module.session_config("fp32").gpu_options.allow_growth
+    precision_module.session_config("bf16")
+  assert precision_module.session_config("fp32").gpu_options.allow_growth
   with pytest.raises(UserError, match="--precision must be one of fp32, fp16, bf16"):
-    model_module.session_config("fp8")
+    precision_module.session_config("fp8")
 
 
 def test_layer_speed_bench_times_every_conv_kernel_of_the_model(tmp_path):

@@ -82,7 +82,8 @@ tf2.config.set_logical_device_configuration(cpu, [tf2.config.LogicalDeviceConfig
 import tensorflow.compat.v1 as tf
 import cluster as cluster_module
 import ops
-from model import DCGAN, session_config
+from model import DCGAN
+from precision import session_config
 
 B = 4
 kwargs = dict(batch_size=B, sample_num=B, output_height=16, output_width=16, gf_dim=4, df_dim=4,

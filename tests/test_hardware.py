@@ -6,7 +6,7 @@ import sys
 import pytest
 
 import hardware
-import model as model_module
+import precision as precision_module
 from conftest import PROJECT_DIR
 
 AVX2_EPYC = {"fpu", "sse4_2", "avx", "avx2", "fma", "f16c"}
@@ -110,8 +110,8 @@ def test_the_environment_variable_picks_a_plan_to_compare(monkeypatch):
 def test_session_threads_come_from_the_plan_unless_given(monkeypatch, device, inter_op):
   monkeypatch.delenv(hardware.PLAN_VARIABLE, raising=False)
   monkeypatch.setattr(hardware, "device_kind", lambda: device)
-  assert model_module.session_config().inter_op_parallelism_threads == inter_op
-  assert model_module.session_config(inter_op_threads=2).inter_op_parallelism_threads == 2
+  assert precision_module.session_config().inter_op_parallelism_threads == inter_op
+  assert precision_module.session_config(inter_op_threads=2).inter_op_parallelism_threads == 2
 
 
 @pytest.mark.skipif(hardware.platform.machine().lower() not in hardware.X86_MACHINES,

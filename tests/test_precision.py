@@ -12,9 +12,10 @@ import pytest
 import tensorflow.compat.v1 as tf
 from tensorboard.backend.event_processing import event_accumulator
 
-import model as model_module
+import precision as precision_module
 from conftest import Config, tiny_dcgan
-from model import FP16_ON_CPU_VARIABLE, adam_update, precision_mode, session_config
+from optim import adam_update
+from precision import FP16_ON_CPU_VARIABLE, precision_mode, session_config
 from test_main import only_run_folder, run_main
 from utils import UserError
 
@@ -24,7 +25,7 @@ EMULATE = {FP16_ON_CPU_VARIABLE: "1"}
 @pytest.fixture
 def fp16_on_cpu(monkeypatch):
   monkeypatch.setenv(FP16_ON_CPU_VARIABLE, "1")
-  monkeypatch.setattr(model_module.tf.config, "list_physical_devices", lambda kind: [])
+  monkeypatch.setattr(precision_module.tf.config, "list_physical_devices", lambda kind: [])
 
 
 # ----------------------------------------------------------------------------
@@ -67,8 +68,8 @@ def test_what_each_precision_means_on_each_device():
 
 
 def test_on_a_simulated_gpu_the_session_gets_float16_only_with_fp16(monkeypatch):
-  monkeypatch.setattr(model_module.tf.config, "list_physical_devices", lambda kind: ["GPU:0"])
-  monkeypatch.setattr(model_module, "cpu_supports_bf16", lambda: True)
+  monkeypatch.setattr(precision_module.tf.config, "list_physical_devices", lambda kind: ["GPU:0"])
+  monkeypatch.setattr(precision_module, "cpu_supports_bf16", lambda: True)
   rewrite = session_config("fp16").graph_options.rewrite_options
   assert rewrite.auto_mixed_precision == rewrite.ON and not rewrite.auto_mixed_precision_cpu
   for precision in ("fp32", "bf16"):

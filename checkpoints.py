@@ -1,0 +1,160 @@
+"""Checkpoints in one place: the Savers, the health check before each save, restoring the
+original's and this project's formats, and the one-sentence errors for a checkpoint that does
+not fit (DESIGN.md 2.2 and 5; docs/ARCHITECTURE.md).
+
+Names are the original's: 'model.b<batch_size>-<counter>' in the run's checkpoint folder.
+"""
+import os
+
+import hardware
+
+hardware.configure()  # oneDNN decided before TensorFlow loads
+
+import tensorflow.compat.v1 as tf  # noqa: E402
+
+from utils import UserError  # noqa: E402
+
+
+def last_checkpoint(checkpoint_dir):
+  """The checkpoint the folder's 'checkpoint' file points at, or 'none'."""
+  try:
+    return tf.train.latest_checkpoint(checkpoint_dir) or "none"
+  except (tf.errors.OpError, ValueError):
+    return "none"
+
+
+def checkpoint_shapes(checkpoint_dir):
+  """(path, {variable: shape}) of the checkpoint checkpoint_dir's state names, or (None, None)."""
+  if not os.path.isdir(checkpoint_dir):
+    return None, None
+  ckpt = tf.train.get_checkpoint_state(checkpoint_dir)
+  if not (ckpt and ckpt.model_checkpoint_path):
+    return None, None
+  path = os.path.join(checkpoint_dir, os.path.basename(ckpt.model_checkpoint_path))
+  try:
+    return path, tf.train.load_checkpoint(path).get_variable_to_shape_map()
+  except (tf.errors.OpError, ValueError) as err:
+    raise UserError("The checkpoint %s cannot be read (%s)." % (path, str(err).splitlines()[0]))
+
+
+def checkpoint_counter(path):
+  """The counter a checkpoint path ends with: 'model.b64-1200' -> 1200."""
+  try:
+    return int(os.path.basename(path).rsplit("-", 1)[1])
+  except (IndexError, ValueError):
+    return 0
+
+
+def mismatch_hint(name, saved_shape, shape, y_dim):
+  """Which flag to change when a model variable is missing (saved_shape None) or shaped
+  differently.  Variables are checked in creation order (generator input layer first), so the
+  first mismatch points at the flag that caused it."""
+  if saved_shape is None:
+    return ("check --dataset: mnist trains the conditional model, every other dataset "
+            "the unconditional one")
+  if name == "generator/g_h0_lin/Matrix" and saved_shape[0] != shape[0]:
+    return "it was trained with --z_dim %d" % (saved_shape[0] - (y_dim or 0))
+  last_layer = "generator/g_h3/w" if y_dim else "generator/g_h4/w"
+  if name == last_layer and saved_shape[2] != shape[2]:
+    return ("it was trained on images with %d channel(s), not %d (grayscale vs colour)"
+            % (saved_shape[2], shape[2]))
+  return ("set --output_height and --output_width (and --crop, --input_height) "
+          "as when it was trained")
+
+
+class Checkpoints(object):
+  """The graph's Savers and what reads and writes through them.
+
+  Built last, after the optimizers (docs/ARCHITECTURE.md): a Saver for checkpoints that hold
+  the model only (the original built its Saver before its optimizers); one for checkpoints of
+  another precision (everything but the loss-scale state in scale_scopes: fp32 runs and the
+  original have none); then `saver`, for everything, keeping max_to_keep checkpoints.
+  healthy: a boolean tensor, true while every variable and the model's outputs are finite.
+  """
+
+  def __init__(self, model_vars, max_to_keep, healthy, y_dim, scale_scopes):
+    self.all_vars = tf.global_variables()
+    self.model_vars = model_vars
+    self.healthy = healthy
+    self.y_dim = y_dim
+    self.model_saver = tf.train.Saver(model_vars)
+    self.scale_vars = [v for v in self.all_vars if v.op.name.split('/')[0] in scale_scopes]
+    self.unscaled_saver = (tf.train.Saver([v for v in self.all_vars if v not in self.scale_vars])
+                           if self.scale_vars else None)
+    self.saver = tf.train.Saver(max_to_keep=max_to_keep)
+
+  def check(self, checkpoint_dir):
+    """(path, variable shapes) of checkpoint_dir's newest checkpoint, or (None, None) if it has
+    none; a one-sentence UserError if that checkpoint does not fit this graph."""
+    path, saved = checkpoint_shapes(checkpoint_dir)
+    if path is not None:
+      self.check_compatible(saved, path)
+    return path, saved
+
+  def check_compatible(self, saved, path):
+    """Raise a one-sentence UserError if the checkpoint's model variables don't fit this graph."""
+    missing = [v.op.name for v in self.model_vars if v.op.name not in saved]
+    if missing:
+      raise UserError("The checkpoint %s has no variable %s, so it holds another architecture; %s."
+                      % (path, missing[0], mismatch_hint(missing[0], None, None, self.y_dim)))
+    for var in self.model_vars:
+      name, shape = var.op.name, var.shape.as_list()
+      saved_shape = list(saved[name])
+      if saved_shape != shape:
+        raise UserError("The checkpoint %s does not fit these flags: %s is %s there but %s here; %s."
+                        % (path, name, saved_shape, shape,
+                           mismatch_hint(name, saved_shape, shape, self.y_dim)))
+
+  def restore(self, sess, checkpoint_dir):
+    """Restore the newest checkpoint in checkpoint_dir; returns (found, counter).
+
+    Variables are checked against the checkpoint first, so a checkpoint made with other flags
+    is reported in one sentence instead of a restore error.  A checkpoint holding the model
+    only (no Adam state) restores the model and leaves the optimizers freshly initialised.
+    """
+    path, saved = self.check(checkpoint_dir)
+    if path is None:
+      return False, 0
+    if all(v.op.name in saved for v in self.all_vars):
+      self.saver.restore(sess, path)
+    elif self.unscaled_saver and all(v.op.name in saved for v in self.all_vars
+                                     if v not in self.scale_vars):
+      self.unscaled_saver.restore(sess, path)
+      print(" [*] %s holds no loss-scale state (not an fp16 run): the loss scales start afresh"
+            % os.path.basename(path))
+    else:
+      self.model_saver.restore(sess, path)
+      print(" [*] %s holds no optimizer state: Adam starts afresh" % os.path.basename(path))
+    print(" [*] Success to read {} in {}".format(os.path.basename(path), checkpoint_dir))
+    return True, checkpoint_counter(path)
+
+  def keep_track(self, checkpoint_dir):
+    """Resuming: the Saver takes over the checkpoints earlier processes kept in checkpoint_dir,
+    so that --max_to_keep counts them too and deletes the oldest as it saves."""
+    state = tf.train.get_checkpoint_state(checkpoint_dir)
+    if state is None:
+      return
+    paths = [os.path.join(checkpoint_dir, os.path.basename(p))
+             for p in state.all_model_checkpoint_paths]
+    self.saver.recover_last_checkpoints(paths)
+
+  def save(self, sess, checkpoint_dir, prefix, step):
+    """Write checkpoint '<prefix>-<step>' in checkpoint_dir; returns its path."""
+    os.makedirs(checkpoint_dir, exist_ok=True)
+    return self.saver.save(sess, os.path.join(checkpoint_dir, prefix), global_step=step)
+
+  def save_checked(self, sess, checkpoint_dir, prefix, step, check_feed):
+    """save() if the model is still healthy (self.healthy, fed check_feed); a one-sentence
+    UserError if not or if the write fails (the previous checkpoint stays as it was)."""
+    if not sess.run(self.healthy, feed_dict=check_feed):
+      raise UserError("The model diverged by step %d (weights or outputs are NaN or infinite), so "
+                      "it was not saved; the last good checkpoint is %s. Lower --learning_rate to "
+                      "train on." % (step, last_checkpoint(checkpoint_dir)))
+    try:
+      return self.save(sess, checkpoint_dir, prefix, step)
+    except (tf.errors.OpError, OSError) as err:
+      message = getattr(err, "message", None) or getattr(err, "strerror", None) or str(err)
+      raise UserError("Could not write the checkpoint for step %d in %s (%s); the previous "
+                      "checkpoint (%s) is untouched." % (step, checkpoint_dir,
+                                                         message.splitlines()[0].strip(),
+                                                         last_checkpoint(checkpoint_dir)))
