@@ -214,7 +214,7 @@ PLANS = {
     "avx512": KernelPlan("avx512", label_term=True, linear_input_grad=True, small_deconv=True,
                          layer_grads="autodiff", small_input_grad=False, patches_max_pixels=0,
                          lrelu_output_grad=False, batch_norm_stats="fused", inter_op_threads=0),
-    # AVX2 (measured on an AVX2-only EPYC, oneDNN on; README "Performance"):
+    # AVX2 (measured on an AVX2-only EPYC, oneDNN on; docs/PERFORMANCE.md):
     # oneDNN's weight gradients at 4x4 run at half the speed of a GEMM on the
     # same numbers, sub-pixel is the fastest 3-channel forward but TensorFlow's
     # kernels its fastest gradients, and one op at a time beats two ops
