@@ -57,8 +57,9 @@ tf.get_logger().setLevel("ERROR")
 import cluster as cluster_module  # noqa: E402
 from checkpoints import checkpoint_shapes  # noqa: E402
 from dataset import labelled, open_dataset  # noqa: E402
-from model import DCGAN, Z_DISTRIBUTIONS, TrainingInterrupted, batches_per_epoch  # noqa: E402
+from model import DCGAN, Z_DISTRIBUTIONS  # noqa: E402
 from precision import precision_mode, session_config  # noqa: E402
+from training import TrainingInterrupted, batches_per_epoch  # noqa: E402
 from utils import (UserError, count_parameters, expand_path, plural,  # noqa: E402
                    show_all_variables, timestamp, training_pictures, visualize, write_json_atomic,
                    written_summary)

@@ -15,13 +15,10 @@ losses and update schedule.  What differs is what users never see:
   checkpoints holding only model variables (as the original wrote them)
   still load.
 """
+import collections
 import contextlib
 import os
 import random
-import signal
-import sys
-import threading
-import time
 import zlib
 
 import numpy as np
@@ -31,17 +28,17 @@ import hardware
 hardware.configure()  # oneDNN decided before TensorFlow loads
 
 import tensorflow.compat.v1 as tf  # noqa: E402
-from tqdm import tqdm  # noqa: E402
 
 import cluster as cluster_module  # noqa: E402
-from checkpoints import Checkpoints, checkpoint_counter, last_checkpoint  # noqa: E402
-from dataset import data_channels, open_dataset, prefetch  # noqa: E402
+import training  # noqa: E402
+from checkpoints import Checkpoints, checkpoint_counter  # noqa: E402
+from dataset import data_channels  # noqa: E402
 from hardware import kernel_plan, use_plan  # noqa: E402
 from ops import (batch_norm, complete_gradients, conv2d, conv_out_size_same, deconv2d,  # noqa: E402
                  deferred_batch_norm_updates, flatten, gathered_weight_gradients, linear, lrelu)
 from optim import SCALE_SCOPES, adam_update  # noqa: E402
 from precision import resolved  # noqa: E402
-from utils import UserError, image_manifold_size, plural, save_images  # noqa: E402
+from utils import UserError, image_manifold_size, save_images  # noqa: E402
 
 Z_DISTRIBUTIONS = ("normal01", "uniform_signed", "uniform_unsigned")
 
@@ -57,53 +54,11 @@ def gen_random(rng, z_dist, size):
   raise UserError("--z_dist must be one of %s, not %r." % (", ".join(Z_DISTRIBUTIONS), z_dist))
 
 
-class StopRequest(object):
-  """SIGINT/SIGTERM during training: the first asks to stop after the current step (and save),
-  the second exits at once.  Checkpoints and grids are written by rename, so exiting at any
-  moment leaves the last complete checkpoint loadable."""
-
-  SIGNALS = (signal.SIGINT, signal.SIGTERM)
-
-  def __init__(self):
-    self.signum = None
-    self.previous = {}
-    if threading.current_thread() is threading.main_thread():
-      for signum in self.SIGNALS:
-        self.previous[signum] = signal.signal(signum, self.handle)
-
-  def handle(self, signum, frame):
-    if self.signum is not None:
-      sys.stderr.write("\n [!] Second signal: exiting now; the last complete checkpoint stays.\n")
-      sys.stderr.flush()
-      os._exit(128 + signum)
-    self.signum = signum
-    tqdm.write(" [!] %s: stopping after this step and saving a checkpoint (send it again to quit "
-               "at once)" % signal.Signals(signum).name)
-
-  def restore(self):
-    for signum, handler in self.previous.items():
-      signal.signal(signum, handler)
-    self.previous = {}
-
-
 def max_pool_to(x, size):
   """Max-pool [N, H, W, C] to about size x size (ceil(H / k) with window = stride = k)."""
   kh = -(-int(x.shape[1]) // size)
   kw = -(-int(x.shape[2]) // size)
   return tf.nn.max_pool2d(x, [1, kh, kw, 1], [1, kh, kw, 1], "SAME")
-
-
-def batches_per_epoch(num_examples, train_size, batch_size, replicas=1, note=""):
-  """Steps in an epoch, as the original counted them (images // (batch_size x replicas));
-  a UserError if not even one (note: what the data layer left out, said after the count)."""
-  steps = int(min(num_examples, train_size) // (batch_size * replicas))
-  if steps < 1:
-    per_step = ("one batch of %d" % batch_size if replicas == 1 else
-                "one step of %d replicas x %d" % (replicas, batch_size))
-    raise UserError("The dataset holds %d images%s%s, fewer than %s; lower --batch_size."
-                    % (num_examples, "" if train_size >= num_examples else
-                       " (--train_size %g)" % train_size, note, per_step))
-  return steps
 
 
 def histogram_summary(tag, values):
@@ -133,12 +88,11 @@ def field_hash(value):
   return zlib.crc32(repr(value).encode("utf-8")) & 0xFFFFF
 
 
-class TrainingInterrupted(Exception):
-  """SIGINT or SIGTERM stopped training after a step; a checkpoint was saved."""
-
-  def __init__(self, signum, counter, path):
-    Exception.__init__(self, signum, counter, path)
-    self.signum, self.counter, self.path = signum, counter, path
+# What one training iteration computed (DCGAN.train_step): the losses, each fetched by the run
+# that computes it; the summaries asked for; [(net, loss-scale info)] of the fp16 updates that
+# were skipped; the sum of every worker's stop vote (several workers; None in one process).
+Step = collections.namedtuple("Step", ["d_loss_real", "d_loss_fake", "g_loss", "summaries",
+                                       "skipped", "stop_votes"])
 
 
 class DCGAN(object):
@@ -230,9 +184,11 @@ class DCGAN(object):
     self.cluster = cluster
     self.joined = None  # (loaded, counter) once join_cluster ran
     self.seed_given = True  # several workers: False takes the chief's seed (join_cluster)
-    self.counter = 0
     self.strategy = cluster.strategy if cluster is not None else None
     self.replicas = cluster.num_replicas if cluster is not None else 1
+    # this process's replicas and the global index of its first (one device: 1 and 0)
+    self.local_replicas = cluster.local_replicas if cluster is not None else 1
+    self.first_replica = cluster.first_replica if cluster is not None else 0
     if gather_gradients is None:
       gather_gradients = (cluster is not None and cluster.num_workers > 1
                           and cluster_module.gather_gradients_default())
@@ -641,13 +597,12 @@ class DCGAN(object):
   # training
 
   def train_step(self, feed, summarize=True, stop=0, first=False):
-    """One iteration: one D update, then two G updates with the same z.
+    """One iteration: one D update, then two G updates with the same z; returns a Step.
 
-    Returns (d_loss_real, d_loss_fake, g_loss, summaries), each loss fetched by
-    the run that computes it (d's before the D update, g's before the second G
-    update); the summaries only when summarize is true.  On several workers the
-    last run also sums every worker's stop (a signal number or 0) into
-    self.stop_votes_seen, so that all of them stop after the same step.
+    Each loss is fetched by the run that computes it (d's before the D update, g's before the
+    second G update); the summaries only when summarize is true.  On several workers the last
+    run also sums every worker's stop (a signal number or 0) into Step.stop_votes, so that all
+    of them stop after the same step.
     """
     options = self.run_options(first)
     d_summary = [self.d_summary] if summarize else []
@@ -667,39 +622,16 @@ class DCGAN(object):
       feed[self.stop_in] = float(stop)
       last.append(self.stop_votes)
     out = self.sess.run(last, feed_dict=feed, options=options)
-    if options is not None:
-      self.stop_votes_seen = int(round(out.pop()))
+    stop_votes = int(round(out.pop())) if options is not None else None
     scaling.append(("G", out[1]))
     # fp16: which updates were skipped because their scaled gradients overflowed
-    self.skipped_updates = [(net, info) for net, info in scaling if info and not info["finite"]]
-    return err_d_real, err_d_fake, out[2], summaries + out[3:]
+    skipped = [(net, info) for net, info in scaling if info and not info["finite"]]
+    return Step(err_d_real, err_d_fake, out[2], summaries + out[3:], skipped, stop_votes)
 
   def train(self, config, prepare=None):
-    """Train for config.epoch epochs, resuming from checkpoint_dir if it holds a checkpoint.
-
-    prepare(), if given, runs once before the first step (main.py writes the run folder
-    there): on several workers after they agreed (join_cluster), so a refused start writes
-    nothing.  On several workers (self.cluster.distributed) every worker calls this with the
-    same flags; only the chief (task 0) writes: checkpoints, sample grids, TensorBoard events.
-    A lost worker stops the others with a UserError naming it.
-    """
-    if self.cluster is None or not self.cluster.distributed:
-      if prepare is not None:
-        prepare()
-      return self._train(config)
-    try:
-      self.join_cluster(config)
-      if prepare is not None:
-        prepare()
-      return self._train(config)
-    except cluster_module.LOST_WORKER_ERRORS as err:
-      checkpoint_dir = getattr(config, "checkpoint_dir", self.checkpoint_dir)
-      raise UserError("Lost %s at step %d (%s), so training stopped on this worker too; the "
-                      "last checkpoint is %s: start the same commands on every worker to resume "
-                      "from it." % (self.cluster.lost_worker(err), max(self.counter, 1),
-                                    cluster_module.error_summary(err),
-                                    last_checkpoint(checkpoint_dir) if self.cluster.is_chief
-                                    else "the chief's"))
+    """Train for config.epoch epochs, resuming from checkpoint_dir if it holds a checkpoint;
+    returns the counter it ended at (training.train, the loop, has the rest)."""
+    return training.train(self, config, prepare).counter
 
   def batch_z(self, counter, first_replica=0, replicas=1):
     """z for step `counter`, replicas first_replica.. one after another: replica r's from the
@@ -711,35 +643,34 @@ class DCGAN(object):
                               (self.batch_size, self.z_dim)))
     return draws[0] if replicas == 1 else np.concatenate(draws)
 
-  def agreed_fields(self, data, config, option):
+  def agreed_fields(self, data, settings):
     return {"dataset": self.dataset_name, "images": len(data), "batch_size": self.batch_size,
             "input_height": self.input_height, "input_width": self.input_width,
             "output_height": self.output_height, "output_width": self.output_width,
             "crop": bool(self.crop), "c_dim": self.c_dim, "y_dim": self.y_dim,
             "z_dim": self.z_dim, "z_dist": self.z_dist,
             "filters": (self.gf_dim, self.df_dim, self.gfc_dim, self.dfc_dim),
-            "train_size": float(option("train_size", np.inf)), "epoch": option("epoch", 25),
-            "learning_rate": float(option("learning_rate", self.default_learning_rate)),
+            "train_size": float(settings.train_size), "epoch": settings.epoch,
+            "learning_rate": float(settings.learning_rate),
             "beta1": float(self.beta1), "precision": self.precision.name,
             "seed": self.seed if self.seed_given else None,
             "replicas": self.cluster.local_replicas,
             "gathered": int(self.gather_gradients)}
 
-  def join_cluster(self, config, data=None):
+  def join_cluster(self, settings, data=None):
     """Several workers, before the first step: (loaded a checkpoint, counter).
 
     The chief finds its checkpoint; the workers check they were started alike (a UserError
     otherwise) and take the chief's seed and counter; all initialise (TensorFlow broadcasts
     the chief's initial values); the chief restores and its variables are broadcast.
     """
-    option = lambda name, default: getattr(config, name, default)
-    checkpoint_dir = option("checkpoint_dir", self.checkpoint_dir)
+    checkpoint_dir = settings.checkpoint_dir
     data = data if data is not None else self.data
     path = None
     if self.cluster.is_chief:
       path, _ = self.check_checkpoint(checkpoint_dir)
     self.seed, counter, could_load = self.agreement(
-        self.agreed_fields(data, config, option), self.seed,
+        self.agreed_fields(data, settings), self.seed,
         checkpoint_counter(path) if path else 0, path is not None)
     self.sess.run(self.init_op, options=self.run_options(first=True))
     if self.cluster.is_chief and could_load:
@@ -748,155 +679,6 @@ class DCGAN(object):
       self.sess.run(self.broadcast_op, options=self.run_options(first=True))
     self.joined = (could_load, counter)
     return self.joined
-
-  def _train(self, config):
-    option = lambda name, default: getattr(config, name, default)
-    data = self.data
-    if data is None:
-      data = open_dataset(self.dataset_name, self.data_dir, self.input_fname_pattern,
-                          self.input_height, self.input_width, self.output_height,
-                          self.output_width, self.crop)
-    cluster = self.cluster
-    distributed = cluster is not None and cluster.distributed
-    chief = cluster is None or cluster.is_chief
-    local = cluster.local_replicas if cluster is not None else 1
-    first_replica = cluster.first_replica if cluster is not None else 0
-    batch_size = self.batch_size
-    # Each step takes batch_size images per replica, every replica its own slice of the
-    # epoch's permutation; this worker's replicas take local * batch_size of them.
-    step_images = batch_size * self.replicas
-    batch_idxs = batches_per_epoch(len(data), option("train_size", np.inf), batch_size,
-                                   self.replicas)
-    epochs = option("epoch", 25)
-    learning_rate = option("learning_rate", self.default_learning_rate)
-    sample_freq = option("sample_freq", 200)
-    ckpt_freq = option("ckpt_freq", 200)
-    checkpoint_dir = option("checkpoint_dir", self.checkpoint_dir)
-    sample_dir = option("sample_dir", self.sample_dir)
-    if chief:
-      os.makedirs(sample_dir, exist_ok=True)
-
-    self.counter = 0
-    if distributed:
-      could_load, counter = self.joined or self.join_cluster(config, data)
-    else:
-      self.sess.run(self.init_op)
-      could_load, counter = self.load(checkpoint_dir)
-    if could_load:
-      print(" [*] Load SUCCESS: resuming at counter %d" % counter)
-      if chief:
-        self.checkpoints.keep_track(checkpoint_dir)
-    else:
-      print(" [*] No checkpoint yet in %s: training from scratch" % checkpoint_dir)
-      counter = 1
-    self.counter = counter
-    start_epoch, start_idx = divmod(counter - 1, batch_idxs)
-    if start_epoch >= epochs:
-      print(" [*] The checkpoint has already trained %s; pass --epoch above %d to train more."
-            % (plural(start_epoch, "epoch"), epochs))
-      return counter
-
-    # The graph goes into the events once, when the run starts (TensorBoard warns of a run
-    # with several graph events), not again on every resume.
-    writer = (tf.summary.FileWriter(os.path.join(self.out_dir, "logs"),
-                                    None if could_load else self.sess.graph)
-              if chief else None)
-    sample_z, sample_labels = self.sample_inputs()
-    summary_freq = option("summary_freq", 1)
-    saved_at = counter if could_load else None
-    workers = option("data_workers", 2)
-    start_time = time.time()
-    self.data_wait = 0.0  # seconds the training loop waited for batches
-    stop = StopRequest()
-    stopping = 0  # the signal every worker stops for (several workers: anyone's)
-    feed = None
-    first_step = True
-    try:
-      for epoch in range(start_epoch, epochs):
-        order = np.random.default_rng([self.seed, 0, epoch]).permutation(len(data))
-        first = start_idx if epoch == start_epoch else 0
-        mine = slice(first_replica * batch_size, (first_replica + local) * batch_size)
-        batches = prefetch(data, (order[idx * step_images:(idx + 1) * step_images][mine]
-                                  for idx in range(first, batch_idxs)), workers=workers)
-        bar = tqdm(total=batch_idxs, initial=first, desc="epoch %d/%d" % (epoch, epochs),
-                   unit="step", leave=False, disable=None)
-        epoch_start, epoch_wait = time.time(), 0.0
-        for idx in range(first, batch_idxs):
-          wait_start = time.time()
-          batch_images, batch_labels = next(batches)
-          epoch_wait += time.time() - wait_start
-          batch_z = self.batch_z(counter, first_replica, local)
-          feed = self.feed(batch_z, batch_labels, batch_images, learning_rate)
-          summarize = chief and (counter % summary_freq == 0 or counter == 1)
-          err_d_real, err_d_fake, err_g, summaries = self.train_step(
-              feed, summarize, stop=stop.signum or 0, first=first_step)
-          first_step = False
-          stopping = self.stop_votes_seen if distributed else (stop.signum or 0)
-          if not np.isfinite([err_d_real, err_d_fake, err_g]).all():
-            raise UserError("The losses became NaN or infinite at step %d (d_loss %s, g_loss %s), so "
-                            "training stopped without saving; the last good checkpoint is %s. Lower "
-                            "--learning_rate to train on." % (counter, err_d_real + err_d_fake, err_g,
-                                                              last_checkpoint(checkpoint_dir)))
-          for summary in summaries:
-            writer.add_summary(summary, counter)
-          for net, info in self.skipped_updates:
-            tqdm.write(" [!] step %d: %s's float16 gradients overflowed, so its update was skipped; "
-                       "loss scale lowered to %g (%d %s updates skipped so far)"
-                       % (counter, net, info["scale"], info["skipped"], net))
-
-          counter += 1
-          self.counter = counter
-          bar.update(1)
-          tqdm.write("[%8d Epoch:[%2d/%2d] [%4d/%4d] time: %4.4f, d_loss: %.8f, g_loss: %.8f"
-                     % (counter, epoch, epochs, idx, batch_idxs, time.time() - start_time,
-                        err_d_real + err_d_fake, err_g))
-
-          if chief and counter % sample_freq == 0:
-            self.save_sample_grid(os.path.join(sample_dir, "train_{:08d}.png".format(counter)),
-                                  sample_z, sample_labels)
-          if chief and (counter % ckpt_freq == 0 or stopping):
-            self.save_checked(checkpoint_dir, counter, feed, sample_z, sample_labels)
-            saved_at = counter
-          if stopping:
-            break
-        batches.close()
-        bar.close()
-        if stopping or (stop.signum and not distributed):
-          stopping = stopping or stop.signum
-          if chief and saved_at != counter and feed is not None:
-            # the signal came after the last step's check
-            self.save_checked(checkpoint_dir, counter, feed, sample_z, sample_labels)
-          signum = stopping if stopping in [int(s) for s in StopRequest.SIGNALS] else signal.SIGTERM
-          raise TrainingInterrupted(signum, counter, last_checkpoint(checkpoint_dir) if chief
-                                    else "written by the chief (worker 0)")
-        self.data_wait += epoch_wait
-        elapsed = time.time() - epoch_start
-        print(" [*] Epoch %d: %s in %.1f s, %.1f%% of it waiting for data"
-              % (epoch, plural(batch_idxs - first, "step"), elapsed,
-                 100.0 * epoch_wait / max(elapsed, 1e-9)))
-        # A grid at the end of every epoch, so short runs have pictures too.
-        grid = os.path.join(sample_dir, "train_{:08d}.png".format(counter))
-        if chief and not os.path.exists(grid):
-          self.save_sample_grid(grid, sample_z, sample_labels)
-    finally:
-      stop.restore()
-      if writer is not None:
-        writer.close()
-      if getattr(data, "cache", None) is not None:
-        data.cache.flush()
-    self.train_stats = {"steps": counter - 1 - (start_epoch * batch_idxs + start_idx),
-                        "seconds": time.time() - start_time, "data_wait": self.data_wait}
-    if data.report():
-      print(" [!] " + data.report())
-    if chief and saved_at != counter and feed is not None:
-      self.save_checked(checkpoint_dir, counter, feed, sample_z, sample_labels)
-    if chief:
-      print(" [*] Trained to counter %d; checkpoint in %s, samples in %s"
-            % (counter, checkpoint_dir, sample_dir))
-    else:
-      print(" [*] Trained to counter %d; the chief (worker 0) wrote the checkpoint and samples"
-            % counter)
-    return counter
 
   # --------------------------------------------------------------------------
   # checkpoints

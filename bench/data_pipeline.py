@@ -38,6 +38,7 @@ tf.get_logger().setLevel("ERROR")
 from common import RESULTS, append_result, machine, matmul_peak_gflops, print_machine  # noqa: E402
 from dataset import ImageFolderData, prefetch  # noqa: E402
 from model import DCGAN  # noqa: E402
+import training  # noqa: E402
 from precision import session_config  # noqa: E402
 
 TARGET_WAIT = 0.02
@@ -103,11 +104,10 @@ def main():
                     gf_dim=args.filters, df_dim=args.filters, c_dim=3, dataset_name=name,
                     checkpoint_dir=os.path.join(tmp, "ckpt"), sample_dir=os.path.join(tmp, "samples"),
                     out_dir=tmp, seed=0, data=ImageFolderData(data_dir, name, "*.jpg", *shape))
-      model.train(config)
-      stats = model.train_stats
+      stats = training.train(model, config)
 
   peak = matmul_peak_gflops()
-  wait = stats["data_wait"] / stats["seconds"]
+  wait = stats.data_wait / stats.seconds
   result = {
       "bench": "data_pipeline", "time": time.strftime("%Y-%m-%dT%H:%M:%S"),
       "machine": machine(fp32_matmul_peak_gflops=peak),
@@ -117,8 +117,8 @@ def main():
       "loader_images_per_s": {"cold_1_thread": round(cold_1, 1),
                               "cold_%d_threads" % args.workers: round(cold_w, 1),
                               "cached": round(cached_w, 1)},
-      "train": {"steps": stats["steps"], "s_per_step": round(stats["seconds"] / stats["steps"], 4),
-                "images_per_s": round(stats["steps"] * args.batch_size / stats["seconds"], 2),
+      "train": {"steps": stats.steps, "s_per_step": round(stats.seconds / stats.steps, 4),
+                "images_per_s": round(stats.steps * args.batch_size / stats.seconds, 2),
                 "data_wait_fraction": round(wait, 5)},
       "target_data_wait_fraction": TARGET_WAIT, "meets_target": wait < TARGET_WAIT,
   }

@@ -121,6 +121,8 @@ def child(args):
   import tensorflow.compat.v1 as tf
   tf.get_logger().setLevel("ERROR")
   import cluster as cluster_module
+  import roles
+  import training
   from model import DCGAN
   from precision import session_config
 
@@ -144,10 +146,8 @@ def child(args):
                   gf_dim=args.filters, df_dim=args.filters, gfc_dim=args.fc, dfc_dim=args.fc,
                   dataset_name=args.config, seed=0,
                   cluster=cluster if cluster.strategy is not None else None, **shape)
-    if cluster.distributed:
-      model.join_cluster(argparse.Namespace(), data=[0] * 6400)
-    else:
-      sess.run(model.init_op)
+    roles.coordination(model.cluster).start(model, [0] * 6400, training.settings_from(
+        argparse.Namespace(), model.default_learning_rate, model.checkpoint_dir, model.sample_dir))
     feed = synthetic_feed(model, args.batch_size * local, rng)
     times, _ = time_iterations(model, feed, args.warmup, args.steps)
     traced = {"bytes": 0, "gathered": 0, "seconds": 0.0}

@@ -285,3 +285,12 @@ def test_checkpoint_dir_without_checkpoint(tmp_path):
   proc = run_main(tmp_path, "--dataset", "mnist", "--checkpoint_dir", str(tmp_path / "empty"), check=False)
   assert proc.returncode == 1 and "Traceback" not in proc.stderr
   assert "No checkpoint in %s" % (tmp_path / "empty") in proc.stderr
+
+
+def test_training_defaults_are_stated_once_and_equal_to_the_flags():
+  """DCGAN.train(config) without a setting takes training.TRAIN_DEFAULTS'; main.py's flags agree."""
+  import main
+  from training import TRAIN_DEFAULTS
+  for name, default in TRAIN_DEFAULTS.items():
+    assert main.FLAGS[name].default == default, name
+  assert main.FLAGS["learning_rate"].default == 0.0002  # DCGAN's own default, the original's

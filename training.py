@@ -1,0 +1,242 @@
+"""The training loop (docs/ARCHITECTURE.md): resume, epochs, each replica's slice of the epoch's
+order, prefetch, steps, signals, the NaN stop, sample grids, checkpoints and progress.
+
+The loop is the same for one device, several local devices and several workers: what differs
+is chosen once per process in roles.py (how it starts and when it stops; what it writes).
+"""
+import collections
+import os
+import signal
+import sys
+import threading
+import time
+
+import numpy as np
+from tqdm import tqdm
+
+from dataset import open_dataset, prefetch
+from roles import coordination, run_writes
+from utils import UserError, plural
+
+# The loop's settings and their defaults, stated once: train(dcgan, config) takes each from
+# config when it has it (main.py's flags have these defaults; tests/test_main.py holds them
+# equal).  learning_rate, checkpoint_dir and sample_dir default to the DCGAN's own.
+TRAIN_DEFAULTS = {"epoch": 25, "train_size": np.inf, "sample_freq": 200, "ckpt_freq": 200,
+                  "summary_freq": 10, "data_workers": 2}
+TrainSettings = collections.namedtuple(
+    "TrainSettings", sorted(TRAIN_DEFAULTS) + ["learning_rate", "checkpoint_dir", "sample_dir"])
+
+# What a call of train() did: the counter it ended at, the steps it ran, their seconds and the
+# seconds of them spent waiting for batches.
+TrainResult = collections.namedtuple("TrainResult", ["counter", "steps", "seconds", "data_wait"])
+
+
+def settings_from(config, learning_rate, checkpoint_dir, sample_dir):
+  """The TrainSettings config asks for: each of its attributes that config has, else the
+  default (TRAIN_DEFAULTS, or the model's own learning rate and folders given here)."""
+  defaults = dict(TRAIN_DEFAULTS, learning_rate=learning_rate, checkpoint_dir=checkpoint_dir,
+                  sample_dir=sample_dir)
+  return TrainSettings(**{name: getattr(config, name, defaults[name])
+                          for name in TrainSettings._fields})
+
+
+def batches_per_epoch(num_examples, train_size, batch_size, replicas=1, note=""):
+  """Steps in an epoch, as the original counted them (images // (batch_size x replicas));
+  a UserError if not even one (note: what the data layer left out, said after the count)."""
+  steps = int(min(num_examples, train_size) // (batch_size * replicas))
+  if steps < 1:
+    per_step = ("one batch of %d" % batch_size if replicas == 1 else
+                "one step of %d replicas x %d" % (replicas, batch_size))
+    raise UserError("The dataset holds %d images%s%s, fewer than %s; lower --batch_size."
+                    % (num_examples, "" if train_size >= num_examples else
+                       " (--train_size %g)" % train_size, note, per_step))
+  return steps
+
+
+class TrainingInterrupted(Exception):
+  """SIGINT or SIGTERM stopped training after a step; a checkpoint was saved."""
+
+  def __init__(self, signum, counter, path):
+    Exception.__init__(self, signum, counter, path)
+    self.signum, self.counter, self.path = signum, counter, path
+
+
+class StopRequest(object):
+  """SIGINT/SIGTERM during training: the first asks to stop after the current step (and save),
+  the second exits at once.  Checkpoints and grids are written by rename, so exiting at any
+  moment leaves the last complete checkpoint loadable."""
+
+  SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+  def __init__(self):
+    self.signum = None
+    self.previous = {}
+    if threading.current_thread() is threading.main_thread():
+      for signum in self.SIGNALS:
+        self.previous[signum] = signal.signal(signum, self.handle)
+
+  def handle(self, signum, frame):
+    if self.signum is not None:
+      sys.stderr.write("\n [!] Second signal: exiting now; the last complete checkpoint stays.\n")
+      sys.stderr.flush()
+      os._exit(128 + signum)
+    self.signum = signum
+    tqdm.write(" [!] %s: stopping after this step and saving a checkpoint (send it again to quit "
+               "at once)" % signal.Signals(signum).name)
+
+  def restore(self):
+    for signum, handler in self.previous.items():
+      signal.signal(signum, handler)
+    self.previous = {}
+
+  @property
+  def local(self):
+    return self.signum or 0
+
+
+# ----------------------------------------------------------------------------
+# the loop
+
+
+class Progress(object):
+  """Where the loop is: read by the handlers around it (a lost worker's step)."""
+
+  def __init__(self):
+    self.counter, self.saved_at, self.feed, self.data_wait = 0, None, None, 0.0
+    self.ran, self.d_loss, self.g_loss = False, None, None
+
+
+def train(dcgan, config, prepare=None):
+  """Train dcgan for config's epochs, resuming from its checkpoint folder; a TrainResult.
+
+  prepare(), if given, runs once before the first step (main.py writes the run folder there):
+  on several workers after they agreed, so a refused start writes nothing.  On several workers
+  every worker calls this with the same flags; only the chief writes.  A lost worker stops the
+  others with a UserError naming it.
+  """
+  settings = settings_from(config, dcgan.default_learning_rate, dcgan.checkpoint_dir,
+                           dcgan.sample_dir)
+  data = dcgan.data if dcgan.data is not None else open_dataset(
+      dcgan.dataset_name, dcgan.data_dir, dcgan.input_fname_pattern, dcgan.input_height,
+      dcgan.input_width, dcgan.output_height, dcgan.output_width, dcgan.crop)
+  coordinate = coordination(dcgan.cluster)
+  progress = Progress()
+  try:
+    loaded, counter = coordinate.start(dcgan, data, settings, prepare)
+    return _train(dcgan, data, settings, coordinate, loaded, counter, progress)
+  except coordinate.lost_worker_errors as err:
+    coordinate.lost(dcgan, err, progress.counter, settings)
+
+
+def _train(dcgan, data, settings, coordinate, loaded, counter, progress):
+  batch_idxs = batches_per_epoch(len(data), settings.train_size, dcgan.batch_size, dcgan.replicas)
+  if loaded:
+    print(" [*] Load SUCCESS: resuming at counter %d" % counter)
+  else:
+    print(" [*] No checkpoint yet in %s: training from scratch" % settings.checkpoint_dir)
+    counter = 1
+  progress.counter = counter
+  progress.saved_at = counter if loaded else None
+  start_epoch, start_idx = divmod(counter - 1, batch_idxs)
+  if start_epoch >= settings.epoch:
+    print(" [*] The checkpoint has already trained %s; pass --epoch above %d to train more."
+          % (plural(start_epoch, "epoch"), settings.epoch))
+    return TrainResult(counter, 0, 0.0, 0.0)
+  writes = run_writes(dcgan, settings, loaded)
+  stop = StopRequest()
+  start_time = time.time()
+  try:
+    for epoch in range(start_epoch, settings.epoch):
+      first = start_idx if epoch == start_epoch else 0
+      stopping = _epoch(dcgan, data, settings, coordinate, writes, stop, progress, epoch, first,
+                        batch_idxs, start_time)
+      if stopping:
+        if progress.saved_at != progress.counter and progress.feed is not None:
+          writes.checkpoint(progress.counter, progress.feed)  # the signal came after the check
+        signum = stopping if stopping in [int(s) for s in StopRequest.SIGNALS] else signal.SIGTERM
+        raise TrainingInterrupted(signum, progress.counter, writes.where())
+  finally:
+    stop.restore()
+    writes.close()
+    if getattr(data, "cache", None) is not None:
+      data.cache.flush()
+  counter = progress.counter
+  result = TrainResult(counter, counter - 1 - (start_epoch * batch_idxs + start_idx),
+                       time.time() - start_time, progress.data_wait)
+  if data.report():
+    print(" [!] " + data.report())
+  if progress.saved_at != counter and progress.feed is not None:
+    writes.checkpoint(counter, progress.feed)
+  print(writes.done(counter))
+  return result
+
+
+def _epoch(dcgan, data, settings, coordinate, writes, stop, progress, epoch, first, batch_idxs,
+           start_time):
+  """One epoch from batch index `first`; the signal to stop for (0: none)."""
+  local, first_replica = dcgan.local_replicas, dcgan.first_replica
+  batch_size, step_images = dcgan.batch_size, dcgan.batch_size * dcgan.replicas
+  # Every replica takes its own slice of the epoch's permutation; this worker's replicas take
+  # local x batch_size images of each step's batch_size x replicas.
+  order = np.random.default_rng([dcgan.seed, 0, epoch]).permutation(len(data))
+  mine = slice(first_replica * batch_size, (first_replica + local) * batch_size)
+  batches = prefetch(data, (order[idx * step_images:(idx + 1) * step_images][mine]
+                            for idx in range(first, batch_idxs)), workers=settings.data_workers)
+  bar = tqdm(total=batch_idxs, initial=first, desc="epoch %d/%d" % (epoch, settings.epoch),
+             unit="step", leave=False, disable=None)
+  epoch_start, epoch_wait, stopping = time.time(), 0.0, 0
+  try:
+    for idx in range(first, batch_idxs):
+      wait_start = time.time()
+      batch_images, batch_labels = next(batches)
+      epoch_wait += time.time() - wait_start
+      stopping = _step(dcgan, settings, coordinate, writes, stop, progress, batch_images,
+                       batch_labels)
+      bar.update(1)
+      tqdm.write("[%8d Epoch:[%2d/%2d] [%4d/%4d] time: %4.4f, d_loss: %.8f, g_loss: %.8f"
+                 % (progress.counter, epoch, settings.epoch, idx, batch_idxs,
+                    time.time() - start_time, progress.d_loss, progress.g_loss))
+      if progress.counter % settings.sample_freq == 0:
+        writes.grid(progress.counter)
+      if progress.counter % settings.ckpt_freq == 0 or stopping:
+        writes.checkpoint(progress.counter, progress.feed)
+        progress.saved_at = progress.counter
+      if stopping:
+        return stopping
+  finally:
+    batches.close()
+    bar.close()
+  stopping = coordinate.stop_between_epochs(stop)
+  if stopping:
+    return stopping
+  progress.data_wait += epoch_wait
+  elapsed = time.time() - epoch_start
+  print(" [*] Epoch %d: %s in %.1f s, %.1f%% of it waiting for data"
+        % (epoch, plural(batch_idxs - first, "step"), elapsed,
+           100.0 * epoch_wait / max(elapsed, 1e-9)))
+  writes.grid(progress.counter, unless_there=True)  # every epoch's end, so short runs have one
+  return 0
+
+
+def _step(dcgan, settings, coordinate, writes, stop, progress, images, labels):
+  """One iteration on this batch; the signal to stop for after it (0: none)."""
+  counter = progress.counter
+  batch_z = dcgan.batch_z(counter, dcgan.first_replica, dcgan.local_replicas)
+  progress.feed = dcgan.feed(batch_z, labels, images, settings.learning_rate)
+  summarize = writes.fetches_summaries and (counter % settings.summary_freq == 0 or counter == 1)
+  step = dcgan.train_step(progress.feed, summarize, stop=stop.local, first=not progress.ran)
+  progress.ran = True
+  stopping = coordinate.stop_after(step, stop)
+  if not np.isfinite([step.d_loss_real, step.d_loss_fake, step.g_loss]).all():
+    raise UserError("The losses became NaN or infinite at step %d (d_loss %s, g_loss %s), so "
+                    "training stopped without saving; the last good checkpoint is %s. Lower "
+                    "--learning_rate to train on." % (counter, step.d_loss_real + step.d_loss_fake,
+                                                      step.g_loss, writes.where()))
+  writes.summaries(step.summaries, counter)
+  for net, info in step.skipped:
+    tqdm.write(" [!] step %d: %s's float16 gradients overflowed, so its update was skipped; "
+               "loss scale lowered to %g (%d %s updates skipped so far)"
+               % (counter, net, info["scale"], info["skipped"], net))
+  progress.counter = counter + 1
+  progress.d_loss, progress.g_loss = step.d_loss_real + step.d_loss_fake, step.g_loss
+  return stopping
