@@ -129,6 +129,7 @@ def train(dcgan, config, prepare=None):
 
 
 def _train(dcgan, data, settings, coordinate, loaded, counter, progress):
+  """The epochs from the loaded counter on, then the last save; a TrainResult."""
   batch_idxs = batches_per_epoch(len(data), settings.train_size, dcgan.batch_size, dcgan.replicas)
   if loaded:
     print(" [*] Load SUCCESS: resuming at counter %d" % counter)
