@@ -28,6 +28,14 @@ def sample_in_batches(dcgan, z, labels=None, batch_size=256):
   return np.concatenate(out)
 
 
+def check_label(label, y_dim):
+  """A one-sentence UserError unless --label fits a model with y_dim labels (None: none)."""
+  if label != -1 and not y_dim:
+    raise UserError("--label needs a conditional (MNIST) model; this one has no labels.")
+  if y_dim and not -1 <= label < y_dim:
+    raise UserError("--label must be -1 (all) or 0-%d, not %d." % (y_dim - 1, label))
+
+
 def generate(dcgan, count, folder, label=-1, rng=None):
   """count single PNGs (for MNIST: all of class `label`, or all classes evenly) and a grid."""
   rng = rng or np.random.default_rng()
@@ -36,13 +44,10 @@ def generate(dcgan, count, folder, label=-1, rng=None):
   z = gen_random(rng, dcgan.z_dist, (count, dcgan.z_dim))
   labels = None
   classes = None
+  check_label(label, dcgan.y_dim)
   if dcgan.y_dim:
-    if label >= dcgan.y_dim:
-      raise UserError("--label must be -1 (all) or 0-%d, not %d." % (dcgan.y_dim - 1, label))
     classes = np.full(count, label) if label >= 0 else np.arange(count) % dcgan.y_dim
     labels = one_hot(classes, dcgan.y_dim)
-  elif label >= 0:
-    raise UserError("--label needs a conditional (mnist) model; this one has no labels.")
   images = sample_in_batches(dcgan, z, labels)
   os.makedirs(folder, exist_ok=True)
   pixels = to_uint8(images, dcgan.value_range)

@@ -55,6 +55,7 @@ tf = _import_tensorflow_quietly()
 tf.get_logger().setLevel("ERROR")
 
 import cluster as cluster_module  # noqa: E402
+import experiments  # noqa: E402
 from checkpoints import checkpoint_shapes  # noqa: E402
 from dataset import labelled, open_dataset  # noqa: E402
 from model import DCGAN, Z_DISTRIBUTIONS  # noqa: E402
@@ -194,11 +195,7 @@ def validate_looks(config, y_dim):
   if config.label != -1 and not config.generate:
     raise UserError("--label picks the digit of --generate's images; add --generate N (or drop "
                     "--label).")
-  if config.label != -1 and not y_dim:
-    raise UserError("--label needs a conditional (MNIST) model, and --dataset %s has no labels."
-                    % config.dataset)
-  if y_dim and not -1 <= config.label < y_dim:
-    raise UserError("--label must be -1 (all) or 0-%d, not %d." % (y_dim - 1, config.label))
+  experiments.check_label(config.label, y_dim)
   for name in ("evaluate", "features_experiment"):
     if getattr(config, name) and y_dim != 10:
       raise UserError("--%s works on the conditional MNIST model (--dataset mnist) only, and this "
@@ -488,7 +485,6 @@ def test(config, given, precision):
 def run_experiments(dcgan, config, run_dir, counter):
   """The test-mode ways of looking at a model that were asked for; True if any was."""
   import evaluate
-  import experiments
   seed = config.seed
   stamp = timestamp("%Y%m%d%H%M%S")
   written = []

@@ -15,7 +15,7 @@ from utils import UserError
 class OneProcess(object):
   """One process (one device or several local ones): nothing to agree on with anyone."""
 
-  lost_worker_errors = ()  # nothing to lose
+  lost_worker_errors = ()  # nothing to lose, so nothing is caught and no lost() is asked
 
   def start(self, dcgan, data, settings, prepare=None):
     """(loaded a checkpoint, its counter): prepare(), initialise, restore the newest
@@ -31,9 +31,6 @@ class OneProcess(object):
 
   def stop_between_epochs(self, stop):
     return stop.local
-
-  def lost(self, dcgan, err, counter, settings):
-    raise err  # (never called: nothing is caught)
 
 
 class SeveralWorkers(object):
