@@ -14,7 +14,6 @@ and a sample grid written.
 """
 import json
 import os
-import random
 import shlex
 import sys
 
@@ -60,7 +59,8 @@ from checkpoints import checkpoint_shapes  # noqa: E402
 from dataset import labelled, open_dataset  # noqa: E402
 from model import DCGAN, Z_DISTRIBUTIONS  # noqa: E402
 from precision import precision_mode, session_config  # noqa: E402
-from training import TrainingInterrupted, batches_per_epoch  # noqa: E402
+from replicas import batches_per_epoch  # noqa: E402
+from training import TrainingInterrupted  # noqa: E402
 from utils import (UserError, count_parameters, expand_path, plural,  # noqa: E402
                    show_all_variables, timestamp, training_pictures, visualize, write_json_atomic,
                    written_summary)
@@ -400,10 +400,7 @@ def train(config, layout, precision):
   if config.seed is None:
     # Resuming a run keeps its seed, so its data order and z carry on.
     config.seed = read_json(os.path.join(config.out_dir, "FLAGS.json")).get("seed")
-  # Several workers: one not given a seed takes the chief's (DCGAN.agreement).
-  seed_given = config.seed is not None
-  if config.seed is None:
-    config.seed = random.SystemRandom().randrange(2 ** 31)
+  # Not given: the DCGAN draws one (several workers: such a worker takes the chief's).
   config.cluster = cluster.describe()
   resume = resume_command(config.out_name) if cluster.is_chief else None
   session_conf = cluster.session_config(run_session_config(config, precision))
@@ -423,7 +420,6 @@ def train(config, layout, precision):
       print_summary(config, data, dcgan, cluster, resume)
       started.append(True)
 
-    dcgan.seed_given = seed_given  # several workers: False takes the chief's seed
     try:
       dcgan.train(config, prepare)
     except (UserError, TrainingInterrupted) as stop:

@@ -1,4 +1,4 @@
-"""The DCGAN: graph, Session training loop, checkpoints and summaries.
+"""The DCGAN: the graph and the one-D-two-G training step (docs/ARCHITECTURE.md).
 
 A faithful port of carpedm20/DCGAN-tensorflow's model.py to
 ``tensorflow.compat.v1``: same constructor arguments, same public attributes,
@@ -14,12 +14,13 @@ losses and update schedule.  What differs is what users never see:
 * resuming continues the counter, epoch, batch index and Adam's state;
   checkpoints holding only model variables (as the original wrote them)
   still load.
+
+The loop is training.py's, the checkpoints checkpoints.py's; how the tower is laid over
+replicas is replicas.py's, how this process works with others roles.py's.
 """
 import collections
-import contextlib
 import os
 import random
-import zlib
 
 import numpy as np
 
@@ -29,13 +30,14 @@ hardware.configure()  # oneDNN decided before TensorFlow loads
 
 import tensorflow.compat.v1 as tf  # noqa: E402
 
-import cluster as cluster_module  # noqa: E402
+import replicas  # noqa: E402
+import roles  # noqa: E402
 import training  # noqa: E402
 from checkpoints import Checkpoints, checkpoint_counter  # noqa: E402
 from dataset import data_channels  # noqa: E402
 from hardware import kernel_plan, use_plan  # noqa: E402
-from ops import (batch_norm, complete_gradients, conv2d, conv_out_size_same, deconv2d,  # noqa: E402
-                 deferred_batch_norm_updates, flatten, gathered_weight_gradients, linear, lrelu)
+from ops import (batch_norm, conv2d, conv_out_size_same, deconv2d, flatten, linear,  # noqa: E402
+                 lrelu)
 from optim import SCALE_SCOPES, adam_update  # noqa: E402
 from precision import resolved  # noqa: E402
 from utils import UserError, image_manifold_size, save_images  # noqa: E402
@@ -70,29 +72,29 @@ def scalar_summary(tag, value):
   return tf.raw_ops.ScalarSummary(tags=tag, values=value, name=tag + "_summary")
 
 
-# What every worker of a cluster must have been started with alike (DCGAN.agreement): the
-# flags that shape the graph or the data, and the data itself (its size).
-AGREED_FIELDS = ("dataset", "images", "batch_size", "input_height", "input_width",
-                 "output_height", "output_width", "crop", "c_dim", "y_dim", "z_dim", "z_dist",
-                 "filters", "train_size", "epoch", "learning_rate", "beta1", "precision", "seed",
-                 "replicas", "gathered")
-AGREED_FIELD_NAMES = {"images": "datasets (their numbers of images differ)",
-                      "c_dim": "image channels", "y_dim": "labels",
-                      "filters": "network sizes", "replicas": "numbers of local devices",
-                      "gathered": "DCGAN_GATHER_GRADIENTS"}
-
-
-def field_hash(value):
-  """A 20-bit hash of a value's repr: small enough that sums of its square stay exact in
-  float64 for thousands of workers."""
-  return zlib.crc32(repr(value).encode("utf-8")) & 0xFFFFF
-
+# One iteration's passes (docs/ARCHITECTURE.md, "A training step"): each loss passes G's layers
+# once and D's twice (real and generated); the iteration runs one D update and two G updates
+# with the same z.  bench/scaling.py reads both.
+LAYER_PASSES = {"generator": 1, "discriminator": 2}
+UPDATES = {"discriminator": 1, "generator": 2}
 
 # What one training iteration computed (DCGAN.train_step): the losses, each fetched by the run
 # that computes it; the summaries asked for; [(net, loss-scale info)] of the fp16 updates that
-# were skipped; the sum of every worker's stop vote (several workers; None in one process).
+# were skipped; the stop votes (a signal number, or several workers' sum; 0: none); how many
+# processes' losses were NaN or infinite (0: none).
 Step = collections.namedtuple("Step", ["d_loss_real", "d_loss_fake", "g_loss", "summaries",
-                                       "skipped", "stop_votes"])
+                                       "skipped", "stop_votes", "diverged"])
+
+
+def model_variables(trained):
+  """The model's variables (G's and D's, batch norm's moving statistics included, in the order
+  they were made), without the optimizers' slots of `trained`."""
+  slots = set()
+  for var in trained:
+    slots.update((var.op.name + '/Adam', var.op.name + '/Adam_1'))
+  return [v for v in tf.global_variables()
+          if v.op.name.split('/')[0] in ('generator', 'discriminator')
+          and v.op.name not in slots]
 
 
 class DCGAN(object):
@@ -138,61 +140,37 @@ class DCGAN(object):
         precision.session_config(precision) for the rewrite itself.
       initial_loss_scale: fp16's starting loss scale [2^15, TensorFlow's default].
       cluster: a cluster.Cluster to train on several devices or machines (None: one device,
-        the original's graph).  Every replica runs the step on batch_size images; gradients
-        are averaged over replicas before each Adam update (README, "Training on several GPUs
-        or machines").
+        the original's graph; replicas.replication).  Every replica runs the step on
+        batch_size images; gradients are averaged over replicas before each Adam update
+        (README, "Training on several GPUs or machines").
       gather_gradients: several replicas: compute the large linear layers' weight gradients
         from every replica's all-gathered factors instead of all-reducing them
-        (ops.gathered_weight_gradients; the same sums, fewer bytes).  None: when there are
-        several workers (across machines the network is what limits; on one machine the
-        devices' all-reduce costs less than the larger products), unless
-        DCGAN_GATHER_GRADIENTS=0.
+        (ops.gathered_weight_gradients; the same sums, fewer bytes).  None: the default of
+        replicas.replication (several workers, unless DCGAN_GATHER_GRADIENTS=0).
     """
     self.sess = sess
-    self.crop = crop
-    self.batch_size = batch_size
-    self.sample_num = sample_num
-    self.input_height = input_height
-    self.input_width = input_width
-    self.output_height = output_height
-    self.output_width = output_width
-    self.y_dim = y_dim
-    self.z_dim = z_dim
-    self.gf_dim = gf_dim
-    self.df_dim = df_dim
-    self.gfc_dim = gfc_dim
-    self.dfc_dim = dfc_dim
+    self.crop, self.batch_size, self.sample_num = crop, batch_size, sample_num
+    self.input_height, self.input_width = input_height, input_width
+    self.output_height, self.output_width = output_height, output_width
+    self.y_dim, self.z_dim = y_dim, z_dim
+    self.gf_dim, self.df_dim, self.gfc_dim, self.dfc_dim = gf_dim, df_dim, gfc_dim, dfc_dim
     if c_dim is None:
       c_dim = data.c_dim if data is not None else (
           data_channels(dataset_name, data_dir, input_fname_pattern) or 3)
     self.c_dim = c_dim
-    self.dataset_name = dataset_name
-    self.input_fname_pattern = input_fname_pattern
-    self.max_to_keep = max_to_keep
-    self.checkpoint_dir = checkpoint_dir
-    self.sample_dir = sample_dir
-    self.out_dir = out_dir
-    self.data_dir = data_dir
-    self.beta1 = beta1
-    self.default_learning_rate = learning_rate
-    self.z_dist = z_dist
+    self.dataset_name, self.input_fname_pattern = dataset_name, input_fname_pattern
+    self.data_dir, self.data = data_dir, data
+    self.max_to_keep, self.checkpoint_dir = max_to_keep, checkpoint_dir
+    self.sample_dir, self.out_dir = sample_dir, out_dir
+    self.beta1, self.default_learning_rate, self.z_dist = beta1, learning_rate, z_dist
     self.seed = seed if seed is not None else random.SystemRandom().randrange(2 ** 31)
     self.G_img_sum = G_img_sum
-    self.data = data
     self.precision = resolved(precision)
     self.initial_loss_scale = initial_loss_scale
-    self.cluster = cluster
-    self.joined = None  # (loaded, counter) once join_cluster ran
-    self.seed_given = True  # several workers: False takes the chief's seed (join_cluster)
-    self.strategy = cluster.strategy if cluster is not None else None
-    self.replicas = cluster.num_replicas if cluster is not None else 1
-    # this process's replicas and the global index of its first (one device: 1 and 0)
-    self.local_replicas = cluster.local_replicas if cluster is not None else 1
-    self.first_replica = cluster.first_replica if cluster is not None else 0
-    if gather_gradients is None:
-      gather_gradients = (cluster is not None and cluster.num_workers > 1
-                          and cluster_module.gather_gradients_default())
-    self.gather_gradients = bool(gather_gradients) and self.replicas > 1
+    # how the tower is laid over replicas, and how this process works with the others of its
+    # run: both chosen here, once (docs/ARCHITECTURE.md)
+    self.replication = replicas.replication(cluster, gather_gradients, batch_size)
+    self.coordination = roles.coordination(cluster, self.replication, seed is not None)
     # The conditional generator ends in a sigmoid, the unconditional one in tanh.
     self.value_range = (0.0, 1.0) if y_dim else (-1.0, 1.0)
 
@@ -219,9 +197,8 @@ class DCGAN(object):
   # graph
 
   def build_model(self):
-    distributed = self.cluster is not None and self.cluster.distributed
-    if distributed:
-      self.build_agreement()  # first: its collective must be the same on every worker's graph
+    """The whole graph, optimizers included, the Savers last (docs/ARCHITECTURE.md)."""
+    self.coordination.build_first()  # the agreement collective, first (invariant 5)
     if self.y_dim:
       self.y = tf.placeholder(tf.float32, [None, self.y_dim], name='y')
     else:
@@ -232,18 +209,42 @@ class DCGAN(object):
     self.learning_rate = tf.placeholder_with_default(
         tf.constant(self.default_learning_rate, tf.float32), [], name='learning_rate')
 
-    if self.strategy is None:
-      tower = self.tower(self.inputs, self.z, self.y)
-      self.d_optim, self.d_scaling = tower['d_optim'], tower['d_scaling']
-      self.g_optim, self.g_scaling = tower['g_optim'], tower['g_scaling']
-    else:
-      tower = self.build_replicas()
-    for name in ('G', 'D', 'D_logits', 'sampler', 'D_', 'D_logits_', 'd_layers',
-                 'D_logits_inference', 'd_features', 'd_loss_real', 'd_loss_fake', 'g_loss',
-                 'd_loss', 'model_vars', 'd_vars', 'g_vars'):
+    tower = self.replication.build(self.tower, self.inputs, self.z, self.y)
+    for name in ('G', 'D', 'D_logits', 'D_', 'D_logits_', 'd_loss_real', 'd_loss_fake', 'g_loss',
+                 'd_loss', 'd_vars', 'g_vars', 'd_optim', 'g_optim', 'd_scaling', 'g_scaling'):
       setattr(self, name, tower[name])
+    self.model_vars = model_variables(self.d_vars + self.g_vars)
+    self.build_inference()
+    self.coordination.build_votes(self.g_loss)
+    self.build_summaries()
 
-    # TensorBoard: the original's tags, each merged into the run that computes it.
+    self.all_vars = tf.global_variables()
+    # Checked before every save: all variables finite, and G and D (inference
+    # mode) still produce finite outputs, so a diverged state is never saved.
+    self.healthy = tf.reduce_all(
+        [tf.reduce_all(tf.is_finite(v)) for v in self.all_vars if v.dtype.base_dtype == tf.float32]
+        + [tf.reduce_all(tf.is_finite(self.sampler)),
+           tf.reduce_all(tf.is_finite(self.D_logits_inference))], name='healthy')
+    self.coordination.build_last(self.all_vars)
+    self.init_op = tf.global_variables_initializer()
+    # the Savers last (checkpoints.py)
+    self.checkpoints = Checkpoints(self.model_vars, self.max_to_keep, self.healthy, self.y_dim,
+                                   SCALE_SCOPES)
+    self.saver, self.model_saver = self.checkpoints.saver, self.checkpoints.model_saver
+
+  def build_inference(self):
+    """Built once, outside the replicas' towers: the sampler (G with train=False, invariant 7),
+    D in inference mode on the inputs, and D's convolutional features of them, each max-pooled
+    to 4x4 and concatenated (the paper's features for a linear classifier)."""
+    self.sampler = self.generator(self.z, self.y, train=False)
+    self.d_layers = []
+    _, self.D_logits_inference = self.discriminator(self.inputs, self.y, reuse=True, train=False,
+                                                    layers=self.d_layers)
+    self.d_features = tf.concat([flatten(max_pool_to(h, 4)) for h in self.d_layers], 1,
+                                name='d_features')
+
+  def build_summaries(self):
+    """TensorBoard: the original's tags, each merged into the run that computes it."""
     # (tf.summary.histogram("z", ...) would be tagged "z_1": the placeholder owns "z".)
     self.z_sum = histogram_summary("z", self.z)
     self.d_sum = histogram_summary("d", self.D)
@@ -265,52 +266,17 @@ class DCGAN(object):
       g_summaries.append(self.G_sum)
     self.g_summary = tf.summary.merge(g_summaries)
 
-    self.all_vars = tf.global_variables()
-    # Checked before every save: all variables finite, and G and D (inference
-    # mode) still produce finite outputs, so a diverged state is never saved.
-    self.healthy = tf.reduce_all(
-        [tf.reduce_all(tf.is_finite(v)) for v in self.all_vars if v.dtype.base_dtype == tf.float32]
-        + [tf.reduce_all(tf.is_finite(self.sampler)),
-           tf.reduce_all(tf.is_finite(self.D_logits_inference))], name='healthy')
-    if distributed:
-      self.build_broadcast()
-    self.init_op = tf.global_variables_initializer()
-    # the Savers last (checkpoints.py)
-    self.checkpoints = Checkpoints(self.model_vars, self.max_to_keep, self.healthy, self.y_dim,
-                                   SCALE_SCOPES)
-    self.saver, self.model_saver = self.checkpoints.saver, self.checkpoints.model_saver
-
   def tower(self, inputs, z, y):
-    """One replica's step: G, D on real and generated images, the losses and both updates.
-
-    The sampler (G with train=False), D in inference mode and its features are built here
-    too, on the same inputs, so one device's graph is exactly the original's order.
-    """
+    """One replica's step: G, D on real and generated images, the losses and both updates
+    (self.replication.build lays it over the replicas; on one device it is the original's)."""
     t = {}
-    # Several replicas: batch norm's moving-average updates (each an all-reduce) join the
-    # update ops of the runs that compute them instead of holding up the layers' outputs.
-    # With gather_gradients, the large linear layers' weight gradients are computed from
-    # every replica's factors (ops.gathered_weight_gradients): G's layers are passed once
-    # per loss, D's twice (real and fake).
-    defer = deferred_batch_norm_updates if self.replicas > 1 else contextlib.nullcontext
-    if self.gather_gradients:
-      gathered = lambda calls: gathered_weight_gradients(self.replicas, calls * self.batch_size)
-    else:
-      gathered = lambda calls: contextlib.nullcontext()
-    with defer() as g_updates, gathered(1):
+    network_pass = self.replication.network_pass
+    with network_pass(LAYER_PASSES["generator"]) as g_updates:
       t['G'] = self.generator(z, y)
-    with defer() as d_real_updates, gathered(2):
+    with network_pass(LAYER_PASSES["discriminator"]) as d_real_updates:
       t['D'], t['D_logits'] = self.discriminator(inputs, y, reuse=False)
-    t['sampler'] = self.generator(self.z, self.y, train=False)
-    with defer() as d_fake_updates, gathered(2):
+    with network_pass(LAYER_PASSES["discriminator"]) as d_fake_updates:
       t['D_'], t['D_logits_'] = self.discriminator(t['G'], y, reuse=True)
-    # D's convolutional features of the inputs (inference mode), each max-pooled
-    # to 4x4 and concatenated: the paper's features for a linear classifier.
-    t['d_layers'] = []
-    _, t['D_logits_inference'] = self.discriminator(self.inputs, self.y, reuse=True, train=False,
-                                                    layers=t['d_layers'])
-    t['d_features'] = tf.concat([flatten(max_pool_to(h, 4)) for h in t['d_layers']], 1,
-                                name='d_features')
 
     def sigmoid_cross_entropy_with_logits(logits, labels):
       return tf.nn.sigmoid_cross_entropy_with_logits(logits=logits, labels=labels)
@@ -323,180 +289,25 @@ class DCGAN(object):
         sigmoid_cross_entropy_with_logits(t['D_logits_'], tf.ones_like(t['D_'])))
     t['d_loss'] = t['d_loss_real'] + t['d_loss_fake']
 
-    t['model_vars'] = tf.global_variables()
     t_vars = tf.trainable_variables()
     t['d_vars'] = [var for var in t_vars if var.name.startswith('discriminator/')]
     t['g_vars'] = [var for var in t_vars if var.name.startswith('generator/')]
 
-    # Optimizers, D's first as in the original (so Adam's beta1_power belongs
-    # to D and beta1_power_1 to G in both).  Under tf.distribute each replica's
-    # gradients are averaged over all replicas before Adam applies them.
-    # (tf.distribute sums the replicas' gradients; TF1 optimizers scale the loss for a mean
-    # only under Estimator, so each replica's loss is divided by the number of replicas here.)
-    scaling = self.precision.loss_scaling
-    d_loss, g_loss = t['d_loss'], t['g_loss']
-    if self.replicas > 1:
-      d_loss, g_loss = d_loss / self.replicas, g_loss / self.replicas
-    # (Gathered weight gradients, if any layer has them: no gating, or every layer's input
-    # gradient would wait for its weight gradient's all-gathers, and G's updates would run
-    # D's, which they discard.)
-    gate = (tf.train.Optimizer.GATE_NONE if self.gather_gradients and complete_gradients()
-            else tf.train.Optimizer.GATE_OP)
-    t['d_optim'], t['d_scaling'] = adam_update(d_loss, t['d_vars'], self.learning_rate,
-                                               self.beta1, scaling, SCALE_SCOPES[0],
-                                               self.initial_loss_scale, gate)
-    t['g_optim'], t['g_scaling'] = adam_update(g_loss, t['g_vars'], self.learning_rate,
-                                               self.beta1, scaling, SCALE_SCOPES[1],
-                                               self.initial_loss_scale, gate)
-    if self.replicas > 1:
-      # the updates each run made on one device: D's run passes G, D(real) and D(fake); G's
-      # runs pass G and D(fake)
-      t['d_optim'] = tf.group(t['d_optim'], *(g_updates + d_real_updates + d_fake_updates))
-      t['g_optim'] = tf.group(t['g_optim'], *(g_updates + d_fake_updates))
+    # Optimizers, D's first as in the original (so Adam's beta1_power belongs to D and
+    # beta1_power_1 to G in both; docs/ARCHITECTURE.md, invariant 2).  With several replicas
+    # each one's share of the loss, its gradients summed over all replicas.
+    share, gate = self.replication.share, self.replication.gate()
+    for net, loss in (('d', t['d_loss']), ('g', t['g_loss'])):
+      t[net + '_optim'], t[net + '_scaling'] = adam_update(
+          share(loss), t[net + '_vars'], self.learning_rate, self.beta1,
+          self.precision.loss_scaling, SCALE_SCOPES[net == 'g'], self.initial_loss_scale, gate)
+    # the batch-norm updates handed over by each run's passes (invariant 6): D's run passes G,
+    # D(real) and D(fake); G's runs pass G and D(fake)
+    join = self.replication.join
+    t['d_optim'] = join(t['d_optim'], list(g_updates) + list(d_real_updates)
+                        + list(d_fake_updates))
+    t['g_optim'] = join(t['g_optim'], list(g_updates) + list(d_fake_updates))
     return t
-
-  def build_replicas(self):
-    """The tower on every replica of self.strategy, each on its slice of the fed batch.
-
-    The placeholders hold this worker's replicas' batches one after another
-    (local_replicas x batch_size images and z); replica r takes the r-th.  What the rest of
-    the model reads (losses, D's outputs) is the mean or concatenation over this worker's
-    replicas; the sampler and D's inference outputs are the first replica's (all replicas
-    hold the same variables).
-    """
-    strategy, local = self.strategy, self.cluster.local_replicas
-
-    def replica_slice(x):
-      if x is None or local == 1:
-        return x
-      index = tf.math.floormod(tf.distribute.get_replica_context().replica_id_in_sync_group, local)
-      shape = tf.shape(x)
-      return tf.gather(tf.reshape(x, tf.concat([[local, -1], shape[1:]], 0)), index)
-
-    def replica():
-      return self.tower(replica_slice(self.inputs), replica_slice(self.z), replica_slice(self.y))
-
-    with strategy.scope():
-      # (each replica's own list of the model's variables would depend on how far the others
-      # have got, so the tower's list is read from the graph afterwards)
-      towers = strategy.extended.call_for_each_replica(
-          lambda: {k: v for k, v in replica().items() if k != 'model_vars'})
-      self.d_optim = strategy.group(towers['d_optim'])
-      self.g_optim = strategy.group(towers['g_optim'])
-    first = lambda value: strategy.experimental_local_results(value)[0]
-    mean = lambda value: tf.add_n(list(strategy.experimental_local_results(value))) / local
-    concat = lambda value: tf.concat(list(strategy.experimental_local_results(value)), 0)
-    if self.precision.loss_scaling:
-      self.d_scaling = {k: first(v) for k, v in towers['d_scaling'].items()}
-      self.g_scaling = {k: first(v) for k, v in towers['g_scaling'].items()}
-    else:
-      self.d_scaling, self.g_scaling = {}, {}
-    t = {name: first(towers[name]) for name in ('sampler', 'D_logits_inference', 'd_features')}
-    t['d_layers'] = [first(h) for h in towers['d_layers']]
-    for name in ('G', 'D', 'D_logits', 'D_', 'D_logits_'):
-      t[name] = concat(towers[name])
-    for name in ('d_loss_real', 'd_loss_fake', 'g_loss', 'd_loss'):
-      t[name] = mean(towers[name])
-    for name in ('d_vars', 'g_vars'):
-      t[name] = list(towers[name])
-    slots = set()
-    for var in t['d_vars'] + t['g_vars']:
-      slots.update((var.op.name + '/Adam', var.op.name + '/Adam_1'))
-    t['model_vars'] = [v for v in tf.global_variables()
-                       if v.op.name.split('/')[0] in ('generator', 'discriminator')
-                       and v.op.name not in slots]
-    return t
-
-  def all_reduce_sum(self, fn):
-    """Sum over all workers of fn(is_first_local_replica) (each worker's first replica
-    contributes, the others add zeros); the first local replica's copy of the result."""
-    local = self.cluster.local_replicas
-
-    def replica():
-      ctx = tf.distribute.get_replica_context()
-      first = tf.equal(tf.math.floormod(ctx.replica_id_in_sync_group, local), 0)
-      return ctx.all_reduce(tf.distribute.ReduceOp.SUM, fn(first))
-
-    with self.strategy.scope():
-      return self.strategy.experimental_local_results(
-          self.strategy.extended.call_for_each_replica(replica))[0]
-
-  def build_agreement(self):
-    """Several workers: what they must agree on, all-reduced.
-
-    agree_in (float64, fed by train()): per AGREED_FIELDS a weight w (1, or 0 where a worker
-    leaves it to the chief), w * hash, w * hash^2 and the chief's hash, then the chief's seed,
-    counter and whether it loaded a checkpoint; the sum says if every worker built the same
-    graph and data (agreement()).  stop_in: a signal number (0: none), summed every step so
-    that all workers stop after the same one.
-    """
-    size = 4 * len(AGREED_FIELDS) + 3
-    self.agree_in = tf.placeholder(tf.float64, [size], name='cluster/agree')
-    self.agreed = self.all_reduce_sum(
-        lambda first: tf.where(first, self.agree_in, tf.zeros_like(self.agree_in)))
-    self.stop_in = tf.placeholder_with_default(tf.constant(0.0), [], name='cluster/stop')
-    self.stop_votes = self.all_reduce_sum(
-        lambda first: tf.where(first, self.stop_in, tf.zeros_like(self.stop_in)))
-
-  def build_broadcast(self):
-    """broadcast_op: every variable's every copy set to the chief's first replica's value
-    (after the chief restored a checkpoint; the other workers need not see its files)."""
-    variables = tf.global_variables()
-
-    def chief_values():
-      chief = tf.equal(tf.distribute.get_replica_context().replica_id_in_sync_group, 0)
-      values = [tf.identity(v) if v.dtype.base_dtype == tf.float32 else tf.cast(v, tf.float64)
-                for v in variables]
-      return [tf.where(chief, x, tf.zeros_like(x)) for x in values]
-
-    local = self.cluster.local_replicas
-
-    def replica():
-      ctx = tf.distribute.get_replica_context()
-      return ctx.all_reduce(tf.distribute.ReduceOp.SUM, chief_values())
-
-    with self.strategy.scope():
-      reduced = self.strategy.extended.call_for_each_replica(replica)
-    assigns = []
-    for i, var in enumerate(variables):
-      values = self.strategy.experimental_local_results(reduced[i])
-      copies = self.strategy.experimental_local_results(var)
-      assert len(values) == len(copies) == local
-      for copy, value in zip(copies, values):
-        assigns.append(copy.assign(tf.cast(value, var.dtype.base_dtype), read_value=False))
-    self.broadcast_op = tf.group(assigns, name='cluster/broadcast')
-
-  def agreement(self, fields, seed, counter, loaded):
-    """(seed, counter, loaded) of the chief, after checking that every worker was started
-    alike; a one-sentence UserError naming the first field that differs.
-
-    fields: {name: value or None} for AGREED_FIELDS (None: this worker takes the chief's).
-    """
-    chief = self.cluster.is_chief
-    vector = []
-    for name in AGREED_FIELDS:
-      value = fields[name]
-      weight = 0.0 if (value is None and not chief) else 1.0
-      h = float(field_hash(value))
-      vector += [weight, weight * h, weight * h * h, h if chief else 0.0]
-    vector += [seed if chief else 0, counter if chief else 0, float(loaded) if chief else 0]
-    total = self.sess.run(self.agreed, {self.agree_in: np.array(vector, np.float64)},
-                          options=self.run_options(first=True))
-    for i, name in enumerate(AGREED_FIELDS):
-      weight, h, h2, chief_h = total[4 * i:4 * i + 4]
-      if h != weight * chief_h or h2 != weight * chief_h * chief_h:
-        raise UserError("The workers were started with different %s, so they would build "
-                        "different graphs or data; start every worker with the same flags (this "
-                        "one has %s)." % (AGREED_FIELD_NAMES.get(name, "--" + name), fields[name]))
-    seed, counter, loaded = total[-3:]
-    return int(seed), int(counter), bool(loaded)
-
-  def run_options(self, first=False):
-    """Several workers: every run bounded, so a worker that stops answering is noticed."""
-    if self.cluster is None or not self.cluster.distributed:
-      return None
-    seconds = cluster_module.FIRST_STEP_TIMEOUT if first else cluster_module.STEP_TIMEOUT
-    return tf.RunOptions(timeout_in_ms=1000 * seconds)
 
   def discriminator(self, image, y=None, reuse=False, train=True, layers=None):
     """D; with train=False batch norm uses its moving statistics.
@@ -597,36 +408,32 @@ class DCGAN(object):
   # training
 
   def train_step(self, feed, summarize=True, stop=0, first=False):
-    """One iteration: one D update, then two G updates with the same z; returns a Step.
+    """One iteration (UPDATES): one D update, then two G updates with the same z; a Step.
 
-    Each loss is fetched by the run that computes it (d's before the D update, g's before the
-    second G update); the summaries only when summarize is true.  On several workers the last
-    run also sums every worker's stop (a signal number or 0) into Step.stop_votes, so that all
-    of them stop after the same step.
+    Each loss is fetched by the run that computes it (d's by the D update, g's by the second G
+    update); the summaries only when summarize is true.  The last run also carries this
+    process's votes (a signal number `stop`, 0 for none; whether its losses diverged), summed
+    over the workers when there are several, so that all of them stop after the same step.
     """
-    options = self.run_options(first)
-    d_summary = [self.d_summary] if summarize else []
-    g_summary = [self.g_summary] if summarize else []
+    coordination = self.coordination
+    options = coordination.run_options(first)
+    run = lambda fetches, feed: self.sess.run(fetches, feed_dict=feed, options=options)
     # Phase 1: update D on a real and a generated batch.
-    out = self.sess.run([self.d_optim, self.d_scaling, self.d_loss_real, self.d_loss_fake]
-                        + d_summary, feed_dict=feed, options=options)
-    scaling = [("D", out[1])]
-    err_d_real, err_d_fake, summaries = out[2], out[3], out[4:]
+    d = run({"update": self.d_optim, "scaling": self.d_scaling, "real": self.d_loss_real,
+             "fake": self.d_loss_fake, "summaries": [self.d_summary] if summarize else []}, feed)
+    d_diverged = not np.isfinite([d["real"], d["fake"]]).all()
     # Phase 2: update G twice with the same z, so that d_loss does not go to
     # zero (the original's choice, not the paper's).
-    out = self.sess.run([self.g_optim, self.g_scaling], feed_dict=feed, options=options)
-    scaling.append(("G", out[1]))
-    last = [self.g_optim, self.g_scaling, self.g_loss] + g_summary
-    if options is not None:
-      feed = dict(feed)
-      feed[self.stop_in] = float(stop)
-      last.append(self.stop_votes)
-    out = self.sess.run(last, feed_dict=feed, options=options)
-    stop_votes = int(round(out.pop())) if options is not None else None
-    scaling.append(("G", out[1]))
+    g_first = run({"update": self.g_optim, "scaling": self.g_scaling}, feed)
+    g = run(dict(coordination.vote_fetches(), update=self.g_optim, scaling=self.g_scaling,
+                 loss=self.g_loss, summaries=[self.g_summary] if summarize else []),
+            coordination.vote_feed(feed, stop, d_diverged))
+    stop_votes, diverged = coordination.tally(g, stop, d_diverged or not np.isfinite(g["loss"]))
     # fp16: which updates were skipped because their scaled gradients overflowed
+    scaling = [("D", d["scaling"]), ("G", g_first["scaling"]), ("G", g["scaling"])]
     skipped = [(net, info) for net, info in scaling if info and not info["finite"]]
-    return Step(err_d_real, err_d_fake, out[2], summaries + out[3:], skipped, stop_votes)
+    return Step(d["real"], d["fake"], g["loss"], d["summaries"] + g["summaries"], skipped,
+                stop_votes, diverged)
 
   def train(self, config, prepare=None):
     """Train for config.epoch epochs, resuming from checkpoint_dir if it holds a checkpoint;
@@ -642,43 +449,6 @@ class DCGAN(object):
       draws.append(gen_random(np.random.default_rng(key), self.z_dist,
                               (self.batch_size, self.z_dim)))
     return draws[0] if replicas == 1 else np.concatenate(draws)
-
-  def agreed_fields(self, data, settings):
-    return {"dataset": self.dataset_name, "images": len(data), "batch_size": self.batch_size,
-            "input_height": self.input_height, "input_width": self.input_width,
-            "output_height": self.output_height, "output_width": self.output_width,
-            "crop": bool(self.crop), "c_dim": self.c_dim, "y_dim": self.y_dim,
-            "z_dim": self.z_dim, "z_dist": self.z_dist,
-            "filters": (self.gf_dim, self.df_dim, self.gfc_dim, self.dfc_dim),
-            "train_size": float(settings.train_size), "epoch": settings.epoch,
-            "learning_rate": float(settings.learning_rate),
-            "beta1": float(self.beta1), "precision": self.precision.name,
-            "seed": self.seed if self.seed_given else None,
-            "replicas": self.cluster.local_replicas,
-            "gathered": int(self.gather_gradients)}
-
-  def join_cluster(self, settings, data=None):
-    """Several workers, before the first step: (loaded a checkpoint, counter).
-
-    The chief finds its checkpoint; the workers check they were started alike (a UserError
-    otherwise) and take the chief's seed and counter; all initialise (TensorFlow broadcasts
-    the chief's initial values); the chief restores and its variables are broadcast.
-    """
-    checkpoint_dir = settings.checkpoint_dir
-    data = data if data is not None else self.data
-    path = None
-    if self.cluster.is_chief:
-      path, _ = self.check_checkpoint(checkpoint_dir)
-    self.seed, counter, could_load = self.agreement(
-        self.agreed_fields(data, settings), self.seed,
-        checkpoint_counter(path) if path else 0, path is not None)
-    self.sess.run(self.init_op, options=self.run_options(first=True))
-    if self.cluster.is_chief and could_load:
-      self.load(checkpoint_dir)
-    if could_load:
-      self.sess.run(self.broadcast_op, options=self.run_options(first=True))
-    self.joined = (could_load, counter)
-    return self.joined
 
   # --------------------------------------------------------------------------
   # checkpoints

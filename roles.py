@@ -5,17 +5,43 @@ workers get an object that writes nothing).  The training loop (training.py) ask
 objects and tests none of it itself.
 """
 import os
+import zlib
+
+import numpy as np
 
 import cluster as cluster_module  # (decides oneDNN before TensorFlow loads)
 import tensorflow.compat.v1 as tf
-from checkpoints import last_checkpoint
+from checkpoints import checkpoint_counter, last_checkpoint
 from utils import UserError
 
 
 class OneProcess(object):
-  """One process (one device or several local ones): nothing to agree on with anyone."""
+  """One process (one device or several local ones): nothing to agree on with anyone, so
+  nothing of this enters the graph."""
 
   lost_worker_errors = ()  # nothing to lose, so nothing is caught and no lost() is asked
+
+  def build_first(self):
+    pass
+
+  def build_votes(self, g_loss):
+    pass
+
+  def build_last(self, variables):
+    pass
+
+  def run_options(self, first=False):
+    return None
+
+  def vote_fetches(self):
+    return {}
+
+  def vote_feed(self, feed, stop, d_diverged):
+    return feed
+
+  def tally(self, out, stop, diverged):
+    """(stop votes, processes whose losses diverged) of a step: this process's own."""
+    return stop, int(diverged)
 
   def start(self, dcgan, data, settings, prepare=None):
     """(loaded a checkpoint, its counter): prepare(), initialise, restore the newest
@@ -32,16 +58,118 @@ class OneProcess(object):
   def stop_between_epochs(self, stop):
     return stop.local
 
+  def writes(self, dcgan, settings, loaded):
+    return RunWrites(dcgan, settings, loaded)
+
 
 class SeveralWorkers(object):
-  """Several workers: they join together, and stop after the same step."""
+  """Several workers: they check they were started alike, join, vote each step on stopping
+  and on diverged losses, and stop after the same step.  Their collectives are built by
+  build_first (before anything else in the graph), build_votes and build_last."""
 
   lost_worker_errors = cluster_module.LOST_WORKER_ERRORS
 
+  def __init__(self, cluster, replication, seed_given):
+    self.cluster, self.replication = cluster, replication
+    self.seed_given = seed_given  # False: this worker takes the chief's seed
+    self.joined = None  # (loaded, counter) once join() ran
+
+  def build_first(self):
+    """What the workers must agree on, all-reduced: first in the graph, so it is the same
+    collective on every worker whatever else differs (docs/ARCHITECTURE.md, invariant 5).
+
+    agree_in (float64, fed by agreement()): per AGREED_FIELDS a weight w (1, or 0 where a worker
+    leaves it to the chief), w * hash, w * hash^2 and the chief's hash, then the chief's seed,
+    counter and whether it loaded a checkpoint."""
+    self.agree_in = tf.placeholder(tf.float64, [4 * len(AGREED_FIELDS) + 3],
+                                   name='cluster/agree')
+    self.agreed = self.replication.all_reduce_sum(
+        lambda first: tf.where(first, self.agree_in, tf.zeros_like(self.agree_in)))
+
+  def build_votes(self, g_loss):
+    """Each step's votes, summed over the workers by its last run: [a signal number (0: none),
+    1 if this worker's losses were NaN or infinite], so that all stop after the same step and
+    report a NaN on any of them as a NaN."""
+    self.votes_in = tf.placeholder_with_default(tf.zeros([2]), [2], name='cluster/stop')
+    own = self.votes_in + tf.stack(
+        [0.0, tf.cast(tf.logical_not(tf.is_finite(g_loss)), tf.float32)])
+    self.votes = self.replication.all_reduce_sum(
+        lambda first: tf.where(first, own, tf.zeros_like(own)))
+
+  def build_last(self, variables):
+    """broadcast_op: every copy of every variable set to the chief's first replica's value
+    (after the chief restored a checkpoint; the other workers need not see its files)."""
+    self.broadcast_op = self.replication.broadcast(variables, 'cluster/broadcast')
+
+  def run_options(self, first=False):
+    """Every run bounded, so a worker that stops answering is noticed."""
+    seconds = cluster_module.FIRST_STEP_TIMEOUT if first else cluster_module.STEP_TIMEOUT
+    return tf.RunOptions(timeout_in_ms=1000 * seconds)
+
+  def vote_fetches(self):
+    return {"votes": self.votes}
+
+  def vote_feed(self, feed, stop, d_diverged):
+    feed = dict(feed)
+    feed[self.votes_in] = [float(stop), float(d_diverged)]
+    return feed
+
+  def tally(self, out, stop, diverged):
+    """(stop votes, workers whose losses diverged) of a step, summed over the workers."""
+    return int(round(out["votes"][0])), int(round(out["votes"][1]))
+
+  def agreement(self, sess, fields, seed, counter, loaded):
+    """(seed, counter, loaded) of the chief, after checking that every worker was started
+    alike; a one-sentence UserError naming the first field that differs.
+
+    fields: {name: value or None} for AGREED_FIELDS (None: this worker takes the chief's).
+    """
+    chief = self.cluster.is_chief
+    vector = []
+    for name in AGREED_FIELDS:
+      value = fields[name]
+      weight = 0.0 if (value is None and not chief) else 1.0
+      h = float(field_hash(value))
+      vector += [weight, weight * h, weight * h * h, h if chief else 0.0]
+    vector += [seed if chief else 0, counter if chief else 0, float(loaded) if chief else 0]
+    total = sess.run(self.agreed, {self.agree_in: np.array(vector, np.float64)},
+                     options=self.run_options(first=True))
+    for i, name in enumerate(AGREED_FIELDS):
+      weight, h, h2, chief_h = total[4 * i:4 * i + 4]
+      if h != weight * chief_h or h2 != weight * chief_h * chief_h:
+        raise UserError("The workers were started with different %s, so they would build "
+                        "different graphs or data; start every worker with the same flags (this "
+                        "one has %s)." % (AGREED_FIELD_NAMES.get(name, "--" + name), fields[name]))
+    seed, counter, loaded = total[-3:]
+    return int(seed), int(counter), bool(loaded)
+
+  def join(self, dcgan, data, settings):
+    """Before the first step: (loaded a checkpoint, counter).
+
+    The chief finds its checkpoint; the workers check they were started alike (a UserError
+    otherwise) and take the chief's seed and counter; all initialise (TensorFlow broadcasts
+    the chief's initial values); the chief restores and its variables are broadcast.
+    """
+    chief, path = self.cluster.is_chief, None
+    if chief:
+      path, _ = dcgan.check_checkpoint(settings.checkpoint_dir)
+    fields = agreed_fields(dcgan, data, settings)
+    if not self.seed_given:
+      fields["seed"] = None
+    dcgan.seed, counter, loaded = self.agreement(
+        dcgan.sess, fields, dcgan.seed, checkpoint_counter(path) if path else 0, path is not None)
+    dcgan.sess.run(dcgan.init_op, options=self.run_options(first=True))
+    if chief and loaded:
+      dcgan.load(settings.checkpoint_dir)
+    if loaded:
+      dcgan.sess.run(self.broadcast_op, options=self.run_options(first=True))
+    self.joined = (loaded, counter)
+    return self.joined
+
   def start(self, dcgan, data, settings, prepare=None):
-    """(loaded a checkpoint, its counter), agreed by every worker (DCGAN.join_cluster); then
-    prepare(), so that a refused start writes nothing."""
-    joined = dcgan.joined or dcgan.join_cluster(settings, data)
+    """(loaded a checkpoint, its counter), agreed by every worker (join); then prepare(), so
+    that a refused start writes nothing."""
+    joined = self.joined or self.join(dcgan, data, settings)
     if prepare is not None:
       prepare()
     return joined
@@ -53,9 +181,13 @@ class SeveralWorkers(object):
   def stop_between_epochs(self, stop):
     return 0  # a signal that came after the last vote rides on the next step's
 
-  def lost(self, dcgan, err, counter, settings):
+  def writes(self, dcgan, settings, loaded):
+    """The chief writes the run folder; the others nothing."""
+    return RunWrites(dcgan, settings, loaded) if self.cluster.is_chief else NoWrites()
+
+  def lost(self, err, counter, settings):
     """A peer gone or silent: one sentence naming it, the step and the last checkpoint."""
-    cluster = dcgan.cluster
+    cluster = self.cluster
     raise UserError("Lost %s at step %d (%s), so training stopped on this worker too; the "
                     "last checkpoint is %s: start the same commands on every worker to resume "
                     "from it." % (cluster.lost_worker(err), max(counter, 1),
@@ -64,8 +196,44 @@ class SeveralWorkers(object):
                                   else "the chief's"))
 
 
-def coordination(cluster):
-  return SeveralWorkers() if cluster is not None and cluster.distributed else OneProcess()
+def coordination(cluster, replication, seed_given=True):
+  """How this process works with the others of its run: a cluster.Cluster of several workers
+  (their collectives built on `replication`), or one process (cluster None or one worker)."""
+  if cluster is not None and cluster.distributed:
+    return SeveralWorkers(cluster, replication, seed_given)
+  return OneProcess()
+
+
+# What every worker must have been started with alike (SeveralWorkers.agreement): the flags
+# that shape the graph or the data, and the data itself (its size).
+AGREED_FIELDS = ("dataset", "images", "batch_size", "input_height", "input_width",
+                 "output_height", "output_width", "crop", "c_dim", "y_dim", "z_dim", "z_dist",
+                 "filters", "train_size", "epoch", "learning_rate", "beta1", "precision", "seed",
+                 "replicas", "gathered")
+AGREED_FIELD_NAMES = {"images": "datasets (their numbers of images differ)",
+                      "c_dim": "image channels", "y_dim": "labels",
+                      "filters": "network sizes", "replicas": "numbers of local devices",
+                      "gathered": "DCGAN_GATHER_GRADIENTS"}
+
+
+def field_hash(value):
+  """A 20-bit hash of a value's repr: small enough that sums of its square stay exact in
+  float64 for thousands of workers."""
+  return zlib.crc32(repr(value).encode("utf-8")) & 0xFFFFF
+
+
+def agreed_fields(dcgan, data, settings):
+  """{name: value} of AGREED_FIELDS for this worker."""
+  return {"dataset": dcgan.dataset_name, "images": len(data), "batch_size": dcgan.batch_size,
+          "input_height": dcgan.input_height, "input_width": dcgan.input_width,
+          "output_height": dcgan.output_height, "output_width": dcgan.output_width,
+          "crop": bool(dcgan.crop), "c_dim": dcgan.c_dim, "y_dim": dcgan.y_dim,
+          "z_dim": dcgan.z_dim, "z_dist": dcgan.z_dist,
+          "filters": (dcgan.gf_dim, dcgan.df_dim, dcgan.gfc_dim, dcgan.dfc_dim),
+          "train_size": float(settings.train_size), "epoch": settings.epoch,
+          "learning_rate": float(settings.learning_rate),
+          "beta1": float(dcgan.beta1), "precision": dcgan.precision.name, "seed": dcgan.seed,
+          "replicas": dcgan.replication.local, "gathered": int(dcgan.replication.gathers)}
 
 
 class RunWrites(object):
@@ -131,8 +299,3 @@ class NoWrites(object):
   def done(self, counter):
     return (" [*] Trained to counter %d; the chief (worker 0) wrote the checkpoint and samples"
             % counter)
-
-
-def run_writes(dcgan, settings, loaded):
-  chief = dcgan.cluster is None or dcgan.cluster.is_chief
-  return RunWrites(dcgan, settings, loaded) if chief else NoWrites()

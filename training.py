@@ -15,7 +15,7 @@ import numpy as np
 from tqdm import tqdm
 
 from dataset import open_dataset, prefetch
-from roles import coordination, run_writes
+from replicas import batches_per_epoch
 from utils import UserError, plural
 
 # The loop's settings and their defaults, stated once: train(dcgan, config) takes each from
@@ -38,19 +38,6 @@ def settings_from(config, learning_rate, checkpoint_dir, sample_dir):
                   sample_dir=sample_dir)
   return TrainSettings(**{name: getattr(config, name, defaults[name])
                           for name in TrainSettings._fields})
-
-
-def batches_per_epoch(num_examples, train_size, batch_size, replicas=1, note=""):
-  """Steps in an epoch, as the original counted them (images // (batch_size x replicas));
-  a UserError if not even one (note: what the data layer left out, said after the count)."""
-  steps = int(min(num_examples, train_size) // (batch_size * replicas))
-  if steps < 1:
-    per_step = ("one batch of %d" % batch_size if replicas == 1 else
-                "one step of %d replicas x %d" % (replicas, batch_size))
-    raise UserError("The dataset holds %d images%s%s, fewer than %s; lower --batch_size."
-                    % (num_examples, "" if train_size >= num_examples else
-                       " (--train_size %g)" % train_size, note, per_step))
-  return steps
 
 
 class TrainingInterrupted(Exception):
@@ -119,18 +106,19 @@ def train(dcgan, config, prepare=None):
   data = dcgan.data if dcgan.data is not None else open_dataset(
       dcgan.dataset_name, dcgan.data_dir, dcgan.input_fname_pattern, dcgan.input_height,
       dcgan.input_width, dcgan.output_height, dcgan.output_width, dcgan.crop)
-  coordinate = coordination(dcgan.cluster)
+  coordinate = dcgan.coordination
   progress = Progress()
   try:
     loaded, counter = coordinate.start(dcgan, data, settings, prepare)
     return _train(dcgan, data, settings, coordinate, loaded, counter, progress)
   except coordinate.lost_worker_errors as err:
-    coordinate.lost(dcgan, err, progress.counter, settings)
+    coordinate.lost(err, progress.counter, settings)
 
 
 def _train(dcgan, data, settings, coordinate, loaded, counter, progress):
   """The epochs from the loaded counter on, then the last save; a TrainResult."""
-  batch_idxs = batches_per_epoch(len(data), settings.train_size, dcgan.batch_size, dcgan.replicas)
+  batch_idxs = batches_per_epoch(len(data), settings.train_size, dcgan.batch_size,
+                                 dcgan.replication.count)
   if loaded:
     print(" [*] Load SUCCESS: resuming at counter %d" % counter)
   else:
@@ -143,7 +131,7 @@ def _train(dcgan, data, settings, coordinate, loaded, counter, progress):
     print(" [*] The checkpoint has already trained %s; pass --epoch above %d to train more."
           % (plural(start_epoch, "epoch"), settings.epoch))
     return TrainResult(counter, 0, 0.0, 0.0)
-  writes = run_writes(dcgan, settings, loaded)
+  writes = coordinate.writes(dcgan, settings, loaded)
   stop = StopRequest()
   start_time = time.time()
   try:
@@ -175,8 +163,8 @@ def _train(dcgan, data, settings, coordinate, loaded, counter, progress):
 def _epoch(dcgan, data, settings, coordinate, writes, stop, progress, epoch, first, batch_idxs,
            start_time):
   """One epoch from batch index `first`; the signal to stop for (0: none)."""
-  local, first_replica = dcgan.local_replicas, dcgan.first_replica
-  batch_size, step_images = dcgan.batch_size, dcgan.batch_size * dcgan.replicas
+  local, first_replica = dcgan.replication.local, dcgan.replication.first
+  batch_size, step_images = dcgan.batch_size, dcgan.batch_size * dcgan.replication.count
   # Every replica takes its own slice of the epoch's permutation; this worker's replicas take
   # local x batch_size images of each step's batch_size x replicas.
   order = np.random.default_rng([dcgan.seed, 0, epoch]).permutation(len(data))
@@ -222,17 +210,19 @@ def _epoch(dcgan, data, settings, coordinate, writes, stop, progress, epoch, fir
 def _step(dcgan, settings, coordinate, writes, stop, progress, images, labels):
   """One iteration on this batch; the signal to stop for after it (0: none)."""
   counter = progress.counter
-  batch_z = dcgan.batch_z(counter, dcgan.first_replica, dcgan.local_replicas)
+  batch_z = dcgan.batch_z(counter, dcgan.replication.first, dcgan.replication.local)
   progress.feed = dcgan.feed(batch_z, labels, images, settings.learning_rate)
   summarize = writes.fetches_summaries and (counter % settings.summary_freq == 0 or counter == 1)
   step = dcgan.train_step(progress.feed, summarize, stop=stop.local, first=not progress.ran)
   progress.ran = True
   stopping = coordinate.stop_after(step, stop)
-  if not np.isfinite([step.d_loss_real, step.d_loss_fake, step.g_loss]).all():
-    raise UserError("The losses became NaN or infinite at step %d (d_loss %s, g_loss %s), so "
-                    "training stopped without saving; the last good checkpoint is %s. Lower "
-                    "--learning_rate to train on." % (counter, step.d_loss_real + step.d_loss_fake,
-                                                      step.g_loss, writes.where()))
+  if step.diverged:
+    own = np.isfinite([step.d_loss_real, step.d_loss_fake, step.g_loss]).all()
+    losses = "d_loss %s, g_loss %s" % (step.d_loss_real + step.d_loss_fake, step.g_loss)
+    raise UserError("The losses became NaN or infinite at step %d (%s), so training stopped "
+                    "without saving; the last good checkpoint is %s. Lower --learning_rate to "
+                    "train on." % (counter, "on another worker; this one's " + losses if own
+                                   else losses, writes.where()))
   writes.summaries(step.summaries, counter)
   for net, info in step.skipped:
     tqdm.write(" [!] step %d: %s's float16 gradients overflowed, so its update was skipped; "

@@ -202,6 +202,75 @@ def test_a_silent_worker_is_noticed_by_the_step_deadline(tmp_path, workers):
   assert "Traceback" not in err and "Lost worker 1" in err and "no answer" in err, err
 
 
+NAN_ON_ONE_WORKER = r"""
+import argparse, sys
+sys.path.insert(0, sys.argv[1])
+hosts, task, folder = sys.argv[2], int(sys.argv[3]), sys.argv[4]
+import hardware
+hardware.configure()
+import numpy as np
+import tensorflow.compat.v1 as tf
+import cluster as cluster_module
+from dataset import MnistData
+from model import DCGAN
+from precision import precision_mode, session_config
+from utils import UserError
+
+
+class Poisoned(MnistData):
+  # worker 1's images are NaN from its third batch on; worker 0's stay real
+  batches = 0
+
+  def get(self, indices):
+    images, labels = MnistData.get(self, indices)
+    self.batches += 1
+    return (images * np.nan if task == 1 and self.batches >= 3 else images), labels
+
+
+precision = precision_mode("fp16")  # (DCGAN_FP16_ON_CPU=1): a NaN update is skipped, not applied
+cluster = cluster_module.Cluster(cluster_module.Layout(hosts.split(","), task, []))
+config = cluster.session_config(session_config(precision, intra_op_threads=1))
+target = cluster.start(config)
+with tf.Graph().as_default(), tf.Session(target, config=config) as sess:
+  dcgan = DCGAN(sess, batch_size=4, sample_num=4, output_height=16, output_width=16, gf_dim=4,
+                df_dim=4, gfc_dim=16, dfc_dim=16, z_dim=8, y_dim=10, c_dim=1,
+                dataset_name="mnist", data=Poisoned("/nonexistent", 16, 16), seed=3,
+                precision=precision, cluster=cluster, checkpoint_dir=folder + "/checkpoint",
+                sample_dir=folder + "/samples", out_dir=folder)
+  try:
+    dcgan.train(argparse.Namespace(epoch=1, train_size=80, data_workers=1))
+  except UserError as err:
+    print("error: %s" % err)
+    sys.exit(1)
+"""
+
+
+def test_a_nan_on_one_worker_is_reported_as_a_nan_by_every_worker(tmp_path):
+  hosts = ",".join("127.0.0.1:%d" % port for port in cluster_module.free_local_ports(2))
+  env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", DCGAN_FP16_ON_CPU="1",
+             DCGAN_STEP_TIMEOUT="20")
+  procs = [subprocess.Popen([sys.executable, "-c", NAN_ON_ONE_WORKER, PROJECT_DIR, hosts,
+                             str(task), str(tmp_path / ("worker%d" % task))],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+           for task in range(2)]
+  try:
+    outputs = [proc.communicate(timeout=300) for proc in procs]
+  finally:
+    for proc in procs:
+      if proc.poll() is None:
+        proc.kill()
+        proc.wait(timeout=30)
+  errors = []
+  for proc, (out, err) in zip(procs, outputs):
+    assert proc.returncode == 1 and "Traceback" not in err, out[-2000:] + err[-3000:]
+    errors.append([line for line in out.splitlines() if line.startswith("error: ")])
+  # both at worker 1's third step, neither as a lost worker; worker 0 says whose losses they were
+  for lines in errors:
+    assert len(lines) == 1 and "The losses became NaN or infinite at step 3 (" in lines[0], errors
+  assert "(on another worker; this one's d_loss" in errors[0][0], errors
+  assert "(d_loss nan" in errors[1][0], errors
+
+
 # --------------------------------------------------------------------------------------------
 # the layout: flags and TF_CONFIG
 

@@ -106,6 +106,10 @@ with tf.Graph().as_default():
   sess = tf.Session(config=session_config())
   single = DCGAN(sess, **kwargs)
   result["single_names"] = sorted(v.op.name for v in single.all_vars)
+  # nothing of replication or coordination in one device's graph
+  result["single_foreign"] = sorted({n.op for n in tf.get_default_graph().as_graph_def().node
+                                     if n.op.startswith("Collective") or n.name.startswith(
+                                         ("cluster/", "replica_"))})
   grads = tf.gradients(single.d_loss, single.d_vars)
   sess.run(single.init_op)
   initial = {v.op.name: sess.run(v) for v in single.all_vars}
@@ -116,12 +120,19 @@ cluster = cluster_module.Cluster(layout)
 with tf.Graph().as_default():
   sess = tf.Session(config=cluster.session_config(session_config()))
   model = DCGAN(sess, cluster=cluster, gather_gradients=conditional, **kwargs)
-  result["replicas"] = model.replicas
+  result["replicas"] = model.replication.count
   result["gathered"] = sorted(ops.complete_gradients())
   result["names"] = sorted(v.op.name for v in model.all_vars)
+  # the sampler and D's inference pass: built once, not in every replica's tower
+  def scope(name):  # "/generator_1" outside the towers, "generator" in replica 1's tower
+    parts = name.split("/")
+    inner = parts[1] if parts[0].startswith("replica_") and len(parts) > 1 else "/" + parts[0]
+    return inner if inner.lstrip("/").startswith(("generator", "discriminator")) else None
+  result["network_scopes"] = sorted({scope(n.name) for n in
+                                     tf.get_default_graph().as_graph_def().node} - {None})
   sess.run(model.init_op)
   for v in model.all_vars:
-    for copy in model.strategy.experimental_local_results(v):
+    for copy in model.replication.local_copies(v):
       copy.load(initial[v.op.name], sess)
   feed = model.feed(z, labels, images)
   sess.run(model.d_optim, feed)  # one D update
@@ -130,7 +141,7 @@ with tf.Graph().as_default():
     model.train_step(feed)
   differ = []
   for v in model.all_vars:
-    first, second = (sess.run(c) for c in model.strategy.experimental_local_results(v))
+    first, second = (sess.run(c) for c in model.replication.local_copies(v))
     if not np.array_equal(first, second):
       differ.append(v.op.name)
   result["differ"] = differ
@@ -192,6 +203,12 @@ def test_two_replicas_average_gradients_stay_identical_and_keep_single_device_na
     assert result["gathered"] == []
   assert result["names"] == result["single_names"]  # checkpoints: the single-device names
   assert not any("replica" in name for name in result["names"])
+  assert result["single_foreign"] == []
+  # replica 0's tower: G, D(real), D(G(z)); replica 1's the same under replica_1/; the sampler
+  # (generator_1) and D's inference pass (discriminator_2) once, outside both
+  assert result["network_scopes"] == ["/discriminator", "/discriminator_1", "/discriminator_2",
+                                      "/generator", "/generator_1", "discriminator",
+                                      "discriminator_1", "generator"], result["network_scopes"]
   assert result["differ"] == []  # after a D update and three iterations, every copy is equal
   assert result["moving_count"] >= 10 and result["moving_unchanged"] == []
   assert result["sampler_shape"][0] == 3  # the sampler takes any number of z
