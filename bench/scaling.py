@@ -46,6 +46,7 @@ sys.path.insert(0, BENCH)
 
 from common import CONFIGS, synthetic_feed, time_iterations  # noqa: E402
 LAYOUTS = ("single", "workers", "virtual")
+NETWORKS = {"d": "discriminator", "g": "generator"}  # a variable name's first letter
 TIMEOUT = 1800
 
 
@@ -92,11 +93,43 @@ def collective_trace(run_metadata, graph, replicas):
   return total_bytes["Reduce"], total_bytes["Gather"], busy / 1e6
 
 
+def traced_iteration(model, feed):
+  """{bytes, gathered, seconds} of the collectives of one more iteration, traced (its runs are
+  exactly train_step's; one replica has none), per local replica."""
+  sess = model.sess
+  model.sess = Traced(sess)
+  try:
+    model.train_step(feed, summarize=False)
+  finally:
+    traced, model.sess = model.sess, sess
+  total = {"bytes": 0, "gathered": 0, "seconds": 0.0}
+  for metadata in traced.metadata:
+    nbytes, gathered, seconds = collective_trace(metadata, sess.graph, model.replication.count)
+    total["bytes"] += nbytes // model.replication.local  # each local replica the same amount
+    total["gathered"] += gathered // model.replication.local
+    total["seconds"] += seconds
+  return total
+
+
+class Traced(object):
+  """A Session whose every run is traced (FULL_TRACE), its RunMetadata kept in order."""
+
+  def __init__(self, sess):
+    self.sess, self.metadata = sess, []
+
+  def run(self, fetches, feed_dict=None, options=None):
+    import tensorflow.compat.v1 as tf
+    traced = tf.RunOptions(trace_level=tf.RunOptions.FULL_TRACE)
+    if options is not None:
+      traced.timeout_in_ms = options.timeout_in_ms
+    self.metadata.append(tf.RunMetadata())
+    return self.sess.run(fetches, feed_dict, options=traced, run_metadata=self.metadata[-1])
+
+
 def fingerprints(sess, model):
   """A digest of every variable's value per local replica (its copies)."""
   import hashlib
-  local = lambda var: (list(model.strategy.experimental_local_results(var))
-                       if model.strategy is not None else [var])
+  local = model.replication.local_copies
   digests = [hashlib.sha256() for _ in local(model.all_vars[0])]
   for var in sorted(model.all_vars, key=lambda v: v.op.name):
     for digest, value in zip(digests, sess.run(local(var))):
@@ -121,57 +154,35 @@ def child(args):
   import tensorflow.compat.v1 as tf
   tf.get_logger().setLevel("ERROR")
   import cluster as cluster_module
-  import roles
   import training
-  from model import DCGAN
+  from model import DCGAN, UPDATES
   from precision import session_config
 
-  if args.layout == "workers":
-    layout = cluster_module.Layout(args.hosts.split(","), args.task, [])
-    threads = 1
-  elif args.layout == "virtual":
-    layout = cluster_module.Layout([], 0, ["/device:CPU:0", "/device:CPU:1"])
-    threads = 0
-  else:
-    layout = cluster_module.Layout([], 0, [])
-    threads = 0
+  layout = {"workers": cluster_module.Layout(args.hosts.split(","), args.task, []),
+            "virtual": cluster_module.Layout([], 0, ["/device:CPU:0", "/device:CPU:1"]),
+            "single": cluster_module.Layout([], 0, [])}[args.layout]
   cluster = cluster_module.Cluster(layout)
+  threads = 1 if args.layout == "workers" else 0  # two processes share the cores
   config = cluster.session_config(session_config(intra_op_threads=threads))
   target = cluster.start(config)
   shape = CONFIGS[args.config]
   rng = np.random.RandomState(args.task)
-  local = cluster.local_replicas
   with tf.Graph().as_default(), tf.Session(target, config=config) as sess:
     model = DCGAN(sess, batch_size=args.batch_size, sample_num=args.batch_size,
                   gf_dim=args.filters, df_dim=args.filters, gfc_dim=args.fc, dfc_dim=args.fc,
-                  dataset_name=args.config, seed=0,
-                  cluster=cluster if cluster.strategy is not None else None, **shape)
-    roles.coordination(model.cluster).start(model, [0] * 6400, training.settings_from(
+                  dataset_name=args.config, seed=0, cluster=cluster, **shape)
+    local = model.replication.local
+    model.coordination.start(model, [0] * 6400, training.settings_from(
         argparse.Namespace(), model.default_learning_rate, model.checkpoint_dir, model.sample_dir))
     feed = synthetic_feed(model, args.batch_size * local, rng)
     times, _ = time_iterations(model, feed, args.warmup, args.steps)
-    traced = {"bytes": 0, "gathered": 0, "seconds": 0.0}
-    if model.strategy is not None:
-      options = tf.RunOptions(trace_level=tf.RunOptions.FULL_TRACE)
-      if cluster.distributed:
-        options.timeout_in_ms = 1000 * cluster_module.FIRST_STEP_TIMEOUT
-      traced_feed = dict(feed)
-      if cluster.distributed:
-        traced_feed[model.stop_in] = 0.0
-      for fetch in ([model.d_optim], [model.g_optim], [model.g_optim] + (
-          [model.stop_votes] if cluster.distributed else [])):
-        metadata = tf.RunMetadata()
-        sess.run(fetch, traced_feed, options=options, run_metadata=metadata)
-        nbytes, gathered, seconds = collective_trace(metadata, sess.graph, cluster.num_replicas)
-        traced["bytes"] += nbytes // local  # each local replica all-reduces the same amount
-        traced["gathered"] += gathered // local
-        traced["seconds"] += seconds
+    traced = traced_iteration(model, feed)
     grads = {"d": sum(int(np.prod(v.shape.as_list())) for v in model.d_vars) * 4,
              "g": sum(int(np.prod(v.shape.as_list())) for v in model.g_vars) * 4}
     import ops
     complete = ops.complete_gradients()
-    # the Matrix gradients computed from gathered factors instead (one D and two G updates)
-    gathered_matrices = sum(int(np.prod(v.shape.as_list())) * 4 * (1 if v in model.d_vars else 2)
+    # the Matrix gradients computed from gathered factors instead, once per update
+    gathered_matrices = sum(int(np.prod(v.shape.as_list())) * 4 * UPDATES[NETWORKS[v.name[0]]]
                             for v in model.d_vars + model.g_vars if v.name in complete)
     digests = fingerprints(sess, model)
     layers = linear_layers(model)
@@ -181,7 +192,7 @@ def child(args):
             "images_per_s": args.batch_size * cluster.num_replicas / s_per_iter,
             "collective_bytes": traced["bytes"], "gathered_bytes": traced["gathered"],
             "collective_seconds": traced["seconds"],
-            "gradient_bytes_per_iteration": grads["d"] + 2 * grads["g"],
+            "gradient_bytes_per_iteration": sum(grads[net[0]] * UPDATES[net] for net in UPDATES),
             "gathered_gradient_bytes_per_iteration": gathered_matrices,
             "linear_layers": layers, "fingerprints": digests}
   with open(args.out, "w") as f:
@@ -227,9 +238,10 @@ def collective_bytes_per_gpu(gpus, gradient_bytes, layers, batch):
   gather their factors at that N (ops.gathers_factors; D's pass twice per loss, G's once),
   whose ring all-gather moves (N - 1) x rows x (in + out) numbers."""
   import ops
+  from model import LAYER_PASSES, UPDATES
   reduced, gathered = gradient_bytes, 0.0
   for network, size_in, size_out in layers:
-    updates, rows = (1, 2 * batch) if network == "d" else (2, batch)
+    updates, rows = UPDATES[NETWORKS[network]], LAYER_PASSES[NETWORKS[network]] * batch
     if ops.gathers_factors(gpus, rows, size_in, size_out):
       reduced -= updates * size_in * size_out * 4
       gathered += updates * (gpus - 1) * rows * (size_in + size_out) * 4
@@ -294,9 +306,16 @@ def main():
                                  rows["single"]["linear_layers"], args.batch_size)}
   print()
   print_machine(described)
+  print_report(result, args.batch_size)
+  append_result(args.results or RESULTS, result)
+  return 0
+
+
+def print_report(result, batch_size):
+  """The table per model, the 2-worker target (recorded in result) and the projection."""
   targets = {"celebA": 0.9, "mnist": 0.7}
   for config, model in result["models"].items():
-    print("\n%s (batch %d per replica):" % (config, args.batch_size))
+    print("\n%s (batch %d per replica):" % (config, batch_size))
     print("  %-8s %8s %9s %10s %11s %14s %12s %14s" % (
         "layout", "replicas", "s/iter", "images/s", "efficiency", "MB allreduced",
         "MB gathered", "collectives s"))
@@ -331,8 +350,6 @@ def main():
                row["allreduce_seconds"],
                row["speedup_at_measured_step"], model["layouts"]["single"]["s_per_iter"],
                row["step_seconds_for_90_percent"]))
-  append_result(args.results or RESULTS, result)
-  return 0
 
 
 if __name__ == "__main__":
