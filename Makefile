@@ -16,8 +16,11 @@ setup: $(VENV)/.installed
 run: setup
 	$(PY) main.py --dataset mnist --input_height 28 --output_height 28 --train
 
+# Two tests at a time (pytest-xdist), then the ones marked serial alone: several worker
+# processes whose deadlines are timed (tests/conftest.py).
 test: setup
-	$(PY) -m pytest -q tests
+	$(PY) -m pytest -q -n 2 -m "not serial" tests
+	$(PY) -m pytest -q -m serial tests
 
 clean:
 	rm -rf $(VENV) .pytest_cache

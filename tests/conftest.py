@@ -50,6 +50,12 @@ def write_images(folder, count, size=(30, 40), mode="RGB", seed=0, ext="jpg"):
   return folder
 
 
+def pytest_configure(config):
+  config.addinivalue_line(
+      "markers", "serial: several worker processes whose deadlines are timed; `make test` runs "
+      "these after the others, alone on the machine (the others run two at a time)")
+
+
 @pytest.fixture
 def graph_session():
   """A fresh graph and a Session on it."""

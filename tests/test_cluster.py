@@ -18,6 +18,9 @@ from conftest import PROJECT_DIR
 from model import DCGAN
 from utils import UserError
 
+# workers on 127.0.0.1 whose deadlines are timed: run alone (tests/conftest.py)
+pytestmark = pytest.mark.serial
+
 MAIN = os.path.join(PROJECT_DIR, "main.py")
 # the conditional MNIST model on the bundled digits, at 16 px so that a step is quick
 MNIST = ["--dataset", "mnist", "--input_height", "28", "--output_height", "16", "--train",
