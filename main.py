@@ -55,7 +55,8 @@ tf.get_logger().setLevel("ERROR")
 
 import cluster as cluster_module  # noqa: E402
 import experiments  # noqa: E402
-from checkpoints import checkpoint_shapes  # noqa: E402
+import export  # noqa: E402
+from checkpoints import checkpoint_counter, checkpoint_shapes  # noqa: E402
 from dataset import labelled, open_dataset  # noqa: E402
 from model import DCGAN, Z_DISTRIBUTIONS  # noqa: E402
 from precision import precision_mode, session_config  # noqa: E402
@@ -91,6 +92,10 @@ flags.DEFINE_boolean("crop", False, "True for training, False for testing [False
 flags.DEFINE_boolean("visualize", False, "True for visualizing, False for nothing [False]")
 flags.DEFINE_boolean("export", False, "True for exporting with new batch size")
 flags.DEFINE_boolean("freeze", False, "True for exporting with new batch size")
+flags.DEFINE_boolean("saved_model", False, "Test mode: write the generator as a SavedModel "
+                     "(TF 2, TF Serving) in <run>/saved_model/<counter>/ [False]")
+flags.DEFINE_boolean("tflite", False, "Test mode: write the generator as a TFLite file in "
+                     "<run>/tflite/ for --batch_size images at a time [False]")
 flags.DEFINE_integer("max_to_keep", 1, "maximum number of checkpoints to keep")
 flags.DEFINE_integer("sample_freq", 200, "sample every this many iterations")
 flags.DEFINE_integer("ckpt_freq", 200, "save checkpoint every this many iterations")
@@ -156,7 +161,9 @@ MODEL_FLAGS = ("dataset", "input_height", "input_width", "output_height", "outpu
 # The ways of looking at a trained model (test mode; with --train, after training, as the
 # original ran --visualize, --export and --freeze after dcgan.train).
 LOOK_FLAGS = ("visualize", "generate", "walk", "arithmetic", "evaluate", "features_experiment",
-              "training_pictures", "export", "freeze")
+              "training_pictures", "export", "freeze", "saved_model", "tflite")
+# Of those, the ones that write the model in another form rather than look at it.
+WRITE_FLAGS = ("export", "freeze", "saved_model", "tflite")
 
 
 class Config(object):
@@ -452,6 +459,8 @@ def test(config, given, precision):
                     "checkpoint folder." % ckpt_dir)
   if c_dim is None:
     c_dim = checkpoint_shapes(ckpt_dir)[1].get("generator/g_h4/w", [0, 0, 3])[2]
+  if config.saved_model:  # an existing version is refused before anything loads
+    export.check_saved_model_target(run_dir, checkpoint_counter(checkpoint_shapes(ckpt_dir)[0]))
   config.checkpoint_dir = ckpt_dir
   config.sample_dir = os.path.join(run_dir, config.sample_dir)
   config.out_dir = run_dir
@@ -463,19 +472,12 @@ def test(config, given, precision):
     if not load_success:
       raise UserError("Checkpoint not found in %s." % ckpt_dir)
     looked = run_experiments(dcgan, config, run_dir, load_counter)
-    if not (looked or config.export or config.freeze):
+    if not (looked or any(getattr(config, name) for name in WRITE_FLAGS)):
       z, labels = dcgan.sample_inputs()
       grid = dcgan.save_sample_grid(
           os.path.join(config.sample_dir, "test_%s.png" % timestamp("%Y%m%d%H%M%S")), z, labels)
       print(" [*] Sample grid written to %s" % grid)
-    if config.export:
-      export_dir = os.path.join(ckpt_dir, "export_b" + str(config.batch_size))
-      print(" [*] Exported %s" % dcgan.save(export_dir, load_counter, ckpt=True, frozen=False)[0])
-    if config.freeze:
-      export_dir = os.path.join(ckpt_dir, "frozen_b" + str(config.batch_size))
-      path = dcgan.save(export_dir, load_counter, ckpt=False, frozen=True)[0]
-      print(" [*] Frozen sampler written to %s (input 'z:0'%s, output '%s')"
-            % (path, ", 'y:0'" if y_dim else "", dcgan.sampler.name))
+    export.write_model(dcgan, config, run_dir, load_counter)
 
 
 def run_experiments(dcgan, config, run_dir, counter):
