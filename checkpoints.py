@@ -4,7 +4,12 @@ not fit (DESIGN.md 2.2 and 5; docs/ARCHITECTURE.md).
 
 Names are the original's: 'model.b<batch_size>-<counter>' in the run's checkpoint folder.
 """
+import errno
+import glob
 import os
+import shutil
+
+import numpy as np
 
 import hardware
 
@@ -21,6 +26,41 @@ def last_checkpoint(checkpoint_dir):
     return tf.train.latest_checkpoint(checkpoint_dir) or "none"
   except (tf.errors.OpError, ValueError):
     return "none"
+
+
+# What a failed write says when the disk, a quota or a file-size limit is what stopped it.
+SPACE_CAUSES = tuple(os.strerror(code) for code in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG))
+CAUSES = SPACE_CAUSES + tuple(os.strerror(code) for code in (errno.EROFS, errno.EACCES,
+                                                             errno.EIO))
+
+
+def write_failure_cause(err):
+  """The operating system's reason in a failed write's error ('No space left on device'),
+  else its first line (TensorFlow's first line is often only 'Graph execution error:')."""
+  text = str(getattr(err, "message", None) or getattr(err, "strerror", None) or err)
+  for cause in CAUSES:
+    if cause.lower() in text.lower():
+      return cause
+  return text.strip().splitlines()[0].strip() if text.strip() else type(err).__name__
+
+
+def megabytes(size):
+  return "%.0f MB" % max(1.0, size / 1e6)
+
+
+def remove_partial(checkpoint_dir, name):
+  """Remove what a failed save of checkpoint `name` left in checkpoint_dir (its .tempstate
+  files, its _temp folder, a half-written index or meta), unless it is a complete checkpoint
+  the folder's state names."""
+  state = tf.train.get_checkpoint_state(checkpoint_dir)
+  kept = {os.path.basename(p) for p in (state.all_model_checkpoint_paths if state else [])}
+  if name in kept:
+    return
+  for path in glob.glob(os.path.join(glob.escape(checkpoint_dir), glob.escape(name) + "[._]*")):
+    if os.path.isdir(path):
+      shutil.rmtree(path, ignore_errors=True)
+    elif os.path.exists(path):
+      os.remove(path)
 
 
 def checkpoint_shapes(checkpoint_dir):
@@ -153,8 +193,12 @@ class Checkpoints(object):
     try:
       return self.save(sess, checkpoint_dir, prefix, step)
     except (tf.errors.OpError, OSError) as err:
-      message = getattr(err, "message", None) or getattr(err, "strerror", None) or str(err)
-      raise UserError("Could not write the checkpoint for step %d in %s (%s); the previous "
-                      "checkpoint (%s) is untouched." % (step, checkpoint_dir,
-                                                         message.splitlines()[0].strip(),
-                                                         last_checkpoint(checkpoint_dir)))
+      remove_partial(checkpoint_dir, "%s-%d" % (prefix, step))
+      cause = write_failure_cause(err)
+      space = ""
+      if cause in SPACE_CAUSES:
+        space = "; it needs about %s free there, one checkpoint's size" % megabytes(
+            sum(np.prod(v.shape.as_list(), dtype=np.int64) * v.dtype.size for v in self.all_vars))
+      raise UserError("Could not write the checkpoint for step %d in %s (%s%s); what it had "
+                      "written is removed and the previous checkpoint (%s) is untouched."
+                      % (step, checkpoint_dir, cause, space, last_checkpoint(checkpoint_dir)))
