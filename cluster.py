@@ -255,7 +255,17 @@ class Cluster(object):
                         % (self.task_index, self.workers[self.task_index],
                            str(getattr(err, "message", err)).splitlines()[0]))
       self.target = self.server.target
+      print(self.exposure())
     return self.target
+
+  def exposure(self):
+    """The line a worker prints once its server is up: TensorFlow binds it to 0.0.0.0 (every
+    interface; its gRPC server takes no bind address) and authenticates nobody."""
+    port = self.workers[self.task_index].rsplit(":", 1)[1]
+    return (" [!] Worker %d's TensorFlow server listens on port %s of every network interface, "
+            "without authentication: whoever can reach that port can run operations as this "
+            "user. Run workers only inside a trusted network (README, \"Security\")."
+            % (self.task_index, port))
 
   def describe(self):
     if self.distributed:

@@ -113,6 +113,10 @@ def test_two_workers_train_one_run_folder_that_resumes_on_one_worker(tmp_path, w
     out = group.output(index)
     # 512 images // (64 x 2 replicas) = 4 steps, the same ones on both workers
     assert "batch 64 on 2 replicas (2 workers x 1 device), 128 images per step" in out
+    port = group.hosts.split(",")[index].rsplit(":", 1)[1]
+    assert (" [!] Worker %d's TensorFlow server listens on port %s of every network interface, "
+            "without authentication" % (index, port)) in out
+    assert 'README, "Security"' in out
     assert [l[:35] for l in out.splitlines() if l.startswith("[")] == [
         "[%8d Epoch:[ 0/ 1] [%4d/   4]" % (i + 2, i) for i in range(4)]
     assert "Traceback" not in group.errors(index)
