@@ -322,3 +322,24 @@ def test_lsun_lmdb_becomes_an_image_folder(tmp_path):
   assert len(written) == 5
   data = open_dataset("lsun", str(data_dir), "*.webp", 40, None, 16, None, crop=True)
   assert len(data) == 5 and data.get([0, 4])[0].shape == (2, 16, 16, 3)
+
+
+@pytest.mark.parametrize("served", ["truncated", "wrong"])
+def test_a_truncated_or_wrong_archive_leaves_nothing_where_the_loader_reads(tmp_path, monkeypatch,
+                                                                            capsys, served):
+  entries = {"img_align_celeba/%06d.jpg" % i: jpeg_bytes(i) for i in range(1, 5)}
+  archive = zip_bytes(entries)
+  data_dir = tmp_path / "data"
+  with FileServer({download.CELEBA_ZIP: archive[:len(archive) // 2] if served == "truncated"
+                   else archive}) as server:
+    # from the official source (here on 127.0.0.1): the published MD5 decides; a truncated
+    # archive fails it too, and the zip check besides
+    monkeypatch.setattr(download, "CELEBA_SOURCE", server.url + download.CELEBA_ZIP)
+    assert download.main(["celebA", "--data_dir", str(data_dir)]) == 1
+  err = capsys.readouterr().err
+  assert "img_align_celeba.zip" in err and "it was deleted" in err and "Traceback" not in err
+  left = sorted(os.path.relpath(os.path.join(root, f), str(data_dir))
+                for root, _, files in os.walk(str(data_dir)) for f in files)
+  assert left == []  # no zip, no .part, no celebA folder for the loader to find
+  with pytest.raises(UserError):
+    open_dataset("celebA", str(data_dir), "*.jpg", 108, None, 64, None, crop=True)
