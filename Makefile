@@ -16,10 +16,10 @@ setup: $(VENV)/.installed
 run: setup
 	$(PY) main.py --dataset mnist --input_height 28 --output_height 28 --train
 
-# Two tests at a time (pytest-xdist), then the ones marked serial alone: several worker
-# processes whose deadlines are timed (tests/conftest.py).
+# Two tests at a time (pytest-xdist; the tests that share a module's trained model on one of the
+# two), then the ones marked serial alone: they time how soon workers notice a lost one.
 test: setup
-	$(PY) -m pytest -q -n 2 -m "not serial" tests
+	$(PY) -m pytest -q -n 2 --dist loadgroup -m "not serial" tests
 	$(PY) -m pytest -q -m serial tests
 
 clean:

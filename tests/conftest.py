@@ -52,8 +52,8 @@ def write_images(folder, count, size=(30, 40), mode="RGB", seed=0, ext="jpg"):
 
 def pytest_configure(config):
   config.addinivalue_line(
-      "markers", "serial: several worker processes whose deadlines are timed; `make test` runs "
-      "these after the others, alone on the machine (the others run two at a time)")
+      "markers", "serial: a test that times how soon workers notice a lost one; `make test` "
+      "runs these after the others, alone on the machine (the others run two at a time)")
 
 
 @pytest.fixture

@@ -137,7 +137,6 @@ def test_layer_speed_bench_times_every_conv_kernel_of_the_model(tmp_path):
     assert "%s " % row["layer"] in out
 
 
-@pytest.mark.serial
 def test_scaling_bench_reports_two_workers_against_one_process_and_the_projection(tmp_path):
   # (the virtual-device layout is the MirroredStrategy of tests/test_distribute.py; left out
   # here to keep the suite's time)

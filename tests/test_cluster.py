@@ -18,9 +18,6 @@ from conftest import PROJECT_DIR
 from model import DCGAN
 from utils import UserError
 
-# workers on 127.0.0.1 whose deadlines are timed: run alone (tests/conftest.py)
-pytestmark = pytest.mark.serial
-
 MAIN = os.path.join(PROJECT_DIR, "main.py")
 # the conditional MNIST model on the bundled digits, at 16 px so that a step is quick
 MNIST = ["--dataset", "mnist", "--input_height", "28", "--output_height", "16", "--train",
@@ -148,6 +145,7 @@ def test_two_workers_train_one_run_folder_that_resumes_on_one_worker(tmp_path, w
   assert glob.glob(str(run / "samples" / "test_*.png"))
 
 
+@pytest.mark.serial  # its deadline is timed: run alone (tests/conftest.py)
 def test_a_killed_worker_stops_the_other_within_a_minute_naming_it(tmp_path, workers):
   group = workers(tmp_path, MNIST + ["--epoch", "1", "--train_size", "4000", "--out_name", "run",
                                      "--ckpt_freq", "3", "--seed", "1"])
@@ -197,6 +195,7 @@ def test_workers_started_with_different_flags_are_refused_before_the_first_step(
   assert not (tmp_path / "out").exists()  # nothing written
 
 
+@pytest.mark.serial  # its deadline is timed: run alone (tests/conftest.py)
 def test_a_silent_worker_is_noticed_by_the_step_deadline(tmp_path, workers):
   group = workers(tmp_path, MNIST + ["--epoch", "1", "--train_size", "4000", "--out_name", "run",
                                      "--seed", "1"], env={"DCGAN_STEP_TIMEOUT": "8"})
