@@ -63,7 +63,7 @@ def images_per_second(data, batches, workers):
   return count / (time.perf_counter() - start)
 
 
-def main():
+def parse_args():
   parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
   parser.add_argument("--data", help="a folder of JPEGs to use instead of generated ones")
   parser.add_argument("--images", type=int, default=640, help="generated images [640]")
@@ -74,7 +74,11 @@ def main():
   parser.add_argument("--output_height", type=int, default=64)
   parser.add_argument("--filters", type=int, default=64, help="gf_dim = df_dim [64]")
   parser.add_argument("--results", default=RESULTS)
-  args = parser.parse_args()
+  return parser.parse_args()
+
+
+def main():
+  args = parse_args()
 
   with tempfile.TemporaryDirectory(prefix="dcgan-bench-") as tmp:
     if args.data:

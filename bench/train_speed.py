@@ -102,7 +102,7 @@ def iteration_flops(model):
   return g_f, d_f, (7 * g_f + 10 * d_f) * model.batch_size
 
 
-def main():
+def parse_args():
   parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
   parser.add_argument("--config", choices=sorted(CONFIGS), default="celebA")
   parser.add_argument("--precision", choices=["fp32", "bf16"], default="fp32")
@@ -117,7 +117,11 @@ def main():
   parser.add_argument("--kernels", choices=["auto"] + sorted(hardware.PLANS), default="auto",
                       help="kernel plan (hardware.py) [auto: this machine's]")
   parser.add_argument("--results", default=RESULTS)
-  args = parser.parse_args()
+  return parser.parse_args()
+
+
+def main():
+  args = parse_args()
   if args.kernels != "auto":
     os.environ[hardware.PLAN_VARIABLE] = args.kernels
   shape = CONFIGS[args.config]
