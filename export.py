@@ -34,9 +34,6 @@ try:  # what the TFLite converter raises for a graph it cannot take (not among t
 except ImportError:
   ConverterError = RuntimeError
 
-SIGNATURES = ("serving_default", "sample")
-
-
 def uint8_images(images, value_range):
   """Float images in value_range -> uint8 [0, 255], exactly as utils.to_uint8 rounds them."""
   lo, hi = value_range

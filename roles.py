@@ -72,7 +72,6 @@ class SeveralWorkers(object):
   def __init__(self, cluster, replication, seed_given):
     self.cluster, self.replication = cluster, replication
     self.seed_given = seed_given  # False: this worker takes the chief's seed
-    self.joined = None  # (loaded, counter) once join() ran
 
   def build_first(self):
     """What the workers must agree on, all-reduced: first in the graph, so it is the same
@@ -163,13 +162,12 @@ class SeveralWorkers(object):
       dcgan.load(settings.checkpoint_dir)
     if loaded:
       dcgan.sess.run(self.broadcast_op, options=self.run_options(first=True))
-    self.joined = (loaded, counter)
-    return self.joined
+    return loaded, counter
 
   def start(self, dcgan, data, settings, prepare=None):
     """(loaded a checkpoint, its counter), agreed by every worker (join); then prepare(), so
     that a refused start writes nothing."""
-    joined = self.joined or self.join(dcgan, data, settings)
+    joined = self.join(dcgan, data, settings)
     if prepare is not None:
       prepare()
     return joined
