@@ -145,6 +145,10 @@ flags.DEFINE_string("worker_hosts", "", "Several machines: every worker's host:p
                     "first, e.g. 10.0.0.1:2222,10.0.0.2:2222 (or set TF_CONFIG) []")
 flags.DEFINE_integer("task_index", None, "With --worker_hosts: this worker's place in the list "
                      "(0 is the chief, which writes the run folder)")
+flags.DEFINE_integer("join_timeout", 300, "Several workers: seconds to wait for every worker to "
+                     "start and join before giving up")
+flags.DEFINE_integer("step_timeout", 45, "Several workers: seconds one step may take before a "
+                     "worker that stopped answering is named and training stops")
 flags.DEFINE_integer("seed", None, "Seed for weights, data order and z; a run with the same seed "
                      "on the same machine repeats itself [random, saved in FLAGS.json]")
 flags.DEFINE_boolean("verbose", False, "Before training, list every flag and every variable "
