@@ -49,27 +49,35 @@ class TrainingInterrupted(Exception):
 
 
 class StopRequest(object):
-  """SIGINT/SIGTERM during training: the first asks to stop after the current step (and save),
-  the second exits at once.  Checkpoints and grids are written by rename, so exiting at any
-  moment leaves the last complete checkpoint loadable."""
+  """SIGINT, SIGTERM or SIGHUP (a closed terminal) during training: the first asks to stop
+  after the current step and save; a second SIGINT or SIGTERM exits at once.  Checkpoints and
+  grids are written by rename, so exiting at any moment leaves the last complete checkpoint
+  loadable.  Nothing here depends on printing: where the output's reader is gone (a pipe whose
+  reader died with the same Ctrl-C, a closed terminal), the messages are dropped and the stop
+  goes on.  where() names the last checkpoint ('none' before the first)."""
 
-  SIGNALS = (signal.SIGINT, signal.SIGTERM)
+  SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+  QUIT_AT_ONCE = (signal.SIGINT, signal.SIGTERM)  # as the second signal
 
-  def __init__(self):
+  def __init__(self, where):
     self.signum = None
+    self.where = where
     self.previous = {}
     if threading.current_thread() is threading.main_thread():
       for signum in self.SIGNALS:
         self.previous[signum] = signal.signal(signum, self.handle)
 
   def handle(self, signum, frame):
-    if self.signum is not None:
-      sys.stderr.write("\n [!] Second signal: exiting now; the last complete checkpoint stays.\n")
-      sys.stderr.flush()
+    if self.signum is None:
+      self.signum = signum
+      say(" [!] %s: stopping after this step and saving a checkpoint (send it again to quit at "
+          "once)" % signal.Signals(signum).name)
+    elif signum in self.QUIT_AT_ONCE:
+      where = self.where()
+      say("\n [!] Second signal: exiting now without saving; %s.\n" % (
+          "no checkpoint was written yet, so nothing of this run can be resumed"
+          if where == "none" else "the last checkpoint, %s, stays loadable" % where), file=sys.stderr)
       os._exit(128 + signum)
-    self.signum = signum
-    tqdm.write(" [!] %s: stopping after this step and saving a checkpoint (send it again to quit "
-               "at once)" % signal.Signals(signum).name)
 
   def restore(self):
     for signum, handler in self.previous.items():
@@ -79,6 +87,17 @@ class StopRequest(object):
   @property
   def local(self):
     return self.signum or 0
+
+
+def say(text, file=None):
+  """Print a line between progress bars (on stdout unless file is given) where printing still
+  works; never raise for it."""
+  file = file or sys.stdout
+  try:
+    tqdm.write(text, file=file)
+    file.flush()
+  except (OSError, ValueError):
+    pass
 
 
 # ----------------------------------------------------------------------------
@@ -128,11 +147,11 @@ def _train(dcgan, data, settings, coordinate, loaded, counter, progress):
   progress.saved_at = counter if loaded else None
   start_epoch, start_idx = divmod(counter - 1, batch_idxs)
   if start_epoch >= settings.epoch:
-    print(" [*] The checkpoint has already trained %s; pass --epoch above %d to train more."
-          % (plural(start_epoch, "epoch"), settings.epoch))
+    print(" [*] The checkpoint has trained %s already, as many as --epoch %d asks: nothing to "
+          "train." % (plural(start_epoch, "epoch"), settings.epoch))
     return TrainResult(counter, 0, 0.0, 0.0)
   writes = coordinate.writes(dcgan, settings, loaded)
-  stop = StopRequest()
+  stop = StopRequest(writes.where)
   start_time = time.time()
   try:
     for epoch in range(start_epoch, settings.epoch):

@@ -27,6 +27,44 @@ def timestamp(fmt="%Y%m%d.%H%M%S", ts=None):
   return datetime.datetime.fromtimestamp(ts if ts else time.time()).strftime(fmt)
 
 
+class QuietWhenClosed(object):
+  """sys.stdout or sys.stderr that goes quiet instead of raising once its reader is gone (a
+  pipe whose reader died: BrokenPipeError; a closed terminal: EIO), so that nothing the
+  program still has to do, such as saving a checkpoint after Ctrl-C, depends on printing."""
+
+  def __init__(self, stream):
+    self.stream = stream
+    self.closed_reader = False
+
+  def write(self, text):
+    try:
+      return self.stream.write(text)
+    except OSError:
+      self._silence()
+      return len(text)
+
+  def flush(self):
+    try:
+      self.stream.flush()
+    except OSError:
+      self._silence()
+
+  def _silence(self):
+    """From now on this stream's descriptor writes to /dev/null (what is still buffered
+    included, so the interpreter's last flush does not complain either)."""
+    self.closed_reader = True
+    try:
+      devnull = os.open(os.devnull, os.O_WRONLY)
+      os.dup2(devnull, self.stream.fileno())
+      os.close(devnull)
+      self.stream.flush()
+    except (OSError, ValueError):
+      pass
+
+  def __getattr__(self, name):  # isatty, fileno, encoding, ...: the stream's own
+    return getattr(self.stream, name)
+
+
 # ----------------------------------------------------------------------------
 # reading
 
@@ -194,12 +232,38 @@ def current_umask():
   return mask
 
 
+def strict_json(value):
+  """value with every float that JSON cannot hold (inf, nan) as None: strict readers
+  (JSON.parse, jq) refuse Python's Infinity and NaN.  Readers take None back as the flag's
+  meaning (--train_size: all images)."""
+  if isinstance(value, float) and not math.isfinite(value):
+    return None
+  if isinstance(value, dict):
+    return {key: strict_json(item) for key, item in value.items()}
+  if isinstance(value, (list, tuple)):
+    return [strict_json(item) for item in value]
+  return value
+
+
 def write_json_atomic(path, value):
-  """Write JSON to path through a temporary file and a rename: never half-written."""
+  """Write strict JSON to path through a temporary file and a rename: never half-written."""
   import json
   with atomic_output(path) as tmp, open(tmp, "w") as f:
-    json.dump(value, f, indent=4, sort_keys=True, ensure_ascii=False)
+    json.dump(strict_json(value), f, indent=4, sort_keys=True, ensure_ascii=False,
+              allow_nan=False)
   return path
+
+
+def writable_folder(folder):
+  """None if files can be written into folder (made if missing), else the operating system's
+  reason ('Read-only file system').  It tries: as root, permission bits say nothing."""
+  try:
+    os.makedirs(folder, exist_ok=True)
+    with tempfile.TemporaryFile(dir=folder):
+      pass
+  except OSError as err:
+    return err.strerror or str(err)
+  return None
 
 
 def imsave(image, path):
