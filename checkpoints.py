@@ -7,6 +7,7 @@ Names are the original's: 'model.b<batch_size>-<counter>' in the run's checkpoin
 import errno
 import glob
 import os
+import re
 import shutil
 
 import numpy as np
@@ -85,6 +86,12 @@ def checkpoint_counter(path):
     return 0
 
 
+def checkpoint_batch(path):
+  """The batch size a checkpoint's name carries: 'model.b64-1200' -> 64 (None for another name)."""
+  match = re.fullmatch(r"model\.b(\d+)-\d+", os.path.basename(path))
+  return int(match.group(1)) if match else None
+
+
 def mismatch_hint(name, saved_shape, shape, y_dim):
   """Which flag to change when a model variable is missing (saved_shape None) or shaped
   differently.  Variables are checked in creation order (generator input layer first), so the
@@ -122,6 +129,10 @@ class Checkpoints(object):
     self.unscaled_saver = (tf.train.Saver([v for v in self.all_vars if v not in self.scale_vars])
                            if self.scale_vars else None)
     self.saver = tf.train.Saver(max_to_keep=max_to_keep)
+
+  def size_bytes(self):
+    """About what one checkpoint weighs: every variable it holds (Adam's two slots included)."""
+    return sum(v.shape.num_elements() * v.dtype.base_dtype.size for v in self.all_vars)
 
   def check(self, checkpoint_dir):
     """(path, variable shapes) of checkpoint_dir's newest checkpoint, or (None, None) if it has

@@ -154,10 +154,20 @@ def describe_signatures(signatures):
           for name, (inputs, outputs) in signatures.items()]
 
 
+def check_tflite_target(run_dir, counter, batch_size):
+  """The file <run>/tflite/model.b<batch>-<counter>.tflite; a UserError if it exists already
+  (the rule of SavedModel versions: an export is never overwritten)."""
+  path = os.path.join(run_dir, "tflite", "model.b%d-%d.tflite" % (batch_size, counter))
+  if os.path.exists(path):
+    raise UserError("%s exists already; a TFLite export is never overwritten: remove it, or "
+                    "train further for a new counter." % path)
+  return path
+
+
 def write_tflite(dcgan, run_dir, counter, batch_size):
   """Write <run>/tflite/model.b<batch>-<counter>.tflite: serving_default's computation for a
   batch of batch_size, float32, by TensorFlow's converter; returns its path."""
-  path = os.path.join(run_dir, "tflite", "model.b%d-%d.tflite" % (batch_size, counter))
+  path = check_tflite_target(run_dir, counter, batch_size)
   values = generator_values(dcgan)
   # TensorFlow's plain layers: the converter's builtins (TRANSPOSE_CONV, ...) take them as is
   with tf.Graph().as_default(), use_plan("plain"), tf.Session() as sess:

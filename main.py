@@ -19,6 +19,7 @@ import sys
 
 import numpy as np
 from absl import app, flags
+from absl import logging as absl_logging
 
 import hardware
 
@@ -56,93 +57,110 @@ tf.get_logger().setLevel("ERROR")
 import cluster as cluster_module  # noqa: E402
 import experiments  # noqa: E402
 import export  # noqa: E402
-from checkpoints import checkpoint_counter, checkpoint_shapes  # noqa: E402
+from checkpoints import checkpoint_batch, checkpoint_counter, checkpoint_shapes, megabytes  # noqa: E402
 from dataset import labelled, open_dataset  # noqa: E402
 from model import DCGAN, Z_DISTRIBUTIONS  # noqa: E402
 from precision import precision_mode, session_config  # noqa: E402
 from replicas import batches_per_epoch  # noqa: E402
 from training import TrainingInterrupted  # noqa: E402
-from utils import (UserError, count_parameters, expand_path, plural,  # noqa: E402
-                   show_all_variables, timestamp, training_pictures, visualize, write_json_atomic,
-                   written_summary)
+from utils import (QuietWhenClosed, UserError, count_parameters, expand_path,  # noqa: E402
+                   plural, show_all_variables, timestamp, training_pictures, visualize,
+                   writable_folder, write_json_atomic, written_summary)
 
 _before = set(flags.FLAGS)
-flags.DEFINE_integer("epoch", 25, "Epoch to train [25]")
-flags.DEFINE_float("learning_rate", 0.0002, "Learning rate of for adam [0.0002]")
-flags.DEFINE_float("beta1", 0.5, "Momentum term of adam [0.5]")
-flags.DEFINE_float("train_size", np.inf, "The size of train images [np.inf]")
-flags.DEFINE_integer("batch_size", 64, "The size of batch images [64]")
-flags.DEFINE_integer("input_height", 108, "The size of image to use (will be center cropped). [108]")
-flags.DEFINE_integer("input_width", None, "The size of image to use (will be center cropped). "
-                     "If None, same value as input_height [None]")
-flags.DEFINE_integer("output_height", 64, "The size of the output images to produce [64]")
-flags.DEFINE_integer("output_width", None, "The size of the output images to produce. "
-                     "If None, same value as output_height [None]")
-flags.DEFINE_string("dataset", "celebA", "The name of dataset [celebA, mnist, lsun]")
-flags.DEFINE_string("input_fname_pattern", "*.jpg", "Glob pattern of filename of input images [*]")
-flags.DEFINE_string("data_dir", "./data", "path to datasets [e.g. $HOME/data]")
-flags.DEFINE_string("out_dir", "./out", "Root directory for outputs [e.g. $HOME/out]")
-flags.DEFINE_string("out_name", "", "Folder (under out_root_dir) for all outputs. "
-                    "Generated automatically if left blank []")
-flags.DEFINE_string("checkpoint_dir", "checkpoint", "Folder (under out_root_dir/out_name) to save "
-                    "checkpoints [checkpoint]; in test mode may also be a path to a checkpoint folder")
-flags.DEFINE_string("sample_dir", "samples", "Folder (under out_root_dir/out_name) to save samples [samples]")
-flags.DEFINE_boolean("train", False, "True for training, False for testing [False]")
-flags.DEFINE_boolean("crop", False, "True for training, False for testing [False]")
-flags.DEFINE_boolean("visualize", False, "True for visualizing, False for nothing [False]")
-flags.DEFINE_boolean("export", False, "True for exporting with new batch size")
-flags.DEFINE_boolean("freeze", False, "True for exporting with new batch size")
+# Help texts say what each flag does here; absl adds each default, "(default: ...)", so no
+# text repeats one (tests/test_main.py holds the help to this).
+flags.DEFINE_integer("epoch", 25, "Training: epochs to train, counted from the run's start (a "
+                     "resumed run trains up to this many)")
+flags.DEFINE_float("learning_rate", 0.0002, "Adam's learning rate, for D and G")
+flags.DEFINE_float("beta1", 0.5, "Adam's beta1 (momentum term)")
+flags.DEFINE_float("train_size", np.inf, "Use at most this many images of the dataset (inf: all)")
+flags.DEFINE_integer("batch_size", 64, "Images per training step on each device; in test mode, "
+                     "images per --export/--freeze/--tflite batch")
+flags.DEFINE_integer("input_height", 108, "Image folders: height of the center crop with --crop "
+                     "(without --crop, images are resized whole)")
+flags.DEFINE_integer("input_width", None, "Width of the --crop center crop (unset: "
+                     "--input_height)")
+flags.DEFINE_integer("output_height", 64, "Height of the generated images (MNIST's own: 28)")
+flags.DEFINE_integer("output_width", None, "Width of the generated images (unset: "
+                     "--output_height)")
+flags.DEFINE_string("dataset", "celebA", "mnist (conditional, labels fed to G and D), or the name "
+                    "of an image folder under --data_dir (celebA, lsun, any other)")
+flags.DEFINE_string("input_fname_pattern", "*.jpg", "Image folders: glob of the image files")
+flags.DEFINE_string("data_dir", "./data", "Folder holding the datasets' folders")
+flags.DEFINE_string("out_dir", "./out", "Folder holding the runs' folders")
+flags.DEFINE_string("out_name", "", "Name of the run's folder under --out_dir: a new run's, or "
+                    "one to resume or load (unset: '<time> - <data> - <dataset> - <sizes>' for a "
+                    "new run, the newest run of --dataset in test mode)")
+flags.DEFINE_string("checkpoint_dir", "checkpoint", "Checkpoint folder inside the run's folder; "
+                    "in test mode also a path to any checkpoint folder")
+flags.DEFINE_string("sample_dir", "samples", "Folder for sample grids and test mode's pictures, "
+                    "inside the run's folder unless a path")
+flags.DEFINE_boolean("train", False, "Train (or resume) a run; without it, test mode loads a "
+                     "trained run")
+flags.DEFINE_boolean("crop", False, "Image folders: center-crop --input_height x --input_width "
+                     "before resizing (celebA: use it with --input_height 108)")
+flags.DEFINE_boolean("visualize", False, "Test mode: the original's visualizations "
+                     "(--visualize_option)")
+flags.DEFINE_boolean("export", False, "Test mode: re-save the checkpoint for --batch_size in "
+                     "<checkpoint_dir>/export_b<batch_size>")
+flags.DEFINE_boolean("freeze", False, "Test mode: write the sampler as a frozen GraphDef (.pb) "
+                     "for --batch_size in <checkpoint_dir>/frozen_b<batch_size>")
 flags.DEFINE_boolean("saved_model", False, "Test mode: write the generator as a SavedModel "
-                     "(TF 2, TF Serving) in <run>/saved_model/<counter>/ [False]")
+                     "(TF 2, TF Serving) in <run>/saved_model/<counter>/")
 flags.DEFINE_boolean("tflite", False, "Test mode: write the generator as a TFLite file in "
-                     "<run>/tflite/ for --batch_size images at a time [False]")
-flags.DEFINE_integer("max_to_keep", 1, "maximum number of checkpoints to keep")
-flags.DEFINE_integer("sample_freq", 200, "sample every this many iterations")
-flags.DEFINE_integer("ckpt_freq", 200, "save checkpoint every this many iterations")
-flags.DEFINE_integer("z_dim", 100, "dimensions of z")
-flags.DEFINE_string("z_dist", "uniform_signed", "'normal01' or 'uniform_unsigned' or uniform_signed")
-flags.DEFINE_boolean("G_img_sum", False, "Save generator image summaries in log")
-flags.DEFINE_integer("visualize_option", 1, "With --visualize: 0 grid, 1 per-dimension sweeps, 2 random-"
-                     "dimension GIFs, 3 single-dimension GIFs, 4 as 3 plus a merged GIF [1]")
+                     "<run>/tflite/ for --batch_size images at a time")
+flags.DEFINE_integer("max_to_keep", 1, "Checkpoints kept in the run (each is about 12 bytes per "
+                     "parameter: 130 MB for 28x28 MNIST, 620 MB at 64x64)")
+flags.DEFINE_integer("sample_freq", 200, "Write a sample grid every this many steps")
+flags.DEFINE_integer("ckpt_freq", 200, "Save a checkpoint every this many steps")
+flags.DEFINE_integer("z_dim", 100, "Dimensions of z")
+flags.DEFINE_string("z_dist", "uniform_signed", "Distribution of z: uniform_signed (-1 to 1), "
+                    "uniform_unsigned (0 to 1) or normal01")
+flags.DEFINE_boolean("G_img_sum", False, "Also write the generator's images to TensorBoard")
+flags.DEFINE_integer("visualize_option", 1, "With --visualize: 0 grid, 1 per-dimension sweeps, 2 "
+                     "random-dimension GIFs, 3 single-dimension GIFs, 4 as 3 plus a merged GIF")
 flags.DEFINE_integer("generate", 0, "Test mode: write this many single generated images and a grid")
-flags.DEFINE_integer("label", -1, "With --generate on mnist: only this digit [-1: all, evenly]")
+flags.DEFINE_integer("label", -1, "With --generate on mnist: only this digit (-1: all, evenly)")
 flags.DEFINE_boolean("walk", False, "Test mode: latent walks between random z, linear and spherical "
                      "(grid and GIF each)")
-flags.DEFINE_integer("walk_pairs", 8, "Walks in --walk [8]")
-flags.DEFINE_integer("walk_steps", 10, "Steps along each walk [10]")
+flags.DEFINE_integer("walk_pairs", 8, "Walks in --walk")
+flags.DEFINE_integer("walk_steps", 10, "Steps along each walk of --walk (2 or more)")
 flags.DEFINE_string("arithmetic", "", "Test mode: z arithmetic on averaged exemplars, e.g. "
                     "'1,2,3 - 4,5,6 + 7,8,9' (indices in arithmetic_pool.png) or, for mnist, "
                     "'label:3 - label:3 + label:8'")
-flags.DEFINE_integer("arithmetic_pool", 64, "Samples in the exemplar pool of --arithmetic [64]")
+flags.DEFINE_integer("arithmetic_pool", 64, "Samples in the exemplar pool of --arithmetic")
 flags.DEFINE_boolean("evaluate", False, "Test mode, mnist: class-conditional accuracy and Frechet "
-                     "distance of generated digits, beside the real test split's; writes evaluation.json")
-flags.DEFINE_integer("evaluate_n", 100, "Generated digits per label for --evaluate [100]")
-flags.DEFINE_string("classifier_dir", "checkpoint", "Where the --evaluate MNIST classifier is cached "
-                    "[checkpoint]")
-flags.DEFINE_integer("classifier_epochs", 4, "Epochs to train the --evaluate classifier [4]")
+                     "distance of generated digits, beside the real test split's; writes "
+                     "evaluation.json")
+flags.DEFINE_integer("evaluate_n", 100, "Generated digits per label for --evaluate")
+flags.DEFINE_string("classifier_dir", "checkpoint", "Where the --evaluate MNIST classifier is "
+                    "cached (relative to the working folder)")
+flags.DEFINE_integer("classifier_epochs", 4, "Epochs to train the --evaluate classifier")
 flags.DEFINE_boolean("features_experiment", False, "Test mode, mnist: linear classifier on D's "
                      "features vs raw pixels (the paper's experiment); writes d_features.json")
-flags.DEFINE_integer("labels_per_class", 10, "Labelled digits per class for --features_experiment [10]")
+flags.DEFINE_integer("labels_per_class", 10, "Labelled digits per class for --features_experiment")
 flags.DEFINE_boolean("training_pictures", False, "Test mode: the run's training-progress GIF and "
                      "loss curves (training writes them at its end anyway)")
-flags.DEFINE_integer("summary_freq", 10, "Write TensorBoard summaries every this many iterations "
-                     "(and at the first) [10]; 1 writes every step as the original did")
+flags.DEFINE_integer("summary_freq", 10, "Write TensorBoard summaries every this many steps (and "
+                     "at the first); 1 writes every step as the original did")
 flags.DEFINE_string("precision", "fp32", "fp32; fp16: float16 mixed precision with dynamic loss "
                     "scaling, on a GPU (DCGAN_FP16_ON_CPU=1 emulates it on the CPU); bf16: oneDNN "
                     "bfloat16 on CPUs with AVX512-BF16/AMX. Variables and Adam's state stay fp32")
 flags.DEFINE_boolean("xla", False, "Compile the graph with XLA JIT (see docs/PERFORMANCE.md)")
-flags.DEFINE_integer("intra_op_threads", 0, "Threads inside one op [0: TensorFlow's choice]")
-flags.DEFINE_integer("inter_op_threads", 0, "Ops run in parallel [0: the kernel plan's for this "
-                     "machine (1 on AVX2 CPUs), else TensorFlow's choice]")
+flags.DEFINE_integer("intra_op_threads", 0, "Threads inside one op (0: TensorFlow's choice)")
+flags.DEFINE_integer("inter_op_threads", 0, "Ops run in parallel (0: the kernel plan's for this "
+                     "machine, 1 on AVX2 CPUs, else TensorFlow's choice)")
 flags.DEFINE_boolean("cache", False, "Keep decoded, cropped, resized images of an image-folder dataset "
                      "on disk (see --cache_dir), so epochs after the first decode nothing")
-flags.DEFINE_string("cache_dir", None, "Folder of the --cache files [<data_dir>/.dcgan_cache]")
+flags.DEFINE_string("cache_dir", None, "Folder of the --cache files (unset: "
+                    "<data_dir>/.dcgan_cache)")
 flags.DEFINE_integer("data_workers", 2, "Threads decoding image batches ahead of training; 0 decodes "
-                     "in the training thread [2]")
+                     "in the training thread")
 flags.DEFINE_string("devices", "", "Devices of this machine to train on, one replica each, e.g. "
-                    "gpu:0,gpu:1 [every local GPU, else the CPU]")
+                    "gpu:0,gpu:1 (unset: every local GPU, else the CPU)")
 flags.DEFINE_string("worker_hosts", "", "Several machines: every worker's host:port, the chief "
-                    "first, e.g. 10.0.0.1:2222,10.0.0.2:2222 (or set TF_CONFIG) []")
+                    "first, e.g. 10.0.0.1:2222,10.0.0.2:2222 (or set TF_CONFIG)")
 flags.DEFINE_integer("task_index", None, "With --worker_hosts: this worker's place in the list "
                      "(0 is the chief, which writes the run folder)")
 flags.DEFINE_integer("join_timeout", 300, "Several workers: seconds to wait for every worker to "
@@ -150,7 +168,7 @@ flags.DEFINE_integer("join_timeout", 300, "Several workers: seconds to wait for 
 flags.DEFINE_integer("step_timeout", 45, "Several workers: seconds one step may take before a "
                      "worker that stopped answering is named and training stops")
 flags.DEFINE_integer("seed", None, "Seed for weights, data order and z; a run with the same seed "
-                     "on the same machine repeats itself [random, saved in FLAGS.json]")
+                     "on the same machine repeats itself (unset: random, saved in FLAGS.json)")
 flags.DEFINE_boolean("verbose", False, "Before training, list every flag and every variable "
                      "(they are in the run's FLAGS.json anyway)")
 FLAGS = flags.FLAGS
@@ -180,25 +198,41 @@ class Config(object):
     return dict(self.__dict__)
 
 
+# The smallest value of each count flag (--epoch: with --train; see validate).
+LEAST = {"batch_size": 1, "z_dim": 1, "input_height": 1, "input_width": 1, "output_height": 1,
+         "output_width": 1, "data_workers": 0, "sample_freq": 1, "ckpt_freq": 1, "max_to_keep": 1,
+         "summary_freq": 1, "generate": 0, "walk_pairs": 1, "walk_steps": 2, "arithmetic_pool": 1,
+         "evaluate_n": 1, "classifier_epochs": 1, "labels_per_class": 1, "intra_op_threads": 0,
+         "inter_op_threads": 0, "join_timeout": 1, "step_timeout": 1}
+
+
 def validate(config):
-  if config.batch_size <= 0:
-    raise UserError("--batch_size must be a positive number, not %d." % config.batch_size)
-  if config.epoch < 0:
-    raise UserError("--epoch must be 0 or more, not %d." % config.epoch)
+  """Every flag's valid range, together, before anything loads: one sentence for the first
+  that is out of it."""
+  least = dict(LEAST, epoch=1 if config.train else 0)
+  for name in sorted(least):
+    if getattr(config, name) < least[name]:
+      raise UserError("--%s must be %s, not %d." % (
+          name, "a positive number" if least[name] == 1 else "%d or more" % least[name],
+          getattr(config, name)))
   if not config.learning_rate > 0:
     raise UserError("--learning_rate must be positive, not %g." % config.learning_rate)
-  if config.z_dim <= 0:
-    raise UserError("--z_dim must be a positive number, not %d." % config.z_dim)
+  if not 0 <= config.beta1 < 1:
+    raise UserError("--beta1 must be at least 0 and below 1, not %g." % config.beta1)
+  if not config.train_size >= 1:
+    raise UserError("--train_size must be 1 or more images, not %g." % config.train_size)
   if config.z_dist not in Z_DISTRIBUTIONS:
     raise UserError("--z_dist must be one of %s, not %r." % (", ".join(Z_DISTRIBUTIONS), config.z_dist))
-  for name in ("input_height", "input_width", "output_height", "output_width"):
-    if getattr(config, name) <= 0:
-      raise UserError("--%s must be a positive number of pixels, not %d." % (name, getattr(config, name)))
-  if config.data_workers < 0:
-    raise UserError("--data_workers must be 0 or more, not %d." % config.data_workers)
-  for name in ("sample_freq", "ckpt_freq", "max_to_keep", "summary_freq"):
-    if getattr(config, name) <= 0:
-      raise UserError("--%s must be a positive number, not %d." % (name, getattr(config, name)))
+  if not 0 <= config.visualize_option <= 4:
+    raise UserError("--visualize_option must be 0-4, not %d." % config.visualize_option)
+  check_run_name(config.out_name)
+
+
+def check_run_name(name):
+  """--out_name names a folder in --out_dir: no path (another place is --out_dir's job)."""
+  if name in (".", "..") or any(sep and sep in name for sep in ("/", os.sep, os.altsep)):
+    raise UserError("--out_name is the name of a run's folder inside --out_dir, not a path, so "
+                    "%r cannot be one; to keep runs elsewhere, set --out_dir." % name)
 
 
 def validate_looks(config, y_dim):
@@ -359,9 +393,15 @@ def print_summary(config, data, dcgan, cluster, resume):
         % ("conditional" if dcgan.y_dim else "unconditional", config.output_height,
            config.output_width, dcgan.c_dim, config.z_dim, config.z_dist,
            count_parameters(dcgan.g_vars + dcgan.d_vars) / 1e6, config.precision))
-  print("  batch %d on %s; %s; seed %d" % (config.batch_size,
-                                           describe_devices(cluster, config.batch_size),
-                                           plural(config.epoch, "epoch"), config.seed))
+  print("  batch %d on %s; %s; seed %d; %s a checkpoint, %d kept (--max_to_keep)"
+        % (config.batch_size, describe_devices(cluster, config.batch_size),
+           plural(config.epoch, "epoch"), config.seed,
+           megabytes(dcgan.checkpoints.size_bytes()), config.max_to_keep))
+  native = getattr(data, "native_size", None)
+  if native and native != (config.output_height, config.output_width):
+    print("  [!] %s's images are %dx%d: this run resizes them to %dx%d; --input_height %d "
+          "--output_height %d trains at their own size" % ((config.dataset,) + native + (
+              config.output_height, config.output_width) + native))
   if config.verbose:
     print_config(config)
     show_all_variables(dcgan.g_vars + dcgan.d_vars)
@@ -405,12 +445,13 @@ def train(config, layout, precision):
                       config.output_width, config.crop,
                       cache_dir=expand_path(config.cache_dir) if config.cache else None)
   # fail before any folder exists
-  batches_per_epoch(len(data), config.train_size, config.batch_size, cluster.num_replicas,
-                    data.unmatched_note())
+  steps_per_epoch = batches_per_epoch(len(data), config.train_size, config.batch_size,
+                                      cluster.num_replicas, data.unmatched_note())
   name_run(config)
+  record = read_json(os.path.join(config.out_dir, "FLAGS.json"))
   if config.seed is None:
     # Resuming a run keeps its seed, so its data order and z carry on.
-    config.seed = read_json(os.path.join(config.out_dir, "FLAGS.json")).get("seed")
+    config.seed = record.get("seed")
   # Not given: the DCGAN draws one (several workers: such a worker takes the chief's).
   config.cluster = cluster.describe()
   resume = resume_command(config.out_name) if cluster.is_chief else None
@@ -419,14 +460,19 @@ def train(config, layout, precision):
   started = []
   with tf.Graph().as_default(), tf.Session(target, config=session_conf) as sess:
     dcgan = build_dcgan(sess, config, precision, data.c_dim, data.y_dim, data, cluster)
+    trained = 0  # epochs the run's checkpoint has trained (the chief's; the others write nothing)
     if cluster.is_chief:
       # A run resumed with other flags fails here, before its FLAGS.json is touched.
-      dcgan.check_checkpoint(config.checkpoint_dir)
+      path, _ = dcgan.check_checkpoint(config.checkpoint_dir)
+      if path:
+        check_same_counting(config, path, record)
+        trained = (checkpoint_counter(path) - 1) // steps_per_epoch
 
     def prepare():
-      """Before the first step (several workers: once they agreed): the run folder."""
+      """Before the first step (several workers: once they agreed): the run folder, unless
+      nothing will train (a run's record stays as it was)."""
       config.seed = dcgan.seed  # a worker not given --seed has the chief's now
-      if cluster.is_chief:
+      if cluster.is_chief and trained < config.epoch:
         write_run_folder(config)
       print_summary(config, data, dcgan, cluster, resume)
       started.append(True)
@@ -439,12 +485,31 @@ def train(config, layout, precision):
       raise
   if not cluster.is_chief:
     return None
-  for line in written_summary(training_pictures(config.sample_dir,
-                                                os.path.join(config.out_dir, "logs"))):
-    print(" [*] " + line)
-  print("To train this run further, raise --epoch: %s"
-        % resume_command(config.out_name, epoch=2 * config.epoch))
+  if trained < config.epoch:
+    for line in written_summary(training_pictures(config.sample_dir,
+                                                  os.path.join(config.out_dir, "logs"))):
+      print(" [*] " + line)
+  done = max(trained, config.epoch)
+  print("To train this run further, raise --epoch above %d: %s"
+        % (done, resume_command(config.out_name, epoch=2 * done)))
   return config.out_name
+
+
+def check_same_counting(config, path, record):
+  """A resumed run's counter counts batches of its --batch_size out of its --train_size
+  images: a one-sentence UserError if these flags would count otherwise."""
+  saved_batch = checkpoint_batch(path)
+  if saved_batch and saved_batch != config.batch_size:
+    raise UserError("This run was trained with --batch_size %d (its checkpoint %s), and its "
+                    "counter counts batches of that size; resume it with --batch_size %d, or "
+                    "start a new run with another --out_name."
+                    % (saved_batch, os.path.basename(path), saved_batch))
+  saved_size = record.get("train_size", config.train_size)
+  saved_size = np.inf if saved_size is None else saved_size  # null: all images
+  if saved_size != config.train_size:
+    raise UserError("This run was trained with --train_size %g (its FLAGS.json), and its "
+                    "counter's epochs are of that many images; resume it with --train_size %g, "
+                    "or start a new run with another --out_name." % (saved_size, saved_size))
 
 
 def test(config, given, precision):
@@ -463,11 +528,15 @@ def test(config, given, precision):
                     "checkpoint folder." % ckpt_dir)
   if c_dim is None:
     c_dim = checkpoint_shapes(ckpt_dir)[1].get("generator/g_h4/w", [0, 0, 3])[2]
+  counter = checkpoint_counter(checkpoint_shapes(ckpt_dir)[0])
   if config.saved_model:  # an existing version is refused before anything loads
-    export.check_saved_model_target(run_dir, checkpoint_counter(checkpoint_shapes(ckpt_dir)[0]))
+    export.check_saved_model_target(run_dir, counter)
+  if config.tflite:
+    export.check_tflite_target(run_dir, counter, config.batch_size)
   config.checkpoint_dir = ckpt_dir
   config.sample_dir = os.path.join(run_dir, config.sample_dir)
   config.out_dir = run_dir
+  check_writable(config, run_dir)
 
   with tf.Graph().as_default(), tf.Session(config=run_session_config(config, precision)) as sess:
     dcgan = build_dcgan(sess, config, precision, c_dim, y_dim)
@@ -482,6 +551,30 @@ def test(config, given, precision):
           os.path.join(config.sample_dir, "test_%s.png" % timestamp("%Y%m%d%H%M%S")), z, labels)
       print(" [*] Sample grid written to %s" % grid)
     export.write_model(dcgan, config, run_dir, load_counter)
+
+
+def check_writable(config, run_dir):
+  """Before anything loads: a one-sentence UserError naming the first folder that the looks
+  asked for would write into and cannot (a read-only run folder, say)."""
+  samples = [name for name in ("visualize", "generate", "walk", "arithmetic", "training_pictures")
+             if getattr(config, name)]
+  if not samples and not any(getattr(config, name) for name in LOOK_FLAGS):
+    samples = ["test mode's sample grid"]
+  elsewhere = "copy the run folder to a place you can write to and point --out_dir there"
+  targets = [(config.sample_dir, samples, "give --sample_dir a folder you can write to"),
+             (run_dir, [name for name in ("evaluate", "features_experiment", "saved_model",
+                                          "tflite") if getattr(config, name)], elsewhere),
+             (config.checkpoint_dir, [name for name in ("export", "freeze")
+                                      if getattr(config, name)], elsewhere)]
+  if config.evaluate:
+    targets.append((expand_path(config.classifier_dir), ["the --evaluate classifier's cache"],
+                    "give --classifier_dir a folder you can write to"))
+  for folder, looks, fix in targets:
+    reason = looks and writable_folder(folder)
+    if reason:
+      names = ", ".join(look if " " in look else "--" + look for look in looks)
+      raise UserError("Cannot write into %s (%s), where %s writes; %s." % (folder, reason, names,
+                                                                         fix))
 
 
 def run_experiments(dcgan, config, run_dir, counter):
@@ -541,15 +634,14 @@ def run(argv_flags):
   given = {name: argv_flags[name].present for name in FLAG_NAMES}
   config.data_dir = expand_path(config.data_dir)
   config.out_dir = expand_path(config.out_dir)
-  config.out_name = expand_path(config.out_name)
   if config.input_width is None:
     config.input_width = config.input_height
   if config.output_width is None:
     config.output_width = config.output_height
+  validate(config)
   precision = precision_mode(config.precision)  # decided once, here (precision.py)
   if config.train:
     layout = cluster_module.parse_layout(config.devices, config.worker_hosts, config.task_index)
-    validate(config)
     validate_looks(config, labelled(config.dataset)[0])
     cluster_module.configure_devices(layout)
     looks = Config(config.as_dict())
@@ -561,6 +653,8 @@ def run(argv_flags):
 
 
 def main(argv):
+  if not FLAGS["verbosity"].present:  # TensorFlow's INFO lines (the TFLite converter's) unless asked
+    absl_logging.set_verbosity(absl_logging.WARNING)
   if len(argv) > 1:
     print("error: unexpected arguments %s; flags are written --name value." % " ".join(argv[1:]),
           file=sys.stderr)
@@ -583,4 +677,7 @@ def main(argv):
 
 
 if __name__ == "__main__":
+  # Nothing (a checkpoint after Ctrl-C above all) may depend on printing: a pipe's reader or
+  # the terminal can be gone by then.
+  sys.stdout, sys.stderr = QuietWhenClosed(sys.stdout), QuietWhenClosed(sys.stderr)
   app.run(main)

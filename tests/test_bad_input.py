@@ -12,7 +12,7 @@ import pytest
 
 from conftest import write_images
 from utils import UserError
-from test_main import run_main
+from test_main import run_main, run_main_here
 
 
 def tree_digest(folder):
@@ -69,9 +69,9 @@ CASES = {
         lambda p: [mnist_folder(p, {}), os.remove(str(p / "data" / "mnist" / "t10k-images-idx3-ubyte"))],
         ["--dataset", "mnist", "--train"], "is incomplete"),
     "output size the architecture cannot make": (setup_faces, FACES + ["--output_height", "0", "--train"],
-                                                 "--output_height must be a positive number of pixels"),
+                                                 "--output_height must be a positive number, not 0."),
     "batch_size <= 0": (None, ["--batch_size", "-2", "--train"], "--batch_size must be a positive"),
-    "epoch < 0": (None, ["--epoch", "-1", "--train"], "--epoch must be 0 or more"),
+    "epoch < 1 with --train": (None, ["--epoch", "0", "--train"], "--epoch must be a positive number, not 0."),
     "learning_rate <= 0": (None, ["--learning_rate", "0", "--train"], "--learning_rate must be positive"),
     "out_dir not writable": (lambda p: [setup_faces(p), (p / "blocker").write_text("a file")],
                              FACES + ["--out_dir", "blocker/out", "--train"], "Cannot write the run folder"),
@@ -80,16 +80,16 @@ CASES = {
 
 
 @pytest.mark.parametrize("name", sorted(CASES))
-def test_bad_input(tmp_path, name):
+def test_bad_input(tmp_path, monkeypatch, capsys, name):
   setup, args, message = CASES[name]
   if setup:
     setup(tmp_path)
   before = tree_digest(tmp_path)
-  proc = run_main(tmp_path, *args, check=False)
-  assert proc.returncode == 1, proc.stdout[-2000:] + proc.stderr[-2000:]
-  assert "Traceback" not in proc.stderr + proc.stdout
-  errors = [l for l in proc.stderr.splitlines() if l.startswith("error:")]
-  assert len(errors) == 1 and message in errors[0], proc.stderr
+  code, out, err = run_main_here(tmp_path, monkeypatch, capsys, *args)
+  assert code == 1, out[-2000:] + err[-2000:]
+  assert "Traceback" not in err + out
+  errors = [l for l in err.splitlines() if l.startswith("error:")]
+  assert len(errors) == 1 and message in errors[0], err
   after = tree_digest(tmp_path)
   assert {k: v for k, v in after.items() if k in before} == before  # nothing changed
   assert not [k for k in after if k not in before and not k.startswith("checkpoint")]

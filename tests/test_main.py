@@ -27,6 +27,26 @@ def run_main(cwd, *args, check=True):
   return proc
 
 
+def run_main_here(cwd, monkeypatch, capsys, *args):
+  """main.py's main() in this process, for what it decides before TensorFlow does any work
+  (flag checks, refusals): no child process, so no second TensorFlow import.
+  Returns (exit code, stdout, stderr)."""
+  import main
+  monkeypatch.chdir(cwd)
+  capsys.readouterr()
+  main.FLAGS.unparse_flags()
+  main.FLAGS(["main.py"] + list(args))
+  code = 0
+  try:
+    main.main(["main.py"])
+  except SystemExit as exit_info:
+    code = exit_info.code
+  finally:
+    main.FLAGS.unparse_flags()
+  out, err = capsys.readouterr()
+  return code, out, err
+
+
 def only_run_folder(cwd):
   runs = glob.glob(os.path.join(str(cwd), "out", "*"))
   assert len(runs) == 1, runs
@@ -232,19 +252,27 @@ def test_resume_by_out_name(tmp_path):
 
 
 @pytest.mark.parametrize("args,message", [
-    (["--batch_size", "0"], "--batch_size must be a positive number"),
-    (["--learning_rate", "-1"], "--learning_rate must be positive"),
-    (["--z_dist", "gauss"], "--z_dist must be one of"),
-    (["--dataset", "nosuchset"], "does not exist"),
     (["--batch_size", "abc"], "flag --batch_size=abc"),
     (["--bach_size", "3"], "Unknown command line flag 'bach_size'"),
-    (["--devices", "gpu:0,gpu:1"], "--devices names gpu:0, gpu:1, and TensorFlow sees no GPU here"),
 ])
-def test_bad_flags_are_one_line(tmp_path, args, message):
+def test_flags_absl_cannot_read_are_one_line(tmp_path, args, message):
   proc = run_main(tmp_path, "--train", *args, check=False)
   assert proc.returncode != 0
   assert "Traceback" not in proc.stderr + proc.stdout
   assert message in proc.stderr
+
+
+@pytest.mark.parametrize("args,message", [
+    (["--batch_size", "0"], "--batch_size must be a positive number"),
+    (["--learning_rate", "-1"], "--learning_rate must be positive"),
+    (["--z_dist", "gauss"], "--z_dist must be one of"),
+    (["--dataset", "nosuchset"], "does not exist"),
+    (["--devices", "gpu:0,gpu:1"], "--devices names gpu:0, gpu:1, and TensorFlow sees no GPU here"),
+])
+def test_bad_flags_are_one_line(tmp_path, monkeypatch, capsys, args, message):
+  code, out, err = run_main_here(tmp_path, monkeypatch, capsys, "--train", *args)
+  assert code == 1 and "Traceback" not in out + err
+  assert err.startswith("error: ") and message in err.splitlines()[0]
 
 
 def test_dataset_smaller_than_a_batch(tmp_path):
