@@ -21,6 +21,7 @@ import gzip
 import hashlib
 import json
 import os
+import shlex
 import struct
 import threading
 import zlib
@@ -157,6 +158,27 @@ class MnistData(object):
     return ""
 
 
+# The image folders download.py makes ('python download.py <name>'): what it fetches, and a note.
+DOWNLOADS = {"celebA": ("CelebA", ""),
+             "lsun": ("LSUN's bedroom scenes", " (--lsun_category picks another scene)")}
+DOWNLOAD_DATA_DIR = "./data"  # download.py's --data_dir, as main.py's
+
+
+def download_hint(dataset, data_dir):
+  """', or download CelebA with 'python download.py celebA'' for a folder download.py makes.
+
+  '' for any other dataset name.  A --data_dir other than the default is
+  passed on, so the command fills the folder that was looked for.
+  """
+  if dataset not in DOWNLOADS:
+    return ""
+  command = "python download.py %s" % dataset
+  if os.path.normpath(data_dir) != os.path.normpath(DOWNLOAD_DATA_DIR):
+    command += " --data_dir %s" % shlex.quote(data_dir)
+  what, note = DOWNLOADS[dataset]
+  return ", or download %s with '%s'%s" % (what, command, note)
+
+
 class ImageFolderData(object):
   """Images matching <data_dir>/<dataset>/<pattern>, cropped/resized, pixels in [-1, 1].
 
@@ -180,7 +202,7 @@ class ImageFolderData(object):
     pattern = os.path.join(folder, input_fname_pattern)
     if not os.path.isdir(folder):
       raise UserError("The dataset folder %s does not exist; put images there or set "
-                      "--data_dir and --dataset." % folder)
+                      "--data_dir and --dataset%s." % (folder, download_hint(dataset, data_dir)))
     self.files = sorted(f for f in glob.glob(pattern) if os.path.isfile(f))
     self.pattern = input_fname_pattern
     matched = set(self.files)
@@ -188,8 +210,10 @@ class ImageFolderData(object):
                             and os.path.join(folder, f) not in matched
                             and os.path.isfile(os.path.join(folder, f)))
     if not self.files:
-      raise UserError("No files match %s%s; check --input_fname_pattern (for example '*.png')."
-                      % (pattern, self.unmatched_note()))
+      empty = not [f for f in os.listdir(folder) if not f.startswith(".")]
+      raise UserError("No files match %s%s; check --input_fname_pattern (for example '*.png')%s."
+                      % (pattern, self.unmatched_note(),
+                         download_hint(dataset, data_dir) if empty else ""))
     self.input_height = input_height
     self.input_width = input_width or input_height
     self.output_height = output_height

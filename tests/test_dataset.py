@@ -96,3 +96,32 @@ def test_missing_or_empty_folders_are_clear_errors(tmp_path):
 def test_labelled_needs_no_files():
   assert labelled("mnist") == (10, 1)
   assert labelled("celebA") == (None, None)
+
+
+def test_missing_celeba_or_lsun_folder_suggests_download_py(tmp_path, monkeypatch):
+  data_dir = str(tmp_path / "my data")
+  with pytest.raises(UserError) as err:
+    open_dataset("celebA", data_dir)
+  assert str(err.value) == (
+      "The dataset folder %s/celebA does not exist; put images there or set --data_dir and "
+      "--dataset, or download CelebA with 'python download.py celebA --data_dir '%s''."
+      % (data_dir, data_dir))
+  with pytest.raises(UserError, match="does not exist; .*, or download LSUN's bedroom scenes with "
+                     "'python download.py lsun --data_dir .*' \\(--lsun_category picks another "
+                     "scene\\)\\.$"):
+    open_dataset("lsun", data_dir)
+  with pytest.raises(UserError) as err:
+    open_dataset("faces", data_dir)  # not a dataset download.py makes: as before
+  assert "download.py" not in str(err.value) and str(err.value).endswith("--dataset.")
+
+  monkeypatch.chdir(str(tmp_path))  # the default --data_dir: the command needs none
+  (tmp_path / "data" / "celebA").mkdir(parents=True)
+  with pytest.raises(UserError) as err:
+    open_dataset("celebA", "./data")
+  assert str(err.value) == (
+      "No files match ./data/celebA/*.jpg; check --input_fname_pattern (for example '*.png'), or "
+      "download CelebA with 'python download.py celebA'.")
+  (tmp_path / "data" / "celebA" / "face.png").write_bytes(b"")
+  with pytest.raises(UserError) as err:  # not empty: the pattern, not a download, is at fault
+    open_dataset("celebA", "./data")
+  assert "download.py" not in str(err.value) and "face.png" in str(err.value)
