@@ -27,9 +27,10 @@ import threading
 import zlib
 
 import numpy as np
+from PIL import Image
 from tqdm import tqdm
 
-from utils import UNREADABLE_IMAGE_ERRORS, UserError, image_channels, load_image, resize
+from utils import UNREADABLE_IMAGE_ERRORS, UserError, image_channels, load_image, plural, resize
 
 PROJECT_DIR = os.path.dirname(os.path.abspath(__file__))
 BUNDLED_MNIST_DIR = os.path.join(PROJECT_DIR, "data", "mnist5k")
@@ -179,11 +180,19 @@ def download_hint(dataset, data_dir):
   return ", or download %s with '%s'%s" % (what, command, note)
 
 
+def channels_name(channels):
+  return "grayscale" if channels == 1 else "colour"
+
+
 class ImageFolderData(object):
   """Images matching <data_dir>/<dataset>/<pattern>, cropped/resized, pixels in [-1, 1].
 
   The channel count comes from the first readable image (grayscale -> 1, else
-  3); every image is converted to it.  A file that cannot be read as an image
+  3), as in the original; every image is converted to it.  A grayscale first
+  image is said when the data opens, the first image whose channels differ
+  (one line, once), and report() counts the images of each channel count, as
+  they are decoded, and those smaller than the crop (stretched to it).
+  A file that cannot be read as an image
   is reported once (one warning line), remembered, and replaced in its batch
   by the next readable file, so an epoch never stops on a bad file.
 
@@ -222,23 +231,37 @@ class ImageFolderData(object):
     self.bad = {}  # index -> reason
     self._lock = threading.Lock()
     self.cache = None
+    self.channels_file = None  # the file whose channels decided c_dim (_first_channels)
     self.c_dim = self._first_channels()
+    self._mixed_said = False
     if cache_dir:
       self.cache = ImageCache(cache_dir, self._cache_key(), len(self.files),
                               self.image_shape)
       for index in np.flatnonzero(self.cache.state == ImageCache.UNREADABLE):
         self.bad[int(index)] = "unreadable (remembered by the cache)"
+    # What each file is, learnt as it is decoded, not by opening every file up front (0: not
+    # yet): its channels, | SMALL when smaller than the crop.  The cache keeps it.
+    self.kinds = (self.cache.kinds if self.cache is not None
+                  else np.zeros(len(self.files), dtype=np.uint8))
+    if self.c_dim == 1:
+      print(" [*] " + self.channels_note())
 
   @property
   def image_shape(self):
     return (self.output_height, self.output_width, self.c_dim)
 
+  SMALL = 0x80  # in kinds: the image is smaller than the crop
+  CHANNELS = 0x7F
+
   def _first_channels(self):
     for index, path in enumerate(self.files):
       try:
-        return image_channels(path)
+        channels = image_channels(path)
       except UNREADABLE_IMAGE_ERRORS as err:
         self._mark_bad(index, err)
+        continue
+      self.channels_file = path
+      return channels
     raise UserError("None of the %d files matching %s is a readable image."
                     % (len(self.files), os.path.dirname(self.files[0])))
 
@@ -262,6 +285,58 @@ class ImageFolderData(object):
     if self.cache is not None:
       self.cache.state[index] = ImageCache.UNREADABLE
 
+  def _decided_by(self):
+    """'the first file, a.jpg' (or 'the first readable file, ...' after unreadable ones)."""
+    first = "the first file" if self.channels_file == self.files[0] else "the first readable file"
+    return "%s, %s" % (first, os.path.basename(self.channels_file))
+
+  def channels_note(self):
+    """The sentence saying which file decided c_dim (printed when the data opens if grayscale)."""
+    if self.c_dim == 1:
+      return ("Images read as grayscale (1 channel), as %s, is; any colour image among them is "
+              "turned grey" % self._decided_by())
+    return ("Images read as colour (3 channels), as %s, is; any grayscale image among them is "
+            "turned to colour" % self._decided_by())
+
+  def _kind(self, path):
+    """What kinds records of a file: its channels, | SMALL if smaller than the crop."""
+    value = image_channels(path)
+    if self.crop:
+      with Image.open(path) as img:
+        width, height = img.size
+      if height < self.input_height or width < self.input_width:
+        value |= self.SMALL
+    return value
+
+  def _note_kind(self, index, value):
+    """Record what file index was; the first one whose channels differ from c_dim is said once.
+
+    Called from prefetch's worker threads: kinds[index] is only ever set to the file's one
+    value, so a repeat is harmless; saying it once takes the lock, as _mark_bad does.
+    """
+    self.kinds[index] = value
+    channels = value & self.CHANNELS
+    if channels == self.c_dim:
+      return
+    with self._lock:
+      if self._mixed_said:
+        return
+      self._mixed_said = True
+    tqdm.write(" [!] %s is %s, but the images are read as %s, as %s, is; it and every other %s "
+               "image are %s (counted at the end of training)" % (
+                   os.path.basename(self.files[index]), channels_name(channels),
+                   channels_name(self.c_dim), self._decided_by(), channels_name(channels),
+                   "turned grey" if self.c_dim == 1 else "turned to colour"))
+
+  def channel_counts(self):
+    """{channels: images} over the images decoded so far (or kept by the cache)."""
+    channels = self.kinds & self.CHANNELS
+    return {c: int(np.count_nonzero(channels == c)) for c in (3, 1) if (channels == c).any()}
+
+  def stretched(self):
+    """How many of the images decoded so far were smaller than the crop (so stretched to it)."""
+    return int(np.count_nonzero(self.kinds & self.SMALL)) if self.crop else 0
+
   def __len__(self):
     return len(self.files)
 
@@ -274,6 +349,7 @@ class ImageFolderData(object):
       if self.cache is not None and self.cache.state[i] == ImageCache.FILLED:
         return self.cache.pixels[i]
       try:
+        kind = None if self.kinds[i] else self._kind(self.files[i])
         pixels = load_image(self.files[i], self.input_height, self.input_width,
                             self.output_height, self.output_width, crop=self.crop,
                             grayscale=self.c_dim == 1)
@@ -281,6 +357,8 @@ class ImageFolderData(object):
         self._mark_bad(i, err)
         continue
       pixels = pixels.reshape(self.image_shape)
+      if kind is not None:
+        self._note_kind(i, kind)  # before the cache's state, as its pixels are
       if self.cache is not None:
         self.cache.pixels[i] = pixels
         self.cache.state[i] = ImageCache.FILLED
@@ -300,20 +378,38 @@ class ImageFolderData(object):
             "'%s')" % (len(self.unmatched), self.unmatched[0], self.pattern))
 
   def report(self):
-    """One line on what was skipped, or None."""
-    if not self.bad:
-      return None
-    return "%d unreadable file(s) skipped: %s" % (
-        len(self.bad), ", ".join(os.path.basename(self.files[i]) for i in sorted(self.bad)[:5])
-        + (", ..." if len(self.bad) > 5 else ""))
+    """One line on what was skipped, mixed channels and stretched images; None if nothing was."""
+    clauses = []
+    with self._lock:  # prefetch's worker threads may be adding to it
+      bad = dict(self.bad)
+    if bad:
+      clauses.append("%d unreadable file(s) skipped: %s" % (
+          len(bad), ", ".join(os.path.basename(self.files[i]) for i in sorted(bad)[:5])
+          + (", ..." if len(bad) > 5 else "")))
+    counts = self.channel_counts()
+    if len(counts) > 1:
+      decoded = sum(counts.values())
+      clauses.append("images by channels%s: %s (%s, decided: %s)" % (
+          "" if decoded >= len(self.files) - len(bad) else ", of the %d decoded" % decoded,
+          ", ".join("%d %s" % (n, channels_name(c)) for c, n in counts.items()),
+          self._decided_by(), channels_name(self.c_dim)))
+    stretched = self.stretched()
+    if stretched:
+      clauses.append("%s smaller than the %dx%d crop%s %s stretched to it" % (
+          plural(stretched, "image"), self.input_height, self.input_width,
+          "" if self.input_height == self.input_width else " (height x width)",
+          "was" if stretched == 1 else "were"))
+    return "; ".join(clauses) or None
 
 
 class ImageCache(object):
-  """Decoded images of a dataset in two memory-mapped .npy files under cache_dir.
+  """Decoded images of a dataset in three memory-mapped .npy files under cache_dir.
 
   <key>.pixels.npy holds uint8 [N, H, W, C]; <key>.state.npy one byte per image:
-  EMPTY, FILLED or UNREADABLE.  An image is written before its state, so a run
-  stopped at any point leaves a cache whose FILLED entries are complete.
+  EMPTY, FILLED or UNREADABLE; <key>.kinds.npy one byte per image: what its
+  file is (ImageFolderData.kinds; 0 in a cache made before it existed).  An
+  image is written before its state, so a run stopped at any point leaves a
+  cache whose FILLED entries are complete.
   """
 
   EMPTY, FILLED, UNREADABLE = 0, 1, 2
@@ -324,6 +420,7 @@ class ImageCache(object):
       self.path = os.path.join(cache_dir, key)
       self.pixels = self._open(self.path + ".pixels.npy", (count,) + tuple(shape))
       self.state = self._open(self.path + ".state.npy", (count,))
+      self.kinds = self._open(self.path + ".kinds.npy", (count,))
     except OSError as err:
       raise UserError("Cannot use the cache folder %s (%s); choose another --cache_dir."
                       % (cache_dir, err.strerror or err))
@@ -344,6 +441,7 @@ class ImageCache(object):
 
   def flush(self):
     self.pixels.flush()
+    self.kinds.flush()
     self.state.flush()
 
 

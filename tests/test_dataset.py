@@ -1,6 +1,7 @@
 """The data layer: IDX files read by their headers, the bundled MNIST sample, image folders."""
 import gzip
 import os
+import re
 import shutil
 import struct
 
@@ -9,7 +10,7 @@ import pytest
 
 from conftest import write_images
 from dataset import (BUNDLED_MNIST_DIR, ImageFolderData, MnistData, labelled, open_dataset,
-                     read_idx)
+                     prefetch, read_idx)
 from utils import UserError
 
 
@@ -96,6 +97,82 @@ def test_missing_or_empty_folders_are_clear_errors(tmp_path):
 def test_labelled_needs_no_files():
   assert labelled("mnist") == (10, 1)
   assert labelled("celebA") == (None, None)
+
+
+def mixed_folder(folder, first_gray):
+  """5 colour JPEGs and 1 grayscale one, sorting first (a.jpg) or last (zz.jpg)."""
+  write_images(folder, 5, size=(40, 40))
+  write_images(folder + "_gray", 1, size=(40, 40), mode="L")
+  os.replace(os.path.join(folder + "_gray", "img_000.jpg"),
+             os.path.join(folder, "a.jpg" if first_gray else "zz.jpg"))
+  os.rmdir(folder + "_gray")
+
+
+@pytest.mark.parametrize("first_gray", [True, False])
+def test_mixed_channels_are_said_and_counted(tmp_path, capsys, first_gray):
+  mixed_folder(str(tmp_path / "mixed"), first_gray)
+  data = ImageFolderData(str(tmp_path), "mixed", "*.jpg", 32, None, 16, None, crop=True)
+  assert data.c_dim == (1 if first_gray else 3)
+  assert os.path.basename(data.channels_file) == ("a.jpg" if first_gray else "img_000.jpg")
+  opened = capsys.readouterr().out
+  if first_gray:  # where it matters: a colour folder is about to train in grey
+    assert opened == (" [*] Images read as grayscale (1 channel), as the first file, a.jpg, is; "
+                      "any colour image among them is turned grey\n")
+  assert data.report() is None  # nothing decoded yet: no file opened up front
+  for _ in range(2):  # two epochs, decoded in worker threads: each image counted once
+    for _ in prefetch(data, [[0, 1, 2], [3, 4, 5]], workers=2):
+      pass
+  said = capsys.readouterr().out
+  assert said.count(" [!] ") == 1  # the first image of the other kind, once
+  if first_gray:
+    assert re.match(r" \[!\] img_00\d\.jpg is colour, but the images are read as grayscale, as "
+                    r"the first file, a\.jpg, is; it and every other colour image are turned grey "
+                    r"\(counted at the end of training\)\n$", said)  # whichever thread came first
+    decided = "(the first file, a.jpg, decided: grayscale)"
+  else:
+    assert (" [!] zz.jpg is grayscale, but the images are read as colour, as the first file, "
+            "img_000.jpg, is; it and every other grayscale image are turned to colour") in said
+    decided = "(the first file, img_000.jpg, decided: colour)"
+  assert data.channel_counts() == {3: 5, 1: 1}
+  assert data.report() == "images by channels: 5 colour, 1 grayscale " + decided
+
+
+def test_channels_decided_after_an_unreadable_first_file(tmp_path, capsys):
+  mixed_folder(str(tmp_path / "mixed"), first_gray=True)
+  (tmp_path / "mixed" / "0_notes.jpg").write_text("not an image")
+  data = ImageFolderData(str(tmp_path), "mixed", "*.jpg", 32, None, 16, None, crop=True)
+  assert data.c_dim == 1
+  assert "as the first readable file, a.jpg, is;" in capsys.readouterr().out
+  data.get([0, 1, 2])  # 0_notes.jpg is replaced by a.jpg
+  assert data.report() == ("1 unreadable file(s) skipped: 0_notes.jpg; images by channels, of the 2 "
+                           "decoded: 1 colour, 1 grayscale (the first readable file, a.jpg, "
+                           "decided: grayscale)")
+
+
+def test_images_smaller_than_the_crop_are_counted(tmp_path):
+  folder = str(tmp_path / "faces")
+  write_images(folder, 3, size=(40, 40))
+  write_images(folder + "_small", 2, size=(20, 40), seed=1)  # narrower than the 32x32 crop
+  for name in os.listdir(folder + "_small"):
+    os.replace(os.path.join(folder + "_small", name), os.path.join(folder, "small_" + name))
+  args = (str(tmp_path), "faces", "*.jpg", 32, None, 16, None)
+  data = ImageFolderData(*args, crop=True)
+  data.get(np.arange(len(data)))
+  data.get(np.arange(len(data)))  # a second epoch counts nothing twice
+  assert data.stretched() == 2
+  assert data.report() == "2 images smaller than the 32x32 crop were stretched to it"
+  uncropped = ImageFolderData(*args, crop=False)  # resized whole: nothing stretched to a crop
+  uncropped.get(np.arange(len(uncropped)))
+  assert uncropped.report() is None
+
+  cache = str(tmp_path / "cache")
+  ImageFolderData(*args, crop=True, cache_dir=cache).get([3])
+  cached = ImageFolderData(*args, crop=True, cache_dir=cache)
+  cached.get([3, 4])  # 3 from the cache, decoded by the first: still counted
+  assert cached.report() == "2 images smaller than the 32x32 crop were stretched to it"
+  tall = ImageFolderData(str(tmp_path), "faces", "*.jpg", 42, 30, 16, None, crop=True)
+  tall.get([0])
+  assert tall.report() == "1 image smaller than the 42x30 crop (height x width) was stretched to it"
 
 
 def test_missing_celeba_or_lsun_folder_suggests_download_py(tmp_path, monkeypatch):
