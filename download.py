@@ -108,9 +108,32 @@ class SourceError(UserError):
     self.reason = reason
 
 
+class Unreachable(SourceError):
+  """The source could not be reached or answered an HTTP error (.url, .reason)."""
+
+  def __init__(self, url, reason):
+    SourceError.__init__(self, "Could not download %s (%s); %s." % (url, reason, mirror_hint()),
+                         reason)
+    self.url = url
+
+
 def _unreachable(url, err):
-  reason = _remote_error(url, err)
-  return SourceError("Could not download %s (%s); %s." % (url, reason, mirror_hint()), reason)
+  return Unreachable(url, _remote_error(url, err))
+
+
+def mirror_failed(err, mirror, origin):
+  """The sentence for an Unreachable from the mirror the user chose (origin: how they chose it).
+
+  Advising --mirror, as the official sources' failures do, would be no help to someone who
+  gave one: say that their mirror failed, and what to check.
+  """
+  if origin == MIRROR_ENV:
+    given, instead = "set in the %s environment variable" % MIRROR_ENV, "unset %s" % MIRROR_ENV
+  else:
+    given, instead = "given with --mirror", "leave out --mirror"
+  return ("Could not download %s (%s): the mirror %s %s failed; check that it is up and serves "
+          "%s at that address, or %s to download from the official sources."
+          % (err.url, err.reason, mirror, given, posixpath.basename(err.url), instead))
 
 
 class _BrokeOff(Exception):
@@ -492,13 +515,17 @@ def parse_args(argv):
   parser.add_argument("datasets", metavar="N", type=str, nargs="+", choices=["celebA", "lsun", "mnist"],
                       help="name of dataset to download [celebA, lsun, mnist]")
   parser.add_argument("--data_dir", default="./data", help="where datasets go [./data]")
-  parser.add_argument("--mirror", default=os.environ.get(MIRROR_ENV) or None, metavar="URL",
+  parser.add_argument("--mirror", default=None, metavar="URL",
                       help="fetch the same file names from URL instead of the official hosts "
                            "[$%s]" % MIRROR_ENV)
   parser.add_argument("--lsun_category", default="bedroom", help="LSUN scene category [bedroom]")
   parser.add_argument("--lsun_limit", type=int, default=0,
                       help="write out only the first N LSUN images (0: all) [0]")
-  return parser.parse_args(argv)
+  args = parser.parse_args(argv)
+  args.mirror_origin = "--mirror"  # how the mirror was chosen, for mirror_failed
+  if args.mirror is None:
+    args.mirror, args.mirror_origin = os.environ.get(MIRROR_ENV) or None, MIRROR_ENV
+  return args
 
 
 def main(argv=None):
@@ -514,6 +541,10 @@ def main(argv=None):
       download_lsun(args.data_dir, mirror, args.lsun_category, args.lsun_limit)
     if "mnist" in args.datasets:
       download_mnist(args.data_dir, mirror)
+  except Unreachable as err:
+    print("error: %s" % (mirror_failed(err, mirror, args.mirror_origin) if mirror else err),
+          file=sys.stderr)
+    return 1
   except UserError as err:
     print("error: %s" % err, file=sys.stderr)
     return 1

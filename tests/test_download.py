@@ -270,6 +270,38 @@ def test_offline_and_404_are_one_sentence(tmp_path):
   assert not (tmp_path / "celebA").exists()
 
 
+@pytest.mark.parametrize("dataset, given", [("mnist", "flag"), ("celebA", "env"), ("lsun", "flag")])
+def test_a_failing_mirror_is_named_and_not_advised(tmp_path, monkeypatch, capsys, dataset, given):
+  monkeypatch.delenv(download.MIRROR_ENV, raising=False)
+  name = {"mnist": MNIST_NAMES[0], "celebA": download.CELEBA_ZIP,
+          "lsun": "bedroom_train_lmdb.zip"}[dataset]
+  with FileServer({}) as server:  # up, but serving none of the files: 404
+    args = [dataset, "--data_dir", str(tmp_path)]
+    if given == "env":
+      monkeypatch.setenv(download.MIRROR_ENV, server.url)
+    else:
+      args += ["--mirror", server.url]
+    assert download.main(args) == 1
+  lines = capsys.readouterr().err.strip().splitlines()
+  assert len(lines) == 1
+  origin, instead = {"flag": ("given with --mirror", "leave out --mirror"),
+                     "env": ("set in the DCGAN_MIRROR environment variable", "unset DCGAN_MIRROR")
+                     }[given]
+  assert lines[0] == (
+      "error: Could not download %s%s (HTTP 404 Not Found): the mirror %s %s failed; check that it "
+      "is up and serves %s at that address, or %s to download from the official sources."
+      % (server.url, name, server.url, origin, name, instead))
+
+
+def test_an_unreachable_mirror_without_its_slash_is_named(tmp_path, monkeypatch, capsys):
+  monkeypatch.delenv(download.MIRROR_ENV, raising=False)
+  url = closed_port_url().rstrip("/")
+  assert download.main(["mnist", "--data_dir", str(tmp_path), "--mirror", url]) == 1
+  err = capsys.readouterr().err
+  assert "): the mirror %s/ given with --mirror failed; check that it is up" % url in err
+  assert "with --mirror URL" not in err and "Traceback" not in err
+
+
 def test_celeba_zip_lands_flat_and_trains(tmp_path):
   entries = {"img_align_celeba/": b""}
   entries.update({"img_align_celeba/%06d.jpg" % i: jpeg_bytes(i) for i in range(1, 9)})
