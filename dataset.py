@@ -129,6 +129,7 @@ class MnistData(object):
   c_dim = 1
   y_dim = 10
   value_range = (0.0, 1.0)
+  native_size = (28, 28)  # the digits' own size (other sizes are resized to)
 
   def __init__(self, data_dir, output_height=28, output_width=28):
     train_x, train_y, test_x, test_y, self.source = mnist_splits(data_dir)
