@@ -1,6 +1,7 @@
 """Every row of the README's bad-input table: one sentence, non-zero exit, no traceback,
 existing files untouched."""
 import hashlib
+import json
 import os
 import re
 import shlex
@@ -95,19 +96,87 @@ def test_bad_input(tmp_path, monkeypatch, capsys, name):
   assert not [k for k in after if k not in before and not k.startswith("checkpoint")]
 
 
-def test_flags_that_disagree_with_the_checkpoint(tmp_path):
-  setup_faces(tmp_path)
-  run_main(tmp_path, *FACES, "--out_name", "run", "--train", "--epoch", "1", "--z_dim", "12")
+def test_flags_that_disagree_with_the_checkpoint(tmp_path, monkeypatch, capsys):
+  setup_faces(tmp_path)  # 8 images: 2 steps of 4 an epoch
+  run_main(tmp_path, *FACES, "--out_name", "run", "--train", "--epoch", "2", "--z_dim", "12")
+  record = (tmp_path / "out" / "run" / "FLAGS.json").read_text()
+  strict = json.loads(record, parse_constant=lambda name: pytest.fail("not JSON: " + name))
+  assert strict["train_size"] is None  # all images; Infinity is not JSON
   before = tree_digest(tmp_path / "out")
-  for args, flag in ((["--z_dim", "20"], "it was trained with --z_dim 12"),
-                     (["--z_dim", "12", "--output_height", "32"], "set --output_height and --output_width")):
-    proc = run_main(tmp_path, *FACES, "--out_name", "run", "--train", "--epoch", "2", *args, check=False)
-    assert proc.returncode == 1 and "Traceback" not in proc.stderr
-    assert flag in proc.stderr
+  here = lambda *args: run_main_here(tmp_path, monkeypatch, capsys, *FACES, "--out_name", "run",
+                                     *args)
+  for args, flag in (
+      (["--z_dim", "20"], "it was trained with --z_dim 12"),
+      (["--z_dim", "12", "--output_height", "32"], "set --output_height and --output_width"),
+      (["--z_dim", "12", "--batch_size", "2"], "This run was trained with --batch_size 4 (its "
+                                               "checkpoint model.b4-5), and its counter counts"),
+      (["--z_dim", "12", "--train_size", "4"], "This run was trained with --train_size inf (its "
+                                               "FLAGS.json)")):
+    code, out, err = here("--train", "--epoch", "3", *args)
+    assert code == 1 and "Traceback" not in err and err.count("error: ") == 1
+    assert flag in err, err
   # test mode takes the run's own flags, and says which flag is wrong when told otherwise
-  proc = run_main(tmp_path, "--dataset", "faces", "--out_name", "run", "--z_dim", "20", check=False)
-  assert proc.returncode == 1 and "--z_dim 12" in proc.stderr
+  code, _, err = here("--z_dim", "20")
+  assert code == 1 and "--z_dim 12" in err
+  # a run trained 2 epochs asked for 1: nothing trains, its record stays, and the command it
+  # suggests trains
+  code, out, err = here("--train", "--epoch", "1", "--z_dim", "12")
+  assert code == 0 and "has trained 2 epochs already, as many as --epoch 1 asks" in out, out + err
+  (line,) = [l for l in out.splitlines() if l.startswith("To train this run further")]
+  assert line.startswith("To train this run further, raise --epoch above 2: ")
+  words = shlex.split(line.split(": ", 1)[1])
+  assert int(words[words.index("--epoch") + 1]) > 2 and words[-2:] == ["--out_name", "run"]
+  # an existing TFLite file is refused before anything loads, as a SavedModel version is
+  tflite = tmp_path / "out" / "run" / "tflite" / "model.b4-5.tflite"
+  tflite.parent.mkdir()
+  tflite.write_bytes(b"an earlier export")
+  code, _, err = here("--tflite")
+  assert code == 1 and "model.b4-5.tflite exists already; a TFLite export is never overwritten" in err
+  assert tflite.read_bytes() == b"an earlier export"
+  tflite.unlink()
+  tflite.parent.rmdir()
   assert tree_digest(tmp_path / "out") == before
+
+
+def test_a_run_record_from_before_reads_infinity_and_null_alike():
+  import main
+  config = main.Config(dict(batch_size=4, train_size=np.inf))
+  for record in ({"train_size": float("inf")}, {"train_size": None}, {}):
+    main.check_same_counting(config, "out/run/checkpoint/model.b4-5", record)
+  with pytest.raises(UserError, match="--train_size 640 "):
+    main.check_same_counting(config, "out/run/checkpoint/model.b4-5", {"train_size": 640.0})
+
+
+@pytest.mark.parametrize("args,message", [
+    (["--dataset", "mnist", "--evaluate", "--evaluate_n", "0"], "--evaluate_n must be a positive number, not 0."),
+    (["--dataset", "mnist", "--features_experiment", "--labels_per_class", "0"],
+     "--labels_per_class must be a positive number, not 0."),
+    (["--arithmetic", "1 - 2 + 3", "--arithmetic_pool", "0"], "--arithmetic_pool must be a positive number"),
+    (["--dataset", "mnist", "--evaluate", "--classifier_epochs", "0"],
+     "--classifier_epochs must be a positive number, not 0."),
+    (["--walk", "--walk_steps", "1"], "--walk_steps must be 2 or more, not 1."),
+    (["--walk", "--walk_pairs", "0"], "--walk_pairs must be a positive number, not 0."),
+    (["--generate", "-3"], "--generate must be 0 or more, not -3."),
+    (["--visualize", "--visualize_option", "7"], "--visualize_option must be 0-4, not 7."),
+    (["--train", "--beta1", "1.5"], "--beta1 must be at least 0 and below 1, not 1.5."),
+    (["--train", "--train_size", "0"], "--train_size must be 1 or more images, not 0."),
+    (["--train", "--intra_op_threads", "-1"], "--intra_op_threads must be 0 or more, not -1."),
+    (["--train", "--out_name", "../escaped"], "--out_name is the name of a run's folder inside "
+                                              "--out_dir, not a path, so '../escaped' cannot be"),
+    (["--train", "--out_name", "/abs"], "so '/abs' cannot be one; to keep runs elsewhere, set --out_dir."),
+    (["--train", "--out_name", "a/b"], "so 'a/b' cannot be one"),
+    (["--train", "--out_name", "~/x"], "so '~/x' cannot be one"),
+    (["--out_name", ".."], "so '..' cannot be one"),
+])
+def test_out_of_range_flags_are_refused_before_anything_loads(tmp_path, monkeypatch, capsys,
+                                                              args, message):
+  work = tmp_path / "work"
+  work.mkdir()
+  code, out, err = run_main_here(work, monkeypatch, capsys, *args)
+  assert code == 1 and "Traceback" not in out + err
+  assert err.splitlines()[0] == "error: " + err.splitlines()[0][len("error: "):]
+  assert message in err.splitlines()[0], err  # its own sentence, not "no trained checkpoint"
+  assert os.listdir(str(tmp_path)) == ["work"] and not os.listdir(str(work))  # nothing written
 
 
 def test_bf16_without_hardware_through_main(tmp_path, monkeypatch, capsys):

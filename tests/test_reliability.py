@@ -9,6 +9,7 @@ import sys
 import time
 
 import numpy as np
+import pytest
 import tensorflow.compat.v1 as tf
 
 from conftest import PROJECT_DIR, write_images
@@ -142,3 +143,72 @@ def test_checkpoint_write_failure_keeps_the_previous_one(tmp_path):
   assert "Could not write the checkpoint for step 3" in proc.stderr
   assert "model.b4-2) is untouched" in proc.stderr
   assert restores(checkpoint_dir(tmp_path)) == 2
+
+
+def test_ctrl_c_with_the_pipe_reader_gone_still_saves_and_resumes(tmp_path):
+  """`main.py ... 2>&1 | tee log`, then Ctrl-C: tee dies with the same signal, so every write
+  after it fails; the stop checkpoint must not depend on them."""
+  write_images(str(tmp_path / "data" / "faces"), 40, size=(40, 40))  # 10 steps per epoch
+  env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", PYTHONUNBUFFERED="1")
+  proc = subprocess.Popen([sys.executable, MAIN] + train_args("--epoch", "3"), cwd=str(tmp_path),
+                          env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+  reader = subprocess.Popen(["cat"], stdin=proc.stdout, stdout=subprocess.PIPE)
+  proc.stdout.close()  # the reader (cat) holds the pipe's only read end
+  try:
+    seen, deadline = b"", time.time() + 300
+    while b"[       5 Epoch" not in seen and time.time() < deadline and reader.poll() is None:
+      seen += reader.stdout.read1(4096)
+    assert b"[       5 Epoch" in seen, seen[-2000:]
+    reader.kill()
+    reader.wait(timeout=30)
+    proc.send_signal(signal.SIGINT)
+    assert proc.wait(timeout=120) == 130
+  finally:
+    for p in (reader, proc):
+      if p.poll() is None:
+        p.kill()
+        p.wait(timeout=30)
+  stopped = restores(checkpoint_dir(tmp_path))  # the stop's own checkpoint (--ckpt_freq is 200)
+  assert stopped >= 6
+  resumed = run_main(tmp_path, *train_args("--epoch", "1"), check=False)
+  assert "resuming at counter %d" % stopped in resumed.stdout, resumed.stdout + resumed.stderr
+
+
+def test_a_closed_terminal_saves_like_sigterm(tmp_path):
+  write_images(str(tmp_path / "data" / "faces"), 40, size=(40, 40))
+  proc = start(tmp_path, *train_args("--epoch", "3"))
+  wait_for_step(proc, 4)
+  proc.send_signal(signal.SIGHUP)
+  out, err = proc.communicate(timeout=120)
+  assert proc.returncode == 128 + signal.SIGHUP and "Traceback" not in err, err[-2000:]
+  stopped = int(err.split("Stopped at counter ")[1].split(";")[0])
+  assert stopped >= 4 and restores(checkpoint_dir(tmp_path)) == stopped
+
+
+def test_a_second_signal_names_the_checkpoint_that_stays_or_says_there_is_none(
+    monkeypatch, capsys):
+  import training
+
+  class Exited(Exception):
+    pass
+
+  def exit_now(code):
+    raise Exited(code)
+
+  monkeypatch.setattr(training.os, "_exit", exit_now)
+  for where, said in (("none", "no checkpoint was written yet, so nothing of this run can be "
+                               "resumed"),
+                      ("out/run/checkpoint/model.b4-6", "the last checkpoint, "
+                                                        "out/run/checkpoint/model.b4-6, stays")):
+    stop = training.StopRequest(lambda: where)
+    try:
+      stop.handle(signal.SIGINT, None)
+      assert stop.local == signal.SIGINT
+      stop.handle(signal.SIGHUP, None)  # the terminal closing after Ctrl-C: the save goes on
+      with pytest.raises(Exited) as exited:
+        stop.handle(signal.SIGINT, None)
+    finally:
+      stop.restore()
+    assert exited.value.args == (130,)
+    err = capsys.readouterr().err
+    assert "Second signal: exiting now without saving; " + said in err, err
