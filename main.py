@@ -5,8 +5,8 @@
     python main.py --dataset mnist --input_height 28 --output_height 28      # test mode
     python main.py ... --train --worker_hosts h1:2222,h2:2222 --task_index 0  # several machines
 
-Every flag of carpedm20/DCGAN-tensorflow keeps its name, default and meaning;
---seed is new.  Each training run writes into its own folder
+Every flag of carpedm20/DCGAN-tensorflow keeps its name and default; the
+others are this project's.  Each training run writes into its own folder
 <out_dir>/<out_name>/ (FLAGS.json, checkpoint/, samples/, logs/).  Pass
 --out_name of an existing run to resume it.  Without --train, the newest run
 of --dataset (or the run named by --out_name, or --checkpoint_dir) is loaded

@@ -75,6 +75,7 @@ def test_test_mode_writes_a_versioned_saved_model_and_names_its_signatures(expor
   _, run_dir, proc = exported
   (version,) = glob.glob(os.path.join(run_dir, "saved_model", "*"))
   assert os.path.basename(version) == "101"  # the counter after 2 epochs x 50 steps
+  assert "Using experimental converter" not in proc.stdout + proc.stderr  # TensorFlow's INFO line
   assert os.path.exists(os.path.join(version, "saved_model.pb"))
   assert not glob.glob(os.path.join(run_dir, "saved_model", ".tmp*"))
   assert "SavedModel written to ./out/%s/saved_model/101, signatures:" % os.path.basename(

@@ -2,6 +2,7 @@
 import glob
 import json
 import os
+import re
 import shlex
 import shutil
 import subprocess
@@ -84,6 +85,12 @@ def test_mnist_training_writes_everything(mnist_run):
   assert len(head) <= 8 and not [l for l in head if "g_h0_lin" in l or "classifier_epochs" in l]
   assert [l for l in head if "training from scratch" in l] == head[-1:]
   assert "Failed to find" not in proc.stdout
+  assert not [l for l in head if "[!]" in l]  # 28x28: the digits' own size
+  # what a checkpoint weighs, said before the first one is written
+  (said,) = [l for l in head if "a checkpoint, 1 kept (--max_to_keep)" in l]
+  megabytes = int(said.split(" MB a checkpoint")[0].rsplit(" ", 1)[1])
+  ckpt_files = glob.glob(os.path.join(run_dir, "checkpoint", "model.b64-6.*"))
+  assert abs(sum(os.path.getsize(f) for f in ckpt_files) / 1e6 - megabytes) < 0.05 * megabytes
   assert os.path.basename(run_dir).endswith(" - data - mnist - x28.z100.uniform_signed.y28.b64")
   steps = [l for l in proc.stdout.splitlines() if l.startswith("[")]
   assert len(steps) == 5 and steps[-1].startswith("[       6 Epoch:[ 0/ 1] [   4/   5] time: ")
@@ -116,9 +123,12 @@ def test_mnist_training_writes_everything(mnist_run):
 
 
 def test_verbose_lists_every_flag_and_variable(tmp_path):
-  proc = run_main(tmp_path, "--dataset", "mnist", "--input_height", "28", "--output_height", "28",
-                  "--train", "--epoch", "0", "--batch_size", "8", "--verbose")
+  proc = run_main(tmp_path, "--dataset", "mnist", "--output_height", "16", "--train", "--epoch",
+                  "1", "--train_size", "8", "--batch_size", "8", "--verbose")
   head = before_first_step(proc.stdout)
+  # sizes other than the digits' own are said, with the flags for theirs
+  assert ("  [!] mnist's images are 28x28: this run resizes them to 16x16; --input_height 28 "
+          "--output_height 28 trains at their own size") in head
   assert [l for l in head if l.split()[:2] == ["classifier_epochs", "4"]]
   assert [l for l in head if l.startswith("generator/g_h0_lin/Matrix") and "[110, 1024]" in l]
 
@@ -149,6 +159,82 @@ def test_export_and_freeze(mnist_run):
       out = sess.run("generator_1/Sigmoid:0", {"z:0": np.zeros((3, 100), np.float32),
                                                "y:0": np.eye(10, dtype=np.float32)[:3]})
   assert out.shape == (3, 28, 28, 1)
+
+
+READ_ONLY_LOOKS = r"""
+import contextlib, io, json, sys
+sys.argv = ["main.py"]
+sys.path.insert(0, %r)
+import main
+answers = []
+for args in json.loads(sys.stdin.read()):
+  main.FLAGS.unparse_flags()
+  main.FLAGS(["main.py", "--dataset", "mnist"] + args)
+  out, err = io.StringIO(), io.StringIO()
+  code = 0
+  with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+    try:
+      main.main(["main.py"])
+    except SystemExit as exit_info:
+      code = exit_info.code
+  answers.append([code, out.getvalue(), err.getvalue()])
+print(json.dumps(answers))
+"""
+
+
+@pytest.mark.xdist_group("test_main.mnist_run")  # one worker trains it once
+def test_looks_on_a_read_only_run_say_so_before_any_work(mnist_run, tmp_path):
+  """The run folder on a read-only bind mount (a mount namespace of its own): each look is
+  refused in one sentence before the model loads, or writes where --sample_dir says."""
+  cwd, run_dir, _ = mnist_run
+  if shutil.which("unshare") is None:
+    pytest.skip("needs unshare(1) for a mount namespace")
+  looks = [[], ["--generate", "3"], ["--visualize", "--visualize_option", "0"], ["--freeze"],
+           ["--export"], ["--evaluate"], ["--features_experiment"], ["--walk"],
+           ["--arithmetic", "1 - 2 + 3"], ["--training_pictures"], ["--saved_model"], ["--tflite"],
+           ["--generate", "2", "--sample_dir", str(tmp_path / "elsewhere")]]
+  script = ("mount --bind -o ro \"$1\" \"$1\" && cd \"$2\" && exec \"$3\" -c \"$4\"")
+  proc = subprocess.run(["unshare", "--mount", "--map-root-user", "sh", "-c", script, "sh", run_dir,
+                         str(cwd), sys.executable, READ_ONLY_LOOKS % PROJECT_DIR],
+                        input=json.dumps(looks), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                        text=True, timeout=300, env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"))
+  if proc.returncode != 0 and "mount" in proc.stderr:
+    pytest.skip("no read-only bind mount here: " + proc.stderr.strip()[-200:])
+  assert proc.returncode == 0, proc.stderr[-3000:]
+  answers = json.loads(proc.stdout.strip().splitlines()[-1])
+  for args, (code, out, err) in zip(looks[:-1], answers):
+    assert code == 1 and "Traceback" not in out + err, (args, out, err)
+    (error,) = [l for l in err.splitlines() if l.startswith("error: ")]
+    assert "(Read-only file system), where " in error and ("--sample_dir" in error or
+                                                          "--out_dir" in error), error
+    assert "Success to read" not in out, (args, out)  # refused before the model loads
+  code, out, err = answers[-1]
+  assert code == 0 and len(glob.glob(str(tmp_path / "elsewhere" / "generated_*" / "*.png"))) == 3
+
+
+def test_help_says_what_each_flag_does_here(tmp_path):
+  """--helpshort: every flag with its real default as absl shows it, and no default written by
+  hand into a help text (where it goes stale), nor the original's texts that no longer say
+  what the flag does."""
+  import main
+  proc = run_main(tmp_path, "--helpshort", check=False)
+  blocks = {}
+  for block in re.split(r"\n  --", proc.stdout)[1:]:
+    name = block.split(":", 1)[0].replace("[no]", "")
+    blocks[name] = " ".join(block.split())
+  assert sorted(blocks) == sorted(main.FLAG_NAMES)
+  for name in main.FLAG_NAMES:
+    flag = main.FLAGS[name]
+    assert flag.help and "[" not in flag.help, (name, flag.help)  # no "[25]" by hand
+    default = flag.default
+    if default is None:
+      assert "(default:" not in blocks[name], name
+    else:
+      shown = str(default).lower() if isinstance(default, bool) else str(default)
+      assert "(default: '%s')" % shown in blocks[name], (name, blocks[name])
+  for stale in ("True for training, False for testing", "out_root_dir", "[celebA, mnist, lsun]",
+                "True for exporting with new batch size", "of for adam"):
+    assert stale not in proc.stdout, stale
 
 
 @pytest.mark.xdist_group("test_main.mnist_run")  # one worker trains it once
