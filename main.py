@@ -110,8 +110,8 @@ flags.DEFINE_boolean("saved_model", False, "Test mode: write the generator as a 
                      "(TF 2, TF Serving) in <run>/saved_model/<counter>/")
 flags.DEFINE_boolean("tflite", False, "Test mode: write the generator as a TFLite file in "
                      "<run>/tflite/ for --batch_size images at a time")
-flags.DEFINE_integer("max_to_keep", 1, "Checkpoints kept in the run (each is about 12 bytes per "
-                     "parameter: 130 MB for 28x28 MNIST, 620 MB at 64x64)")
+flags.DEFINE_integer("max_to_keep", 1, "Checkpoints kept in the run (each about 12 bytes a "
+                     "parameter, 130 MB for 28x28 MNIST: the summary before step 1 says its size)")
 flags.DEFINE_integer("sample_freq", 200, "Write a sample grid every this many steps")
 flags.DEFINE_integer("ckpt_freq", 200, "Save a checkpoint every this many steps")
 flags.DEFINE_integer("z_dim", 100, "Dimensions of z")
