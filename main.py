@@ -12,9 +12,7 @@ others are this project's.  Each training run writes into its own folder
 of --dataset (or the run named by --out_name, or --checkpoint_dir) is loaded
 and a sample grid written.
 """
-import json
 import os
-import shlex
 import sys
 
 import numpy as np
@@ -57,11 +55,13 @@ tf.get_logger().setLevel("ERROR")
 import cluster as cluster_module  # noqa: E402
 import experiments  # noqa: E402
 import export  # noqa: E402
-from checkpoints import checkpoint_batch, checkpoint_counter, checkpoint_shapes, megabytes  # noqa: E402
+from checkpoints import checkpoint_counter, checkpoint_shapes, megabytes  # noqa: E402
 from dataset import labelled, open_dataset  # noqa: E402
 from model import DCGAN, Z_DISTRIBUTIONS  # noqa: E402
 from precision import precision_mode, session_config  # noqa: E402
 from replicas import batches_per_epoch  # noqa: E402
+from runs import (check_run_name, check_same_counting, find_run, has_checkpoint,  # noqa: E402
+                  name_run, read_json, resume_command, write_run_folder)
 from training import TrainingInterrupted  # noqa: E402
 from utils import (QuietWhenClosed, UserError, count_parameters, expand_path,  # noqa: E402
                    plural, show_all_variables, timestamp, training_pictures, visualize,
@@ -228,13 +228,6 @@ def validate(config):
   check_run_name(config.out_name)
 
 
-def check_run_name(name):
-  """--out_name names a folder in --out_dir: no path (another place is --out_dir's job)."""
-  if name in (".", "..") or any(sep and sep in name for sep in ("/", os.sep, os.altsep)):
-    raise UserError("--out_name is the name of a run's folder inside --out_dir, not a path, so "
-                    "%r cannot be one; to keep runs elsewhere, set --out_dir." % name)
-
-
 def validate_looks(config, y_dim):
   """Refuse test-mode flags that cannot apply to this model before anything loads."""
   if config.label != -1 and not config.generate:
@@ -245,87 +238,6 @@ def validate_looks(config, y_dim):
     if getattr(config, name) and y_dim != 10:
       raise UserError("--%s works on the conditional MNIST model (--dataset mnist) only, and this "
                       "run is --dataset %s." % (name, config.dataset))
-
-
-def with_flags(argv, values):
-  """argv with each --name in values set to its value (replaced where given, else appended)."""
-  out, skip = [], False
-  for arg in argv:
-    if skip:
-      skip = False
-      continue
-    name = arg.lstrip("-").split("=", 1)[0]
-    if arg.startswith("-") and name in values:
-      skip = "=" not in arg
-      continue
-    out.append(arg)
-  for name, value in values.items():
-    out += ["--" + name, str(value)]
-  return out
-
-
-def resume_command(out_name, argv=None, **values):
-  """The command line that resumes the run out_name, quoted to paste into a shell: this
-  process's own command with --out_name set (and any other flag in values)."""
-  argv = list(sys.argv if argv is None else argv)
-  python = sys.executable or "python"
-  inside = os.path.relpath(python) if python.startswith(os.getcwd() + os.sep) else None
-  values = dict(values, out_name=out_name)
-  words = [inside or python, argv[0]] + with_flags(argv[1:], values)
-  return " ".join(shlex.quote(word) for word in words)
-
-
-def read_json(path):
-  try:
-    with open(path) as f:
-      return json.load(f)
-  except (OSError, ValueError):
-    return {}
-
-
-def has_checkpoint(folder):
-  return os.path.isdir(folder) and tf.train.get_checkpoint_state(folder) is not None
-
-
-def run_dataset(run_dir):
-  """The dataset a run folder trained on: its FLAGS.json's, else (a run without one) the third
-  part of a default name '<time> - <data> - <dataset> - ...'."""
-  dataset = read_json(os.path.join(run_dir, "FLAGS.json")).get("dataset")
-  if dataset is None:
-    parts = os.path.basename(run_dir).split(" - ")
-    dataset = parts[2] if len(parts) >= 3 else None
-  return dataset
-
-
-def find_run(config, given_checkpoint_dir):
-  """(run folder, checkpoint folder) for test mode, without guessing folder names.
-
-  In order: --checkpoint_dir naming an existing checkpoint folder; --out_name;
-  else the newest run of --dataset under --out_dir holding a checkpoint.
-  """
-  if given_checkpoint_dir:
-    folder = expand_path(config.checkpoint_dir)
-    if has_checkpoint(folder):
-      return os.path.dirname(os.path.abspath(folder)), folder
-  if config.out_name:
-    run_dir = os.path.join(config.out_dir, config.out_name)
-    return run_dir, os.path.join(run_dir, config.checkpoint_dir)
-  if given_checkpoint_dir:
-    raise UserError("No checkpoint in %s; point --checkpoint_dir at a folder holding a 'checkpoint' "
-                    "file, or name the run with --out_name." % config.checkpoint_dir)
-  candidates = []
-  if os.path.isdir(config.out_dir):
-    for name in os.listdir(config.out_dir):
-      ckpt_dir = os.path.join(config.out_dir, name, config.checkpoint_dir)
-      matches = run_dataset(os.path.join(config.out_dir, name)) == config.dataset
-      if matches and has_checkpoint(ckpt_dir):
-        mtime = os.path.getmtime(os.path.join(ckpt_dir, "checkpoint"))
-        candidates.append((mtime, os.path.join(config.out_dir, name), ckpt_dir))
-  if not candidates:
-    raise UserError("No trained checkpoint for dataset '%s' under %s; train one with --train first, "
-                    "or point --checkpoint_dir at a checkpoint folder." % (config.dataset, config.out_dir))
-  _, run_dir, ckpt_dir = max(candidates)
-  return run_dir, ckpt_dir
 
 
 def run_session_config(config, precision):
@@ -412,29 +324,6 @@ def print_summary(config, data, dcgan, cluster, resume):
     print("  to resume after a stop: %s" % resume)
 
 
-def name_run(config):
-  """The run folder and its checkpoint and sample folders (the original's default name)."""
-  if not config.out_name:
-    config.out_name = "{} - {} - {}".format(
-        timestamp(), os.path.basename(os.path.normpath(config.data_dir)), config.dataset)
-    config.out_name += " - x{}.z{}.{}.y{}.b{}".format(config.input_width, config.z_dim,
-                                                      config.z_dist, config.output_width,
-                                                      config.batch_size)
-  config.out_dir = os.path.join(config.out_dir, config.out_name)
-  config.checkpoint_dir = os.path.join(config.out_dir, config.checkpoint_dir)
-  config.sample_dir = os.path.join(config.out_dir, config.sample_dir)
-
-
-def write_run_folder(config):
-  try:
-    os.makedirs(config.checkpoint_dir, exist_ok=True)
-    os.makedirs(config.sample_dir, exist_ok=True)
-    write_json_atomic(os.path.join(config.out_dir, "FLAGS.json"), config.as_dict())
-  except OSError as err:
-    raise UserError("Cannot write the run folder %s (%s); choose another --out_dir."
-                    % (config.out_dir, err.strerror or err))
-
-
 def train(config, layout, precision):
   """Train (or resume) the run; returns its folder name if this process wrote it (the chief)."""
   cluster = cluster_module.Cluster(layout)
@@ -493,23 +382,6 @@ def train(config, layout, precision):
   print("To train this run further, raise --epoch above %d: %s"
         % (done, resume_command(config.out_name, epoch=2 * done)))
   return config.out_name
-
-
-def check_same_counting(config, path, record):
-  """A resumed run's counter counts batches of its --batch_size out of its --train_size
-  images: a one-sentence UserError if these flags would count otherwise."""
-  saved_batch = checkpoint_batch(path)
-  if saved_batch and saved_batch != config.batch_size:
-    raise UserError("This run was trained with --batch_size %d (its checkpoint %s), and its "
-                    "counter counts batches of that size; resume it with --batch_size %d, or "
-                    "start a new run with another --out_name."
-                    % (saved_batch, os.path.basename(path), saved_batch))
-  saved_size = record.get("train_size", config.train_size)
-  saved_size = np.inf if saved_size is None else saved_size  # null: all images
-  if saved_size != config.train_size:
-    raise UserError("This run was trained with --train_size %g (its FLAGS.json), and its "
-                    "counter's epochs are of that many images; resume it with --train_size %g, "
-                    "or start a new run with another --out_name." % (saved_size, saved_size))
 
 
 def test(config, given, precision):

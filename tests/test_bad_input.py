@@ -140,11 +140,12 @@ def test_flags_that_disagree_with_the_checkpoint(tmp_path, monkeypatch, capsys):
 
 def test_a_run_record_from_before_reads_infinity_and_null_alike():
   import main
+  import runs
   config = main.Config(dict(batch_size=4, train_size=np.inf))
   for record in ({"train_size": float("inf")}, {"train_size": None}, {}):
-    main.check_same_counting(config, "out/run/checkpoint/model.b4-5", record)
+    runs.check_same_counting(config, "out/run/checkpoint/model.b4-5", record)
   with pytest.raises(UserError, match="--train_size 640 "):
-    main.check_same_counting(config, "out/run/checkpoint/model.b4-5", {"train_size": 640.0})
+    runs.check_same_counting(config, "out/run/checkpoint/model.b4-5", {"train_size": 640.0})
 
 
 @pytest.mark.parametrize("args,message", [
@@ -201,9 +202,9 @@ def test_bf16_without_hardware_through_main(tmp_path, monkeypatch, capsys):
 
 
 def test_resume_command_replaces_flags_in_either_form_and_quotes_for_a_shell():
-  import main
+  import runs
   argv = ["main.py", "--dataset=mnist", "--out_name", "old", "--epoch=3", "--train", "--seed", "2"]
-  command = main.resume_command("a run's name", argv, epoch=6)
+  command = runs.resume_command("a run's name", argv, epoch=6)
   words = shlex.split(command)
   assert words[1:] == ["main.py", "--dataset=mnist", "--train", "--seed", "2", "--epoch", "6",
                        "--out_name", "a run's name"]
