@@ -112,7 +112,7 @@ with tf.Graph().as_default():
                                          ("cluster/", "replica_"))})
   grads = tf.gradients(single.d_loss, single.d_vars)
   sess.run(single.init_op)
-  initial = {v.op.name: sess.run(v) for v in single.all_vars}
+  initial = sess.run({v.op.name: v for v in single.all_vars})  # one run: one executor to build
 
 # Two replicas, starting from the same values.
 layout = cluster_module.parse_layout("cpu:0,cpu:1")
@@ -131,23 +131,20 @@ with tf.Graph().as_default():
   result["network_scopes"] = sorted({scope(n.name) for n in
                                      tf.get_default_graph().as_graph_def().node} - {None})
   sess.run(model.init_op)
-  for v in model.all_vars:
-    for copy in model.replication.local_copies(v):
-      copy.load(initial[v.op.name], sess)
+  copies = [(copy, v.op.name) for v in model.all_vars for copy in model.replication.local_copies(v)]
+  sess.run([copy.initializer for copy, _ in copies],
+           {copy.initializer.inputs[1]: initial[name] for copy, name in copies})
   feed = model.feed(z, labels, images)
   sess.run(model.d_optim, feed)  # one D update
-  after_one = {v.op.name: sess.run(v) for v in model.all_vars}
+  after_one = sess.run({v.op.name: v for v in model.all_vars})
   for _ in range(3):
     model.train_step(feed)
-  differ = []
-  for v in model.all_vars:
-    first, second = (sess.run(c) for c in model.replication.local_copies(v))
-    if not np.array_equal(first, second):
-      differ.append(v.op.name)
-  result["differ"] = differ
+  values = sess.run({v.op.name: list(model.replication.local_copies(v)) for v in model.all_vars})
+  result["differ"] = [name for name, (first, second) in values.items()
+                      if not np.array_equal(first, second)]
   # batch norm's moving averages were updated (in the runs that computed them), on all copies
-  result["moving_unchanged"] = [v.op.name for v in model.all_vars if "moving_" in v.op.name
-                                and np.array_equal(sess.run(v), initial[v.op.name])]
+  result["moving_unchanged"] = [name for name in values if "moving_" in name
+                                and np.array_equal(values[name][0], initial[name])]
   result["moving_count"] = sum("moving_" in v.op.name for v in model.all_vars)
   result["sampler_shape"] = list(sess.run(model.sampler, model.feed(z[:3], None if labels is None else labels[:3])).shape)
 
@@ -157,8 +154,8 @@ with tf.Graph().as_default():
   single = DCGAN(sess, **kwargs)
   grads = tf.gradients(single.d_loss, single.d_vars)
   sess.run(single.init_op)
-  for v in single.all_vars:
-    v.load(initial[v.op.name], sess)
+  sess.run([v.initializer for v in single.all_vars],
+           {v.initializer.inputs[1]: initial[v.op.name] for v in single.all_vars})
   per_replica = []
   for r in range(2):
     part = slice(r * B, (r + 1) * B)
