@@ -67,9 +67,11 @@ def generator_values(dcgan):
 
 
 def _load(sess, values):
-  """This graph's variables (the generator's, by the original's names) set to values."""
-  for variable in tf.global_variables():
-    variable.load(values[variable.op.name], sess)
+  """This graph's variables (the generator's, by the original's names) set to values, in one
+  run (each run of another set of ops builds an executor of its own)."""
+  variables = tf.global_variables()
+  sess.run([v.initializer for v in variables],
+           {v.initializer.inputs[1]: values[v.op.name] for v in variables})
 
 
 def _build_signatures(dcgan):

@@ -113,7 +113,7 @@ def test_shapes_at_several_sizes(graph_session, tmp_path, conditional, size):
 
 
 def variable_values(sess, model):
-  return {v.op.name: sess.run(v) for v in model.all_vars}
+  return sess.run({v.op.name: v for v in model.all_vars})  # one run: one executor to build
 
 
 @pytest.mark.parametrize("conditional", [False, True])
