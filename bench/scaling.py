@@ -131,9 +131,10 @@ def fingerprints(sess, model):
   import hashlib
   local = model.replication.local_copies
   digests = [hashlib.sha256() for _ in local(model.all_vars[0])]
-  for var in sorted(model.all_vars, key=lambda v: v.op.name):
-    for digest, value in zip(digests, sess.run(local(var))):
-      digest.update(var.op.name.encode() + value.tobytes())
+  values = sess.run({var.op.name: local(var) for var in model.all_vars})  # one run, one executor
+  for name in sorted(values):
+    for digest, value in zip(digests, values[name]):
+      digest.update(name.encode() + value.tobytes())
   return [digest.hexdigest() for digest in digests]
 
 
