@@ -26,7 +26,7 @@ hardware.configure()  # oneDNN decided before TensorFlow loads
 
 import tensorflow.compat.v1 as tf  # noqa: E402
 
-from utils import UserError  # noqa: E402
+from utils import UserError, plural  # noqa: E402
 
 STEP_TIMEOUT_VARIABLE = "DCGAN_STEP_TIMEOUT"
 
@@ -92,12 +92,18 @@ def free_local_ports(count):
 
 
 def parse_devices(text):
-  """'gpu:0,gpu:1' -> ['/device:GPU:0', '/device:GPU:1']; '' -> [] (the default)."""
+  """'gpu:0,gpu:1' -> ['/device:GPU:0', '/device:GPU:1']; '' -> [] (the default).
+
+  CPU names must be cpu:0 to cpu:N-1, the N virtual devices configure_devices makes of this
+  machine's CPU; GPU names are checked there against the GPUs TensorFlow sees."""
+  if not (text or "").strip():
+    return []
   names = []
-  for item in (text or "").split(","):
+  for item in text.split(","):
     item = item.strip().lower().lstrip("/")
     if not item:
-      continue
+      raise UserError("--devices %r has an empty name (a comma too many); separate the names by "
+                      "single commas, such as cpu:0,cpu:1." % text)
     if item.startswith("device:"):
       item = item[len("device:"):]
     match = re.fullmatch(r"(cpu|gpu):(\d+)", item)
@@ -112,6 +118,13 @@ def parse_devices(text):
   if len(kinds) > 1:
     raise UserError("--devices mixes CPUs and GPUs (%s); replicas must be alike, so name one kind."
                     % text)
+  cpus = sorted(int(name.rsplit(":", 1)[1]) for name in names if ":CPU:" in name)
+  if cpus and cpus != list(range(len(cpus))):
+    raise UserError("--devices %s names cpu:%d, which is not there: CPU replicas are virtual "
+                    "devices of this machine's CPU numbered from 0, so write %s for %s."
+                    % (text, [i for i in cpus if i >= len(cpus)][0],
+                       ",".join("cpu:%d" % i for i in range(len(cpus))),
+                       plural(len(cpus), "replica")))
   return names
 
 

@@ -291,6 +291,8 @@ def test_layout_from_flags_and_tf_config():
   assert cluster_module.parse_layout("gpu:0,/device:GPU:1", environ={}).devices == [
       "/device:GPU:0", "/device:GPU:1"]
   assert cluster_module.parse_layout("", "a:1", 0, environ={}).workers == []  # one process
+  assert cluster_module.parse_layout("cpu:1,cpu:0", environ={}).devices == [
+      "/device:CPU:1", "/device:CPU:0"]
 
 
 @pytest.mark.parametrize("kwargs, message", [
@@ -301,6 +303,15 @@ def test_layout_from_flags_and_tf_config():
     (dict(worker_hosts="a,b:2", task_index=0), "'a' is not host:port"),
     (dict(devices="gpu0"), "--devices takes device names"),
     (dict(devices="cpu:0,gpu:0"), "mixes CPUs and GPUs"),
+    (dict(devices="cpu:0,"), "--devices 'cpu:0,' has an empty name (a comma too many); separate "
+                             "the names by single commas, such as cpu:0,cpu:1."),
+    (dict(devices=",cpu:0"), "--devices ',cpu:0' has an empty name"),
+    (dict(devices="cpu:5"), "--devices cpu:5 names cpu:5, which is not there: CPU replicas are "
+                            "virtual devices of this machine's CPU numbered from 0, so write "
+                            "cpu:0 for 1 replica."),
+    (dict(devices="cpu:0,cpu:2"), "names cpu:2, which is not there: CPU replicas are virtual "
+                                  "devices of this machine's CPU numbered from 0, so write "
+                                  "cpu:0,cpu:1 for 2 replicas."),
     (dict(devices="gpu:0", worker_hosts="a:1,b:2", task_index=0), "--devices applies to one machine"),
     (dict(environ={"TF_CONFIG": "{not json"}), "TF_CONFIG is not the JSON"),
     (dict(environ={"TF_CONFIG": json.dumps({"cluster": {"ps": ["a:1"], "worker": ["b:2"]}})}),
