@@ -5,6 +5,7 @@ workers get an object that writes nothing).  The training loop (training.py) ask
 objects and tests none of it itself.
 """
 import os
+import signal
 import zlib
 
 import numpy as np
@@ -86,12 +87,13 @@ class SeveralWorkers(object):
         lambda first: tf.where(first, self.agree_in, tf.zeros_like(self.agree_in)))
 
   def build_votes(self, g_loss):
-    """Each step's votes, summed over the workers by its last run: [a signal number (0: none),
-    1 if this worker's losses were NaN or infinite], so that all stop after the same step and
-    report a NaN on any of them as a NaN."""
-    self.votes_in = tf.placeholder_with_default(tf.zeros([2]), [2], name='cluster/stop')
+    """Each step's votes, summed over the workers by its last run: [1 if this worker got a
+    signal to stop, 1 if that signal was SIGINT, 1 if its losses were NaN or infinite] (counts,
+    not signal numbers, so that they add up), so that all stop after the same step
+    (stop_signal) and report a NaN on any of them as a NaN."""
+    self.votes_in = tf.placeholder_with_default(tf.zeros([3]), [3], name='cluster/stop')
     own = self.votes_in + tf.stack(
-        [0.0, tf.cast(tf.logical_not(tf.is_finite(g_loss)), tf.float32)])
+        [0.0, 0.0, tf.cast(tf.logical_not(tf.is_finite(g_loss)), tf.float32)])
     self.votes = self.replication.all_reduce_sum(
         lambda first: tf.where(first, own, tf.zeros_like(own)))
 
@@ -109,13 +111,16 @@ class SeveralWorkers(object):
     return {"votes": self.votes}
 
   def vote_feed(self, feed, stop, d_diverged):
+    """stop: the signal number this worker votes with (0: none)."""
     feed = dict(feed)
-    feed[self.votes_in] = [float(stop), float(d_diverged)]
+    feed[self.votes_in] = [float(stop != 0), float(stop == signal.SIGINT), float(d_diverged)]
     return feed
 
   def tally(self, out, stop, diverged):
-    """(stop votes, workers whose losses diverged) of a step, summed over the workers."""
-    return int(round(out["votes"][0])), int(round(out["votes"][1]))
+    """(the signal to stop for after this step, 0 for none; workers whose losses diverged),
+    from the votes summed over the workers; stop is the signal this worker voted with."""
+    stopping, interrupted, diverged = (int(round(v)) for v in out["votes"])
+    return stop_signal(stop, stopping, interrupted), diverged
 
   def agreement(self, sess, fields, seed, counter, loaded):
     """(seed, counter, loaded) of the chief, after checking that every worker was started
@@ -173,7 +178,8 @@ class SeveralWorkers(object):
     return joined
 
   def stop_after(self, step, stop):
-    """Every worker's vote, summed by the step's last run: all stop after the same step."""
+    """The signal to stop for, from every worker's vote in the step's last run (tally): all
+    stop after the same step."""
     return step.stop_votes
 
   def stop_between_epochs(self, stop):
@@ -192,6 +198,17 @@ class SeveralWorkers(object):
                                   cluster_module.error_summary(err),
                                   last_checkpoint(settings.checkpoint_dir) if cluster.is_chief
                                   else "the chief's"))
+
+
+def stop_signal(own, stopping, interrupted):
+  """The signal a worker stops for after a step's vote: its own (own: the signal number it
+  voted with, 0 for none); else, if any worker voted to stop (stopping: how many did), SIGINT
+  if any of them got SIGINT (interrupted: how many), else SIGTERM; 0 if no worker voted."""
+  if own:
+    return int(own)
+  if not stopping:
+    return 0
+  return int(signal.SIGINT if interrupted else signal.SIGTERM)
 
 
 def coordination(cluster, replication, seed_given=True):

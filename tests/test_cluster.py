@@ -11,10 +11,12 @@ import subprocess
 import sys
 import time
 
+import numpy as np
 import pytest
 import tensorflow.compat.v1 as tf
 
 import cluster as cluster_module
+import roles
 from conftest import PROJECT_DIR
 from model import DCGAN
 from utils import UserError
@@ -167,12 +169,18 @@ def test_a_killed_worker_stops_the_other_within_a_minute_naming_it(tmp_path, wor
   assert len(tf.train.load_checkpoint(latest).get_variable_to_shape_map()) > 0
 
 
-def test_a_signal_to_any_worker_stops_both_at_the_same_step_and_the_chief_saves(tmp_path, workers):
+@pytest.mark.parametrize("signalled, signum", [
+    ([1], signal.SIGTERM),  # worker 0 stops for worker 1's SIGTERM: both exit 143
+    ([0, 1], signal.SIGINT),  # Ctrl-C to both in one step: both 130 (the vote counts kinds)
+], ids=["SIGTERM to worker 1", "SIGINT to both"])
+def test_a_signal_to_any_worker_stops_both_at_the_same_step_and_the_chief_saves(
+    tmp_path, workers, signalled, signum):
   group = workers(tmp_path, MNIST + ["--epoch", "1", "--train_size", "4000", "--out_name", "run",
                                      "--seed", "1"])
   group.wait_for_step(1, 4)
-  group.procs[1].send_signal(signal.SIGTERM)
-  assert group.wait(timeout=120) == [128 + signal.SIGTERM] * 2
+  for index in signalled:
+    group.procs[index].send_signal(signum)
+  assert group.wait(timeout=120) == [128 + signum] * 2
   stopped = []
   for index in range(2):
     assert "Traceback" not in group.errors(index)
@@ -340,3 +348,24 @@ def test_gathered_gradients_are_on_unless_the_environment_turns_them_off():
   assert cluster_module.gather_gradients_default({}) is True
   assert cluster_module.gather_gradients_default({"DCGAN_GATHER_GRADIENTS": "1"}) is True
   assert cluster_module.gather_gradients_default({"DCGAN_GATHER_GRADIENTS": "0"}) is False
+
+
+# --------------------------------------------------------------------------------------------
+# the stop vote
+
+@pytest.mark.parametrize("signals, stops", [
+    ([signal.SIGINT, signal.SIGINT], [signal.SIGINT] * 2),  # 2 + 2 is no signal
+    ([0, signal.SIGTERM], [signal.SIGTERM] * 2),
+    ([signal.SIGTERM, signal.SIGINT, 0], [signal.SIGTERM, signal.SIGINT, signal.SIGINT]),
+    ([signal.SIGHUP, 0], [signal.SIGHUP, signal.SIGTERM]),  # 1 + 0: no one got SIGINT
+    ([0, 0], [0, 0]),
+])
+def test_the_stop_vote_counts_kinds_so_each_worker_stops_for_a_real_signal(signals, stops):
+  """Each worker's vote (vote_feed), summed over the workers as the step's last run does, then
+  each worker's tally: its own signal, else SIGINT if any worker got one, else SIGTERM."""
+  several = roles.SeveralWorkers(None, None, True)
+  several.votes_in = "votes"
+  votes = [np.asarray(several.vote_feed({}, signum, False)["votes"]) for signum in signals]
+  total = {"votes": np.sum(votes, axis=0) + [0, 0, 1]}  # + one worker's NaN, added by the graph
+  assert [several.tally(total, signum, False) for signum in signals] == [
+      (int(stop), 1) for stop in stops]
