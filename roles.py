@@ -192,12 +192,16 @@ class SeveralWorkers(object):
   def lost(self, err, counter, settings):
     """A peer gone or silent: one sentence naming it, the step and the last checkpoint."""
     cluster = self.cluster
-    raise UserError("Lost %s at step %d (%s), so training stopped on this worker too; the "
-                    "last checkpoint is %s: start the same commands on every worker to resume "
-                    "from it." % (cluster.lost_worker(err), max(counter, 1),
-                                  cluster_module.error_summary(err),
-                                  last_checkpoint(settings.checkpoint_dir) if cluster.is_chief
-                                  else "the chief's"))
+    path = last_checkpoint(settings.checkpoint_dir) if cluster.is_chief else "the chief's"
+    if path == "none":  # (checkpoints.last_checkpoint's answer when there is none)
+      then = ("no checkpoint was written yet, so the same commands on every worker start the "
+              "run again from scratch")
+    else:
+      then = ("the last checkpoint is %s: start the same commands on every worker to resume "
+              "from it" % path)
+    raise UserError("Lost %s at step %d (%s), so training stopped on this worker too; %s."
+                    % (cluster.lost_worker(err), max(counter, 1),
+                       cluster_module.error_summary(err), then))
 
 
 def stop_signal(own, stopping, interrupted):

@@ -10,6 +10,7 @@ import signal
 import subprocess
 import sys
 import time
+import types
 
 import numpy as np
 import pytest
@@ -351,7 +352,7 @@ def test_gathered_gradients_are_on_unless_the_environment_turns_them_off():
 
 
 # --------------------------------------------------------------------------------------------
-# the stop vote
+# the stop vote, a lost worker's sentence
 
 @pytest.mark.parametrize("signals, stops", [
     ([signal.SIGINT, signal.SIGINT], [signal.SIGINT] * 2),  # 2 + 2 is no signal
@@ -369,3 +370,16 @@ def test_the_stop_vote_counts_kinds_so_each_worker_stops_for_a_real_signal(signa
   total = {"votes": np.sum(votes, axis=0) + [0, 0, 1]}  # + one worker's NaN, added by the graph
   assert [several.tally(total, signum, False) for signum in signals] == [
       (int(stop), 1) for stop in stops]
+
+
+def test_a_worker_lost_before_any_checkpoint_says_the_run_starts_again(tmp_path):
+  chief = cluster_module.Cluster.__new__(cluster_module.Cluster)
+  chief.workers, chief.task_index, chief.num_workers, chief.is_chief = ["h:1", "h:2"], 0, 2, True
+  settings = types.SimpleNamespace(checkpoint_dir=str(tmp_path / "checkpoint"))
+  with pytest.raises(UserError) as err:
+    roles.SeveralWorkers(chief, None, True).lost(tf.errors.DeadlineExceededError(None, None, "x"),
+                                                 1, settings)
+  assert str(err.value) == (
+      "Lost worker 1 (h:2) at step 1 (no answer before the deadline), so training stopped on "
+      "this worker too; no checkpoint was written yet, so the same commands on every worker "
+      "start the run again from scratch.")
