@@ -19,6 +19,8 @@ import json
 import os
 import re
 import socket
+import threading
+import time
 
 import hardware
 
@@ -27,23 +29,6 @@ hardware.configure()  # oneDNN decided before TensorFlow loads
 import tensorflow.compat.v1 as tf  # noqa: E402
 
 from utils import UserError, plural  # noqa: E402
-
-STEP_TIMEOUT_VARIABLE = "DCGAN_STEP_TIMEOUT"
-
-
-def _seconds(name, default):
-  try:
-    return max(1, int(os.environ.get(name, default)))
-  except ValueError:
-    return default
-
-
-# Every wait on another worker is bounded: a step that has not finished in this many seconds
-# means a worker stopped answering, so the others stop within a minute (DCGAN_STEP_TIMEOUT
-# changes it, for steps slower than that).  The first iteration, which includes graph
-# optimisation and waiting for every worker to start, gets FIRST_STEP_TIMEOUT.
-STEP_TIMEOUT = _seconds(STEP_TIMEOUT_VARIABLE, 45)
-FIRST_STEP_TIMEOUT = max(300, STEP_TIMEOUT)
 
 # Several workers compute the large linear layers' weight gradients from all-gathered factors
 # (model.DCGAN's gather_gradients); DCGAN_GATHER_GRADIENTS=0 all-reduces them instead, for
@@ -73,10 +58,19 @@ def error_summary(err):
   return type(err).__name__
 
 
-Layout = collections.namedtuple("Layout", ["workers", "task_index", "devices"])
+# main.py's --join_timeout and --step_timeout defaults, for a Layout built without the flags
+# (bench/scaling.py, tests); tests/test_cluster.py holds them equal to the flags'.
+TIMEOUT_DEFAULTS = {"join_timeout": 300, "step_timeout": 45}
+
+Layout = collections.namedtuple("Layout", ["workers", "task_index", "devices", "join_timeout",
+                                           "step_timeout"],
+                                defaults=(TIMEOUT_DEFAULTS["join_timeout"],
+                                          TIMEOUT_DEFAULTS["step_timeout"]))
 Layout.__doc__ = """workers: the cluster's host:port list ([] for one process); task_index: this
 process's place in it (0, the chief, for one process); devices: local device names ([] for the
-default single device)."""
+default single device).  Several workers bound every wait on each other: join_timeout seconds
+for all to start and join (and for the first step, which includes graph optimisation),
+step_timeout seconds for each later step, after which a worker that stopped answering is named."""
 
 
 def free_local_ports(count):
@@ -89,6 +83,153 @@ def free_local_ports(count):
   finally:
     for sock in sockets:
       sock.close()
+
+
+def accepts(address, timeout=1.0):
+  """Whether the worker at host:port accepts a TCP connection now (connected, then closed at
+  once): True, False when it is refused (nothing listens there), None when there is no answer
+  (an unknown or unreachable host, a timeout)."""
+  host, port = address.rsplit(":", 1)
+  try:
+    socket.create_connection((host.strip("[]"), int(port)), timeout=timeout).close()
+    return True
+  except ConnectionRefusedError:
+    return False
+  except (OSError, ValueError):
+    return None
+
+
+def worker_names(workers, indices, first=False):
+  """'worker 1 (127.0.0.1:2223)', 'workers 1 (...) and 2 (...)'; 'Worker ...' if first."""
+  names = ["%d (%s)" % (i, workers[i]) for i in indices]
+  text = ("worker " + names[0] if len(names) == 1
+          else "workers %s and %s" % (", ".join(names[:-1]), names[-1]))
+  return text[0].upper() + text[1:] if first else text
+
+
+class JoinWait(object):
+  """Several workers waiting for each other to start and join, within --join_timeout counted
+  from this worker's server start: every REPORT_EVERY seconds a line names the workers awaited,
+  and a worker whose port accepted connections and then refuses them has stopped, which is said
+  in seconds rather than at the deadline.
+
+  watch() tries the other workers' ports in a thread from the server's start (while the graph
+  is built); until_reachable() waits until all accept; during() runs the first collective with
+  the time left while the thread tries them again.  probe, clock, sleep and say stand for
+  accepts, time.monotonic, time.sleep and print (tests fake them)."""
+
+  REPORT_EVERY = 10
+  POLL_EVERY = 1.0
+
+  def __init__(self, workers, task_index, timeout, probe=accepts, clock=time.monotonic,
+               sleep=time.sleep, say=None):
+    self.workers, self.timeout = list(workers), timeout
+    self.others = [i for i in range(len(self.workers)) if i != task_index]
+    self.probe, self.clock, self.sleep = probe, clock, sleep
+    self.say = say or (lambda line: print(line, flush=True))
+    self.started, self.reported = clock(), 0
+    self.seen = set()  # the workers whose port accepted
+    self.stopped = None  # the UserError of a worker that stopped, found by the thread
+    self.watcher = None
+
+  def elapsed(self):
+    return self.clock() - self.started
+
+  def remaining(self):
+    return max(0.0, self.timeout - self.elapsed())
+
+  def check(self):
+    """Try every other worker's port once: the ones that do not accept yet; a UserError for
+    one that accepted before and refuses now."""
+    awaited = []
+    for i in self.others:
+      answer = self.probe(self.workers[i])
+      if answer:
+        self.seen.add(i)
+        continue
+      if answer is False and i in self.seen:
+        raise UserError("%s stopped before it joined: its port accepted connections, then "
+                        "refused them %d s into the wait; start every worker again with the "
+                        "same flags." % (worker_names(self.workers, [i], True), self.elapsed()))
+      awaited.append(i)
+    return awaited
+
+  def report(self, awaited):
+    """Say who is awaited, once every REPORT_EVERY seconds."""
+    elapsed = self.elapsed()
+    if awaited and elapsed >= self.reported + self.REPORT_EVERY:
+      self.reported = elapsed - elapsed % self.REPORT_EVERY
+      self.say(" [*] Waiting for %s to join: %d s of %d"
+               % (worker_names(self.workers, awaited), elapsed, self.timeout))
+
+  def watch(self, cancel=None, joining=False):
+    """Try the other workers' ports in a thread, every POLL_EVERY seconds, until unwatch():
+    a worker that stopped is kept in self.stopped (and cancel() called); joining: the
+    collective is running, so every other worker is awaited, not only the unreachable."""
+    done = threading.Event()
+
+    def loop():
+      while not done.wait(self.POLL_EVERY):
+        try:
+          awaited = self.check()
+        except UserError as err:
+          if not done.is_set():  # (not once the collective is over: all joined it)
+            self.stopped = err
+            if cancel is not None:
+              cancel()
+          return
+        self.report(self.others if joining else awaited)
+
+    self.watcher = (threading.Thread(target=loop, daemon=True), done)
+    self.watcher[0].start()
+
+  def unwatch(self):
+    """End watch()'s thread; a worker that stopped meanwhile is its UserError."""
+    if self.watcher is not None:
+      thread, done = self.watcher
+      done.set()
+      thread.join(timeout=30)
+      self.watcher = None
+    if self.stopped is not None:
+      raise self.stopped
+
+  def until_reachable(self):
+    """Return once every other worker's port accepts; a UserError at the deadline, or as
+    soon as a worker stopped."""
+    self.unwatch()
+    while True:
+      awaited = self.check()
+      if not awaited:
+        return
+      if self.elapsed() >= self.timeout:
+        raise UserError("%s did not start within %d s (--join_timeout); start %s with the same "
+                        "flags, or raise --join_timeout."
+                        % (worker_names(self.workers, awaited, True), self.timeout,
+                           "it" if len(awaited) == 1 else "them"))
+      self.report(awaited)
+      self.sleep(min(self.POLL_EVERY, self.remaining()))
+
+  def during(self, run, cancel=None):
+    """run(seconds left, at least 1): the first collective, which returns once every worker
+    joined it, while watch() tries the other workers' ports; a worker that stopped ends the
+    wait (cancel(), which makes run raise) with its UserError, run's deadline with one naming
+    the workers that did not join."""
+    self.watch(cancel, joining=True)
+    error = None
+    try:
+      result = run(max(1, int(round(self.remaining()))))
+    except Exception as err:  # what it means is decided below, once the thread has ended
+      error = err
+    self.unwatch()
+    if isinstance(error, LOST_WORKER_ERRORS):
+      self.check()  # a worker that stopped since the thread last looked
+      if isinstance(error, tf.errors.DeadlineExceededError):
+        raise UserError("%s started but did not join within %d s (--join_timeout); check that "
+                        "every worker runs with the same flags, or raise --join_timeout."
+                        % (worker_names(self.workers, self.others, True), self.timeout))
+    if error is not None:
+      raise error
+    return result
 
 
 def parse_devices(text):
@@ -128,13 +269,24 @@ def parse_devices(text):
   return names
 
 
-def parse_layout(devices="", worker_hosts="", task_index=None, environ=None):
-  """The Layout asked for by --devices, --worker_hosts/--task_index or TF_CONFIG.
+def check_timeouts(join_timeout, step_timeout):
+  """A one-sentence UserError unless both are positive whole numbers of seconds."""
+  for name, value in (("join_timeout", join_timeout), ("step_timeout", step_timeout)):
+    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+      raise UserError("--%s must be a positive number, not %s." % (name, value))
+
+
+def parse_layout(devices="", worker_hosts="", task_index=None, environ=None,
+                 join_timeout=TIMEOUT_DEFAULTS["join_timeout"],
+                 step_timeout=TIMEOUT_DEFAULTS["step_timeout"]):
+  """The Layout asked for by --devices, --worker_hosts/--task_index or TF_CONFIG, with the
+  --join_timeout and --step_timeout of several workers.
 
   TF_CONFIG is TensorFlow's own convention ({"cluster": {"worker": [...]}, "task":
   {"type": "worker", "index": N}}); the flags build the same cluster and win over it.
   """
   environ = os.environ if environ is None else environ
+  check_timeouts(join_timeout, step_timeout)
   workers, index = [], 0
   if worker_hosts:
     workers = [host.strip() for host in worker_hosts.split(",") if host.strip()]
@@ -175,7 +327,7 @@ def parse_layout(devices="", worker_hosts="", task_index=None, environ=None):
                     "local GPUs (choose them with CUDA_VISIBLE_DEVICES) or its CPU.")
   if len(workers) == 1:
     workers = []  # a one-worker cluster is one process
-  return Layout(workers, index, device_names)
+  return Layout(workers, index, device_names, join_timeout, step_timeout)
 
 
 def configure_devices(layout):
@@ -224,6 +376,8 @@ class Cluster(object):
     self.task_index = layout.task_index
     self.num_workers = max(1, len(self.workers))
     self.is_chief = self.task_index == 0
+    self.join_timeout, self.step_timeout = layout.join_timeout, layout.step_timeout
+    self.join_wait = None  # the other workers watched from the server's start (joined())
     self.server = None
     self.target = ""
     devices = list(layout.devices) or default_devices()
@@ -243,6 +397,16 @@ class Cluster(object):
       self.num_replicas = self.strategy.num_replicas_in_sync
       self.local_replicas = len(self.strategy.extended.worker_devices)
     self.first_replica = self.task_index * self.local_replicas  # global index of local replica 0
+
+  def joined(self, run, cancel):
+    """run(seconds): the first collective, run once every other worker's server answers and
+    bounded by what is left of --join_timeout, saying meanwhile who is awaited (JoinWait).
+    cancel() ends run early when a worker stopped; only the chief uses it: it leads the
+    collective and TensorFlow tells it nothing, while the others hear of the chief's end."""
+    wait, self.join_wait = self.join_wait, None
+    wait = wait or JoinWait(self.workers, self.task_index, self.join_timeout)
+    wait.until_reachable()
+    return wait.during(run, cancel if self.is_chief else None)
 
   @property
   def distributed(self):
@@ -269,6 +433,8 @@ class Cluster(object):
                            str(getattr(err, "message", err)).splitlines()[0]))
       self.target = self.server.target
       print(self.exposure())
+      self.join_wait = JoinWait(self.workers, self.task_index, self.join_timeout)
+      self.join_wait.watch()
     return self.target
 
   def exposure(self):

@@ -513,7 +513,9 @@ def run(argv_flags):
   validate(config)
   precision = precision_mode(config.precision)  # decided once, here (precision.py)
   if config.train:
-    layout = cluster_module.parse_layout(config.devices, config.worker_hosts, config.task_index)
+    layout = cluster_module.parse_layout(config.devices, config.worker_hosts, config.task_index,
+                                         join_timeout=config.join_timeout,
+                                         step_timeout=config.step_timeout)
     validate_looks(config, labelled(config.dataset)[0])
     cluster_module.configure_devices(layout)
     looks = Config(config.as_dict())

@@ -103,8 +103,10 @@ class SeveralWorkers(object):
     self.broadcast_op = self.replication.broadcast(variables, 'cluster/broadcast')
 
   def run_options(self, first=False):
-    """Every run bounded, so a worker that stops answering is noticed."""
-    seconds = cluster_module.FIRST_STEP_TIMEOUT if first else cluster_module.STEP_TIMEOUT
+    """Every run bounded, so a worker that stops answering is noticed: by --step_timeout, or
+    before the first step is done (joining, graph optimisation) --join_timeout if longer."""
+    cluster = self.cluster
+    seconds = max(cluster.join_timeout, cluster.step_timeout) if first else cluster.step_timeout
     return tf.RunOptions(timeout_in_ms=1000 * seconds)
 
   def vote_fetches(self):
@@ -136,8 +138,11 @@ class SeveralWorkers(object):
       h = float(field_hash(value))
       vector += [weight, weight * h, weight * h * h, h if chief else 0.0]
     vector += [seed if chief else 0, counter if chief else 0, float(loaded) if chief else 0]
-    total = sess.run(self.agreed, {self.agree_in: np.array(vector, np.float64)},
-                     options=self.run_options(first=True))
+    feed = {self.agree_in: np.array(vector, np.float64)}
+    total = self.cluster.joined(
+        lambda seconds: sess.run(self.agreed, feed,
+                                 options=tf.RunOptions(timeout_in_ms=1000 * seconds)),
+        cancel=sess.close)
     for i, name in enumerate(AGREED_FIELDS):
       weight, h, h2, chief_h = total[4 * i:4 * i + 4]
       if h != weight * chief_h or h2 != weight * chief_h * chief_h:

@@ -7,8 +7,10 @@ import json
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
+import threading
 import time
 import types
 
@@ -208,7 +210,7 @@ def test_workers_started_with_different_flags_are_refused_before_the_first_step(
 @pytest.mark.serial  # its deadline is timed: run alone (tests/conftest.py)
 def test_a_silent_worker_is_noticed_by_the_step_deadline(tmp_path, workers):
   group = workers(tmp_path, MNIST + ["--epoch", "1", "--train_size", "4000", "--out_name", "run",
-                                     "--seed", "1"], env={"DCGAN_STEP_TIMEOUT": "8"})
+                                     "--seed", "1", "--step_timeout", "8"])
   group.wait_for_step(0, 4)
   os.kill(group.procs[1].pid, signal.SIGSTOP)
   stopped = time.time()
@@ -216,6 +218,77 @@ def test_a_silent_worker_is_noticed_by_the_step_deadline(tmp_path, workers):
   assert time.time() - stopped < 30
   err = group.errors(0)
   assert "Traceback" not in err and "Lost worker 1" in err and "no answer" in err, err
+
+
+def test_a_worker_that_never_starts_is_named_while_waiting_and_at_join_timeout(tmp_path):
+  port = cluster_module.free_local_ports(2)  # worker 1's port: nobody listens there
+  hosts = "127.0.0.1:%d,127.0.0.1:%d" % tuple(port)
+  started = time.time()
+  proc = subprocess.run([sys.executable, MAIN] + MNIST + [
+      "--worker_hosts", hosts, "--task_index", "0", "--join_timeout", "12"], cwd=str(tmp_path),
+      stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, timeout=90,
+      env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"))
+  assert proc.returncode == 1 and time.time() - started < 60, proc.stderr[-3000:]
+  assert " [*] Waiting for worker 1 (127.0.0.1:%d) to join: 10 s of 12\n" % port[1] in proc.stdout
+  assert "Traceback" not in proc.stderr
+  assert ("error: Worker 1 (127.0.0.1:%d) did not start within 12 s (--join_timeout); start it "
+          "with the same flags, or raise --join_timeout.\n" % port[1]) in proc.stderr
+  assert not (tmp_path / "out").exists()  # nothing written
+
+
+# Worker 0 of two, worker 1 played by a socket that accepts, never joins, and closes 2 s into
+# the collective.
+STOPS_BEFORE_JOINING = r"""
+import socket, sys, threading
+sys.path.insert(0, sys.argv[1])
+hosts = sys.argv[2].split(",")
+import hardware
+hardware.configure()
+import tensorflow.compat.v1 as tf
+import cluster as cluster_module
+from replicas import replication
+from utils import UserError
+
+stand_in = socket.socket()
+stand_in.bind(("127.0.0.1", int(hosts[1].rsplit(":", 1)[1])))
+stand_in.listen(8)
+cluster = cluster_module.Cluster(cluster_module.Layout(hosts, 0, [], join_timeout=120,
+                                                      step_timeout=5))
+config = cluster.session_config(tf.ConfigProto())
+target = cluster.start(config)
+with tf.Graph().as_default(), tf.Session(target, config=config) as sess:
+  x = tf.placeholder(tf.float64, [1])
+  total = replication(cluster, False, 1).all_reduce_sum(
+      lambda first: tf.where(first, x, tf.zeros_like(x)))
+  threading.Timer(2, stand_in.close).start()
+  try:
+    cluster.joined(lambda seconds: print("joining, %d s left" % seconds, flush=True) or sess.run(
+        total, {x: [1.0]}, options=tf.RunOptions(timeout_in_ms=1000 * seconds)), sess.close)
+  except UserError as err:
+    print("error: %s" % err, flush=True)
+"""
+
+
+def test_the_chief_notices_a_worker_that_stops_before_joining_in_seconds():
+  """TensorFlow's collective tells the chief (the collective's leader) nothing: it would wait
+  out --join_timeout; JoinWait sees the port refuse and cancels the collective."""
+  hosts = ",".join("127.0.0.1:%d" % port for port in cluster_module.free_local_ports(2))
+  proc = subprocess.Popen([sys.executable, "-c", STOPS_BEFORE_JOINING, PROJECT_DIR, hosts],
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                          env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"))
+  try:
+    out, err = proc.communicate(timeout=60)
+  finally:
+    if proc.poll() is None:
+      proc.kill()
+      proc.wait(timeout=30)
+  assert proc.returncode == 0 and "Traceback" not in err, out + err[-3000:]
+  lines = out.splitlines()
+  assert any(line.startswith("joining, ") for line in lines), out
+  assert lines[-1].startswith("error: Worker 1 (%s) stopped before it joined: its port accepted "
+                              "connections, then refused them " % hosts.split(",")[1]), out
+  assert lines[-1].endswith(" s into the wait; start every worker again with the same flags.")
+  assert int(lines[-1].split(" s into")[0].rsplit(" ", 1)[1]) < 30
 
 
 NAN_ON_ONE_WORKER = r"""
@@ -244,7 +317,8 @@ class Poisoned(MnistData):
 
 
 precision = precision_mode("fp16")  # (DCGAN_FP16_ON_CPU=1): a NaN update is skipped, not applied
-cluster = cluster_module.Cluster(cluster_module.Layout(hosts.split(","), task, []))
+cluster = cluster_module.Cluster(cluster_module.Layout(hosts.split(","), task, [],
+                                                      join_timeout=300, step_timeout=20))
 config = cluster.session_config(session_config(precision, intra_op_threads=1))
 target = cluster.start(config)
 with tf.Graph().as_default(), tf.Session(target, config=config) as sess:
@@ -263,8 +337,7 @@ with tf.Graph().as_default(), tf.Session(target, config=config) as sess:
 
 def test_a_nan_on_one_worker_is_reported_as_a_nan_by_every_worker(tmp_path):
   hosts = ",".join("127.0.0.1:%d" % port for port in cluster_module.free_local_ports(2))
-  env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", DCGAN_FP16_ON_CPU="1",
-             DCGAN_STEP_TIMEOUT="20")
+  env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", DCGAN_FP16_ON_CPU="1")
   procs = [subprocess.Popen([sys.executable, "-c", NAN_ON_ONE_WORKER, PROJECT_DIR, hosts,
                              str(task), str(tmp_path / ("worker%d" % task))],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
@@ -321,6 +394,9 @@ def test_layout_from_flags_and_tf_config():
     (dict(devices="cpu:0,cpu:2"), "names cpu:2, which is not there: CPU replicas are virtual "
                                   "devices of this machine's CPU numbered from 0, so write "
                                   "cpu:0,cpu:1 for 2 replicas."),
+    (dict(join_timeout=0), "--join_timeout must be a positive number, not 0."),
+    (dict(step_timeout=-5), "--step_timeout must be a positive number, not -5."),
+    (dict(step_timeout=2.5), "--step_timeout must be a positive number, not 2.5."),
     (dict(devices="gpu:0", worker_hosts="a:1,b:2", task_index=0), "--devices applies to one machine"),
     (dict(environ={"TF_CONFIG": "{not json"}), "TF_CONFIG is not the JSON"),
     (dict(environ={"TF_CONFIG": json.dumps({"cluster": {"ps": ["a:1"], "worker": ["b:2"]}})}),
@@ -352,7 +428,23 @@ def test_gathered_gradients_are_on_unless_the_environment_turns_them_off():
 
 
 # --------------------------------------------------------------------------------------------
-# the stop vote, a lost worker's sentence
+# deadlines, joining, the stop vote, a lost worker's sentence
+
+def test_the_deadlines_are_the_flags_stated_once():
+  import main
+  for name, default in cluster_module.TIMEOUT_DEFAULTS.items():
+    assert main.FLAGS[name].default == default, name
+    assert cluster_module.Layout._field_defaults[name] == default, name
+  layout = cluster_module.parse_layout("", "a:1,b:2", 1, environ={}, join_timeout=12,
+                                       step_timeout=8)
+  assert (layout.join_timeout, layout.step_timeout) == (12, 8)
+  cluster = cluster_module.Cluster(cluster_module.Layout([], 0, [], 12, 8))  # (one device: cheap)
+  assert (cluster.join_timeout, cluster.step_timeout) == (12, 8)
+  several = roles.SeveralWorkers(cluster, None, True)
+  assert several.run_options().timeout_in_ms == 8000
+  assert several.run_options(first=True).timeout_in_ms == 12000  # joining, graph optimisation
+  assert not hasattr(cluster_module, "STEP_TIMEOUT_VARIABLE")
+
 
 @pytest.mark.parametrize("signals, stops", [
     ([signal.SIGINT, signal.SIGINT], [signal.SIGINT] * 2),  # 2 + 2 is no signal
@@ -383,3 +475,106 @@ def test_a_worker_lost_before_any_checkpoint_says_the_run_starts_again(tmp_path)
       "Lost worker 1 (h:2) at step 1 (no answer before the deadline), so training stopped on "
       "this worker too; no checkpoint was written yet, so the same commands on every worker "
       "start the run again from scratch.")
+
+
+class FakeTime(object):
+  def __init__(self):
+    self.now = 0.0
+
+  def clock(self):
+    return self.now
+
+  def sleep(self, seconds):
+    self.now += seconds
+
+
+def test_the_join_wait_names_who_it_awaits_and_gives_up_at_join_timeout():
+  fake, lines = FakeTime(), []
+  wait = cluster_module.JoinWait(["a:1", "127.0.0.1:9", "c:3", "d:4"], 0, 30,
+                                 probe=lambda host: host in ("c:3",) or None,
+                                 clock=fake.clock, sleep=fake.sleep, say=lines.append)
+  with pytest.raises(UserError) as err:
+    wait.until_reachable()
+  assert lines == [" [*] Waiting for workers 1 (127.0.0.1:9) and 3 (d:4) to join: %d s of 30" % t
+                   for t in (10, 20)]
+  assert str(err.value) == ("Workers 1 (127.0.0.1:9) and 3 (d:4) did not start within 30 s "
+                            "(--join_timeout); start them with the same flags, or raise "
+                            "--join_timeout.")
+  assert fake.now == 30
+
+
+def test_the_join_wait_says_at_once_that_a_worker_whose_port_refuses_has_stopped():
+  fake = FakeTime()
+  wait = cluster_module.JoinWait(["a:1", "b:2"], 1, 300, probe=lambda host: fake.now < 5,
+                                 clock=fake.clock, sleep=fake.sleep)
+  assert wait.check() == []  # worker 0 accepts
+  fake.sleep(5)
+  with pytest.raises(UserError) as err:
+    wait.check()  # and now refuses
+  assert str(err.value) == (
+      "Worker 0 (a:1) stopped before it joined: its port accepted connections, then refused "
+      "them 5 s into the wait; start every worker again with the same flags.")
+
+
+@pytest.fixture
+def listening():
+  """A socket listening on 127.0.0.1 (it accepts nothing itself: the kernel completes the
+  connections); closed at the end of the test, if the test did not."""
+  sock = socket.socket()
+  sock.bind(("127.0.0.1", 0))
+  sock.listen(16)
+  yield sock
+  sock.close()
+
+
+def test_a_port_that_accepts_then_closes_is_a_stopped_worker_during_the_collective(listening):
+  address = "127.0.0.1:%d" % listening.getsockname()[1]
+  assert cluster_module.accepts(address) is True
+  wait = cluster_module.JoinWait(["127.0.0.1:1", address], 0, 60)
+  wait.POLL_EVERY = 0.05
+  wait.until_reachable()
+  cancelled, given = threading.Event(), []
+
+  def run(seconds):  # the collective: it would wait out its deadline unless cancelled
+    given.append(seconds)
+    listening.close()
+    if cancelled.wait(20):
+      raise tf.errors.CancelledError(None, None, "Session::Close()")
+    return "joined"
+
+  started = time.time()
+  with pytest.raises(UserError) as err:
+    wait.during(run, cancel=cancelled.set)
+  assert time.time() - started < 5 and 55 <= given[0] <= 60
+  assert str(err.value).startswith("Worker 1 (%s) stopped before it joined" % address)
+  assert cluster_module.accepts(address) is False
+
+
+def test_a_collective_that_outlives_join_timeout_names_the_workers_that_did_not_join(listening):
+  address = "127.0.0.1:%d" % listening.getsockname()[1]
+  wait = cluster_module.JoinWait([address, "127.0.0.1:1"], 1, 30)
+  wait.until_reachable()
+
+  def run(seconds):
+    raise tf.errors.DeadlineExceededError(None, None, "Operation timed out.")
+
+  with pytest.raises(UserError) as err:
+    wait.during(run)
+  assert str(err.value) == ("Worker 0 (%s) started but did not join within 30 s (--join_timeout); "
+                            "check that every worker runs with the same flags, or raise "
+                            "--join_timeout." % address)
+
+
+def test_a_worker_that_stops_while_this_one_builds_its_graph_is_named_when_it_joins(listening):
+  address = "127.0.0.1:%d" % listening.getsockname()[1]
+  wait = cluster_module.JoinWait(["127.0.0.1:1", address], 0, 60)
+  wait.POLL_EVERY = 0.05
+  wait.watch()  # from the server's start (Cluster.start)
+  deadline = time.time() + 10
+  while 1 not in wait.seen and time.time() < deadline:
+    time.sleep(0.02)
+  listening.close()
+  time.sleep(0.3)
+  with pytest.raises(UserError) as err:
+    wait.until_reachable()
+  assert str(err.value).startswith("Worker 1 (%s) stopped before it joined" % address)
