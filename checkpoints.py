@@ -1,6 +1,6 @@
 """Checkpoints in one place: the Savers, the health check before each save, restoring the
 original's and this project's formats, and the one-sentence errors for a checkpoint that does
-not fit (DESIGN.md 2.2 and 5; docs/ARCHITECTURE.md).
+not fit (docs/ARCHITECTURE.md).
 
 Names are the original's: 'model.b<batch_size>-<counter>' in the run's checkpoint folder.
 """

@@ -1,4 +1,4 @@
-"""Where training runs: one device, several local devices, or several machines (DESIGN.md 6).
+"""Where training runs: one device, several local devices, or several machines.
 
 Synchronous data parallelism on TensorFlow's own engine: `tf.distribute`'s
 MirroredStrategy over the devices of one machine, MultiWorkerMirroredStrategy

@@ -1,4 +1,4 @@
-"""Several workers through main.py (DESIGN.md 6): two processes on 127.0.0.1, free ports.
+"""Several workers through main.py: two processes on 127.0.0.1, free ports.
 
 Every wait is bounded and every process is killed at the end of its test, whatever happens.
 """

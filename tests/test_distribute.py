@@ -1,4 +1,4 @@
-"""Several replicas in one process (DESIGN.md 6): ops.py's layers and the DCGAN on two devices.
+"""Several replicas in one process: ops.py's layers and the DCGAN on two devices.
 
 Each test runs in a child Python: virtual CPU devices must be configured before TensorFlow's
 runtime starts, which the rest of the suite has already done in this process.
