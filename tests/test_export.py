@@ -19,7 +19,7 @@ from model import DCGAN
 from test_main import only_run_folder, run_main
 from utils import to_uint8
 
-# Every test here reads the one model the module fixture trains: with `make test`'s two at a time,
+# Every test here reads the one model the session fixture trains: with `make test`'s two at a time,
 # they all go to one worker, which trains it once.
 pytestmark = pytest.mark.xdist_group("test_export")
 
@@ -51,7 +51,7 @@ print(json.dumps({"project_modules": mine, "dtype": str(out["served_1"].dtype),
 '''
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")  # once: xdist may run other modules between its tests
 def exported(tmp_path_factory):
   """Conditional MNIST trained two epochs on 1,600 digits, then --saved_model --tflite."""
   cwd = tmp_path_factory.mktemp("export")
@@ -86,7 +86,7 @@ def test_test_mode_writes_a_versioned_saved_model_and_names_its_signatures(expor
           "[None, 28, 28, 1]") in proc.stdout
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")  # once: xdist may run other modules between its tests
 def served(exported, tmp_path_factory):
   """(z, labels, report, answer) of FRESH_TF2 on the exported SavedModel."""
   _, run_dir, _ = exported

@@ -54,7 +54,7 @@ def only_run_folder(cwd):
   return runs[0]
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")  # once: xdist may run other modules between its tests
 def mnist_run(tmp_path_factory):
   """The issue's command, on the bundled MNIST sample (no data/ in this folder)."""
   cwd = tmp_path_factory.mktemp("mnist")
@@ -288,11 +288,11 @@ def test_two_local_devices_checkpoint_resume_and_sample(tmp_path):
   assert len(glob.glob(str(tmp_path / "out" / "two devices" / "samples" / "generated_*" / "*"))) == 5
 
 
-def test_test_mode_without_checkpoint_is_one_sentence(tmp_path):
-  proc = run_main(tmp_path, "--dataset", "mnist", check=False)
-  assert proc.returncode != 0
-  assert "Traceback" not in proc.stderr + proc.stdout
-  errors = [l for l in proc.stderr.splitlines() if l.startswith("error:")]
+def test_test_mode_without_checkpoint_is_one_sentence(tmp_path, monkeypatch, capsys):
+  code, out, err = run_main_here(tmp_path, monkeypatch, capsys, "--dataset", "mnist")
+  assert code != 0
+  assert "Traceback" not in err + out
+  errors = [l for l in err.splitlines() if l.startswith("error:")]
   assert len(errors) == 1 and "No trained checkpoint for dataset 'mnist'" in errors[0]
   assert "--train" in errors[0]
 
@@ -361,48 +361,52 @@ def test_bad_flags_are_one_line(tmp_path, monkeypatch, capsys, args, message):
   assert err.startswith("error: ") and message in err.splitlines()[0]
 
 
-def test_dataset_smaller_than_a_batch(tmp_path):
+def test_dataset_smaller_than_a_batch(tmp_path, monkeypatch, capsys):
   write_images(str(tmp_path / "data" / "tiny"), 3, size=(20, 20))
-  proc = run_main(tmp_path, "--dataset", "tiny", "--input_height", "16", "--output_height", "16",
-                  "--train", check=False)
-  assert proc.returncode == 1 and "Traceback" not in proc.stderr
-  assert "fewer than one batch of 64" in proc.stderr
+  code, out, err = run_main_here(tmp_path, monkeypatch, capsys, "--dataset", "tiny",
+                                 "--input_height", "16", "--output_height", "16", "--train")
+  assert code == 1 and "Traceback" not in err
+  assert "fewer than one batch of 64" in err
   assert not os.path.exists(str(tmp_path / "out"))  # no half-made run folder left behind
 
 
-def test_test_mode_refuses_bad_flags_before_looking_for_a_run(tmp_path):
+def test_test_mode_refuses_bad_flags_before_looking_for_a_run(tmp_path, monkeypatch, capsys):
   """(main.validate_looks has the cases: tests/test_bad_input.py)"""
-  proc = run_main(tmp_path, "--dataset", "mnist", "--label", "12", "--generate", "3", check=False)
-  assert proc.returncode == 1 and "Traceback" not in proc.stderr
-  errors = [l for l in proc.stderr.splitlines() if l.startswith("error:")]
+  code, out, err = run_main_here(tmp_path, monkeypatch, capsys, "--dataset", "mnist", "--label",
+                                 "12", "--generate", "3")
+  assert code == 1 and "Traceback" not in err
+  errors = [l for l in err.splitlines() if l.startswith("error:")]
   assert errors == ["error: --label must be -1 (all) or 0-9, not 12."]  # not "no trained run"
 
 
-def test_evaluate_on_an_image_folder_run_is_refused_before_loading(tmp_path):
+def test_evaluate_on_an_image_folder_run_is_refused_before_loading(tmp_path, monkeypatch, capsys):
   run_dir = tmp_path / "out" / "faces run"
   (run_dir / "checkpoint").mkdir(parents=True)
   (run_dir / "checkpoint" / "checkpoint").write_text('model_checkpoint_path: "model.b4-3"\n')
   (run_dir / "FLAGS.json").write_text(json.dumps({"dataset": "faces", "batch_size": 4}))
-  proc = run_main(tmp_path, "--out_name", "faces run", "--evaluate", check=False)
-  assert proc.returncode == 1 and "Traceback" not in proc.stderr
-  assert "--evaluate works on the conditional MNIST model" in proc.stderr  # not a restore error
+  code, out, err = run_main_here(tmp_path, monkeypatch, capsys, "--out_name", "faces run",
+                                 "--evaluate")
+  assert code == 1 and "Traceback" not in err
+  assert "--evaluate works on the conditional MNIST model" in err  # not a restore error
 
 
-def test_files_left_out_by_the_pattern_are_named(tmp_path):
+def test_files_left_out_by_the_pattern_are_named(tmp_path, monkeypatch, capsys):
   write_images(str(tmp_path / "data" / "mixed"), 3, size=(20, 20))
   write_images(str(tmp_path / "data" / "mixed"), 6, size=(20, 20), ext="png")
-  proc = run_main(tmp_path, "--dataset", "mixed", "--input_height", "16", "--output_height", "16",
-                  "--train", "--batch_size", "4", check=False)
-  assert proc.returncode == 1 and "Traceback" not in proc.stderr
+  code, out, err = run_main_here(tmp_path, monkeypatch, capsys, "--dataset", "mixed",
+                                 "--input_height", "16", "--output_height", "16", "--train",
+                                 "--batch_size", "4")
+  assert code == 1 and "Traceback" not in err
   assert ("holds 3 images (6 other file(s) in the folder, such as img_000.png, do not match "
-          "--input_fname_pattern '*.jpg'), fewer than one batch of 4") in proc.stderr
+          "--input_fname_pattern '*.jpg'), fewer than one batch of 4") in err
 
 
-def test_checkpoint_dir_without_checkpoint(tmp_path):
+def test_checkpoint_dir_without_checkpoint(tmp_path, monkeypatch, capsys):
   (tmp_path / "empty").mkdir()
-  proc = run_main(tmp_path, "--dataset", "mnist", "--checkpoint_dir", str(tmp_path / "empty"), check=False)
-  assert proc.returncode == 1 and "Traceback" not in proc.stderr
-  assert "No checkpoint in %s" % (tmp_path / "empty") in proc.stderr
+  code, out, err = run_main_here(tmp_path, monkeypatch, capsys, "--dataset", "mnist",
+                                 "--checkpoint_dir", str(tmp_path / "empty"))
+  assert code == 1 and "Traceback" not in err
+  assert "No checkpoint in %s" % (tmp_path / "empty") in err
 
 
 def test_training_defaults_are_stated_once_and_equal_to_the_flags():

@@ -16,7 +16,7 @@ from utils import UserError, gif_frame_ms
 Z_DIM, BATCH = 6, 16
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")  # once: xdist may run other modules between its tests
 def mnist_run(tmp_path_factory):
   cwd = tmp_path_factory.mktemp("results")
   proc = run_main(cwd, "--dataset", "mnist", "--input_height", "28", "--output_height", "28", "--train",
