@@ -16,10 +16,11 @@ setup: $(VENV)/.installed
 run: setup
 	$(PY) main.py --dataset mnist --input_height 28 --output_height 28 --train
 
-# Two tests at a time (pytest-xdist; the tests that share a module's trained model on one of the
-# two), then the ones marked serial alone: they time how soon workers notice a lost one.
+# Two test files at a time (pytest-xdist; a file's tests on one worker, so a model its tests share
+# is trained once: xdist_group marks are not honoured with pytest 9), then the ones marked serial
+# alone: they time how soon workers notice a lost one.
 test: setup
-	$(PY) -m pytest -q -n 2 --dist loadgroup -m "not serial" tests
+	$(PY) -m pytest -q -n 2 --dist loadfile -m "not serial" tests
 	$(PY) -m pytest -q -m serial tests
 
 clean:

@@ -19,9 +19,8 @@ from model import DCGAN
 from test_main import only_run_folder, run_main
 from utils import to_uint8
 
-# Every test here reads the one model the session fixture trains: with `make test`'s two at a time,
-# they all go to one worker, which trains it once.
-pytestmark = pytest.mark.xdist_group("test_export")
+# Every test here reads the one model the session fixture trains: `make test` runs a file's
+# tests on one worker (--dist loadfile), which trains it once.
 
 # Plain TensorFlow 2, eager, in a fresh process started in another folder (-I: neither the
 # project's folder nor PYTHONPATH on sys.path): it reads a request and writes what it got.

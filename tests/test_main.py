@@ -75,7 +75,6 @@ def events_with_graph(log_dir):
   return found
 
 
-@pytest.mark.xdist_group("test_main.mnist_run")  # one worker trains it once
 def test_mnist_training_writes_everything(mnist_run):
   cwd, run_dir, proc = mnist_run
   assert "bundled real sample" in proc.stdout
@@ -133,7 +132,6 @@ def test_verbose_lists_every_flag_and_variable(tmp_path):
   assert [l for l in head if l.startswith("generator/g_h0_lin/Matrix") and "[110, 1024]" in l]
 
 
-@pytest.mark.xdist_group("test_main.mnist_run")  # one worker trains it once
 def test_test_mode_finds_the_run_and_samples_without_the_dataset(mnist_run):
   cwd, run_dir, _ = mnist_run
   proc = run_main(cwd, "--dataset", "mnist", "--data_dir", "/nonexistent")
@@ -142,7 +140,6 @@ def test_test_mode_finds_the_run_and_samples_without_the_dataset(mnist_run):
   assert np.asarray(Image.open(tests[0])).shape == (224, 224)
 
 
-@pytest.mark.xdist_group("test_main.mnist_run")  # one worker trains it once
 def test_export_and_freeze(mnist_run):
   cwd, run_dir, _ = mnist_run
   proc = run_main(cwd, "--dataset", "mnist", "--export", "--freeze", "--batch_size", "16")
@@ -182,7 +179,6 @@ print(json.dumps(answers))
 """
 
 
-@pytest.mark.xdist_group("test_main.mnist_run")  # one worker trains it once
 def test_looks_on_a_read_only_run_say_so_before_any_work(mnist_run, tmp_path):
   """The run folder on a read-only bind mount (a mount namespace of its own): each look is
   refused in one sentence before the model loads, or writes where --sample_dir says."""
@@ -237,7 +233,6 @@ def test_help_says_what_each_flag_does_here(tmp_path):
     assert stale not in proc.stdout, stale
 
 
-@pytest.mark.xdist_group("test_main.mnist_run")  # one worker trains it once
 def test_test_mode_finds_the_newest_run_whatever_its_name(mnist_run):
   cwd, run_dir, _ = mnist_run
   named = os.path.join(str(cwd), "out", "my run")

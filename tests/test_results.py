@@ -36,7 +36,6 @@ def gif_info(path):
     return img.n_frames, total, img.size
 
 
-@pytest.mark.xdist_group("test_results.mnist_run")  # one worker trains it once
 def test_training_writes_progress_gif_and_loss_curves(mnist_run):
   _, run_dir, proc = mnist_run
   samples = os.path.join(run_dir, "samples")
@@ -53,7 +52,6 @@ def test_training_writes_progress_gif_and_loss_curves(mnist_run):
 
 
 @pytest.mark.parametrize("option", [0, 1, 2, 3, 4])
-@pytest.mark.xdist_group("test_results.mnist_run")  # one worker trains it once
 def test_visualize_options(mnist_run, option):
   cwd, run_dir, _ = mnist_run
   samples = os.path.join(run_dir, "samples")
@@ -86,7 +84,6 @@ def test_visualize_options(mnist_run, option):
   assert "Traceback" not in proc.stderr
 
 
-@pytest.mark.xdist_group("test_results.mnist_run")  # one worker trains it once
 def test_generate_per_label_and_all_labels(mnist_run):
   cwd, run_dir, _ = mnist_run
   run_main(cwd, "--dataset", "mnist", "--generate", "12", "--label", "3")
@@ -104,7 +101,6 @@ def test_generate_per_label_and_all_labels(mnist_run):
   assert proc.returncode == 1 and "--label must be -1 (all) or 0-9" in proc.stderr
 
 
-@pytest.mark.xdist_group("test_results.mnist_run")  # one worker trains it once
 def test_latent_walks_and_arithmetic(mnist_run):
   cwd, run_dir, _ = mnist_run
   samples = os.path.join(run_dir, "samples")
@@ -122,7 +118,6 @@ def test_latent_walks_and_arithmetic(mnist_run):
   assert proc.returncode == 1 and "outside the pool" in proc.stderr and "Traceback" not in proc.stderr
 
 
-@pytest.mark.xdist_group("test_results.mnist_run")  # one worker trains it once
 def test_evaluate_and_features_experiment(mnist_run):
   cwd, run_dir, _ = mnist_run
   classifier_dir = os.path.join(str(cwd), "classifier")
