@@ -74,9 +74,9 @@ class StopRequest(object):
           "once)" % signal.Signals(signum).name)
     elif signum in self.QUIT_AT_ONCE:
       where = self.where()
-      say("\n [!] Second signal: exiting now without saving; %s.\n" % (
-          "no checkpoint was written yet, so nothing of this run can be resumed"
-          if where == "none" else "the last checkpoint, %s, stays loadable" % where), file=sys.stderr)
+      left = ("no checkpoint was written yet, so nothing of this run can be resumed"
+              if where == "none" else "the last checkpoint, %s, stays loadable" % where)
+      say("\n [!] Second signal: exiting now without saving; %s.\n" % left, file=sys.stderr)
       os._exit(128 + signum)
 
   def restore(self):

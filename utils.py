@@ -34,7 +34,6 @@ class QuietWhenClosed(object):
 
   def __init__(self, stream):
     self.stream = stream
-    self.closed_reader = False
 
   def write(self, text):
     try:
@@ -52,7 +51,6 @@ class QuietWhenClosed(object):
   def _silence(self):
     """From now on this stream's descriptor writes to /dev/null (what is still buffered
     included, so the interpreter's last flush does not complain either)."""
-    self.closed_reader = True
     try:
       devnull = os.open(os.devnull, os.O_WRONLY)
       os.dup2(devnull, self.stream.fileno())
