@@ -527,7 +527,7 @@ def run(argv_flags):
 
 
 def main(argv):
-  if not FLAGS["verbosity"].present:  # TensorFlow's INFO lines (the TFLite converter's) unless asked
+  if not FLAGS["verbosity"].present:  # no TensorFlow INFO lines (the TFLite converter's)
     absl_logging.set_verbosity(absl_logging.WARNING)
   if len(argv) > 1:
     print("error: unexpected arguments %s; flags are written --name value." % " ".join(argv[1:]),
