@@ -203,7 +203,7 @@ LEAST = {"batch_size": 1, "z_dim": 1, "input_height": 1, "input_width": 1, "outp
          "output_width": 1, "data_workers": 0, "sample_freq": 1, "ckpt_freq": 1, "max_to_keep": 1,
          "summary_freq": 1, "generate": 0, "walk_pairs": 1, "walk_steps": 2, "arithmetic_pool": 1,
          "evaluate_n": 1, "classifier_epochs": 1, "labels_per_class": 1, "intra_op_threads": 0,
-         "inter_op_threads": 0, "join_timeout": 1, "step_timeout": 1}
+         "inter_op_threads": 0}  # --join_timeout, --step_timeout: cluster.check_timeouts
 
 
 def validate(config):
