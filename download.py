@@ -8,9 +8,9 @@
   lsun    <category>_train_lmdb.zip (bedroom by default) into <data_dir>/lsun_lmdb, and its
           images written out to <data_dir>/lsun/ for main.py (see --lsun_limit)
 
---mirror URL (or the DCGAN_MIRROR environment variable) fetches the same file
-names from another host: URL + 'train-images-idx3-ubyte.gz', URL +
-'img_align_celeba.zip', URL + 'bedroom_train_lmdb.zip'; only that host is used.
+--mirror URL fetches the same file names from another host:
+URL + 'train-images-idx3-ubyte.gz', URL + 'img_align_celeba.zip',
+URL + 'bedroom_train_lmdb.zip'; only that host is used.
 
 Every download shows a progress bar, resumes a partial file (HTTP Range) after
 an interruption, is checked (against the published MD5 where one exists, and
@@ -38,7 +38,6 @@ from tqdm import tqdm
 
 from utils import UserError, write_json_atomic
 
-MIRROR_ENV = "DCGAN_MIRROR"
 MARKER = ".complete.json"
 RECORD = ".dcgan_checksums.json"  # sha256 of every file downloaded, re-checked when fetched again
 
@@ -68,8 +67,7 @@ RETRIES = 3
 
 
 def mirror_hint():
-  return ("check the network, or fetch the files from another host with --mirror URL "
-          "(or the %s environment variable)" % MIRROR_ENV)
+  return "check the network, or fetch the files from another host with --mirror URL"
 
 
 # ----------------------------------------------------------------------------
@@ -121,19 +119,15 @@ def _unreachable(url, err):
   return Unreachable(url, _remote_error(url, err))
 
 
-def mirror_failed(err, mirror, origin):
-  """The sentence for an Unreachable from the mirror the user chose (origin: how they chose it).
+def mirror_failed(err, mirror):
+  """The sentence for an Unreachable from the mirror the user chose with --mirror.
 
   Advising --mirror, as the official sources' failures do, would be no help to someone who
   gave one: say that their mirror failed, and what to check.
   """
-  if origin == MIRROR_ENV:
-    given, instead = "set in the %s environment variable" % MIRROR_ENV, "unset %s" % MIRROR_ENV
-  else:
-    given, instead = "given with --mirror", "leave out --mirror"
-  return ("Could not download %s (%s): the mirror %s %s failed; check that it is up and serves "
-          "%s at that address, or %s to download from the official sources."
-          % (err.url, err.reason, mirror, given, posixpath.basename(err.url), instead))
+  return ("Could not download %s (%s): the mirror %s given with --mirror failed; check that it is "
+          "up and serves %s at that address, or leave out --mirror to download from the official "
+          "sources." % (err.url, err.reason, mirror, posixpath.basename(err.url)))
 
 
 class _BrokeOff(Exception):
@@ -516,16 +510,11 @@ def parse_args(argv):
                       help="name of dataset to download [celebA, lsun, mnist]")
   parser.add_argument("--data_dir", default="./data", help="where datasets go [./data]")
   parser.add_argument("--mirror", default=None, metavar="URL",
-                      help="fetch the same file names from URL instead of the official hosts "
-                           "[$%s]" % MIRROR_ENV)
+                      help="fetch the same file names from URL instead of the official hosts")
   parser.add_argument("--lsun_category", default="bedroom", help="LSUN scene category [bedroom]")
   parser.add_argument("--lsun_limit", type=int, default=0,
                       help="write out only the first N LSUN images (0: all) [0]")
-  args = parser.parse_args(argv)
-  args.mirror_origin = "--mirror"  # how the mirror was chosen, for mirror_failed
-  if args.mirror is None:
-    args.mirror, args.mirror_origin = os.environ.get(MIRROR_ENV) or None, MIRROR_ENV
-  return args
+  return parser.parse_args(argv)
 
 
 def main(argv=None):
@@ -542,8 +531,7 @@ def main(argv=None):
     if "mnist" in args.datasets:
       download_mnist(args.data_dir, mirror)
   except Unreachable as err:
-    print("error: %s" % (mirror_failed(err, mirror, args.mirror_origin) if mirror else err),
-          file=sys.stderr)
+    print("error: %s" % (mirror_failed(err, mirror) if mirror else err), file=sys.stderr)
     return 1
   except UserError as err:
     print("error: %s" % err, file=sys.stderr)

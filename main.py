@@ -145,8 +145,11 @@ flags.DEFINE_boolean("training_pictures", False, "Test mode: the run's training-
 flags.DEFINE_integer("summary_freq", 10, "Write TensorBoard summaries every this many steps (and "
                      "at the first); 1 writes every step as the original did")
 flags.DEFINE_string("precision", "fp32", "fp32; fp16: float16 mixed precision with dynamic loss "
-                    "scaling, on a GPU (DCGAN_FP16_ON_CPU=1 emulates it on the CPU); bf16: oneDNN "
+                    "scaling, on a GPU (--fp16_on_cpu emulates it on the CPU); bf16: oneDNN "
                     "bfloat16 on CPUs with AVX512-BF16/AMX. Variables and Adam's state stay fp32")
+flags.DEFINE_boolean("fp16_on_cpu", False, "With --precision fp16 on a machine without a GPU: "
+                     "TensorFlow's CPU emulation of float16 (every lowered op rounds through "
+                     "float16; slow; the tests use it)")
 flags.DEFINE_boolean("xla", False, "Compile the graph with XLA JIT (see docs/PERFORMANCE.md)")
 flags.DEFINE_integer("intra_op_threads", 0, "Threads inside one op (0: TensorFlow's choice)")
 flags.DEFINE_integer("inter_op_threads", 0, "Ops run in parallel (0: the kernel plan's for this "
@@ -511,7 +514,7 @@ def run(argv_flags):
   if config.output_width is None:
     config.output_width = config.output_height
   validate(config)
-  precision = precision_mode(config.precision)  # decided once, here (precision.py)
+  precision = precision_mode(config.precision, fp16_on_cpu=config.fp16_on_cpu)  # once, here
   if config.train:
     layout = cluster_module.parse_layout(config.devices, config.worker_hosts, config.task_index,
                                          join_timeout=config.join_timeout,

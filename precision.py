@@ -4,7 +4,6 @@ Decided once (main.py resolves the flag with precision_mode and passes the Preci
 session_config and to the model); see README "Precision".
 """
 import collections
-import os
 
 import hardware
 
@@ -18,7 +17,6 @@ from utils import UserError  # noqa: E402
 PRECISIONS = ("fp32", "fp16", "bf16")
 EMULATION_OFF = ("constant_folding", "shape_optimization", "common_subgraph_elimination",
                  "function_optimization", "implementation_selector", "debug_stripper")
-FP16_ON_CPU_VARIABLE = "DCGAN_FP16_ON_CPU"
 
 # What a --precision means on a device: the grappler rewrite that lowers the
 # graph's matmuls and convolutions (None: none), and whether the optimizers
@@ -27,19 +25,19 @@ FP16_ON_CPU_VARIABLE = "DCGAN_FP16_ON_CPU"
 Precision = collections.namedtuple("Precision", ["name", "rewrite", "loss_scaling"])
 
 
-def precision_mode(precision, gpu=None, cpu_bf16=None, environ=None):
+def precision_mode(precision, gpu=None, cpu_bf16=None, fp16_on_cpu=False):
   """The Precision for --precision on this machine, or a one-sentence UserError.
 
   fp32: nothing lowered.  fp16: float16 with dynamic loss scaling, by the GPU
   rewrite (auto_mixed_precision) where TensorFlow sees a GPU, else only when
-  TensorFlow's CPU emulation of it is asked for with DCGAN_FP16_ON_CPU=1
-  (auto_mixed_precision_cpu: each lowered op rounds to float16, so it shows
-  what float16 does to the numbers, slowly; the tests run fp16 this way).
+  TensorFlow's CPU emulation of it is asked for with fp16_on_cpu (main.py's
+  --fp16_on_cpu; auto_mixed_precision_cpu: each lowered op rounds to float16,
+  so it shows what float16 does to the numbers, slowly; the tests run fp16
+  this way).
   bf16: oneDNN's bfloat16 rewrite on a CPU that has bfloat16 arithmetic;
   refused on a GPU, whose only graph rewrite is float16 (--precision fp16).
   Float16 is never chosen without loss scaling.
   """
-  environ = os.environ if environ is None else environ
   if gpu is None:
     gpu = bool(tf.config.list_physical_devices("GPU"))
   if precision == "fp32":
@@ -47,11 +45,11 @@ def precision_mode(precision, gpu=None, cpu_bf16=None, environ=None):
   if precision == "fp16":
     if gpu:
       return Precision("fp16", "auto_mixed_precision", True)
-    if environ.get(FP16_ON_CPU_VARIABLE, "").strip() not in ("", "0"):
+    if fp16_on_cpu:
       return Precision("fp16", "auto_mixed_precision_cpu", True)
     raise UserError("--precision fp16 needs a GPU, and TensorFlow sees none here; use --precision "
-                    "fp32 (or set %s=1 to emulate float16 on the CPU, slowly, as the tests do)."
-                    % FP16_ON_CPU_VARIABLE)
+                    "fp32 (or add --fp16_on_cpu to emulate float16 on the CPU, slowly, as the "
+                    "tests do).")
   if precision == "bf16":
     if gpu:
       raise UserError("--precision bf16 has no graph rewrite for GPUs in TensorFlow (its GPU mixed "

@@ -316,7 +316,7 @@ class Poisoned(MnistData):
     return (images * np.nan if task == 1 and self.batches >= 3 else images), labels
 
 
-precision = precision_mode("fp16")  # (DCGAN_FP16_ON_CPU=1): a NaN update is skipped, not applied
+precision = precision_mode("fp16", fp16_on_cpu=True)  # a NaN update is skipped, not applied
 cluster = cluster_module.Cluster(cluster_module.Layout(hosts.split(","), task, [],
                                                       join_timeout=300, step_timeout=20))
 config = cluster.session_config(session_config(precision, intra_op_threads=1))
@@ -337,7 +337,7 @@ with tf.Graph().as_default(), tf.Session(target, config=config) as sess:
 
 def test_a_nan_on_one_worker_is_reported_as_a_nan_by_every_worker(tmp_path):
   hosts = ",".join("127.0.0.1:%d" % port for port in cluster_module.free_local_ports(2))
-  env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", DCGAN_FP16_ON_CPU="1")
+  env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
   procs = [subprocess.Popen([sys.executable, "-c", NAN_ON_ONE_WORKER, PROJECT_DIR, hosts,
                              str(task), str(tmp_path / ("worker%d" % task))],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)

@@ -34,8 +34,7 @@ def publish(monkeypatch, files):
 
 
 def use_sources(monkeypatch, *urls):
-  """The official MNIST mirrors, tried in this order, are urls (and no --mirror from the env)."""
-  monkeypatch.delenv(download.MIRROR_ENV, raising=False)
+  """The official MNIST mirrors, tried in this order, are urls."""
   monkeypatch.setattr(download, "MNIST_SOURCES", urls)
 
 
@@ -93,10 +92,10 @@ def test_mnist_from_mirror_loads_and_reruns_as_a_no_op(tmp_path):
     assert len(server.requests) == requests  # present: nothing fetched again
 
 
-def test_mirror_from_environment(tmp_path, monkeypatch, capsys):
+def test_a_mirror_without_its_slash_serves_every_file(tmp_path, capsys):
   with FileServer(mnist_files()) as server:
-    monkeypatch.setenv(download.MIRROR_ENV, server.url.rstrip("/"))  # the slash is added
-    assert download.main(["mnist", "--data_dir", str(tmp_path)]) == 0
+    mirror = server.url.rstrip("/")  # the slash is added
+    assert download.main(["mnist", "--data_dir", str(tmp_path), "--mirror", mirror]) == 0
     assert {name for name, _ in server.requests} == set(MNIST_NAMES)
 
 
@@ -270,31 +269,21 @@ def test_offline_and_404_are_one_sentence(tmp_path):
   assert not (tmp_path / "celebA").exists()
 
 
-@pytest.mark.parametrize("dataset, given", [("mnist", "flag"), ("celebA", "env"), ("lsun", "flag")])
-def test_a_failing_mirror_is_named_and_not_advised(tmp_path, monkeypatch, capsys, dataset, given):
-  monkeypatch.delenv(download.MIRROR_ENV, raising=False)
+@pytest.mark.parametrize("dataset", ["mnist", "celebA", "lsun"])
+def test_a_failing_mirror_is_named_and_not_advised(tmp_path, capsys, dataset):
   name = {"mnist": MNIST_NAMES[0], "celebA": download.CELEBA_ZIP,
           "lsun": "bedroom_train_lmdb.zip"}[dataset]
   with FileServer({}) as server:  # up, but serving none of the files: 404
-    args = [dataset, "--data_dir", str(tmp_path)]
-    if given == "env":
-      monkeypatch.setenv(download.MIRROR_ENV, server.url)
-    else:
-      args += ["--mirror", server.url]
-    assert download.main(args) == 1
+    assert download.main([dataset, "--data_dir", str(tmp_path), "--mirror", server.url]) == 1
   lines = capsys.readouterr().err.strip().splitlines()
   assert len(lines) == 1
-  origin, instead = {"flag": ("given with --mirror", "leave out --mirror"),
-                     "env": ("set in the DCGAN_MIRROR environment variable", "unset DCGAN_MIRROR")
-                     }[given]
   assert lines[0] == (
-      "error: Could not download %s%s (HTTP 404 Not Found): the mirror %s %s failed; check that it "
-      "is up and serves %s at that address, or %s to download from the official sources."
-      % (server.url, name, server.url, origin, name, instead))
+      "error: Could not download %s%s (HTTP 404 Not Found): the mirror %s given with --mirror "
+      "failed; check that it is up and serves %s at that address, or leave out --mirror to "
+      "download from the official sources." % (server.url, name, server.url, name))
 
 
-def test_an_unreachable_mirror_without_its_slash_is_named(tmp_path, monkeypatch, capsys):
-  monkeypatch.delenv(download.MIRROR_ENV, raising=False)
+def test_an_unreachable_mirror_without_its_slash_is_named(tmp_path, capsys):
   url = closed_port_url().rstrip("/")
   assert download.main(["mnist", "--data_dir", str(tmp_path), "--mirror", url]) == 1
   err = capsys.readouterr().err

@@ -1,8 +1,8 @@
 """--precision: what each means on which device, float16 loss scaling, checkpoints across precisions.
 
 Float16 runs here through TensorFlow's CPU emulation of its GPU rewrite
-(auto_mixed_precision_cpu, asked for with DCGAN_FP16_ON_CPU=1): every op the
-rewrite lowers rounds to float16, so underflow and overflow happen as on a GPU.
+(auto_mixed_precision_cpu, asked for with fp16_on_cpu, main.py's --fp16_on_cpu): every op
+the rewrite lowers rounds to float16, so underflow and overflow happen as on a GPU.
 """
 import glob
 import os
@@ -15,17 +15,11 @@ from tensorboard.backend.event_processing import event_accumulator
 import precision as precision_module
 from conftest import Config, tiny_dcgan
 from optim import adam_update
-from precision import FP16_ON_CPU_VARIABLE, precision_mode, session_config
+from precision import precision_mode, session_config
 from test_main import only_run_folder, run_main
 from utils import UserError
 
-EMULATE = {FP16_ON_CPU_VARIABLE: "1"}
-
-
-@pytest.fixture
-def fp16_on_cpu(monkeypatch):
-  monkeypatch.setenv(FP16_ON_CPU_VARIABLE, "1")
-  monkeypatch.setattr(precision_module.tf.config, "list_physical_devices", lambda kind: [])
+FP16 = precision_mode("fp16", gpu=False, fp16_on_cpu=True)  # the CPU emulation, GPU or not
 
 
 # ----------------------------------------------------------------------------
@@ -33,11 +27,11 @@ def fp16_on_cpu(monkeypatch):
 
 @pytest.mark.parametrize("gpu", [True, False])
 @pytest.mark.parametrize("cpu_bf16", [True, False])
-@pytest.mark.parametrize("environ", [{}, EMULATE])
+@pytest.mark.parametrize("fp16_on_cpu", [False, True])
 @pytest.mark.parametrize("precision", ["fp32", "fp16", "bf16"])
-def test_float16_is_never_chosen_without_loss_scaling(precision, environ, cpu_bf16, gpu):
+def test_float16_is_never_chosen_without_loss_scaling(precision, fp16_on_cpu, cpu_bf16, gpu):
   try:
-    mode = precision_mode(precision, gpu=gpu, cpu_bf16=cpu_bf16, environ=environ)
+    mode = precision_mode(precision, gpu=gpu, cpu_bf16=cpu_bf16, fp16_on_cpu=fp16_on_cpu)
   except UserError:
     return
   float16 = mode.rewrite in ("auto_mixed_precision", "auto_mixed_precision_cpu")
@@ -49,22 +43,21 @@ def test_float16_is_never_chosen_without_loss_scaling(precision, environ, cpu_bf
 
 
 def test_what_each_precision_means_on_each_device():
-  cpu = dict(gpu=False, cpu_bf16=False, environ={})
-  assert precision_mode("fp16", gpu=True, environ={}).rewrite == "auto_mixed_precision"
-  assert precision_mode("fp16", gpu=False, environ=EMULATE).rewrite == "auto_mixed_precision_cpu"
-  assert precision_mode("bf16", gpu=False, cpu_bf16=True, environ={}).rewrite == \
+  cpu = dict(gpu=False, cpu_bf16=False)
+  assert precision_mode("fp16", gpu=True).rewrite == "auto_mixed_precision"
+  assert precision_mode("fp16", gpu=True, fp16_on_cpu=True).rewrite == "auto_mixed_precision"
+  assert precision_mode("fp16", gpu=False, fp16_on_cpu=True).rewrite == "auto_mixed_precision_cpu"
+  assert precision_mode("bf16", gpu=False, cpu_bf16=True).rewrite == \
       "auto_mixed_precision_onednn_bfloat16"
-  with pytest.raises(UserError, match=r"^--precision fp16 needs a GPU.*DCGAN_FP16_ON_CPU=1"):
+  with pytest.raises(UserError, match=r"^--precision fp16 needs a GPU.*add --fp16_on_cpu"):
     precision_mode("fp16", **cpu)
   with pytest.raises(UserError, match=r"^--precision bf16 has no graph rewrite for GPUs.*"
                                       r"use --precision fp16"):
-    precision_mode("bf16", gpu=True, cpu_bf16=True, environ={})
+    precision_mode("bf16", gpu=True, cpu_bf16=True)
   with pytest.raises(UserError, match="needs a CPU with AVX512-BF16"):
     precision_mode("bf16", **cpu)
   with pytest.raises(UserError, match="must be one of fp32, fp16, bf16"):
     precision_mode("fp8", **cpu)
-  with pytest.raises(UserError):  # "0" is off
-    precision_mode("fp16", gpu=False, cpu_bf16=False, environ={FP16_ON_CPU_VARIABLE: "0"})
 
 
 def test_on_a_simulated_gpu_the_session_gets_float16_only_with_fp16(monkeypatch):
@@ -97,7 +90,7 @@ def regression(loss_factor, loss_scaling, x_scale=1.0, steps=5):
     loss = tf.reduce_mean(tf.square(tf.matmul(tf.constant(x), w) - target)) * loss_factor
     update, scaling = adam_update(loss, [w], 0.01, 0.5, loss_scaling, "loss_scale")
     slot = [v for v in tf.global_variables() if v.op.name == "w/Adam"][0]
-    config = session_config("fp16", inter_op_threads=1)
+    config = session_config(FP16, inter_op_threads=1)
     with tf.Session(config=config) as sess:
       sess.run(tf.global_variables_initializer())
       before = sess.run(w)
@@ -108,7 +101,7 @@ def regression(loss_factor, loss_scaling, x_scale=1.0, steps=5):
       return before, sess.run(w), losses, info, sess.run(slot)
 
 
-def test_float16_gradients_underflow_without_loss_scaling_and_train_with_it(fp16_on_cpu):
+def test_float16_gradients_underflow_without_loss_scaling_and_train_with_it():
   """A loss multiplied by 1e-7: its float16 gradients are below float16's smallest subnormal."""
   before, after, losses, _, _ = regression(1e-7, loss_scaling=False, steps=30)
   np.testing.assert_array_equal(after, before)  # every gradient was zero: nothing learned
@@ -119,7 +112,7 @@ def test_float16_gradients_underflow_without_loss_scaling_and_train_with_it(fp16
   assert info["finite"] and info["skipped"] == 0 and info["scale"] == 2.0 ** 15
 
 
-def test_an_overflowing_step_is_skipped_the_variables_kept_and_the_scale_lowered(fp16_on_cpu):
+def test_an_overflowing_step_is_skipped_the_variables_kept_and_the_scale_lowered():
   """Large inputs: the loss fits float16 but its gradients times 2^15 do not."""
   before, after, _, info, slot = regression(1.0, loss_scaling=True, x_scale=30.0, steps=1)
   np.testing.assert_array_equal(after, before)
@@ -130,12 +123,12 @@ def test_an_overflowing_step_is_skipped_the_variables_kept_and_the_scale_lowered
 # ----------------------------------------------------------------------------
 # the DCGAN in fp16, and checkpoints across precisions
 
-def test_fp16_dcgan_keeps_the_original_names_and_adds_only_the_loss_scales(fp16_on_cpu, tmp_path):
+def test_fp16_dcgan_keeps_the_original_names_and_adds_only_the_loss_scales(tmp_path):
   names = {}
-  for precision in ("fp32", "fp16"):
+  for precision in (precision_mode("fp32", gpu=False), FP16):
     with tf.Graph().as_default(), tf.Session() as sess:
       tiny_dcgan(sess, tmp_path, conditional=True, precision=precision)
-      names[precision] = {v.op.name for v in tf.global_variables()}
+      names[precision.name] = {v.op.name for v in tf.global_variables()}
   extra = names["fp16"] - names["fp32"]
   assert names["fp32"] <= names["fp16"]
   assert extra == {"%s/%s" % (scope, name) for scope in ("d_loss_scale", "g_loss_scale")
@@ -151,11 +144,10 @@ def train_tiny(tmp_path, data, precision, epochs):
   return counter, values
 
 
-def test_overflowing_dcgan_updates_are_skipped_logged_and_counted(fp16_on_cpu, tmp_path, mnist16,
-                                                                  capsys):
+def test_overflowing_dcgan_updates_are_skipped_logged_and_counted(tmp_path, mnist16, capsys):
   """A loss scale of 2^40 overflows float16 in every backward pass: no update is applied."""
-  with tf.Graph().as_default(), tf.Session(config=session_config("fp16")) as sess:
-    dcgan = tiny_dcgan(sess, tmp_path, conditional=True, data=mnist16, precision="fp16",
+  with tf.Graph().as_default(), tf.Session(config=session_config(FP16)) as sess:
+    dcgan = tiny_dcgan(sess, tmp_path, conditional=True, data=mnist16, precision=FP16,
                        initial_loss_scale=2.0 ** 40)
     trained = tf.trainable_variables() + [v for v in tf.global_variables() if "Adam" in v.op.name]
     sess.run(dcgan.init_op)
@@ -180,24 +172,23 @@ def test_overflowing_dcgan_updates_are_skipped_logged_and_counted(fp16_on_cpu, t
   assert lines[-1].startswith(" [!] step 4: G's") and lines[-1].endswith("(8 G updates skipped so far)")
 
 
-def test_checkpoints_move_between_fp16_and_fp32(fp16_on_cpu, tmp_path, mnist16, capsys):
-  counter, fp16_values = train_tiny(tmp_path, mnist16, "fp16", 1)
+def test_checkpoints_move_between_fp16_and_fp32(tmp_path, mnist16, capsys):
+  counter, fp16_values = train_tiny(tmp_path, mnist16, FP16, 1)
   assert counter == 5 and all(np.isfinite(v).all() for v in fp16_values.values())
   # fp16 -> fp32: resumes at the same counter with the same weights, and trains on
   counter, fp32_values = train_tiny(tmp_path, mnist16, "fp32", 2)
   assert counter == 9 and " [*] Load SUCCESS: resuming at counter 5" in capsys.readouterr().out
   # fp32 (as an fp32 run or the original writes it) -> fp16: Adam's state kept, scales afresh
-  counter, fp16_again = train_tiny(tmp_path, mnist16, "fp16", 3)
+  counter, fp16_again = train_tiny(tmp_path, mnist16, FP16, 3)
   out = capsys.readouterr().out
   assert counter == 13 and "resuming at counter 9" in out and "loss scales start afresh" in out
   assert "holds no optimizer state" not in out
 
 
-def test_fp16_through_main_writes_finite_weights_and_a_loss_scale_scalar(tmp_path, monkeypatch):
-  monkeypatch.setenv(FP16_ON_CPU_VARIABLE, "1")
+def test_fp16_through_main_writes_finite_weights_and_a_loss_scale_scalar(tmp_path):
   proc = run_main(tmp_path, "--dataset", "mnist", "--input_height", "28", "--output_height", "28",
                   "--train", "--epoch", "1", "--train_size", "192", "--batch_size", "64",
-                  "--precision", "fp16", "--summary_freq", "1")
+                  "--precision", "fp16", "--fp16_on_cpu", "--summary_freq", "1")
   run_dir = only_run_folder(tmp_path)
   reader = tf.train.load_checkpoint(tf.train.latest_checkpoint(os.path.join(run_dir, "checkpoint")))
   shapes = reader.get_variable_to_shape_map()
@@ -219,18 +210,16 @@ def test_fp16_through_main_writes_finite_weights_and_a_loss_scale_scalar(tmp_pat
   assert [e.step for e in events.Scalars("g_loss_scale")] == [1, 2, 3]
   assert all(e.value >= 1 for e in events.Scalars("d_loss_scale"))
   # and the fp16 checkpoint serves test mode, which runs in fp32
-  monkeypatch.delenv(FP16_ON_CPU_VARIABLE)
   proc = run_main(tmp_path, "--dataset", "mnist", "--out_name", os.path.basename(run_dir))
   assert glob.glob(os.path.join(run_dir, "samples", "test_*.png")), proc.stdout
 
 
-def test_fp16_without_a_gpu_is_refused_in_one_sentence_through_main(tmp_path, monkeypatch):
-  monkeypatch.delenv(FP16_ON_CPU_VARIABLE, raising=False)
+def test_fp16_without_a_gpu_is_refused_in_one_sentence_through_main(tmp_path):
   proc = run_main(tmp_path, "--dataset", "mnist", "--input_height", "28", "--output_height", "28",
                   "--train", "--precision", "fp16", check=False)
   assert proc.returncode == 1 and "Traceback" not in proc.stderr
   errors = [l for l in proc.stderr.splitlines() if l.startswith("error:")]
   assert errors == ["error: --precision fp16 needs a GPU, and TensorFlow sees none here; use "
-                    "--precision fp32 (or set DCGAN_FP16_ON_CPU=1 to emulate float16 on the CPU, "
+                    "--precision fp32 (or add --fp16_on_cpu to emulate float16 on the CPU, "
                     "slowly, as the tests do)."]
   assert not os.path.exists(os.path.join(str(tmp_path), "out"))  # nothing written
