@@ -1,4 +1,4 @@
-"""An independent NumPy forward pass of the DCGAN generator (DESIGN 1.1-1.3).
+"""An independent NumPy forward pass of the DCGAN generator of carpedm20/DCGAN-tensorflow.
 
 Reads weights by their checkpoint names and computes with plain loops over
 kernel taps, so it shares no code with ops.py or model.py.

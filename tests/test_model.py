@@ -10,7 +10,7 @@ from conftest import Config, tiny_dcgan, write_images
 from model import DCGAN
 from utils import UserError
 
-# DESIGN 1.2: the original's variables at its default sizes.
+# The original's variables (carpedm20/DCGAN-tensorflow's model.py) at its default sizes.
 UNCONDITIONAL_64 = {
     "generator/g_h0_lin/Matrix": [100, 8192], "generator/g_h0_lin/bias": [8192],
     "generator/g_bn0": [512],
