@@ -30,16 +30,6 @@ import tensorflow.compat.v1 as tf  # noqa: E402
 
 from utils import UserError, plural  # noqa: E402
 
-# Several workers compute the large linear layers' weight gradients from all-gathered factors
-# (model.DCGAN's gather_gradients); DCGAN_GATHER_GRADIENTS=0 all-reduces them instead, for
-# workers whose machines might round the same product differently (different CPU or GPU kinds).
-GATHER_GRADIENTS_VARIABLE = "DCGAN_GATHER_GRADIENTS"
-
-
-def gather_gradients_default(environ=None):
-  return (os.environ if environ is None else environ).get(GATHER_GRADIENTS_VARIABLE, "1") != "0"
-
-
 # What a collective raises when a peer is gone (connection reset, refused) or silent (the
 # step's deadline passed); model.DCGAN.train turns them into one sentence.
 LOST_WORKER_ERRORS = (tf.errors.UnavailableError, tf.errors.DeadlineExceededError,
@@ -58,19 +48,23 @@ def error_summary(err):
   return type(err).__name__
 
 
-# main.py's --join_timeout and --step_timeout defaults, for a Layout built without the flags
-# (bench/scaling.py, tests); tests/test_cluster.py holds them equal to the flags'.
-TIMEOUT_DEFAULTS = {"join_timeout": 300, "step_timeout": 45}
+# main.py's --join_timeout, --step_timeout and --gather_gradients defaults, stated here once (the
+# flags take them from here), and a Layout's for code that builds one without the flags.
+LAYOUT_DEFAULTS = {"join_timeout": 300, "step_timeout": 45, "gather_gradients": True}
 
 Layout = collections.namedtuple("Layout", ["workers", "task_index", "devices", "join_timeout",
-                                           "step_timeout"],
-                                defaults=(TIMEOUT_DEFAULTS["join_timeout"],
-                                          TIMEOUT_DEFAULTS["step_timeout"]))
+                                           "step_timeout", "gather_gradients"],
+                                defaults=(LAYOUT_DEFAULTS["join_timeout"],
+                                          LAYOUT_DEFAULTS["step_timeout"],
+                                          LAYOUT_DEFAULTS["gather_gradients"]))
 Layout.__doc__ = """workers: the cluster's host:port list ([] for one process); task_index: this
 process's place in it (0, the chief, for one process); devices: local device names ([] for the
 default single device).  Several workers bound every wait on each other: join_timeout seconds
 for all to start and join (and for the first step, which includes graph optimisation),
-step_timeout seconds for each later step, after which a worker that stopped answering is named."""
+step_timeout seconds for each later step, after which a worker that stopped answering is named.
+gather_gradients: several workers compute the large linear layers' weight gradients from
+all-gathered factors (ops.Gathering; fewer bytes); False all-reduces them, for workers whose
+machines might round the same product differently (different CPU or GPU kinds)."""
 
 
 def free_local_ports(count):
@@ -277,8 +271,9 @@ def check_timeouts(join_timeout, step_timeout):
 
 
 def parse_layout(devices="", worker_hosts="", task_index=None, environ=None,
-                 join_timeout=TIMEOUT_DEFAULTS["join_timeout"],
-                 step_timeout=TIMEOUT_DEFAULTS["step_timeout"]):
+                 join_timeout=LAYOUT_DEFAULTS["join_timeout"],
+                 step_timeout=LAYOUT_DEFAULTS["step_timeout"],
+                 gather_gradients=LAYOUT_DEFAULTS["gather_gradients"]):
   """The Layout asked for by --devices, --worker_hosts/--task_index or TF_CONFIG, with the
   --join_timeout and --step_timeout of several workers.
 
@@ -327,7 +322,7 @@ def parse_layout(devices="", worker_hosts="", task_index=None, environ=None,
                     "local GPUs (choose them with CUDA_VISIBLE_DEVICES) or its CPU.")
   if len(workers) == 1:
     workers = []  # a one-worker cluster is one process
-  return Layout(workers, index, device_names, join_timeout, step_timeout)
+  return Layout(workers, index, device_names, join_timeout, step_timeout, bool(gather_gradients))
 
 
 def configure_devices(layout):
@@ -365,7 +360,9 @@ def default_devices():
 class Cluster(object):
   """The strategy, Session target and roles of this process for a Layout.
 
-  strategy is None for one device (the single-device graph, unchanged).  is_chief: task 0,
+  strategy: tf.distribute's, TensorFlow's default one for one device (replicas.Replication
+  then leaves the graph as the original's).  gathers: whether several workers gather the large
+  linear layers' weight gradients (Layout.gather_gradients).  is_chief: task 0,
   the only process that writes the run folder.  session_config(config) adds what the
   collectives need to a ConfigProto.
   """
@@ -390,12 +387,12 @@ class Cluster(object):
     elif len(devices) > 1:
       self.strategy = tf.distribute.MirroredStrategy(devices)
     else:
-      self.strategy = None
-    if self.strategy is None:
-      self.num_replicas, self.local_replicas = 1, 1
-    else:
-      self.num_replicas = self.strategy.num_replicas_in_sync
-      self.local_replicas = len(self.strategy.extended.worker_devices)
+      self.strategy = tf.distribute.get_strategy()  # the default: one device
+    self.num_replicas = self.strategy.num_replicas_in_sync
+    self.local_replicas = self.num_replicas // self.num_workers
+    # across machines the network is what limits; on one machine the devices' all-reduce costs
+    # less than the larger products
+    self.gathers = self.num_workers > 1 and layout.gather_gradients
     self.first_replica = self.task_index * self.local_replicas  # global index of local replica 0
 
   def joined(self, run, cancel):
@@ -451,7 +448,7 @@ class Cluster(object):
       return {"workers": self.workers, "task_index": self.task_index,
               "replicas": self.num_replicas,
               "devices_per_worker": self.local_replicas}
-    if self.strategy is not None:
+    if self.num_replicas > 1:
       return {"devices": list(self.strategy.extended.worker_devices),
               "replicas": self.num_replicas}
     return {"replicas": 1}

@@ -26,7 +26,7 @@ hardware.configure()  # oneDNN decided before TensorFlow loads
 
 import tensorflow.compat.v1 as tf  # noqa: E402
 
-from hardware import kernel_plan, use_plan  # noqa: E402
+from ops import plain_options  # noqa: E402
 from utils import UserError, atomic_output  # noqa: E402
 
 try:  # what the TFLite converter raises for a graph it cannot take (not among tf.lite's names)
@@ -127,7 +127,7 @@ def write_saved_model(dcgan, run_dir, counter):
                     % (parent, err.strerror or err))
   try:
     values = generator_values(dcgan)
-    with tf.Graph().as_default(), use_plan(kernel_plan()), tf.Session() as sess:
+    with tf.Graph().as_default(), tf.Session() as sess:  # the model's own kernel plan
       signatures = _build_signatures(dcgan)
       _load(sess, values)
       signature_defs = {
@@ -172,10 +172,11 @@ def write_tflite(dcgan, run_dir, counter, batch_size):
   path = check_tflite_target(run_dir, counter, batch_size)
   values = generator_values(dcgan)
   # TensorFlow's plain layers: the converter's builtins (TRANSPOSE_CONV, ...) take them as is
-  with tf.Graph().as_default(), use_plan("plain"), tf.Session() as sess:
+  with tf.Graph().as_default(), tf.Session() as sess:
     z = tf.placeholder(tf.float32, [batch_size, dcgan.z_dim], name="z")
     labels, y = _labels(dcgan, "y", batch_size)
-    images = uint8_images(dcgan.generator(z, y, train=False), dcgan.value_range)
+    images = uint8_images(dcgan.generator(z, y, train=False, options=plain_options()),
+                          dcgan.value_range)
     _load(sess, values)
     inputs = [z] + ([labels] if labels is not None else [])
     converter = tf.lite.TFLiteConverter.from_session(sess, inputs, [images])

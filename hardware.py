@@ -10,13 +10,15 @@ Two decisions live in this module:
    and the tests call it before their first ``import tensorflow``; so does
    ops.py, for code that imports the model directly.
 
-2. **Kernel forms and threads**, when a graph is built.  ops.py can compute a
+2. **Kernel forms and threads**, for the graph to build.  ops.py can compute a
    layer in several ways that give the same numbers (see its docstrings); which
    one is fastest depends on the device and the instruction set.
-   ``kernel_plan()`` names the plan for the device the graph will run on
-   ('gpu', 'avx512', 'avx2' or 'cpu'), and the plans below are the measured
-   choices (bench/train_speed.py --kernels compares them).  A device kind nobody
-   has measured gets TensorFlow's plain ops.
+   ``kernel_plan(name, lowered)`` gives the plan main.py's ``--kernels`` asks for:
+   by default ('auto') the plan for the device the graph will run on ('gpu',
+   'avx512', 'avx2' or 'cpu'); the plans below are the measured choices
+   (bench/train_speed.py --kernels compares them).  A device kind nobody has
+   measured gets TensorFlow's plain ops.  The plan is a value: the model hands it
+   to every layer (ops.LayerOptions); nothing here remembers one.
 
 oneDNN's ``ONEDNN_MAX_CPU_ISA`` caps the instructions its kernels use; the CPU
 kind here is capped the same way, so ``ONEDNN_MAX_CPU_ISA=AVX2`` on an AVX-512
@@ -25,7 +27,6 @@ machine runs (and measures) the AVX2 plan with oneDNN's AVX2 kernels.
 Nothing here imports TensorFlow at module level.
 """
 import collections
-import contextlib
 import os
 import platform
 import sys
@@ -142,21 +143,18 @@ def configure(environ=None, machine=None, modules=None):
   return decision
 
 
-def onednn_enabled():
-  """Whether the TensorFlow imported in this process runs oneDNN kernels (imports TensorFlow)."""
-  from tensorflow.python.util import _pywrap_util_port
-  return bool(_pywrap_util_port.IsMklEnabled())
+_PROBE = ("import tensorflow as tf; x = tf.random.uniform([1, 8, 8, 4]); "
+          "tf.nn.conv2d(x, tf.ones([3, 3, 4, 4]), 1, 'SAME').numpy()")
 
 
-_PROBE = "import tensorflow as tf; tf.linalg.matmul(tf.ones([8, 8]), tf.ones([8, 8])).numpy()"
+def onednn_probe(timeout=120):
+  """(whether TensorFlow runs oneDNN kernels here, the instruction set oneDNN dispatches as its
+  verbose mode names it ('Intel AVX2') or None).
 
-
-def onednn_isa(timeout=120):
-  """The instruction set oneDNN dispatches here, as its verbose mode names it ('Intel AVX2'), or None.
-
-  Asked of a child Python with this process's environment and ONEDNN_VERBOSE=1,
-  so ONEDNN_MAX_CPU_ISA shows its effect; None if oneDNN says nothing.  (oneDNN
-  answers even with TF_ENABLE_ONEDNN_OPTS=0: it names the ISA oneDNN would use.)
+  Asked of a child Python with this process's environment and ONEDNN_VERBOSE=1, so
+  TF_ENABLE_ONEDNN_OPTS and ONEDNN_MAX_CPU_ISA show their effect: a convolution that oneDNN
+  executes prints an 'exec,cpu,convolution' line (Eigen's kernels call oneDNN only for matrix
+  products, 'gemm_api'); oneDNN names its ISA either way.  (False, None) if the child fails.
   """
   import subprocess
   env = dict(os.environ, ONEDNN_VERBOSE="1", TF_CPP_MIN_LOG_LEVEL="3")
@@ -164,11 +162,10 @@ def onednn_isa(timeout=120):
     proc = subprocess.run([sys.executable, "-c", _PROBE], stdout=subprocess.PIPE,
                           stderr=subprocess.STDOUT, text=True, timeout=timeout, env=env)
   except (OSError, subprocess.SubprocessError):
-    return None
-  for line in proc.stdout.splitlines():
-    if line.startswith("onednn_verbose") and ",isa:" in line:
-      return line.split(",isa:", 1)[1].strip()
-  return None
+    return False, None
+  lines = [line for line in proc.stdout.splitlines() if line.startswith("onednn_verbose")]
+  isa = next((line.split(",isa:", 1)[1].strip() for line in lines if ",isa:" in line), None)
+  return any(",exec,cpu,convolution," in line for line in lines), isa
 
 
 # ----------------------------------------------------------------------------
@@ -227,8 +224,9 @@ PLANS = {
 PLANS["gpu"] = PLANS["plain"]._replace(name="gpu")
 PLANS["cpu"] = PLANS["plain"]._replace(name="cpu")
 
-PLAN_VARIABLE = "DCGAN_KERNELS"
-_override = []
+# --kernels: a plan by name, or "auto" for this machine's (kernel_plan); its default
+DEFAULT_KERNELS = "auto"
+KERNEL_CHOICES = (DEFAULT_KERNELS,) + tuple(sorted(PLANS))
 
 
 def device_kind():
@@ -239,51 +237,45 @@ def device_kind():
   return cpu_kind()
 
 
-def kernel_plan():
-  """The KernelPlan for graphs built now.
+def kernel_plan(name=DEFAULT_KERNELS, lowered=False):
+  """The KernelPlan to build a graph with: the one named (--kernels, one of PLANS, for
+  comparing them), or for 'auto' the plan of this machine's device kind.
 
-  In order: a plan made current by ``use_plan``; the plan named by the
-  DCGAN_KERNELS environment variable (one of PLANS, for comparing them);
-  the plan of this machine's device kind.
+  lowered: a reduced-precision rewrite will lower the graph's matmuls (precision.Precision's
+  rewrite), so batch statistics stay with the fused kernel, which keeps them float32
+  (statistics by matmul would be lowered too).
   """
-  if _override:
-    return _override[-1]
-  name = os.environ.get(PLAN_VARIABLE, "").strip()
-  if name and name != "auto":
-    if name not in PLANS:
-      raise ValueError("%s=%s names no kernel plan; choose one of %s, or auto."
-                       % (PLAN_VARIABLE, name, ", ".join(sorted(PLANS))))
-    return PLANS[name]
-  return PLANS[device_kind()]
+  if name == DEFAULT_KERNELS:
+    plan = PLANS[device_kind()]
+  elif name in PLANS:
+    plan = PLANS[name]
+  else:
+    raise ValueError("--kernels %s names no kernel plan; choose one of %s."
+                     % (name, ", ".join(KERNEL_CHOICES)))
+  if lowered and plan.batch_norm_stats != "fused":
+    plan = plan._replace(batch_norm_stats="fused")
+  return plan
 
 
-@contextlib.contextmanager
-def use_plan(plan):
-  """Build graphs with `plan` (a KernelPlan or a name in PLANS) inside the with block."""
-  _override.append(PLANS[plan] if isinstance(plan, str) else plan)
-  try:
-    yield _override[-1]
-  finally:
-    _override.pop()
-
-
-def describe():
-  """What a benchmark figure depends on: CPU, instruction set, oneDNN, TensorFlow, kernel plan.
+def describe(plan):
+  """What a benchmark figure depends on: CPU, instruction set, oneDNN, TensorFlow, the kernel
+  plan (a KernelPlan) the graph is built with.
 
   Imports TensorFlow (call configure() first) and starts one child Python (onednn_isa).
   """
   import tensorflow as tf
   model, flags = cpu_info()
   features = cpu_features(flags)
+  onednn, isa = onednn_probe()
   return {
       "cpu_model": model,
       "cpus": os.cpu_count(),
       "cpu_kind": cpu_kind(flags),
       "isa": {k: features[k] for k in ("avx2", "avx512", "amx", "bf16")},
       "onednn_max_cpu_isa": features["max_isa"],
-      "onednn": onednn_enabled(),
+      "onednn": onednn,
       "onednn_decided_by": decided_by,
-      "onednn_isa": onednn_isa() if onednn_enabled() else None,
+      "onednn_isa": isa if onednn else None,
       "tensorflow": tf.__version__,
-      "kernel_plan": kernel_plan().name,
+      "kernel_plan": plan.name,
   }

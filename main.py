@@ -58,6 +58,7 @@ import export  # noqa: E402
 from checkpoints import checkpoint_counter, checkpoint_shapes, megabytes  # noqa: E402
 from dataset import labelled, open_dataset  # noqa: E402
 from model import DCGAN, Z_DISTRIBUTIONS  # noqa: E402
+from optim import INITIAL_LOSS_SCALE  # noqa: E402
 from precision import precision_mode, session_config  # noqa: E402
 from replicas import batches_per_epoch  # noqa: E402
 from runs import (check_run_name, check_same_counting, find_run, has_checkpoint,  # noqa: E402
@@ -166,10 +167,22 @@ flags.DEFINE_string("worker_hosts", "", "Several machines: every worker's host:p
                     "first, e.g. 10.0.0.1:2222,10.0.0.2:2222 (or set TF_CONFIG)")
 flags.DEFINE_integer("task_index", None, "With --worker_hosts: this worker's place in the list "
                      "(0 is the chief, which writes the run folder)")
-flags.DEFINE_integer("join_timeout", 300, "Several workers: seconds to wait for every worker to "
-                     "start and join before giving up")
-flags.DEFINE_integer("step_timeout", 45, "Several workers: seconds one step may take before a "
-                     "worker that stopped answering is named and training stops")
+flags.DEFINE_integer("join_timeout", cluster_module.LAYOUT_DEFAULTS["join_timeout"], "Several "
+                     "workers: seconds to wait for every worker to start and join before giving "
+                     "up")
+flags.DEFINE_integer("step_timeout", cluster_module.LAYOUT_DEFAULTS["step_timeout"], "Several "
+                     "workers: seconds one step may take before a worker that stopped answering "
+                     "is named and training stops")
+flags.DEFINE_boolean("gather_gradients", cluster_module.LAYOUT_DEFAULTS["gather_gradients"],
+                     "Several workers: compute the large linear layers' weight gradients from "
+                     "every replica's gathered factors (fewer bytes than all-reducing them); "
+                     "--nogather_gradients all-reduces them, for workers whose machines could "
+                     "round the same product differently")
+flags.DEFINE_enum("kernels", hardware.DEFAULT_KERNELS, hardware.KERNEL_CHOICES, "Kernel plan: "
+                  "which equivalent forms compute the layers (auto: the one measured fastest on "
+                  "this machine's kind, docs/PERFORMANCE.md; plain: TensorFlow's own ops)")
+flags.DEFINE_float("initial_loss_scale", INITIAL_LOSS_SCALE, "With --precision fp16: the loss "
+                   "scale to start from (halved on overflow, doubled after 2000 good updates)")
 flags.DEFINE_integer("seed", None, "Seed for weights, data order and z; a run with the same seed "
                      "on the same machine repeats itself (unset: random, saved in FLAGS.json)")
 flags.DEFINE_boolean("verbose", False, "Before training, list every flag and every variable "
@@ -274,7 +287,9 @@ def build_dcgan(sess, config, precision, c_dim, y_dim, data=None, cluster=None):
       G_img_sum=config.G_img_sum,
       data=data,
       precision=precision,
-      cluster=cluster)
+      initial_loss_scale=config.initial_loss_scale,
+      cluster=cluster,
+      kernels=config.kernels)
 
 
 def print_config(config):
@@ -360,10 +375,10 @@ def train(config, layout, precision):
         check_same_counting(config, path, record)
         trained = (checkpoint_counter(path) - 1) // steps_per_epoch
 
-    def prepare():
+    def prepare(seed):
       """Before the first step (several workers: once they agreed): the run folder, unless
       nothing will train (a run's record stays as it was)."""
-      config.seed = dcgan.seed  # a worker not given --seed has the chief's now
+      config.seed = seed  # a worker not given --seed has the chief's
       if cluster.is_chief and trained < config.epoch:
         write_run_folder(config)
       print_summary(config, data, dcgan, cluster, resume)
@@ -518,7 +533,8 @@ def run(argv_flags):
   if config.train:
     layout = cluster_module.parse_layout(config.devices, config.worker_hosts, config.task_index,
                                          join_timeout=config.join_timeout,
-                                         step_timeout=config.step_timeout)
+                                         step_timeout=config.step_timeout,
+                                         gather_gradients=config.gather_gradients)
     validate_looks(config, labelled(config.dataset)[0])
     cluster_module.configure_devices(layout)
     looks = Config(config.as_dict())

@@ -18,7 +18,6 @@ losses and update schedule.  What differs is what users never see:
 The loop is training.py's, the checkpoints checkpoints.py's; how the tower is laid over
 replicas is replicas.py's, how this process works with others roles.py's.
 """
-import collections
 import os
 import random
 
@@ -32,28 +31,16 @@ import tensorflow.compat.v1 as tf  # noqa: E402
 
 import replicas  # noqa: E402
 import roles  # noqa: E402
+import step  # noqa: E402
 import training  # noqa: E402
-from checkpoints import Checkpoints, checkpoint_counter  # noqa: E402
-from dataset import data_channels  # noqa: E402
-from hardware import kernel_plan, use_plan  # noqa: E402
-from ops import (batch_norm, conv2d, conv_out_size_same, deconv2d, flatten, linear,  # noqa: E402
-                 lrelu)
-from optim import SCALE_SCOPES, adam_update  # noqa: E402
+from checkpoints import Checkpoints  # noqa: E402
+from dataset import data_channels, open_dataset  # noqa: E402
+from ops import (LayerOptions, batch_norm, conv2d, conv_out_size_same, deconv2d,  # noqa: E402
+                 flatten, linear, lrelu)
+from optim import INITIAL_LOSS_SCALE, SCALE_SCOPES, Optimizer  # noqa: E402
 from precision import resolved  # noqa: E402
-from utils import UserError, image_manifold_size, save_images  # noqa: E402
-
-Z_DISTRIBUTIONS = ("normal01", "uniform_signed", "uniform_unsigned")
-
-
-def gen_random(rng, z_dist, size):
-  """Draw latent vectors from the distribution named by --z_dist."""
-  if z_dist == "normal01":
-    return rng.standard_normal(size).astype(np.float32)
-  if z_dist == "uniform_unsigned":
-    return rng.uniform(0.0, 1.0, size).astype(np.float32)
-  if z_dist == "uniform_signed":
-    return rng.uniform(-1.0, 1.0, size).astype(np.float32)
-  raise UserError("--z_dist must be one of %s, not %r." % (", ".join(Z_DISTRIBUTIONS), z_dist))
+from step import LAYER_PASSES, UPDATES, Z_DISTRIBUTIONS, gen_random  # noqa: E402,F401
+from utils import image_manifold_size, save_images  # noqa: E402
 
 
 def max_pool_to(x, size):
@@ -70,20 +57,6 @@ def histogram_summary(tag, values):
 
 def scalar_summary(tag, value):
   return tf.raw_ops.ScalarSummary(tags=tag, values=value, name=tag + "_summary")
-
-
-# One iteration's passes (docs/ARCHITECTURE.md, "A training step"): each loss passes G's layers
-# once and D's twice (real and generated); the iteration runs one D update and two G updates
-# with the same z.  bench/scaling.py reads both.
-LAYER_PASSES = {"generator": 1, "discriminator": 2}
-UPDATES = {"discriminator": 1, "generator": 2}
-
-# What one training iteration computed (DCGAN.train_step): the losses, each fetched by the run
-# that computes it; the summaries asked for; [(net, loss-scale info)] of the fp16 updates that
-# were skipped; the stop votes (a signal number, or several workers' sum; 0: none); how many
-# processes' losses were NaN or infinite (0: none).
-Step = collections.namedtuple("Step", ["d_loss_real", "d_loss_fake", "g_loss", "summaries",
-                                       "skipped", "stop_votes", "diverged"])
 
 
 def model_variables(trained):
@@ -106,8 +79,9 @@ class DCGAN(object):
                max_to_keep=1, input_fname_pattern='*.jpg', checkpoint_dir='ckpts',
                sample_dir='samples', out_dir='./out', data_dir='./data',
                learning_rate=0.0002, beta1=0.5, z_dist='uniform_signed', seed=None,
-               G_img_sum=False, data=None, precision='fp32', initial_loss_scale=2 ** 15,
-               cluster=None, gather_gradients=None):
+               G_img_sum=False, data=None, precision='fp32',
+               initial_loss_scale=INITIAL_LOSS_SCALE, cluster=None, gather_gradients=None,
+               kernels=hardware.DEFAULT_KERNELS):
     """
     Args (as in the original):
       sess: the tf.Session whose graph the model is built in.
@@ -126,27 +100,29 @@ class DCGAN(object):
       dataset_name, input_fname_pattern, data_dir: where train() finds its data.
       max_to_keep: checkpoints kept by the Saver.
       checkpoint_dir, sample_dir, out_dir: where checkpoints, grids and logs go.
-    Additions:
+    Additions (each a main.py flag, whose default is the one here):
       learning_rate, beta1: Adam's defaults (train(config) feeds config.learning_rate).
       z_dist: 'uniform_signed' | 'uniform_unsigned' | 'normal01'.
       seed: seeds the initial weights, data order, z and sample z (random if None).
       G_img_sum: add generated images to the TensorBoard summaries.
       data: a dataset object from dataset.py (else train() opens one).
-      precision: a precision.Precision, or 'fp32', 'fp16' or 'bf16' (precision.precision_mode).
-        With fp16 both optimizers scale their losses dynamically (optim.adam_update:
-        TensorFlow's MixedPrecisionLossScaleOptimizer with a
-        DynamicLossScale each, in scopes d_loss_scale/ and g_loss_scale/); a step whose
+      precision: a precision.Precision (main.py decides it once), or its name, 'fp32',
+        'fp16' or 'bf16', resolved here by precision.precision_mode for code that builds a
+        DCGAN itself.  With fp16 both optimizers scale their losses dynamically
+        (optim.DynamicLossScale, in scopes d_loss_scale/ and g_loss_scale/); an update whose
         scaled gradients overflow is skipped and counted.  The Session must be made with
         precision.session_config(precision) for the rewrite itself.
-      initial_loss_scale: fp16's starting loss scale [2^15, TensorFlow's default].
-      cluster: a cluster.Cluster to train on several devices or machines (None: one device,
-        the original's graph; replicas.replication).  Every replica runs the step on
-        batch_size images; gradients are averaged over replicas before each Adam update
-        (README, "Training on several GPUs or machines").
+      initial_loss_scale: fp16's starting loss scale (optim.INITIAL_LOSS_SCALE, TensorFlow's).
+      cluster: a cluster.Cluster to train on several devices or machines (None: one device;
+        replicas.replication).  Every replica runs the step on batch_size images; gradients
+        are averaged over replicas before each Adam update (README, "Training on several GPUs
+        or machines").
       gather_gradients: several replicas: compute the large linear layers' weight gradients
-        from every replica's all-gathered factors instead of all-reducing them
-        (ops.gathered_weight_gradients; the same sums, fewer bytes).  None: the default of
-        replicas.replication (several workers, unless DCGAN_GATHER_GRADIENTS=0).
+        from every replica's all-gathered factors instead of all-reducing them (ops.Gathering;
+        the same sums, fewer bytes).  None: the cluster's choice (cluster.Cluster.gathers:
+        several workers, unless --nogather_gradients).
+      kernels: the kernel plan to build the layers with, by name (hardware.kernel_plan: 'auto'
+        is this machine's), or a hardware.KernelPlan.
     """
     self.sess = sess
     self.crop, self.batch_size, self.sample_num = crop, batch_size, sample_num
@@ -169,7 +145,9 @@ class DCGAN(object):
     self.initial_loss_scale = initial_loss_scale
     # how the tower is laid over replicas, and how this process works with the others of its
     # run: both chosen here, once (docs/ARCHITECTURE.md)
-    self.replication = replicas.replication(cluster, gather_gradients, batch_size)
+    self.replication = replicas.replication(cluster)
+    if gather_gradients is not None:
+      self.replication.gathers = bool(gather_gradients) and self.replication.count > 1
     self.coordination = roles.coordination(cluster, self.replication, seed is not None)
     # The conditional generator ends in a sigmoid, the unconditional one in tanh.
     self.value_range = (0.0, 1.0) if y_dim else (-1.0, 1.0)
@@ -185,11 +163,9 @@ class DCGAN(object):
     if not self.y_dim:
       self.g_bn3 = batch_norm(name='g_bn3')
 
-    plan = kernel_plan()
-    if self.precision.rewrite and plan.batch_norm_stats != "fused":
-      # batch statistics by matmul would be lowered too; the fused kernel keeps them float32
-      plan = plan._replace(batch_norm_stats="fused")
-    with self.sess.graph.as_default(), use_plan(plan):
+    self.plan = (kernels if isinstance(kernels, hardware.KernelPlan) else
+                 hardware.kernel_plan(kernels, lowered=bool(self.precision.rewrite)))
+    with self.sess.graph.as_default():
       tf.set_random_seed(self.seed)
       self.build_model()
 
@@ -197,7 +173,9 @@ class DCGAN(object):
   # graph
 
   def build_model(self):
-    """The whole graph, optimizers included, the Savers last (docs/ARCHITECTURE.md)."""
+    """The whole graph, optimizers included, the Savers last (docs/ARCHITECTURE.md): the step
+    as values (step.py: self.model, self.loss, self.train_ops), with the original's names for
+    what they hold (self.G, self.d_loss, self.d_optim, ...)."""
     self.coordination.build_first()  # the agreement collective, first (invariant 5)
     if self.y_dim:
       self.y = tf.placeholder(tf.float32, [None, self.y_dim], name='y')
@@ -208,15 +186,34 @@ class DCGAN(object):
     self.z = tf.placeholder(tf.float32, [None, self.z_dim], name='z')
     self.learning_rate = tf.placeholder_with_default(
         tf.constant(self.default_learning_rate, tf.float32), [], name='learning_rate')
+    self.feeds = step.Feeds(self.inputs, self.z, self.y, self.learning_rate)
 
-    tower = self.replication.build(self.tower, self.inputs, self.z, self.y)
-    for name in ('G', 'D', 'D_logits', 'D_', 'D_logits_', 'd_loss_real', 'd_loss_fake', 'g_loss',
-                 'd_loss', 'd_vars', 'g_vars', 'd_optim', 'g_optim', 'd_scaling', 'g_scaling'):
-      setattr(self, name, tower[name])
+    # D's optimizer first, as in the original (docs/ARCHITECTURE.md, invariant 2)
+    self.optimizers = optimizers = {net: Optimizer(net, self.replication, self.learning_rate, self.beta1,
+                                 self.precision.loss_scaling, self.initial_loss_scale)
+                  for net in ("discriminator", "generator")}
+    self.model, self.loss, updates = step.build(
+        self.generator, self.discriminator, self.feeds, self.replication, optimizers,
+        lambda: self.replication.tower_options(self.plan, self.batch_size))
+    m, loss = self.model, self.loss
+    self.G, self.D, self.D_logits, self.D_, self.D_logits_ = (
+        m.generated, m.real, m.real_logits, m.fake, m.fake_logits)
+    self.d_vars, self.g_vars = m.discriminator_vars, m.generator_vars
+    self.d_loss_real, self.d_loss_fake, self.d_loss, self.g_loss = loss
+    self.d_optim, self.d_scaling = updates["discriminator"]
+    self.g_optim, self.g_scaling = updates["generator"]
     self.model_vars = model_variables(self.d_vars + self.g_vars)
     self.build_inference()
     self.coordination.build_votes(self.g_loss)
     self.build_summaries()
+    self.train_ops = step.GANTrainOps(
+        step.NetworkTrainOp(self.d_optim, {"d_loss_real": self.d_loss_real,
+                                           "d_loss_fake": self.d_loss_fake,
+                                           "d_loss": self.d_loss}, self.d_summary,
+                            self.d_scaling),
+        step.NetworkTrainOp(self.g_optim, {"g_loss": self.g_loss}, self.g_summary,
+                            self.g_scaling),
+        UPDATES)
 
     self.all_vars = tf.global_variables()
     # Checked before every save: all variables finite, and G and D (inference
@@ -229,7 +226,7 @@ class DCGAN(object):
     self.init_op = tf.global_variables_initializer()
     # the Savers last (checkpoints.py)
     self.checkpoints = Checkpoints(self.model_vars, self.max_to_keep, self.healthy, self.y_dim,
-                                   SCALE_SCOPES)
+                                   tuple(SCALE_SCOPES.values()))
     self.saver, self.model_saver = self.checkpoints.saver, self.checkpoints.model_saver
 
   def build_inference(self):
@@ -266,81 +263,49 @@ class DCGAN(object):
       g_summaries.append(self.G_sum)
     self.g_summary = tf.summary.merge(g_summaries)
 
-  def tower(self, inputs, z, y):
-    """One replica's step: G, D on real and generated images, the losses and both updates
-    (self.replication.build lays it over the replicas; on one device it is the original's)."""
-    t = {}
-    network_pass = self.replication.network_pass
-    with network_pass(LAYER_PASSES["generator"]) as g_updates:
-      t['G'] = self.generator(z, y)
-    with network_pass(LAYER_PASSES["discriminator"]) as d_real_updates:
-      t['D'], t['D_logits'] = self.discriminator(inputs, y, reuse=False)
-    with network_pass(LAYER_PASSES["discriminator"]) as d_fake_updates:
-      t['D_'], t['D_logits_'] = self.discriminator(t['G'], y, reuse=True)
-
-    def sigmoid_cross_entropy_with_logits(logits, labels):
-      return tf.nn.sigmoid_cross_entropy_with_logits(logits=logits, labels=labels)
-
-    t['d_loss_real'] = tf.reduce_mean(
-        sigmoid_cross_entropy_with_logits(t['D_logits'], tf.ones_like(t['D'])))
-    t['d_loss_fake'] = tf.reduce_mean(
-        sigmoid_cross_entropy_with_logits(t['D_logits_'], tf.zeros_like(t['D_'])))
-    t['g_loss'] = tf.reduce_mean(
-        sigmoid_cross_entropy_with_logits(t['D_logits_'], tf.ones_like(t['D_'])))
-    t['d_loss'] = t['d_loss_real'] + t['d_loss_fake']
-
-    t_vars = tf.trainable_variables()
-    t['d_vars'] = [var for var in t_vars if var.name.startswith('discriminator/')]
-    t['g_vars'] = [var for var in t_vars if var.name.startswith('generator/')]
-
-    # Optimizers, D's first as in the original (so Adam's beta1_power belongs to D and
-    # beta1_power_1 to G in both; docs/ARCHITECTURE.md, invariant 2).  With several replicas
-    # each one's share of the loss, its gradients summed over all replicas.
-    share, gate = self.replication.share, self.replication.gate()
-    for net, loss in (('d', t['d_loss']), ('g', t['g_loss'])):
-      t[net + '_optim'], t[net + '_scaling'] = adam_update(
-          share(loss), t[net + '_vars'], self.learning_rate, self.beta1,
-          self.precision.loss_scaling, SCALE_SCOPES[net == 'g'], self.initial_loss_scale, gate)
-    # the batch-norm updates handed over by each run's passes (invariant 6): D's run passes G,
-    # D(real) and D(fake); G's runs pass G and D(fake)
-    join = self.replication.join
-    t['d_optim'] = join(t['d_optim'], list(g_updates) + list(d_real_updates)
-                        + list(d_fake_updates))
-    t['g_optim'] = join(t['g_optim'], list(g_updates) + list(d_fake_updates))
-    return t
-
-  def discriminator(self, image, y=None, reuse=False, train=True, layers=None):
+  def discriminator(self, image, y=None, reuse=False, train=True, layers=None, options=None):
     """D; with train=False batch norm uses its moving statistics.
 
     If `layers` is a list, the convolutional activations are appended to it
-    (the paper's discriminator-features experiment reads them).
+    (the paper's discriminator-features experiment reads them).  options: ops.LayerOptions
+    for this pass (None: self.plan's layers, batch norm's updates in place).
     """
+    o = options or LayerOptions(self.plan, None, None)
     keep = layers.append if layers is not None else (lambda h: None)
     with tf.variable_scope("discriminator", reuse=reuse):
       if not self.y_dim:
-        h0 = lrelu(conv2d(image, self.df_dim, name='d_h0_conv'))
-        h1 = lrelu(self.d_bn1(conv2d(h0, self.df_dim * 2, name='d_h1_conv'), train=train))
-        h2 = lrelu(self.d_bn2(conv2d(h1, self.df_dim * 4, name='d_h2_conv'), train=train))
-        h3 = lrelu(self.d_bn3(conv2d(h2, self.df_dim * 8, name='d_h3_conv'), train=train))
+        h0 = lrelu(conv2d(image, self.df_dim, name='d_h0_conv', options=o), options=o)
+        h1 = lrelu(self.d_bn1(conv2d(h0, self.df_dim * 2, name='d_h1_conv', options=o),
+                              train=train, options=o), options=o)
+        h2 = lrelu(self.d_bn2(conv2d(h1, self.df_dim * 4, name='d_h2_conv', options=o),
+                              train=train, options=o), options=o)
+        h3 = lrelu(self.d_bn3(conv2d(h2, self.df_dim * 8, name='d_h3_conv', options=o),
+                              train=train, options=o), options=o)
         for h in (h0, h1, h2, h3):
           keep(h)
-        h4 = linear(flatten(h3), 1, 'd_h4_lin')
+        h4 = linear(flatten(h3), 1, 'd_h4_lin', options=o)
         return tf.nn.sigmoid(h4), h4
 
       # labels=y: the layer takes conv_cond_concat(input, y), as the original's
-      h0 = lrelu(conv2d(image, self.c_dim + self.y_dim, name='d_h0_conv', labels=y))
+      h0 = lrelu(conv2d(image, self.c_dim + self.y_dim, name='d_h0_conv', labels=y, options=o),
+                 options=o)
       keep(h0)
-      h1 = lrelu(self.d_bn1(conv2d(h0, self.df_dim + self.y_dim, name='d_h1_conv', labels=y),
-                            train=train))
+      h1 = lrelu(self.d_bn1(conv2d(h0, self.df_dim + self.y_dim, name='d_h1_conv', labels=y,
+                                   options=o), train=train, options=o), options=o)
       keep(h1)
       h1 = tf.concat([flatten(h1), y], 1)
-      h2 = lrelu(self.d_bn2(linear(h1, self.dfc_dim, 'd_h2_lin'), train=train))
+      h2 = lrelu(self.d_bn2(linear(h1, self.dfc_dim, 'd_h2_lin', options=o), train=train,
+                            options=o), options=o)
       h2 = tf.concat([h2, y], 1)
-      h3 = linear(h2, 1, 'd_h3_lin')
+      h3 = linear(h2, 1, 'd_h3_lin', options=o)
       return tf.nn.sigmoid(h3), h3
 
-  def generator(self, z, y=None, train=True):
-    """The generator; with train=False (the sampler) batch norm uses its moving statistics."""
+  def generator(self, z, y=None, train=True, options=None):
+    """The generator; with train=False (the sampler) batch norm uses its moving statistics.
+    options: ops.LayerOptions for this pass (None: self.plan's layers, batch norm's updates in
+    place)."""
+    o = options or LayerOptions(self.plan, None, None)
+    bn = lambda layer, x: layer(x, train=train, options=o)
     with tf.variable_scope("generator", reuse=tf.AUTO_REUSE):
       s_h, s_w = self.output_height, self.output_width
       s_h2, s_w2 = conv_out_size_same(s_h, 2), conv_out_size_same(s_w, 2)
@@ -350,42 +315,36 @@ class DCGAN(object):
         s_h16, s_w16 = conv_out_size_same(s_h8, 2), conv_out_size_same(s_w8, 2)
 
         # project `z` and reshape
-        z_ = linear(z, self.gf_dim * 8 * s_h16 * s_w16, 'g_h0_lin')
+        z_ = linear(z, self.gf_dim * 8 * s_h16 * s_w16, 'g_h0_lin', options=o)
         h0 = tf.reshape(z_, [-1, s_h16, s_w16, self.gf_dim * 8])
-        h0 = tf.nn.relu(self.g_bn0(h0, train=train))
-        h1 = deconv2d(h0, [None, s_h8, s_w8, self.gf_dim * 4], name='g_h1')
-        h1 = tf.nn.relu(self.g_bn1(h1, train=train))
-        h2 = deconv2d(h1, [None, s_h4, s_w4, self.gf_dim * 2], name='g_h2')
-        h2 = tf.nn.relu(self.g_bn2(h2, train=train))
-        h3 = deconv2d(h2, [None, s_h2, s_w2, self.gf_dim * 1], name='g_h3')
-        h3 = tf.nn.relu(self.g_bn3(h3, train=train))
-        h4 = deconv2d(h3, [None, s_h, s_w, self.c_dim], name='g_h4')
+        h0 = tf.nn.relu(bn(self.g_bn0, h0))
+        h1 = deconv2d(h0, [None, s_h8, s_w8, self.gf_dim * 4], name='g_h1', options=o)
+        h1 = tf.nn.relu(bn(self.g_bn1, h1))
+        h2 = deconv2d(h1, [None, s_h4, s_w4, self.gf_dim * 2], name='g_h2', options=o)
+        h2 = tf.nn.relu(bn(self.g_bn2, h2))
+        h3 = deconv2d(h2, [None, s_h2, s_w2, self.gf_dim * 1], name='g_h3', options=o)
+        h3 = tf.nn.relu(bn(self.g_bn3, h3))
+        h4 = deconv2d(h3, [None, s_h, s_w, self.c_dim], name='g_h4', options=o)
         return tf.nn.tanh(h4)
 
       z = tf.concat([z, y], 1)
-      h0 = tf.nn.relu(self.g_bn0(linear(z, self.gfc_dim, 'g_h0_lin'), train=train))
+      h0 = tf.nn.relu(bn(self.g_bn0, linear(z, self.gfc_dim, 'g_h0_lin', options=o)))
       h0 = tf.concat([h0, y], 1)
-      h1 = tf.nn.relu(self.g_bn1(linear(h0, self.gf_dim * 2 * s_h4 * s_w4, 'g_h1_lin'),
-                                 train=train))
+      h1 = tf.nn.relu(bn(self.g_bn1, linear(h0, self.gf_dim * 2 * s_h4 * s_w4, 'g_h1_lin',
+                                            options=o)))
       h1 = tf.reshape(h1, [-1, s_h4, s_w4, self.gf_dim * 2])
       # labels=y: the layer takes conv_cond_concat(input, y), as the original's
-      h2 = tf.nn.relu(self.g_bn2(deconv2d(h1, [None, s_h2, s_w2, self.gf_dim * 2], name='g_h2',
-                                          labels=y), train=train))
-      return tf.nn.sigmoid(deconv2d(h2, [None, s_h, s_w, self.c_dim], name='g_h3', labels=y))
+      h2 = tf.nn.relu(bn(self.g_bn2, deconv2d(h1, [None, s_h2, s_w2, self.gf_dim * 2],
+                                              name='g_h2', labels=y, options=o)))
+      return tf.nn.sigmoid(deconv2d(h2, [None, s_h, s_w, self.c_dim], name='g_h3', labels=y,
+                                    options=o))
 
   # --------------------------------------------------------------------------
   # feeding
 
   def feed(self, z, labels=None, images=None, learning_rate=None):
     """The feed dict for a step: labels go in only for the conditional model."""
-    feed = {self.z: z}
-    if self.y_dim:
-      feed[self.y] = labels
-    if images is not None:
-      feed[self.inputs] = images
-    if learning_rate is not None:
-      feed[self.learning_rate] = learning_rate
-    return feed
+    return step.feed_dict(self.feeds, z, labels, images, learning_rate)
 
   def sample_inputs(self, num=None):
     """The fixed z (and labels, cycling 0..y_dim-1) behind every sample grid of a run."""
@@ -408,47 +367,47 @@ class DCGAN(object):
   # training
 
   def train_step(self, feed, summarize=True, stop=0, first=False):
-    """One iteration (UPDATES): one D update, then two G updates with the same z; a Step.
-
-    Each loss is fetched by the run that computes it (d's by the D update, g's by the second G
-    update); the summaries only when summarize is true.  The last run also carries this
-    process's votes (a signal number `stop`, 0 for none; whether its losses diverged), summed
-    over the workers when there are several, so that all of them stop after the same step.
-    """
-    coordination = self.coordination
-    options = coordination.run_options(first)
-    run = lambda fetches, feed: self.sess.run(fetches, feed_dict=feed, options=options)
-    # Phase 1: update D on a real and a generated batch.
-    d = run({"update": self.d_optim, "scaling": self.d_scaling, "real": self.d_loss_real,
-             "fake": self.d_loss_fake, "summaries": [self.d_summary] if summarize else []}, feed)
-    d_diverged = not np.isfinite([d["real"], d["fake"]]).all()
-    # Phase 2: update G twice with the same z, so that d_loss does not go to
-    # zero (the original's choice, not the paper's).
-    g_first = run({"update": self.g_optim, "scaling": self.g_scaling}, feed)
-    g = run(dict(coordination.vote_fetches(), update=self.g_optim, scaling=self.g_scaling,
-                 loss=self.g_loss, summaries=[self.g_summary] if summarize else []),
-            coordination.vote_feed(feed, stop, d_diverged))
-    stop_votes, diverged = coordination.tally(g, stop, d_diverged or not np.isfinite(g["loss"]))
-    # fp16: which updates were skipped because their scaled gradients overflowed
-    scaling = [("D", d["scaling"]), ("G", g_first["scaling"]), ("G", g["scaling"])]
-    skipped = [(net, info) for net, info in scaling if info and not info["finite"]]
-    return Step(d["real"], d["fake"], g["loss"], d["summaries"] + g["summaries"], skipped,
-                stop_votes, diverged)
+    """One iteration of self.train_ops (step.UPDATES: one D update, then two G updates with the
+    same z); a step.Step (step.run_iteration)."""
+    return step.run_iteration(self.sess, self.train_ops, feed, summarize, self.coordination,
+                              stop, first)
 
   def train(self, config, prepare=None):
     """Train for config.epoch epochs, resuming from checkpoint_dir if it holds a checkpoint;
-    returns the counter it ended at (training.train, the loop, has the rest)."""
-    return training.train(self, config, prepare).counter
+    returns the counter it ended at (training.train, the loop, has the rest: it is handed
+    self.job(), not the model)."""
+    data = self.data if self.data is not None else open_dataset(
+        self.dataset_name, self.data_dir, self.input_fname_pattern, self.input_height,
+        self.input_width, self.output_height, self.output_width, self.crop)
+    return training.train(self.job(data), config, prepare).counter
+
+  def job(self, data):
+    """What the loop needs of this model to train on `data`, as values (training.Job)."""
+    return training.Job(
+        sess=self.sess, train_ops=self.train_ops, feeds=self.feeds, init_op=self.init_op,
+        coordination=self.coordination, replication=self.replication, seed=self.seed,
+        latent=training.Latent(self.z_dim, self.z_dist, self.batch_size),
+        checkpoints=self.checkpoints, sampler=self.sampler, value_range=self.value_range,
+        sample=self.sample_inputs(), data=data, fields=self.fields(),
+        folders=training.Folders(self.checkpoint_dir, self.sample_dir, self.out_dir),
+        learning_rate=self.default_learning_rate)
+
+  def fields(self):
+    """What shapes this model's graph and data (roles.agreed_fields: several workers must
+    agree on it)."""
+    return {"dataset": self.dataset_name, "batch_size": self.batch_size,
+            "input_height": self.input_height, "input_width": self.input_width,
+            "output_height": self.output_height, "output_width": self.output_width,
+            "crop": bool(self.crop), "c_dim": self.c_dim, "y_dim": self.y_dim,
+            "z_dim": self.z_dim, "z_dist": self.z_dist,
+            "filters": (self.gf_dim, self.df_dim, self.gfc_dim, self.dfc_dim),
+            "beta1": float(self.beta1), "precision": self.precision.name,
+            "replicas": self.replication.local, "gathered": int(self.replication.gathers)}
 
   def batch_z(self, counter, first_replica=0, replicas=1):
-    """z for step `counter`, replicas first_replica.. one after another: replica r's from the
-    seed (seed, 1, counter, r), replica 0's from (seed, 1, counter) as on one device."""
-    draws = []
-    for replica in range(first_replica, first_replica + replicas):
-      key = [self.seed, 1, counter] + ([replica] if replica else [])
-      draws.append(gen_random(np.random.default_rng(key), self.z_dist,
-                              (self.batch_size, self.z_dim)))
-    return draws[0] if replicas == 1 else np.concatenate(draws)
+    """z for step `counter` (step.batch_z)."""
+    return step.batch_z(self.seed, self.z_dist, (self.batch_size, self.z_dim), counter,
+                        first_replica, replicas)
 
   # --------------------------------------------------------------------------
   # checkpoints

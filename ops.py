@@ -18,9 +18,7 @@ form gives the plain formulation's values and gradients (tests/test_ops.py).
 Importing this module switches TensorFlow to TF1 graph behaviour
 (``tf.disable_v2_behavior()``): the whole project is graph-and-Session code.
 """
-import contextlib
-import threading
-import weakref
+import collections
 
 import hardware
 
@@ -38,70 +36,59 @@ tf.disable_v2_behavior()
 FUSED_MIN_EPSILON = 1.001e-5
 
 
-_DEFERRED_UPDATES = threading.local()  # per thread: tf.distribute builds replicas in threads
-
-
-@contextlib.contextmanager
-def deferred_batch_norm_updates():
-  """Inside, batch_norm(train=True) hands its moving-average updates to the yielded list
-  instead of making its output wait for them; the caller makes the run's update op depend on
-  them, so they still happen in the same run.
+class HeldUpdates(object):
+  """Batch norm's moving-average updates held out of one network pass (LayerOptions), for the
+  run's update op to depend on instead of the layers' outputs: they still happen in the same run.
 
   For several replicas: there each update is an all-reduce (the replicas' statistics are
   averaged), and a layer whose output waited for it would stall the forward pass a network
-  round trip per batch-norm layer.  One device keeps the original's order.
+  round trip per batch-norm layer.  One device keeps the original's order (no HeldUpdates).
+
+  ops: this pass's updates.  order: {layer name: its latest held updates}, shared by the passes
+  of one replica's tower, so that a layer's updates in one run follow each other in the order
+  the layer was called (D's real pass, then its fake pass), as its outputs ordered them on one
+  device: every replica then reads and updates its copy alike.
   """
-  if not hasattr(_DEFERRED_UPDATES, "lists"):
-    _DEFERRED_UPDATES.lists = []
-    # graph -> {layer name: its latest deferred updates} (this thread: one replica)
-    _DEFERRED_UPDATES.last = weakref.WeakKeyDictionary()
-  updates = []
-  _DEFERRED_UPDATES.lists.append(updates)
-  try:
-    yield updates
-  finally:
-    _DEFERRED_UPDATES.lists.pop()
+
+  def __init__(self, order):
+    self.ops, self.order = [], order
 
 
-_GATHERED = threading.local()  # per thread, as above: (replicas, rows) inside the context below
-_COMPLETE = weakref.WeakKeyDictionary()  # graph -> names of Matrix variables so computed
-
-
-@contextlib.contextmanager
-def gathered_weight_gradients(replicas, rows):
-  """Inside, on one replica of `replicas` (a tf.distribute strategy), each passing `rows` rows
-  of its batch through every linear layer of the network built (batch size x calls in the
-  loss), a linear layer whose Matrix is larger than those factors computes the Matrix's
-  gradient from all replicas' factors instead of its own.
+class Gathering(collections.namedtuple("Gathering", ["replicas", "rows", "complete"])):
+  """What LayerOptions asks of the linear layers of one network pass on one replica of
+  `replicas` (a tf.distribute strategy's), each passing `rows` rows of its batch through every
+  linear layer of the network (batch size x calls in the loss): a layer whose Matrix is larger
+  than those factors computes the Matrix's gradient from all replicas' factors instead of its
+  own, and adds the Matrix's name to the set `complete`.
 
   The gradient of x @ Matrix is x^T dy; summed over replicas it is X^T DY, X and DY being
   every replica's x and dy stacked (all-gathered).  replicas x rows x (in + out) numbers
   cross the network instead of all-reducing in x out, and every replica ends up holding the
   sum the all-reduce would have given (MNIST, batch 64, two replicas: g_h1_lin 0.9 M numbers
-  instead of 6.5 M).  Such variables are listed by complete_gradients(); the optimizer must
-  not all-reduce their gradients again (optim.AdamOptimizer).
+  instead of 6.5 M).  The optimizer must not all-reduce those gradients again (optim.py).
   """
-  previous = getattr(_GATHERED, "spec", None)
-  _GATHERED.spec = (replicas, rows)
-  try:
-    yield
-  finally:
-    _GATHERED.spec = previous
+
+
+class LayerOptions(collections.namedtuple("LayerOptions", ["plan", "held", "gathering"])):
+  """How the layers of one network pass are built, given to every layer as an argument:
+  plan: the hardware.KernelPlan of the graph's device (which equivalent forms compute a layer);
+  held: a HeldUpdates for batch norm's moving-average updates, or None (each layer's output
+  waits for its own updates, the original's order);
+  gathering: a Gathering for the linear layers' weight gradients, or None (their own)."""
+
+
+def plain_options():
+  """TensorFlow's plain ops, batch norm's updates in place, no gathering: the original's layers."""
+  return LayerOptions(hardware.PLANS["plain"], None, None)
 
 
 def gathers_factors(replicas, rows, size_in, size_out):
   """Whether a linear layer [size_in, size_out] gets its weight gradient from gathered factors
-  inside gathered_weight_gradients(replicas, rows): when all replicas' factors together are
+  (Gathering): when all replicas' factors together are
   fewer numbers than the gradient.  (A ring all-gather of them moves (replicas - 1) / replicas
   of that per replica, a ring all-reduce of the gradient twice that fraction of it: so this
   gathers only where it moves at most half the bytes, and pays for the larger product.)"""
   return replicas * rows * (size_in + size_out) < size_in * size_out
-
-
-def complete_gradients(graph=None):
-  """Names of the variables whose gradients linear layers computed from all replicas' factors
-  (gathered_weight_gradients): already the sum over replicas, the same on each."""
-  return frozenset(_COMPLETE.get(graph or tf.get_default_graph(), ()))
 
 
 class batch_norm(object):
@@ -131,7 +118,10 @@ class batch_norm(object):
     self.momentum = momentum
     self.name = name
 
-  def __call__(self, x, train=True):
+  def __call__(self, x, train=True, options=None):
+    """options: LayerOptions (None: plain_options()): the plan's batch statistics, and where
+    the moving-average updates go (options.held)."""
+    options = options or plain_options()
     rank = x.shape.ndims
     if rank not in (2, 4):
       raise ValueError("batch_norm takes rank 2 or 4 inputs, got rank %s" % rank)
@@ -151,26 +141,20 @@ class batch_norm(object):
       x4 = tf.reshape(x, [-1, 1, 1, channels]) if rank == 2 else x
       epsilon = max(self.epsilon, FUSED_MIN_EPSILON)
       if train:
-        if hardware.kernel_plan().batch_norm_stats == "matmul":
+        if options.plan.batch_norm_stats == "matmul":
           y, mean, variance = _batch_norm_by_matmul(x4, gamma, beta, epsilon)
         else:
           y, mean, variance = tf.nn.fused_batch_norm(x4, gamma, beta, epsilon=epsilon)
         decay_complement = 1.0 - self.momentum
-        deferred = getattr(_DEFERRED_UPDATES, "lists", None)
-        deferred = deferred[-1] if deferred else None
-        # Deferred, a layer's updates in one run follow each other in the order the layer was
-        # called (D's real pass, then its fake pass), as its outputs ordered them on one
-        # device: every replica then reads and updates its copy alike.
-        last = (_DEFERRED_UPDATES.last.setdefault(tf.get_default_graph(), {})
-                if deferred is not None else {})
-        previous = last.get(self.name, [])
+        held = options.held
+        previous = held.order.get(self.name, []) if held is not None else []
         with tf.control_dependencies(previous):
           update_mean = tf.assign_sub(moving_mean, (moving_mean - mean) * decay_complement)
           update_variance = tf.assign_sub(
               moving_variance, (moving_variance - variance) * decay_complement)
-        if deferred is not None:
-          deferred.extend([update_mean, update_variance])  # the caller runs them
-          last[self.name] = [update_mean, update_variance]
+        if held is not None:
+          held.ops.extend([update_mean, update_variance])  # the run's update op runs them
+          held.order[self.name] = [update_mean, update_variance]
         else:
           with tf.control_dependencies([update_mean, update_variance]):
             y = tf.identity(y)
@@ -232,15 +216,15 @@ def conv_cond_concat(x, y):
 
 
 def conv2d(input_, output_dim, k_h=5, k_w=5, d_h=2, d_w=2, stddev=0.02, name="conv2d",
-           labels=None):
+           labels=None, options=None):
   """5x5/2 'SAME' convolution with bias; weights truncated normal (stddev 0.02).
 
   With ``labels`` [N, Y] the layer convolves ``conv_cond_concat(input_,
   labels)``, as the original's conditional layers do: ``w`` has the Y label
-  channels after the input's.  The kernel plan decides whether the label
-  channels' share is computed by ``_label_term`` instead.
+  channels after the input's.  The kernel plan (options.plan; None: plain_options()) decides
+  whether the label channels' share is computed by ``_label_term`` instead.
   """
-  plan = hardware.kernel_plan()
+  plan = (options or plain_options()).plan
   in_c = int(input_.shape[-1])
   label_c = int(labels.shape[-1]) if labels is not None else 0
   strides = [1, d_h, d_w, 1]
@@ -375,7 +359,7 @@ def _label_term(labels, w_labels, input_, layer):
 
 
 def deconv2d(input_, output_shape, k_h=5, k_w=5, d_h=2, d_w=2, stddev=0.02,
-             name="deconv2d", with_w=False, labels=None):
+             name="deconv2d", with_w=False, labels=None, options=None):
   """5x5/2 transposed convolution with bias; weights normal (stddev 0.02).
 
   ``output_shape`` is [batch, height, width, channels]; batch may be None, in
@@ -385,9 +369,10 @@ def deconv2d(input_, output_shape, k_h=5, k_w=5, d_h=2, d_w=2, stddev=0.02,
 
   The result is that of ``tf.nn.conv2d_transpose``; where the kernel plan says
   so, the generators' last layer (1 or 3 output channels, output exactly twice
-  the input) is computed another way, see ``_small_deconv``.
+  the input) is computed another way, see ``_small_deconv`` (options.plan; None:
+  plain_options()).
   """
-  plan = hardware.kernel_plan()
+  plan = (options or plain_options()).plan
   _, out_h, out_w, out_c = output_shape
   in_c = int(input_.shape[-1])
   label_c = int(labels.shape[-1]) if labels is not None else 0
@@ -481,13 +466,13 @@ def _deconv_subpixel(x, w):
   return tf.nn.depth_to_space(phases, 2)
 
 
-def lrelu(x, leak=0.2, name="lrelu"):
+def lrelu(x, leak=0.2, name="lrelu", options=None):
   """Leaky ReLU, max(x, leak * x) for 0 <= leak <= 1 (the original's formula).
 
   One LeakyRelu op: its gradient is one op too, where max(x, leak * x) made
   five (compare, two selects, zeros, multiply).
   """
-  if hardware.kernel_plan().lrelu_output_grad and 0 < leak <= 1:
+  if (options or plain_options()).plan.lrelu_output_grad and 0 < leak <= 1:
     return _leaky_relu_output_grad(x, leak, name)
   return tf.nn.leaky_relu(x, alpha=leak, name=name)
 
@@ -508,58 +493,68 @@ def _leaky_relu_output_grad(x, leak, name):
   return leaky_relu(x)
 
 
-def linear(input_, output_size, scope=None, stddev=0.02, bias_start=0.0, with_w=False):
-  """Fully connected layer: input_ [N, in] @ Matrix [in, out] + bias."""
+def linear(input_, output_size, scope=None, stddev=0.02, bias_start=0.0, with_w=False,
+           options=None):
+  """Fully connected layer: input_ [N, in] @ Matrix [in, out] + bias.
+
+  options: LayerOptions (None: plain_options()): the plan's input gradient, and a Gathering
+  that may compute Matrix's gradient from every replica's factors."""
+  options = options or plain_options()
   with tf.variable_scope(scope or "Linear"):
     matrix = tf.get_variable("Matrix", [int(input_.shape[1]), output_size], tf.float32,
                              tf.random_normal_initializer(stddev=stddev))
     bias = tf.get_variable("bias", [output_size],
                            initializer=tf.constant_initializer(bias_start))
-    spec = getattr(_GATHERED, "spec", None)
-    if spec is not None and gathers_factors(spec[0], spec[1], int(input_.shape[1]), output_size):
-      product = _gathered_matmul
-      _COMPLETE.setdefault(tf.get_default_graph(), set()).add(matrix.name)
-    elif hardware.kernel_plan().linear_input_grad:
-      product = _matmul
+    gathering = options.gathering
+    if gathering is not None and gathers_factors(gathering.replicas, gathering.rows,
+                                                 int(input_.shape[1]), output_size):
+      gathering.complete.add(matrix.name)
+      out = _gathered_matmul(input_, matrix, options.plan)
+    elif options.plan.linear_input_grad:
+      out = _matmul(input_, matrix, options.plan)
     else:
-      product = tf.matmul
-    out = product(input_, matrix) + bias
+      out = tf.matmul(input_, matrix)
+    out = out + bias
     if with_w:
       return out, matrix, bias
     return out
 
 
-@tf.custom_gradient
-def _matmul(x, matrix):
+def _matmul(x, matrix, plan):
   """x @ matrix, whose input gradient avoids oneDNN's slow transposed-B matmul.
 
   TensorFlow's gradient for x is dy @ matrix^T; for the few-row, wide shapes
   of the linear layers here (dy [64, 1024], matrix [3636, 1024]) oneDNN runs
   that 1.4-2x slower than (matrix @ dy^T)^T, the same numbers.
   """
-  def grad(dy):
-    return _input_grad(dy, matrix), tf.matmul(x, dy, transpose_a=True)
-  return tf.matmul(x, matrix), grad
+  @tf.custom_gradient
+  def product(x, matrix):
+    def grad(dy):
+      return _input_grad(dy, matrix, plan), tf.matmul(x, dy, transpose_a=True)
+    return tf.matmul(x, matrix), grad
+  return product(x, matrix)
 
 
-def _input_grad(dy, matrix):
-  if hardware.kernel_plan().linear_input_grad:
+def _input_grad(dy, matrix, plan):
+  if plan.linear_input_grad:
     return tf.transpose(tf.matmul(matrix, tf.transpose(dy)))  # see _matmul
   return tf.matmul(dy, matrix, transpose_b=True)
 
 
-@tf.custom_gradient
-def _gathered_matmul(x, matrix):
+def _gathered_matmul(x, matrix, plan):
   """x @ matrix on one replica, whose gradient for matrix is the sum over all replicas
-  (gathered_weight_gradients): every replica's x and dy are all-gathered, stacked in replica
-  order, and multiplied here."""
-  def grad(dy):
-    # (stop_gradient: all_gather's own gradient would search the other replicas' subgraphs
-    # for their variables, which are not the graph's variables by name)
-    xs, dys = tf.distribute.get_replica_context().all_gather(
-        [tf.stop_gradient(x), tf.stop_gradient(dy)], axis=0)
-    return _input_grad(dy, matrix), tf.matmul(xs, dys, transpose_a=True)
-  return tf.matmul(x, matrix), grad
+  (Gathering): every replica's x and dy are all-gathered, stacked in replica order, and
+  multiplied here."""
+  @tf.custom_gradient
+  def product(x, matrix):
+    def grad(dy):
+      # (stop_gradient: all_gather's own gradient would search the other replicas' subgraphs
+      # for their variables, which are not the graph's variables by name)
+      xs, dys = tf.distribute.get_replica_context().all_gather(
+          [tf.stop_gradient(x), tf.stop_gradient(dy)], axis=0)
+      return _input_grad(dy, matrix, plan), tf.matmul(xs, dys, transpose_a=True)
+    return tf.matmul(x, matrix), grad
+  return product(x, matrix)
 
 
 def flatten(x):

@@ -1,99 +1,190 @@
-"""Optimisation: Adam with the original's slot and beta-power names, fp16's dynamic loss
-scaling with its skip-and-count, and the cross-replica reduction that leaves gathered
-gradients (ops.gathered_weight_gradients) alone.
+"""Optimisation: one Optimizer per network owns its update for every replica count
+(docs/ARCHITECTURE.md, "A training step").
+
+As StyleGAN's optimizer does (dnnlib/tflib/optimizer.py), each replica's tower hands it its
+loss (register_gradients: the replica's share of the loss, fp16's loss scale, the gradients),
+and it applies once (apply_updates: the sum over replicas, except gradients already complete
+from gathered factors; fp16's skip of a non-finite update and its count; Adam, with the
+original's variable names; the batch-norm updates the run holds).  One device is the same
+object with one replica.  Nothing of TensorFlow's optimizers is overridden or called privately:
+Adam is written out with TensorFlow's own Adam kernels, so its numbers are TF1 Adam's.
 """
+import collections
+
 import hardware
 
 hardware.configure()  # oneDNN decided before TensorFlow loads
 
 import tensorflow.compat.v1 as tf  # noqa: E402
 
-from ops import complete_gradients  # noqa: E402
+# fp16's loss-scale variables, per network (their names are in fp16 checkpoints)
+SCALE_SCOPES = {"discriminator": "d_loss_scale", "generator": "g_loss_scale"}
+# fp16's first loss scale: TensorFlow's DynamicLossScale default (DCGAN's initial_loss_scale)
+INITIAL_LOSS_SCALE = 2 ** 15
+# and how it moves: doubled after this many finite updates in a row, halved on an overflow
+SCALE_PERIOD, SCALE_FACTOR = 2000, 2.0
+
+# What one replica's tower registered for one network: its gradients (in var_list's order),
+# whether they are all finite (fp16; else None), and the batch-norm updates its run holds.
+Registered = collections.namedtuple("Registered", ["grads", "finite", "held"])
+
+# One network's update: the op, and the loss-scale state each run of it reads after updating
+# ({} without loss scaling; else 'finite': this run's gradients were applied, 'scale': the
+# scale after the run, 'skipped': updates skipped so far).
+NetworkUpdate = collections.namedtuple("NetworkUpdate", ["update", "scaling"])
 
 
-class AdamOptimizer(tf.train.AdamOptimizer):
-  """TF1's Adam (same slots, same names), whose cross-replica step all-reduces only the
-  gradients that are one replica's part: those of complete_gradients() (ops.py,
-  gathered_weight_gradients) are already the sum over all replicas, the same on each, and
-  each replica applies its own."""
+class Adam(object):
+  """TF1's tf.train.AdamOptimizer, written out: the same variables (<var>/Adam, <var>/Adam_1,
+  beta1_power and beta2_power, colocated with the first variable by name; a second Adam's are
+  beta1_power_1 and beta2_power_1) and the same kernels (ApplyAdam, or ResourceApplyAdam for
+  resource variables), applied to each replica's copy by tf.distribute's update."""
 
-  def _distributed_apply(self, distribution, grads_and_vars, global_step=None, name=None):
-    complete = complete_gradients()
-    grads_and_vars = list(grads_and_vars)
-    if any(v.name in complete for _, v in grads_and_vars):
-      distribution = _ReducingOnly(distribution, complete)
-    return tf.train.AdamOptimizer._distributed_apply(self, distribution, grads_and_vars,
-                                                      global_step, name)
+  def __init__(self, learning_rate, beta1, beta2=0.999, epsilon=1e-8):
+    self.learning_rate, self.beta1, self.beta2, self.epsilon = learning_rate, beta1, beta2, epsilon
+    self.slots, self.powers = {}, None
 
+  def create(self, var_list, strategy):
+    """Adam's variables for var_list, as minimize() made them (when the networks exist)."""
+    first = min(var_list, key=lambda v: v.name)
+    with strategy.extended.colocate_vars_with(first):
+      self.powers = (tf.Variable(self.beta1, name="beta1_power", trainable=False),
+                     tf.Variable(self.beta2, name="beta2_power", trainable=False))
+    for var in var_list:
+      with strategy.extended.colocate_vars_with(var):
+        self.slots[var.name] = tuple(
+            tf.get_variable(var.op.name + suffix, var.shape, var.dtype.base_dtype,
+                            tf.zeros_initializer(), trainable=False)
+            for suffix in ("/Adam", "/Adam_1"))
 
-class _ReducingOnly(object):
-  """A tf.distribute strategy whose extended.batch_reduce_to leaves the gradients of the named
-  variables as they are (each replica keeps its own); everything else is the strategy's."""
+  def apply(self, strategy, grads_and_vars):
+    """The op applying each gradient to its variable on every replica, then the beta powers."""
+    beta1, beta2, epsilon = (tf.convert_to_tensor(x) for x in (self.beta1, self.beta2,
+                                                                self.epsilon))
+    learning_rate = tf.convert_to_tensor(self.learning_rate)
 
-  def __init__(self, strategy, complete):
-    self._strategy, self._complete = strategy, complete
-    self.extended = _ReducingOnlyExtended(strategy.extended, complete)
+    def update(var, grad, m, v, beta1_power, beta2_power):
+      ref = var.dtype.base_dtype != var.dtype  # a TF1 reference variable (one device)
+      apply = tf.raw_ops.ApplyAdam if ref else tf.raw_ops.ResourceApplyAdam
+      handles = (var, m, v) if ref else (var.handle, m.handle, v.handle)
+      return apply(var=handles[0], m=handles[1], v=handles[2],
+                   beta1_power=tf.cast(beta1_power, tf.float32),
+                   beta2_power=tf.cast(beta2_power, tf.float32), lr=learning_rate, beta1=beta1,
+                   beta2=beta2, epsilon=epsilon, grad=grad, use_locking=False)
 
-  def __getattr__(self, name):
-    return getattr(self._strategy, name)
-
-
-class _ReducingOnlyExtended(object):
-
-  def __init__(self, extended, complete):
-    self._extended, self._complete = extended, complete
-
-  def __getattr__(self, name):
-    return getattr(self._extended, name)
-
-  def batch_reduce_to(self, reduce_op, value_destination_pairs, options=None):
-    pairs = list(value_destination_pairs)
-    partial = [(g, v) for g, v in pairs if v.name not in self._complete]
-    reduced = iter(self._extended.batch_reduce_to(reduce_op, partial, options) if partial else ())
-    return [g if v.name in self._complete else next(reduced) for g, v in pairs]
-
-
-def adam_update(loss, var_list, learning_rate, beta1, loss_scaling=False, scale_scope=None,
-                initial_loss_scale=2 ** 15, gate_gradients=tf.train.Optimizer.GATE_OP):
-  """(Adam's update of var_list for loss, loss-scaling tensors or {}).
-
-  With loss_scaling (fp16) the update goes through TensorFlow's
-  MixedPrecisionLossScaleOptimizer with a DynamicLossScale (start
-  initial_loss_scale, TensorFlow's 2^15 by default; halved on overflow,
-  doubled after 2,000 good steps), its variables in
-  scale_scope/: the loss is multiplied by the scale before the float16
-  backward pass and the gradients divided by it in float32; if any is not
-  finite, Adam is not applied (variables and Adam's state untouched) and the
-  step is counted in scale_scope/skipped_steps.  The dict holds 'finite'
-  (this run's gradients were applied), 'scale' (the scale after the run) and
-  'skipped' (the count after it), all read by the run that updates.
-  gate_gradients: TF1's GATE_OP by default (as minimize(): an op's input gradients wait for
-  each other); GATE_NONE lets a layer's input gradient go on without its weight gradient
-  (same values), which gathered weight gradients need to overlap the backward pass.
-  """
-  adam = AdamOptimizer(learning_rate, beta1=beta1)
-  if not loss_scaling:
-    return adam.minimize(loss, var_list=var_list, gate_gradients=gate_gradients), {}
-  with tf.variable_scope(scale_scope):
-    loss_scale = tf.mixed_precision.DynamicLossScale(initial_loss_scale=initial_loss_scale)
-    skipped = tf.get_variable('skipped_steps', [], tf.int64, tf.zeros_initializer(),
-                              trainable=False,
-                              aggregation=tf.VariableAggregation.ONLY_FIRST_REPLICA)
-  # Adam's variables now, as minimize() makes them: the wrapper applies Adam inside a tf.cond,
-  # whose name scope would otherwise rename beta1_power and beta2_power (cond_1/beta1_power).
-  adam._create_slots(var_list)  # pylint: disable=protected-access
-  scaled = tf.mixed_precision.MixedPrecisionLossScaleOptimizer(adam, loss_scale)
-  grads_and_vars = scaled.compute_gradients(loss, var_list=var_list,
-                                            gate_gradients=gate_gradients)
-  finite = tf.reduce_all([tf.reduce_all(tf.is_finite(g)) for g, _ in grads_and_vars
-                          if g is not None], name=scale_scope + '/finite')
-  apply = scaled.apply_gradients(grads_and_vars)
-  with tf.control_dependencies([apply]):
-    count = tf.assign_add(skipped, tf.cast(tf.logical_not(finite), tf.int64))
-  with tf.control_dependencies([count]):
-    scale_after = tf.identity(loss_scale(), name=scale_scope + '/scale_after')
-    skipped_after = tf.identity(skipped)
-  return tf.group(apply, count), {'finite': finite, 'scale': scale_after, 'skipped': skipped_after}
+    updates = []
+    for grad, var in grads_and_vars:
+      updates += [_op(u) for u in strategy.extended.update(
+          var, update, args=(grad,) + self.slots[var.name] + self.powers, group=False)]
+    with tf.control_dependencies(updates):
+      finish = [strategy.extended.update(power, lambda p, b: p.assign(p * b), args=(b,))
+                for power, b in zip(self.powers, (beta1, beta2))]
+    return tf.group(*(updates + finish))
 
 
-SCALE_SCOPES = ('d_loss_scale', 'g_loss_scale')
+def _op(value):
+  return value.op if isinstance(value, tf.Tensor) else value
+
+
+class DynamicLossScale(object):
+  """fp16's loss scale, as TensorFlow's DynamicLossScale moves it, in <scope>/: the scale
+  (current_loss_scale, starting at `initial`) halves, not below 1, after an update whose
+  gradients were not all finite, and doubles (unless that overflows) after SCALE_PERIOD finite
+  ones in a row (good_steps); skipped_steps counts the updates skipped.  The variables are made
+  by the first replica's tower that asks (variables(): the others reuse them)."""
+
+  def __init__(self, scope, initial):
+    self.scope, self.initial = scope, initial
+
+  def variables(self):
+    with tf.variable_scope(self.scope, reuse=tf.AUTO_REUSE):
+      scale = tf.get_variable("current_loss_scale", [], tf.float32,
+                              tf.constant_initializer(float(self.initial)), trainable=False,
+                              use_resource=True)
+      good = tf.get_variable("good_steps", [], tf.int64, tf.zeros_initializer(),
+                             trainable=False, use_resource=True)
+      skipped = tf.get_variable("skipped_steps", [], tf.int64, tf.zeros_initializer(),
+                                trainable=False,
+                                aggregation=tf.VariableAggregation.ONLY_FIRST_REPLICA)
+    return scale, good, skipped
+
+  def update(self, finite):
+    """The op moving the scale after an update whose gradients were `finite` (a bool)."""
+    scale, good, _ = self.variables()
+    good_after = good + 1
+    grow = tf.logical_and(finite, good_after >= SCALE_PERIOD)
+    doubled = scale * SCALE_FACTOR
+    new_scale = tf.where(finite, tf.where(tf.logical_and(grow, tf.is_finite(doubled)), doubled,
+                                          tf.identity(scale)),
+                         tf.maximum(scale / SCALE_FACTOR, 1.0))
+    new_good = tf.where(tf.logical_and(finite, tf.logical_not(grow)), good_after,
+                        tf.zeros_like(good_after))
+    return tf.group(scale.assign(new_scale), good.assign(new_good))
+
+
+class Optimizer(object):
+  """One network's optimizer for `replication` (replicas.Replication; one device: one replica):
+  Adam(learning_rate, beta1), with fp16's dynamic loss scaling when loss_scaling (its variables
+  in SCALE_SCOPES[network], starting at initial_loss_scale)."""
+
+  def __init__(self, network, replication, learning_rate, beta1, loss_scaling=False,
+               initial_loss_scale=INITIAL_LOSS_SCALE):
+    self.network, self.replication = network, replication
+    self.adam = Adam(learning_rate, beta1)
+    self.loss_scale = (DynamicLossScale(SCALE_SCOPES[network], initial_loss_scale)
+                       if loss_scaling else None)
+    self.complete = frozenset()
+
+  def register_gradients(self, loss, var_list, held=(), complete=frozenset()):
+    """In one replica's tower: the Registered gradients of its share of `loss` for var_list.
+
+    held: the batch-norm updates of the passes the update's run computes (ops.HeldUpdates).
+    complete: names of the variables whose gradients linear layers computed from every
+    replica's factors (ops.Gathering): already the run's sum, so they are not reduced again,
+    and no op's input gradients wait for each other (TF1's GATE_OP), or every layer's input
+    gradient would wait for its weight gradient's all-gathers.
+    """
+    self.complete = frozenset(complete)
+    count = self.replication.count
+    # tf.distribute sums the replicas' gradients; each replica's loss is divided by their number
+    share = loss / count if count > 1 else loss
+    if self.loss_scale is not None:
+      scale, _, _ = self.loss_scale.variables()
+      share = share * tf.identity(scale)
+    grads = tf.gradients(share, var_list, gate_gradients=not complete)
+    finite = None
+    if self.loss_scale is not None:
+      reciprocal = 1.0 / tf.identity(scale)
+      grads = [g * reciprocal for g in grads]
+      finite = tf.reduce_all([tf.reduce_all(tf.is_finite(g)) for g in grads])
+    return Registered(grads, finite, list(held))
+
+  def apply_updates(self, registered, var_list):
+    """The NetworkUpdate applying the Registered gradients of every replica (regrouped by
+    tf.distribute) to var_list once, after Adam's variables are made."""
+    replication, strategy = self.replication, self.replication.strategy
+    with strategy.scope():
+      self.adam.create(var_list, strategy)
+      grads = replication.sum_gradients(registered.grads, var_list, self.complete)
+      apply = lambda: self.adam.apply(strategy, zip(grads, var_list))
+      if self.loss_scale is None:
+        update, scaling = apply(), {}
+      else:
+        update, scaling = self._apply_scaled(apply, replication.all_true(registered.finite))
+      if registered.held:
+        update = tf.group(update, strategy.group(registered.held))
+    return NetworkUpdate(update, scaling)
+
+  def _apply_scaled(self, apply, finite):
+    """fp16: Adam only if every replica's gradients are finite; the scale moves; the count."""
+    scale, _, skipped = self.loss_scale.variables()
+    finite = tf.identity(finite, name=self.loss_scale.scope + '/finite')
+    applied = tf.cond(finite, apply, tf.no_op)
+    moved = self.loss_scale.update(finite)
+    with tf.control_dependencies([applied, moved]):
+      count = tf.assign_add(skipped, tf.cast(tf.logical_not(finite), tf.int64))
+    with tf.control_dependencies([count]):
+      scale_after = tf.identity(scale, name=self.loss_scale.scope + '/scale_after')
+      skipped_after = tf.identity(skipped)
+    return (tf.group(applied, moved, count),
+            {'finite': finite, 'scale': scale_after, 'skipped': skipped_after})

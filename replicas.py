@@ -1,21 +1,23 @@
-"""How the tower is laid over replicas (docs/ARCHITECTURE.md, "A training step"), chosen once
-when the graph is built by `replication(cluster, ...)`:
+"""How the tower is laid over replicas (docs/ARCHITECTURE.md, "A training step"): one
+Replication, chosen once when the graph is built by `replication(cluster)`, for every replica
+count.  It holds a tf.distribute strategy (TensorFlow's default strategy for one device, a
+Mirrored or MultiWorkerMirrored one for several) and says how many replicas this process holds.
 
-  OneReplica  one device: every operation below is the identity, so the graph is exactly the
-              original's (invariant 3) and nothing of tf.distribute enters it;
-  Mirrored    several replicas of a tf.distribute strategy (local devices, workers, or both):
-              the tower on every replica, each on its slice of the fed batch, the losses shared
-              out, batch norm's updates deferred into the runs' update ops, the reductions.
-
-model.DCGAN asks these objects and tests no device or worker count itself; nor does the loop
-(training.py), which takes its steps per epoch from batches_per_epoch here.
+With one replica every operation here leaves the tower as the original built it (nothing is
+sliced, summed or held back, and nothing of tf.distribute enters the graph); with several, the
+tower runs on every replica, each on its slice of the fed batch, batch norm's updates are held
+for the runs' update ops, and gradients are summed.  model.DCGAN, step.py and optim.py ask this
+object and test no device or worker count themselves; nor does the loop (training.py), which
+takes its steps per epoch from batches_per_epoch here.
 """
-import contextlib
+import hardware
 
-import cluster as cluster_module  # (decides oneDNN before TensorFlow loads)
-import tensorflow.compat.v1 as tf
-from ops import complete_gradients, deferred_batch_norm_updates, gathered_weight_gradients
-from utils import UserError
+hardware.configure()  # oneDNN decided before TensorFlow loads
+
+import tensorflow.compat.v1 as tf  # noqa: E402
+
+from ops import Gathering, HeldUpdates, LayerOptions  # noqa: E402
+from utils import UserError  # noqa: E402
 
 
 def batches_per_epoch(num_examples, train_size, batch_size, replicas=1, note=""):
@@ -31,68 +33,45 @@ def batches_per_epoch(num_examples, train_size, batch_size, replicas=1, note="")
   return steps
 
 
-class OneReplica(object):
-  """One device: one replica, this process's only one."""
+class TowerOptions(object):
+  """The LayerOptions of one replica's tower, one per network pass (network(passes)), and the
+  names of the variables whose gradients its linear layers complete from gathered factors."""
 
-  count = 1  # replicas in the run
-  local = 1  # replicas in this process
-  first = 0  # the run-wide index of this process's first replica
-  gathers = False
+  def __init__(self, plan, replication, batch_size):
+    self.plan, self.replication, self.batch_size = plan, replication, batch_size
+    self.order, self.complete = {}, set()
 
-  def build(self, tower, inputs, z, y):
-    """tower(inputs, z, y): its dict as is."""
-    return tower(inputs, z, y)
-
-  def network_pass(self, passes):
-    """Around one pass of a network through the tower: yields the batch-norm updates it hands
-    over to the run's update op (none here: they stay in the layers, as in the original)."""
-    return contextlib.nullcontext(())
-
-  def share(self, loss):
-    return loss
-
-  def gate(self):
-    return tf.train.Optimizer.GATE_OP
-
-  def join(self, update, handed_over):
-    return update
-
-  def local_copies(self, variable):
-    return [variable]
+  def network(self, passes):
+    """Options for one pass of a network whose layers pass `passes` times per loss."""
+    replication = self.replication
+    if replication.count == 1:
+      return LayerOptions(self.plan, None, None)  # the original's layers
+    gathering = (Gathering(replication.count, passes * self.batch_size, self.complete)
+                 if replication.gathers else None)
+    return LayerOptions(self.plan, HeldUpdates(self.order), gathering)
 
 
-class Mirrored(object):
-  """Several replicas of `strategy`; this process holds `local` of them, the first being
-  run-wide replica `first`.  gathers: the large linear layers' weight gradients come from
-  every replica's all-gathered factors (ops.gathered_weight_gradients)."""
+class Replication(object):
+  """`strategy`'s replicas; this process holds `local` of them, the first being run-wide replica
+  `first`.  gathers: the large linear layers' weight gradients come from every replica's
+  all-gathered factors (ops.Gathering)."""
 
-  def __init__(self, strategy, local, first, gathers, batch_size):
-    self.strategy, self.local, self.first = strategy, local, first
+  def __init__(self, strategy, local=1, first=0, gathers=False):
+    self.strategy, self.local, self.first, self.gathers = strategy, local, first, gathers
     self.count = strategy.num_replicas_in_sync
-    self.gathers, self.batch_size = gathers, batch_size
 
-  def build(self, tower, inputs, z, y):
-    """The tower on every replica, each on its slice of the fed batch.
+  def tower_options(self, plan, batch_size):
+    return TowerOptions(plan, self, batch_size)
 
-    The placeholders hold this process's replicas' batches one after another (local x
-    batch_size rows); replica r takes the r-th.  The dict returned holds the concatenation
-    over this process's replicas of what each computed (G, D's outputs), the mean of their
-    losses, the grouped updates, and the first replica's loss-scaling state.
-    """
+  def towers(self, tower, inputs, z, y):
+    """tower(inputs, z, y) on every replica, each on its slice of the fed batch (the
+    placeholders hold this process's replicas' batches one after another, local x batch_size
+    rows); what they return, regrouped by tf.distribute (one replica: as returned)."""
+    if self.count == 1:
+      return tower(inputs, z, y)
     with self.strategy.scope():
-      towers = self.strategy.extended.call_for_each_replica(
+      return self.strategy.extended.call_for_each_replica(
           lambda: tower(self._slice(inputs), self._slice(z), self._slice(y)))
-      t = {name: self.strategy.group(towers[name]) for name in ('d_optim', 'g_optim')}
-    results = lambda value: list(self.strategy.experimental_local_results(value))
-    for name in ('G', 'D', 'D_logits', 'D_', 'D_logits_'):
-      t[name] = tf.concat(results(towers[name]), 0)
-    for name in ('d_loss_real', 'd_loss_fake', 'g_loss', 'd_loss'):
-      t[name] = tf.add_n(results(towers[name])) / self.local
-    for name in ('d_vars', 'g_vars'):
-      t[name] = list(towers[name])
-    for name in ('d_scaling', 'g_scaling'):
-      t[name] = {key: results(value)[0] for key, value in towers[name].items()}
-    return t
 
   def _slice(self, x):
     if x is None or self.local == 1:
@@ -102,36 +81,37 @@ class Mirrored(object):
     shape = tf.shape(x)
     return tf.gather(tf.reshape(x, tf.concat([[self.local, -1], shape[1:]], 0)), index)
 
-  @contextlib.contextmanager
-  def network_pass(self, passes):
-    """Around one pass of a network (`passes` of its layers per loss): batch norm's moving-
-    average updates (each an all-reduce) are handed over, to join the update ops of the runs
-    that compute them instead of holding up the layers' outputs; with gathers, the linear
-    layers' weight gradients come from passes x batch_size rows of every replica."""
-    with contextlib.ExitStack() as stack:
-      handed_over = stack.enter_context(deferred_batch_norm_updates())
-      if self.gathers:
-        stack.enter_context(gathered_weight_gradients(self.count, passes * self.batch_size))
-      yield handed_over
+  def concat(self, value):
+    """This process's replicas' values of a tensor, concatenated along the batch."""
+    return value if self.count == 1 else tf.concat(self.local_copies(value), 0)
 
-  def share(self, loss):
-    # tf.distribute sums the replicas' gradients; TF1 optimizers scale the loss for a mean only
-    # under Estimator, so each replica's loss is divided by the number of replicas here.
-    return loss / self.count
+  def mean(self, value):
+    """The mean over this process's replicas of a scalar."""
+    return value if self.count == 1 else tf.add_n(self.local_copies(value)) / self.local
 
-  def gate(self):
-    # Gathered weight gradients, if any layer has them: no gating, or every layer's input
-    # gradient would wait for its weight gradient's all-gathers, and G's updates would run D's,
-    # which they discard.
-    if self.gathers and complete_gradients():
-      return tf.train.Optimizer.GATE_NONE
-    return tf.train.Optimizer.GATE_OP
+  def sum_gradients(self, grads, var_list, complete):
+    """Each variable's gradient summed over the replicas (its own where `complete` names it);
+    inside the strategy's scope."""
+    if self.count == 1:
+      return list(grads)
+    partial = [(g, v) for g, v in zip(grads, var_list) if v.name not in complete]
+    summed = iter(self.strategy.extended.batch_reduce_to(tf.distribute.ReduceOp.SUM, partial)
+                  if partial else ())
+    return [g if v.name in complete else next(summed) for g, v in zip(grads, var_list)]
 
-  def join(self, update, handed_over):
-    return tf.group(update, *handed_over)
+  def all_true(self, flag):
+    """Whether a bool each replica computed is true on every replica; inside the strategy's
+    scope."""
+    if self.count == 1:
+      return flag
+    ones = self.strategy.extended.call_for_each_replica(
+        lambda f: tf.cast(f, tf.float32), args=(flag,))
+    total = self.strategy.reduce(tf.distribute.ReduceOp.SUM, ones, axis=None)
+    return tf.equal(total, float(self.count))
 
-  def local_copies(self, variable):
-    return list(self.strategy.experimental_local_results(variable))
+  def local_copies(self, value):
+    """This process's replicas' copies of a variable or values of a tensor (one: itself)."""
+    return list(self.strategy.experimental_local_results(value))
 
   def all_reduce_sum(self, fn):
     """Sum over the run of fn(is_first_local_replica) (each process's first replica
@@ -174,15 +154,9 @@ class Mirrored(object):
     return tf.group(assigns, name=name)
 
 
-def replication(cluster, gather_gradients, batch_size):
-  """The replication a cluster.Cluster (None: one device) asks for.
-
-  gather_gradients: None gathers when there are several workers (across machines the network is
-  what limits; on one machine the devices' all-reduce costs less than the larger products),
-  unless DCGAN_GATHER_GRADIENTS=0."""
-  if cluster is None or cluster.strategy is None:
-    return OneReplica()
-  if gather_gradients is None:
-    gather_gradients = cluster.num_workers > 1 and cluster_module.gather_gradients_default()
-  return Mirrored(cluster.strategy, cluster.local_replicas, cluster.first_replica,
-                  bool(gather_gradients), batch_size)
+def replication(cluster=None):
+  """The Replication a cluster.Cluster asks for (None: one device)."""
+  if cluster is None:
+    return Replication(tf.distribute.get_strategy())
+  return Replication(cluster.strategy, cluster.local_replicas, cluster.first_replica,
+                     cluster.gathers)

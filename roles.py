@@ -13,7 +13,8 @@ import numpy as np
 import cluster as cluster_module  # (decides oneDNN before TensorFlow loads)
 import tensorflow.compat.v1 as tf
 from checkpoints import checkpoint_counter, last_checkpoint
-from utils import UserError
+from step import feed_dict
+from utils import UserError, image_manifold_size, save_images
 
 
 class OneProcess(object):
@@ -44,13 +45,14 @@ class OneProcess(object):
     """(stop votes, processes whose losses diverged) of a step: this process's own."""
     return stop, int(diverged)
 
-  def start(self, dcgan, data, settings, prepare=None):
-    """(loaded a checkpoint, its counter): prepare(), initialise, restore the newest
-    checkpoint."""
+  def start(self, job, settings, prepare=None):
+    """(loaded a checkpoint, its counter, the run's seed) of a training.Job: prepare(seed),
+    initialise, restore the newest checkpoint."""
     if prepare is not None:
-      prepare()
-    dcgan.sess.run(dcgan.init_op)
-    return dcgan.load(settings.checkpoint_dir)
+      prepare(job.seed)
+    job.sess.run(job.init_op)
+    loaded, counter = job.checkpoints.restore(job.sess, settings.checkpoint_dir)
+    return loaded, counter, job.seed
 
   def stop_after(self, step, stop):
     """The signal to stop for after a step: this process's own, whenever it came."""
@@ -59,8 +61,8 @@ class OneProcess(object):
   def stop_between_epochs(self, stop):
     return stop.local
 
-  def writes(self, dcgan, settings, loaded):
-    return RunWrites(dcgan, settings, loaded)
+  def writes(self, job, settings, loaded):
+    return RunWrites(job, settings, loaded)
 
 
 class SeveralWorkers(object):
@@ -152,35 +154,35 @@ class SeveralWorkers(object):
     seed, counter, loaded = total[-3:]
     return int(seed), int(counter), bool(loaded)
 
-  def join(self, dcgan, data, settings):
-    """Before the first step: (loaded a checkpoint, counter).
+  def join(self, job, settings):
+    """Before the first step: (loaded a checkpoint, counter, the chief's seed).
 
     The chief finds its checkpoint; the workers check they were started alike (a UserError
     otherwise) and take the chief's seed and counter; all initialise (TensorFlow broadcasts
     the chief's initial values); the chief restores and its variables are broadcast.
     """
-    chief, path = self.cluster.is_chief, None
+    chief, path, sess = self.cluster.is_chief, None, job.sess
     if chief:
-      path, _ = dcgan.check_checkpoint(settings.checkpoint_dir)
-    fields = agreed_fields(dcgan, data, settings)
+      path, _ = job.checkpoints.check(settings.checkpoint_dir)
+    fields = agreed_fields(job, settings)
     if not self.seed_given:
       fields["seed"] = None
-    dcgan.seed, counter, loaded = self.agreement(
-        dcgan.sess, fields, dcgan.seed, checkpoint_counter(path) if path else 0, path is not None)
-    dcgan.sess.run(dcgan.init_op, options=self.run_options(first=True))
+    seed, counter, loaded = self.agreement(
+        sess, fields, job.seed, checkpoint_counter(path) if path else 0, path is not None)
+    sess.run(job.init_op, options=self.run_options(first=True))
     if chief and loaded:
-      dcgan.load(settings.checkpoint_dir)
+      job.checkpoints.restore(sess, settings.checkpoint_dir)
     if loaded:
-      dcgan.sess.run(self.broadcast_op, options=self.run_options(first=True))
-    return loaded, counter
+      sess.run(self.broadcast_op, options=self.run_options(first=True))
+    return loaded, counter, seed
 
-  def start(self, dcgan, data, settings, prepare=None):
-    """(loaded a checkpoint, its counter), agreed by every worker (join); then prepare(), so
-    that a refused start writes nothing."""
-    joined = self.join(dcgan, data, settings)
+  def start(self, job, settings, prepare=None):
+    """(loaded a checkpoint, its counter, the run's seed), agreed by every worker (join); then
+    prepare(seed), so that a refused start writes nothing."""
+    loaded, counter, seed = self.join(job, settings)
     if prepare is not None:
-      prepare()
-    return joined
+      prepare(seed)
+    return loaded, counter, seed
 
   def stop_after(self, step, stop):
     """The signal to stop for, from every worker's vote in the step's last run (tally): all
@@ -190,9 +192,9 @@ class SeveralWorkers(object):
   def stop_between_epochs(self, stop):
     return 0  # a signal that came after the last vote rides on the next step's
 
-  def writes(self, dcgan, settings, loaded):
+  def writes(self, job, settings, loaded):
     """The chief writes the run folder; the others nothing."""
-    return RunWrites(dcgan, settings, loaded) if self.cluster.is_chief else NoWrites()
+    return RunWrites(job, settings, loaded) if self.cluster.is_chief else NoWrites()
 
   def lost(self, err, counter, settings):
     """A peer gone or silent: one sentence naming it, the step and the last checkpoint."""
@@ -237,7 +239,7 @@ AGREED_FIELDS = ("dataset", "images", "batch_size", "input_height", "input_width
 AGREED_FIELD_NAMES = {"images": "datasets (their numbers of images differ)",
                       "c_dim": "image channels", "y_dim": "labels",
                       "filters": "network sizes", "replicas": "numbers of local devices",
-                      "gathered": "DCGAN_GATHER_GRADIENTS"}
+                      "gathered": "--gather_gradients"}
 
 
 def field_hash(value):
@@ -246,18 +248,10 @@ def field_hash(value):
   return zlib.crc32(repr(value).encode("utf-8")) & 0xFFFFF
 
 
-def agreed_fields(dcgan, data, settings):
-  """{name: value} of AGREED_FIELDS for this worker."""
-  return {"dataset": dcgan.dataset_name, "images": len(data), "batch_size": dcgan.batch_size,
-          "input_height": dcgan.input_height, "input_width": dcgan.input_width,
-          "output_height": dcgan.output_height, "output_width": dcgan.output_width,
-          "crop": bool(dcgan.crop), "c_dim": dcgan.c_dim, "y_dim": dcgan.y_dim,
-          "z_dim": dcgan.z_dim, "z_dist": dcgan.z_dist,
-          "filters": (dcgan.gf_dim, dcgan.df_dim, dcgan.gfc_dim, dcgan.dfc_dim),
-          "train_size": float(settings.train_size), "epoch": settings.epoch,
-          "learning_rate": float(settings.learning_rate),
-          "beta1": float(dcgan.beta1), "precision": dcgan.precision.name, "seed": dcgan.seed,
-          "replicas": dcgan.replication.local, "gathered": int(dcgan.replication.gathers)}
+def agreed_fields(job, settings):
+  """{name: value} of AGREED_FIELDS for this worker: the model's (job.fields) and the run's."""
+  return dict(job.fields, images=len(job.data), train_size=float(settings.train_size),
+              epoch=settings.epoch, learning_rate=float(settings.learning_rate), seed=job.seed)
 
 
 class RunWrites(object):
@@ -265,16 +259,15 @@ class RunWrites(object):
 
   fetches_summaries = True
 
-  def __init__(self, dcgan, settings, loaded):
-    self.dcgan, self.settings = dcgan, settings
+  def __init__(self, job, settings, loaded):
+    self.job, self.settings = job, settings
     os.makedirs(settings.sample_dir, exist_ok=True)
     if loaded:
-      dcgan.checkpoints.keep_track(settings.checkpoint_dir)  # --max_to_keep counts old ones
+      job.checkpoints.keep_track(settings.checkpoint_dir)  # --max_to_keep counts old ones
     # The graph goes into the events once, when the run starts (TensorBoard warns of a run
     # with several graph events), not again on every resume.
-    self.events = tf.summary.FileWriter(os.path.join(dcgan.out_dir, "logs"),
-                                        None if loaded else dcgan.sess.graph)
-    self.sample_z, self.sample_labels = dcgan.sample_inputs()
+    self.events = tf.summary.FileWriter(os.path.join(job.folders.out_dir, "logs"),
+                                        None if loaded else job.sess.graph)
 
   def summaries(self, summaries, counter):
     for summary in summaries:
@@ -283,11 +276,22 @@ class RunWrites(object):
   def grid(self, counter, unless_there=False):
     path = os.path.join(self.settings.sample_dir, "train_{:08d}.png".format(counter))
     if not (unless_there and os.path.exists(path)):
-      self.dcgan.save_sample_grid(path, self.sample_z, self.sample_labels)
+      job = self.job
+      z, labels = job.sample
+      samples = job.sess.run(job.sampler, feed_dict=feed_dict(job.feeds, z, labels))
+      save_images(samples, image_manifold_size(len(samples)), path, job.value_range)
 
   def checkpoint(self, counter, feed):
-    self.dcgan.save_checked(self.settings.checkpoint_dir, counter, feed, self.sample_z,
-                            self.sample_labels)
+    """Save a checkpoint if the model is still healthy (Checkpoints.save_checked): the sampler
+    and D's inference pass see the grids' z and labels, and as many of the step's images
+    (several replicas feed replicas x batch_size of them, one replica's worth of z)."""
+    job = self.job
+    z, labels = job.sample
+    images = feed[job.feeds.inputs]
+    n = min(len(images), len(z))
+    check = feed_dict(job.feeds, z[:n], None if labels is None else labels[:n], images[:n])
+    job.checkpoints.save_checked(job.sess, self.settings.checkpoint_dir,
+                                 'model.b' + str(job.latent.batch_size), counter, check)
 
   def where(self):
     return last_checkpoint(self.settings.checkpoint_dir)

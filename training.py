@@ -14,13 +14,28 @@ import time
 import numpy as np
 from tqdm import tqdm
 
-from dataset import open_dataset, prefetch
+from dataset import prefetch
 from replicas import batches_per_epoch
+from step import batch_z, feed_dict, run_iteration
 from utils import UserError, plural
 
-# The loop's settings and their defaults, stated once: train(dcgan, config) takes each from
+# What the loop is given (model.DCGAN.job builds it; the loop sees nothing else of a model):
+# the Session; the step as values (step.GANTrainOps, step.Feeds); the variables' initializer;
+# this process's roles.py coordination and replicas.Replication; the seed asked for (several
+# workers agree on the chief's in coordination.start); the Latent z; the
+# checkpoints.Checkpoints; the sampler tensor, its pixel range and the fixed (z, labels) of the
+# sample grids; the data (dataset.py); {name: value} of what shapes the model and data
+# (roles.agreed_fields); the Folders; and the learning rate a config does not set.
+Job = collections.namedtuple("Job", [
+    "sess", "train_ops", "feeds", "init_op", "coordination", "replication", "seed", "latent",
+    "checkpoints", "sampler", "value_range", "sample", "data", "fields", "folders",
+    "learning_rate"])
+Latent = collections.namedtuple("Latent", ["z_dim", "z_dist", "batch_size"])
+Folders = collections.namedtuple("Folders", ["checkpoint_dir", "sample_dir", "out_dir"])
+
+# The loop's settings and their defaults, stated once: train(job, config) takes each from
 # config when it has it (main.py's flags have these defaults; tests/test_main.py holds them
-# equal).  learning_rate, checkpoint_dir and sample_dir default to the DCGAN's own.
+# equal).  learning_rate, checkpoint_dir and sample_dir default to the job's.
 TRAIN_DEFAULTS = {"epoch": 25, "train_size": np.inf, "sample_freq": 200, "ckpt_freq": 200,
                   "summary_freq": 10, "data_workers": 2}
 TrainSettings = collections.namedtuple(
@@ -105,39 +120,44 @@ def say(text, file=None):
 
 
 class Progress(object):
-  """Where the loop is: read by the handlers around it (a lost worker's step)."""
+  """Where the loop is, the one record it changes as it goes: read by the handlers around it
+  (a lost worker's step, the last save)."""
 
-  def __init__(self):
-    self.counter, self.saved_at, self.feed, self.data_wait = 0, None, None, 0.0
+  def __init__(self, counter=0):
+    self.counter, self.saved_at, self.feed, self.data_wait = counter, None, None, 0.0
     self.ran, self.d_loss, self.g_loss = False, None, None
 
 
-def train(dcgan, config, prepare=None):
-  """Train dcgan for config's epochs, resuming from its checkpoint folder; a TrainResult.
+# What one call of the loop holds fixed: the Job, its TrainSettings, the seed of the run (the
+# chief's, agreed), the writes (roles.py), the StopRequest, steps per epoch, the start time.
+Loop = collections.namedtuple("Loop", ["job", "settings", "seed", "writes", "stop",
+                                       "batch_idxs", "start_time"])
 
-  prepare(), if given, runs once before the first step (main.py writes the run folder there):
-  on several workers after they agreed, so a refused start writes nothing.  On several workers
-  every worker calls this with the same flags; only the chief writes.  A lost worker stops the
-  others with a UserError naming it.
+
+def train(job, config, prepare=None):
+  """Train job for config's epochs, resuming from its checkpoint folder; a TrainResult.
+
+  prepare(seed), if given, runs once before the first step with the run's seed (main.py
+  writes the run folder there): on several workers after they agreed, so a refused start
+  writes nothing.  On several workers every worker calls this with the same flags; only the
+  chief writes.  A lost worker stops the others with a UserError naming it.
   """
-  settings = settings_from(config, dcgan.default_learning_rate, dcgan.checkpoint_dir,
-                           dcgan.sample_dir)
-  data = dcgan.data if dcgan.data is not None else open_dataset(
-      dcgan.dataset_name, dcgan.data_dir, dcgan.input_fname_pattern, dcgan.input_height,
-      dcgan.input_width, dcgan.output_height, dcgan.output_width, dcgan.crop)
-  coordinate = dcgan.coordination
+  settings = settings_from(config, job.learning_rate, job.folders.checkpoint_dir,
+                           job.folders.sample_dir)
+  coordinate = job.coordination
   progress = Progress()
   try:
-    loaded, counter = coordinate.start(dcgan, data, settings, prepare)
-    return _train(dcgan, data, settings, coordinate, loaded, counter, progress)
+    loaded, counter, seed = coordinate.start(job, settings, prepare)
+    return _train(job, settings, seed, loaded, counter, progress)
   except coordinate.lost_worker_errors as err:
     coordinate.lost(err, progress.counter, settings)
 
 
-def _train(dcgan, data, settings, coordinate, loaded, counter, progress):
+def _train(job, settings, seed, loaded, counter, progress):
   """The epochs from the loaded counter on, then the last save; a TrainResult."""
-  batch_idxs = batches_per_epoch(len(data), settings.train_size, dcgan.batch_size,
-                                 dcgan.replication.count)
+  data = job.data
+  batch_idxs = batches_per_epoch(len(data), settings.train_size, job.latent.batch_size,
+                                 job.replication.count)
   if loaded:
     print(" [*] Load SUCCESS: resuming at counter %d" % counter)
   else:
@@ -150,27 +170,24 @@ def _train(dcgan, data, settings, coordinate, loaded, counter, progress):
     print(" [*] The checkpoint has trained %s already, as many as --epoch %d asks: nothing to "
           "train." % (plural(start_epoch, "epoch"), settings.epoch))
     return TrainResult(counter, 0, 0.0, 0.0)
-  writes = coordinate.writes(dcgan, settings, loaded)
-  stop = StopRequest(writes.where)
-  start_time = time.time()
+  writes = job.coordination.writes(job, settings, loaded)
+  loop = Loop(job, settings, seed, writes, StopRequest(writes.where), batch_idxs, time.time())
   try:
     for epoch in range(start_epoch, settings.epoch):
-      first = start_idx if epoch == start_epoch else 0
-      stopping = _epoch(dcgan, data, settings, coordinate, writes, stop, progress, epoch, first,
-                        batch_idxs, start_time)
+      stopping = _epoch(loop, progress, epoch, start_idx if epoch == start_epoch else 0)
       if stopping:
         if progress.saved_at != progress.counter and progress.feed is not None:
           writes.checkpoint(progress.counter, progress.feed)  # the signal came after the check
         signum = stopping if stopping in [int(s) for s in StopRequest.SIGNALS] else signal.SIGTERM
         raise TrainingInterrupted(signum, progress.counter, writes.where())
   finally:
-    stop.restore()
+    loop.stop.restore()
     writes.close()
     if getattr(data, "cache", None) is not None:
       data.cache.flush()
   counter = progress.counter
   result = TrainResult(counter, counter - 1 - (start_epoch * batch_idxs + start_idx),
-                       time.time() - start_time, progress.data_wait)
+                       time.time() - loop.start_time, progress.data_wait)
   if data.report():
     print(" [!] " + data.report())
   if progress.saved_at != counter and progress.feed is not None:
@@ -179,31 +196,32 @@ def _train(dcgan, data, settings, coordinate, loaded, counter, progress):
   return result
 
 
-def _epoch(dcgan, data, settings, coordinate, writes, stop, progress, epoch, first, batch_idxs,
-           start_time):
+def _epoch(loop, progress, epoch, first):
   """One epoch from batch index `first`; the signal to stop for (0: none)."""
-  local, first_replica = dcgan.replication.local, dcgan.replication.first
-  batch_size, step_images = dcgan.batch_size, dcgan.batch_size * dcgan.replication.count
+  job, settings, writes = loop.job, loop.settings, loop.writes
+  local, first_replica = job.replication.local, job.replication.first
+  batch_size = job.latent.batch_size
+  step_images = batch_size * job.replication.count
   # Every replica takes its own slice of the epoch's permutation; this worker's replicas take
   # local x batch_size images of each step's batch_size x replicas.
-  order = np.random.default_rng([dcgan.seed, 0, epoch]).permutation(len(data))
+  order = np.random.default_rng([loop.seed, 0, epoch]).permutation(len(job.data))
   mine = slice(first_replica * batch_size, (first_replica + local) * batch_size)
-  batches = prefetch(data, (order[idx * step_images:(idx + 1) * step_images][mine]
-                            for idx in range(first, batch_idxs)), workers=settings.data_workers)
-  bar = tqdm(total=batch_idxs, initial=first, desc="epoch %d/%d" % (epoch, settings.epoch),
+  batches = prefetch(job.data, (order[idx * step_images:(idx + 1) * step_images][mine]
+                                for idx in range(first, loop.batch_idxs)),
+                     workers=settings.data_workers)
+  bar = tqdm(total=loop.batch_idxs, initial=first, desc="epoch %d/%d" % (epoch, settings.epoch),
              unit="step", leave=False, disable=None)
   epoch_start, epoch_wait, stopping = time.time(), 0.0, 0
   try:
-    for idx in range(first, batch_idxs):
+    for idx in range(first, loop.batch_idxs):
       wait_start = time.time()
       batch_images, batch_labels = next(batches)
       epoch_wait += time.time() - wait_start
-      stopping = _step(dcgan, settings, coordinate, writes, stop, progress, batch_images,
-                       batch_labels)
+      stopping = _step(loop, progress, batch_images, batch_labels)
       bar.update(1)
       tqdm.write("[%8d Epoch:[%2d/%2d] [%4d/%4d] time: %4.4f, d_loss: %.8f, g_loss: %.8f"
-                 % (progress.counter, epoch, settings.epoch, idx, batch_idxs,
-                    time.time() - start_time, progress.d_loss, progress.g_loss))
+                 % (progress.counter, epoch, settings.epoch, idx, loop.batch_idxs,
+                    time.time() - loop.start_time, progress.d_loss, progress.g_loss))
       if progress.counter % settings.sample_freq == 0:
         writes.grid(progress.counter)
       if progress.counter % settings.ckpt_freq == 0 or stopping:
@@ -214,39 +232,43 @@ def _epoch(dcgan, data, settings, coordinate, writes, stop, progress, epoch, fir
   finally:
     batches.close()
     bar.close()
-  stopping = coordinate.stop_between_epochs(stop)
+  stopping = job.coordination.stop_between_epochs(loop.stop)
   if stopping:
     return stopping
   progress.data_wait += epoch_wait
   elapsed = time.time() - epoch_start
   print(" [*] Epoch %d: %s in %.1f s, %.1f%% of it waiting for data"
-        % (epoch, plural(batch_idxs - first, "step"), elapsed,
+        % (epoch, plural(loop.batch_idxs - first, "step"), elapsed,
            100.0 * epoch_wait / max(elapsed, 1e-9)))
   writes.grid(progress.counter, unless_there=True)  # every epoch's end, so short runs have one
   return 0
 
 
-def _step(dcgan, settings, coordinate, writes, stop, progress, images, labels):
+def _step(loop, progress, images, labels):
   """One iteration on this batch; the signal to stop for after it (0: none)."""
-  counter = progress.counter
-  batch_z = dcgan.batch_z(counter, dcgan.replication.first, dcgan.replication.local)
-  progress.feed = dcgan.feed(batch_z, labels, images, settings.learning_rate)
+  job, settings, writes, stop = loop.job, loop.settings, loop.writes, loop.stop
+  counter, latent, replication = progress.counter, job.latent, job.replication
+  z = batch_z(loop.seed, latent.z_dist, (latent.batch_size, latent.z_dim), counter,
+              replication.first, replication.local)
+  progress.feed = feed_dict(job.feeds, z, labels, images, settings.learning_rate)
   summarize = writes.fetches_summaries and (counter % settings.summary_freq == 0 or counter == 1)
-  step = dcgan.train_step(progress.feed, summarize, stop=stop.local, first=not progress.ran)
+  step = run_iteration(job.sess, job.train_ops, progress.feed, summarize, job.coordination,
+                       stop.local, first=not progress.ran)
   progress.ran = True
-  stopping = coordinate.stop_after(step, stop)
+  stopping = job.coordination.stop_after(step, stop)
+  losses = step.losses
   if step.diverged:
-    own = np.isfinite([step.d_loss_real, step.d_loss_fake, step.g_loss]).all()
-    losses = "d_loss %s, g_loss %s" % (step.d_loss_real + step.d_loss_fake, step.g_loss)
+    own = np.isfinite([losses.d_loss_real, losses.d_loss_fake, losses.g_loss]).all()
+    said = "d_loss %s, g_loss %s" % (losses.d_loss_real + losses.d_loss_fake, losses.g_loss)
     raise UserError("The losses became NaN or infinite at step %d (%s), so training stopped "
                     "without saving; the last good checkpoint is %s. Lower --learning_rate to "
-                    "train on." % (counter, "on another worker; this one's " + losses if own
-                                   else losses, writes.where()))
+                    "train on." % (counter, "on another worker; this one's " + said if own
+                                   else said, writes.where()))
   writes.summaries(step.summaries, counter)
   for net, info in step.skipped:
     tqdm.write(" [!] step %d: %s's float16 gradients overflowed, so its update was skipped; "
                "loss scale lowered to %g (%d %s updates skipped so far)"
                % (counter, net, info["scale"], info["skipped"], net))
   progress.counter = counter + 1
-  progress.d_loss, progress.g_loss = step.d_loss_real + step.d_loss_fake, step.g_loss
+  progress.d_loss, progress.g_loss = losses.d_loss_real + losses.d_loss_fake, losses.g_loss
   return stopping

@@ -33,7 +33,7 @@ def synthetic_feed(model, count, rng):
 
 def time_iterations(model, feed, warmup, steps):
   """(seconds of each of `steps` DCGAN.train_step iterations after `warmup` untimed ones,
-  the last iteration's losses)."""
+  the last iteration's step.Step)."""
   for _ in range(warmup):
     model.train_step(feed, summarize=False)
   times, losses = [], None
@@ -51,9 +51,10 @@ def append_result(path, result):
   print("appended to %s" % path)
 
 
-def machine(**peaks):
-  """hardware.describe() plus the peaks measured in this run (GFLOP/s, rounded), for results.jsonl."""
-  described = hardware.describe()
+def machine(plan, **peaks):
+  """hardware.describe(plan) plus the peaks measured in this run (GFLOP/s, rounded), for
+  results.jsonl; plan: the hardware.KernelPlan the measured graph was built with."""
+  described = hardware.describe(plan)
   described.update({name: round(value, 1) for name, value in peaks.items() if value})
   return described
 

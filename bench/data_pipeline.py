@@ -108,13 +108,13 @@ def main():
                     gf_dim=args.filters, df_dim=args.filters, c_dim=3, dataset_name=name,
                     checkpoint_dir=os.path.join(tmp, "ckpt"), sample_dir=os.path.join(tmp, "samples"),
                     out_dir=tmp, seed=0, data=ImageFolderData(data_dir, name, "*.jpg", *shape))
-      stats = training.train(model, config)
+      stats = training.train(model.job(model.data), config)
 
   peak = matmul_peak_gflops()
   wait = stats.data_wait / stats.seconds
   result = {
       "bench": "data_pipeline", "time": time.strftime("%Y-%m-%dT%H:%M:%S"),
-      "machine": machine(fp32_matmul_peak_gflops=peak),
+      "machine": machine(hardware.kernel_plan(), fp32_matmul_peak_gflops=peak),
       "config": {"image": "178x218 jpeg", "crop": args.input_height, "output": args.output_height,
                  "batch_size": args.batch_size, "filters": args.filters, "workers": args.workers,
                  "images": n, "generated": not args.data},

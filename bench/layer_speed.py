@@ -42,7 +42,7 @@ tf.get_logger().setLevel("ERROR")
 from common import RESULTS, append_result, machine, matmul_peak_gflops, print_machine  # noqa: E402
 from hardware import cpu_supports_bf16  # noqa: E402
 from model import DCGAN  # noqa: E402
-from ops import conv2d, deconv2d  # noqa: E402
+from ops import LayerOptions, conv2d, deconv2d  # noqa: E402
 from train_speed import CONFIGS, model_layers  # noqa: E402
 
 STRIDES = [1, 2, 2, 1]
@@ -88,12 +88,13 @@ def time_plan_layer(generator, small, large, repeats):
   """Seconds (median) of forward / data / weights of the layer as ops.py builds it, fp32."""
   with tf.Graph().as_default(), tf.Session() as sess:
     make = lambda shape, seed: tf.Variable(tf.random.normal(shape, seed=seed))
+    options = LayerOptions(hardware.kernel_plan(), None, None)  # this machine's plan
     if generator:
       x = make(small, 1)
-      out = deconv2d(x, [None] + large[1:], name="layer")
+      out = deconv2d(x, [None] + large[1:], name="layer", options=options)
     else:
       x = make(large, 1)
-      out = conv2d(x, small[3], name="layer")
+      out = conv2d(x, small[3], name="layer", options=options)
     w = [v for v in tf.trainable_variables() if v.op.name == "layer/w"][0]
     dy = make(out.shape.as_list(), 2)
     dx, dw = tf.gradients(out, [x, w], dy)
@@ -130,8 +131,9 @@ def main():
   args = parser.parse_args()
   dtypes = [tf.float32] + ([tf.bfloat16] if cpu_supports_bf16() else [])
   peaks = {dt.name: matmul_peak_gflops(dtype=dt) for dt in dtypes}
-  described = machine(**{"%s_matmul_peak_gflops" % ("fp32" if name == "float32" else "bf16"): value
-                         for name, value in peaks.items()})
+  described = machine(hardware.kernel_plan(), **{
+      "%s_matmul_peak_gflops" % ("fp32" if name == "float32" else "bf16"): value
+      for name, value in peaks.items()})
   print_machine(described)
   print("%-26s %-8s %9s %9s %9s %6s" % ("layer", "kernel", "fp32", "plan", "bf16", "ratio"))
   rows = []

@@ -173,17 +173,17 @@ def child(args):
                   gf_dim=args.filters, df_dim=args.filters, gfc_dim=args.fc, dfc_dim=args.fc,
                   dataset_name=args.config, seed=0, cluster=cluster, **shape)
     local = model.replication.local
-    model.coordination.start(model, [0] * 6400, training.settings_from(
+    model.coordination.start(model.job([0] * 6400), training.settings_from(
         argparse.Namespace(), model.default_learning_rate, model.checkpoint_dir, model.sample_dir))
     feed = synthetic_feed(model, args.batch_size * local, rng)
     times, _ = time_iterations(model, feed, args.warmup, args.steps)
     traced = traced_iteration(model, feed)
     grads = {"d": sum(int(np.prod(v.shape.as_list())) for v in model.d_vars) * 4,
              "g": sum(int(np.prod(v.shape.as_list())) for v in model.g_vars) * 4}
-    import ops
-    complete = ops.complete_gradients()
+    complete = set().union(*(o.complete for o in model.optimizers.values()))
     # the Matrix gradients computed from gathered factors instead, once per update
-    gathered_matrices = sum(int(np.prod(v.shape.as_list())) * 4 * UPDATES[NETWORKS[v.name[0]]]
+    updates = dict(UPDATES)
+    gathered_matrices = sum(int(np.prod(v.shape.as_list())) * 4 * updates[NETWORKS[v.name[0]]]
                             for v in model.d_vars + model.g_vars if v.name in complete)
     digests = fingerprints(sess, model)
     layers = linear_layers(model)
@@ -193,7 +193,7 @@ def child(args):
             "images_per_s": args.batch_size * cluster.num_replicas / s_per_iter,
             "collective_bytes": traced["bytes"], "gathered_bytes": traced["gathered"],
             "collective_seconds": traced["seconds"],
-            "gradient_bytes_per_iteration": sum(grads[net[0]] * UPDATES[net] for net in UPDATES),
+            "gradient_bytes_per_iteration": sum(grads[net[0]] * count for net, count in UPDATES),
             "gathered_gradient_bytes_per_iteration": gathered_matrices,
             "linear_layers": layers, "fingerprints": digests}
   with open(args.out, "w") as f:
@@ -242,7 +242,7 @@ def collective_bytes_per_gpu(gpus, gradient_bytes, layers, batch):
   from model import LAYER_PASSES, UPDATES
   reduced, gathered = gradient_bytes, 0.0
   for network, size_in, size_out in layers:
-    updates, rows = UPDATES[NETWORKS[network]], LAYER_PASSES[NETWORKS[network]] * batch
+    updates, rows = dict(UPDATES)[NETWORKS[network]], LAYER_PASSES[NETWORKS[network]] * batch
     if ops.gathers_factors(gpus, rows, size_in, size_out):
       reduced -= updates * size_in * size_out * 4
       gathered += updates * (gpus - 1) * rows * (size_in + size_out) * 4
@@ -282,7 +282,8 @@ def main():
     return child(args)
 
   from common import RESULTS, append_result, machine, matmul_peak_gflops, print_machine
-  described = machine(fp32_matmul_peak_gflops=matmul_peak_gflops())
+  import hardware
+  described = machine(hardware.kernel_plan(), fp32_matmul_peak_gflops=matmul_peak_gflops())
   configs = [c for c in args.configs.split(",") if c]
   layouts = [l for l in args.layouts.split(",") if l]
   if "single" not in layouts:

@@ -114,7 +114,8 @@ def parse_args():
   parser.add_argument("--fc", type=int, default=1024, help="gfc_dim = dfc_dim (mnist) [1024]")
   parser.add_argument("--intra_op_threads", type=int, default=0)
   parser.add_argument("--inter_op_threads", type=int, default=0)
-  parser.add_argument("--kernels", choices=["auto"] + sorted(hardware.PLANS), default="auto",
+  parser.add_argument("--kernels", choices=hardware.KERNEL_CHOICES,
+                      default=hardware.DEFAULT_KERNELS,
                       help="kernel plan (hardware.py) [auto: this machine's]")
   parser.add_argument("--results", default=RESULTS)
   return parser.parse_args()
@@ -122,8 +123,6 @@ def parse_args():
 
 def main():
   args = parse_args()
-  if args.kernels != "auto":
-    os.environ[hardware.PLAN_VARIABLE] = args.kernels
   shape = CONFIGS[args.config]
   try:
     config = session_config(args.precision, args.xla, args.intra_op_threads, args.inter_op_threads)
@@ -133,12 +132,13 @@ def main():
 
   peak = matmul_peak_gflops()
   peak_bf16 = matmul_peak_gflops(dtype=tf.bfloat16) if args.precision == "bf16" else None
-  described = machine(fp32_matmul_peak_gflops=peak, bf16_matmul_peak_gflops=peak_bf16)
   rng = np.random.RandomState(0)
   with tf.Graph().as_default(), tf.Session(config=config) as sess:
     model = DCGAN(sess, batch_size=args.batch_size, sample_num=args.batch_size, gf_dim=args.filters,
                   df_dim=args.filters, gfc_dim=args.fc, dfc_dim=args.fc, dataset_name=args.config,
-                  seed=0, precision=args.precision, **shape)
+                  seed=0, precision=args.precision, kernels=args.kernels, **shape)
+    described = machine(model.plan, fp32_matmul_peak_gflops=peak,
+                        bf16_matmul_peak_gflops=peak_bf16)
     sess.run(model.init_op)
     g_f, d_f, flops = iteration_flops(model)
     times, losses = time_iterations(model, synthetic_feed(model, args.batch_size, rng),

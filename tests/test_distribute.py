@@ -121,7 +121,7 @@ with tf.Graph().as_default():
   sess = tf.Session(config=cluster.session_config(session_config()))
   model = DCGAN(sess, cluster=cluster, gather_gradients=conditional, **kwargs)
   result["replicas"] = model.replication.count
-  result["gathered"] = sorted(ops.complete_gradients())
+  result["gathered"] = sorted(set().union(*(o.complete for o in model.optimizers.values())))
   result["names"] = sorted(v.op.name for v in model.all_vars)
   # the sampler and D's inference pass: built once, not in every replica's tower
   def scope(name):  # "/generator_1" outside the towers, "generator" in replica 1's tower

@@ -1,0 +1,193 @@
+"""One training iteration as values (docs/ARCHITECTURE.md, "A training step").
+
+As TF-GAN's chain: building returns a GANModel (what the networks computed, and their
+variables), a GANLoss (the losses) and, once the summaries exist, GANTrainOps (per network its
+update op, the losses and summary its last run of an iteration fetches, and its loss-scale
+state; and UPDATES, the updates per iteration).  run_iteration runs one iteration of a
+GANTrainOps and returns a Step.  The loop (training.py) knows these tuples, never the DCGAN.
+"""
+import collections
+
+import numpy as np
+
+import hardware
+
+hardware.configure()  # oneDNN decided before TensorFlow loads
+
+import tensorflow.compat.v1 as tf  # noqa: E402
+
+from utils import UserError  # noqa: E402
+
+# The updates of one iteration, in order: one D update, then two G updates with the same z, so
+# that d_loss does not go to zero (the original's choice, not the paper's).  run_iteration, the
+# skipped-update report and bench/ read it; nothing else says it.
+UPDATES = (("discriminator", 1), ("generator", 2))
+# Passes of each network's layers per loss (G once; D twice, real and generated): the rows a
+# gathered weight gradient sums (ops.Gathering), and bench/scaling.py's count of them.
+LAYER_PASSES = {"generator": 1, "discriminator": 2}
+LABELS = {"discriminator": "D", "generator": "G"}  # as the progress lines name the networks
+
+GANModel = collections.namedtuple("GANModel", [
+    "generated", "real", "real_logits", "fake", "fake_logits", "discriminator_vars",
+    "generator_vars"])
+GANModel.__doc__ = """G(z); D's sigmoid and logits on the real images and on G(z); D's and
+G's trainable variables."""
+
+GANLoss = collections.namedtuple("GANLoss", ["d_loss_real", "d_loss_fake", "d_loss", "g_loss"])
+GANLoss.__doc__ = """The original's losses (sigmoid cross-entropy): D's on real and generated
+images and their sum; G's, which labels its images real."""
+
+NetworkTrainOp = collections.namedtuple("NetworkTrainOp", ["update", "losses", "summary",
+                                                           "scaling"])
+NetworkTrainOp.__doc__ = """One network's: the op of one update (optim.NetworkUpdate's); the
+losses ({GANLoss field: tensor}) and summary its last run of an iteration fetches; the
+loss-scale state each run reads ({} without loss scaling)."""
+
+GANTrainOps = collections.namedtuple("GANTrainOps", ["discriminator", "generator", "updates"])
+GANTrainOps.__doc__ = """Each network's NetworkTrainOp, and the updates per iteration
+((network, count), ... in order: UPDATES)."""
+
+Feeds = collections.namedtuple("Feeds", ["inputs", "z", "y", "learning_rate"])
+Feeds.__doc__ = """The placeholders a step feeds (y None for an unconditional model)."""
+
+# What one iteration computed: the losses (a GANLoss of numbers), each fetched by the run that
+# computes it; the summaries asked for; [(network label, loss-scale state)] of the fp16 updates
+# that were skipped; the stop votes (a signal number, or several workers' sum; 0: none); how
+# many processes' losses were NaN or infinite (0: none).
+Step = collections.namedtuple("Step", ["losses", "summaries", "skipped", "stop_votes",
+                                       "diverged"])
+
+Z_DISTRIBUTIONS = ("normal01", "uniform_signed", "uniform_unsigned")
+
+
+def gen_random(rng, z_dist, size):
+  """Draw latent vectors from the distribution named by --z_dist."""
+  if z_dist == "normal01":
+    return rng.standard_normal(size).astype(np.float32)
+  if z_dist == "uniform_unsigned":
+    return rng.uniform(0.0, 1.0, size).astype(np.float32)
+  if z_dist == "uniform_signed":
+    return rng.uniform(-1.0, 1.0, size).astype(np.float32)
+  raise UserError("--z_dist must be one of %s, not %r." % (", ".join(Z_DISTRIBUTIONS), z_dist))
+
+
+def batch_z(seed, z_dist, shape, counter, first_replica=0, replicas=1):
+  """z [batch, z_dim] = shape for step `counter`, replicas first_replica.. one after another:
+  replica r's from the seed (seed, 1, counter, r), replica 0's from (seed, 1, counter) as on
+  one device."""
+  draws = []
+  for replica in range(first_replica, first_replica + replicas):
+    key = [seed, 1, counter] + ([replica] if replica else [])
+    draws.append(gen_random(np.random.default_rng(key), z_dist, shape))
+  return draws[0] if replicas == 1 else np.concatenate(draws)
+
+
+def feed_dict(feeds, z, labels=None, images=None, learning_rate=None):
+  """The feed dict for Feeds: labels go in only for a conditional model."""
+  feed = {feeds.z: z}
+  if feeds.y is not None:
+    feed[feeds.y] = labels
+  if images is not None:
+    feed[feeds.inputs] = images
+  if learning_rate is not None:
+    feed[feeds.learning_rate] = learning_rate
+  return feed
+
+
+def gan_model(generator, discriminator, options, inputs, z, y):
+  """The GANModel of one tower: G once, D on the real and the generated images, each pass of
+  a network built with its options.network(passes) (replicas.TowerOptions); returns it and
+  each pass's LayerOptions (their held batch-norm updates)."""
+  passes = {"generator": options.network(LAYER_PASSES["generator"]),
+            "real": options.network(LAYER_PASSES["discriminator"]),
+            "fake": options.network(LAYER_PASSES["discriminator"])}
+  generated = generator(z, y, options=passes["generator"])
+  real, real_logits = discriminator(inputs, y, reuse=False, options=passes["real"])
+  fake, fake_logits = discriminator(generated, y, reuse=True, options=passes["fake"])
+  t_vars = tf.trainable_variables()
+  d_vars = [var for var in t_vars if var.name.startswith('discriminator/')]
+  g_vars = [var for var in t_vars if var.name.startswith('generator/')]
+  return GANModel(generated, real, real_logits, fake, fake_logits, d_vars, g_vars), passes
+
+
+def gan_loss(model):
+  """The original's GANLoss of a GANModel."""
+  def cross_entropy(logits, labels):
+    return tf.reduce_mean(tf.nn.sigmoid_cross_entropy_with_logits(logits=logits, labels=labels))
+
+  d_loss_real = cross_entropy(model.real_logits, tf.ones_like(model.real))
+  d_loss_fake = cross_entropy(model.fake_logits, tf.zeros_like(model.fake))
+  g_loss = cross_entropy(model.fake_logits, tf.ones_like(model.fake))
+  return GANLoss(d_loss_real, d_loss_fake, d_loss_real + d_loss_fake, g_loss)
+
+
+def held(passes, names):
+  return [op for name in names for op in (passes[name].held.ops if passes[name].held else [])]
+
+
+def build(generator, discriminator, feeds, replication, optimizers, options):
+  """(GANModel, GANLoss, {network: optim.NetworkUpdate}) of the tower on every replica.
+
+  generator(z, y, options=...), discriminator(image, y, reuse=..., options=...): the networks.
+  optimizers: {network: optim.Optimizer}, D's first (its Adam's variables are made first, as
+  the original's: beta1_power is D's, beta1_power_1 G's).  options(): a new tower's
+  replicas.TowerOptions.  The model and losses hold this process's replicas' outputs
+  concatenated and losses averaged.
+  """
+  def tower(inputs, z, y):
+    tower_options = options()
+    model, passes = gan_model(generator, discriminator, tower_options, inputs, z, y)
+    loss = gan_loss(model)
+    complete = tower_options.complete
+    # the batch-norm updates each run computes: D's run passes G, D(real) and D(fake); G's
+    # runs pass G and D(fake)
+    registered = {
+        "discriminator": optimizers["discriminator"].register_gradients(
+            loss.d_loss, model.discriminator_vars, held(passes, ("generator", "real", "fake")),
+            complete),
+        "generator": optimizers["generator"].register_gradients(
+            loss.g_loss, model.generator_vars, held(passes, ("generator", "fake")), complete)}
+    return model, loss, registered
+
+  model, loss, registered = replication.towers(tower, feeds.inputs, feeds.z, feeds.y)
+  model = model._replace(**{name: replication.concat(getattr(model, name)) for name in (
+      "generated", "real", "real_logits", "fake", "fake_logits")})
+  loss = GANLoss(*(replication.mean(value) for value in loss))
+  model = model._replace(discriminator_vars=list(model.discriminator_vars),
+                         generator_vars=list(model.generator_vars))
+  updates = {net: optimizers[net].apply_updates(registered[net], getattr(model, net + "_vars"))
+             for net in ("discriminator", "generator")}
+  return model, loss, updates
+
+
+def run_iteration(sess, train_ops, feed, summarize=True, coordination=None, stop=0,
+                  first=False):
+  """One iteration of GANTrainOps: each network's updates in order (train_ops.updates); a Step.
+
+  Each network's losses (and summary, when summarize) are fetched by its last run; the
+  iteration's last run also carries this process's votes (coordination: roles.py's; a signal
+  number `stop`, 0 for none; whether its losses so far diverged), summed over the workers when
+  there are several, so that all of them stop after the same step.  first: the process's first
+  iteration (its runs may take longer).
+  """
+  runs = [(net, i == count - 1) for net, count in train_ops.updates for i in range(count)]
+  options = coordination.run_options(first) if coordination else None
+  losses, summaries, skipped, diverged = {}, [], [], False
+  for index, (net, last_of_net) in enumerate(runs):
+    op = getattr(train_ops, net)
+    fetches, run_feed = {"update": op.update, "scaling": op.scaling}, feed
+    if last_of_net:
+      fetches.update(losses=op.losses, summaries=[op.summary] if summarize else [])
+    if coordination and index == len(runs) - 1:
+      fetches.update(coordination.vote_fetches())
+      run_feed = coordination.vote_feed(feed, stop, diverged)
+    out = sess.run(fetches, feed_dict=run_feed, options=options)
+    if last_of_net:
+      losses.update(out["losses"])
+      summaries += out["summaries"]
+      diverged = diverged or not np.isfinite(list(out["losses"].values())).all()
+    if out["scaling"] and not out["scaling"]["finite"]:  # fp16: its gradients overflowed
+      skipped.append((LABELS[net], out["scaling"]))
+  stop_votes, diverged = (coordination.tally(out, stop, diverged) if coordination
+                          else (stop, int(diverged)))
+  return Step(GANLoss(**losses), summaries, skipped, stop_votes, diverged)
