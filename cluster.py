@@ -390,10 +390,15 @@ class Cluster(object):
       self.strategy = tf.distribute.get_strategy()  # the default: one device
     self.num_replicas = self.strategy.num_replicas_in_sync
     self.local_replicas = self.num_replicas // self.num_workers
-    # across machines the network is what limits; on one machine the devices' all-reduce costs
-    # less than the larger products
-    self.gathers = self.num_workers > 1 and layout.gather_gradients
+    self.gathers = self._gathers(layout)
     self.first_replica = self.task_index * self.local_replicas  # global index of local replica 0
+
+  @staticmethod
+  def _gathers(layout):
+    """Whether a Layout's workers gather the large linear layers' weight gradients: several
+    workers, unless --nogather_gradients (across machines the network is what limits; on one
+    machine the devices' all-reduce costs less than the larger products)."""
+    return len(layout.workers) > 1 and bool(layout.gather_gradients)
 
   def joined(self, run, cancel):
     """run(seconds): the first collective, run once every other worker's server answers and

@@ -261,7 +261,7 @@ def describe(plan):
   """What a benchmark figure depends on: CPU, instruction set, oneDNN, TensorFlow, the kernel
   plan (a KernelPlan) the graph is built with.
 
-  Imports TensorFlow (call configure() first) and starts one child Python (onednn_isa).
+  Imports TensorFlow (call configure() first) and starts one child Python (onednn_probe).
   """
   import tensorflow as tf
   model, flags = cpu_info()

@@ -421,18 +421,24 @@ def test_lost_worker_names_the_task_in_the_error():
       "a worker that stopped answering")
 
 
-def test_gathered_gradients_are_on_unless_the_environment_turns_them_off():
-  assert cluster_module.gather_gradients_default({}) is True
-  assert cluster_module.gather_gradients_default({"DCGAN_GATHER_GRADIENTS": "1"}) is True
-  assert cluster_module.gather_gradients_default({"DCGAN_GATHER_GRADIENTS": "0"}) is False
+def test_gathered_gradients_are_several_workers_unless_the_flag_turns_them_off():
+  def gathers(workers, devices=(), **kwargs):
+    layout = cluster_module.parse_layout(",".join(devices), ",".join(workers), 0 if workers else
+                                         None, environ={}, **kwargs)
+    assert layout.gather_gradients == kwargs.get("gather_gradients", True)
+    return cluster_module.Cluster._gathers(layout)
+  assert gathers(["a:1", "b:2"]) is True
+  assert gathers(["a:1", "b:2"], gather_gradients=False) is False
+  assert gathers([], ["cpu:0", "cpu:1"]) is False  # one machine: its all-reduce costs less
+  assert gathers([]) is False
 
 
 # --------------------------------------------------------------------------------------------
 # deadlines, joining, the stop vote, a lost worker's sentence
 
-def test_the_deadlines_are_the_flags_stated_once():
+def test_the_deadlines_and_gathering_are_the_flags_stated_once():
   import main
-  for name, default in cluster_module.TIMEOUT_DEFAULTS.items():
+  for name, default in cluster_module.LAYOUT_DEFAULTS.items():
     assert main.FLAGS[name].default == default, name
     assert cluster_module.Layout._field_defaults[name] == default, name
   layout = cluster_module.parse_layout("", "a:1,b:2", 1, environ={}, join_timeout=12,

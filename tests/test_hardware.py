@@ -47,7 +47,9 @@ def run_python(code, **env):
 @pytest.mark.skipif(hardware.platform.machine().lower() not in hardware.X86_MACHINES,
                     reason="the default is for x86 CPUs")
 def test_importing_the_model_runs_tensorflow_with_onednn_unless_the_user_said_no():
-  code = "import model, hardware; print(hardware.decided_by, hardware.onednn_enabled())"
+  # the probe asks a child of the process that imported the model, with that process's
+  # environment: what its TensorFlow runs
+  code = "import model, hardware; print(hardware.decided_by, hardware.onednn_probe()[0])"
   assert run_python(code) == ["dcgan", "True"]
   assert run_python(code, TF_ENABLE_ONEDNN_OPTS="0") == ["user", "False"]
 
@@ -81,12 +83,11 @@ def test_cpu_info_reads_model_and_flags(tmp_path):
 @pytest.mark.parametrize("device,plan", [("gpu", "gpu"), ("avx512", "avx512"), ("avx2", "avx2"),
                                          ("cpu", "cpu")])
 def test_the_plan_is_the_device_kinds(monkeypatch, device, plan):
-  monkeypatch.delenv(hardware.PLAN_VARIABLE, raising=False)
   monkeypatch.setattr(hardware, "device_kind", lambda: device)
   assert hardware.kernel_plan() is hardware.PLANS[plan]
-  with hardware.use_plan("plain"):
-    assert hardware.kernel_plan().name == "plain"
-  assert hardware.kernel_plan() is hardware.PLANS[plan]
+  assert hardware.kernel_plan(hardware.DEFAULT_KERNELS) is hardware.PLANS[plan]
+  assert hardware.kernel_plan("plain") is hardware.PLANS["plain"]
+  assert hardware.kernel_plan() is hardware.PLANS[plan]  # naming a plan leaves nothing behind
 
 
 def test_gpus_and_unmeasured_cpus_get_tensorflows_plain_ops():
@@ -98,17 +99,27 @@ def test_gpus_and_unmeasured_cpus_get_tensorflows_plain_ops():
   assert plain.layer_grads == "autodiff"
 
 
-def test_the_environment_variable_picks_a_plan_to_compare(monkeypatch):
-  monkeypatch.setenv(hardware.PLAN_VARIABLE, "plain")
-  assert hardware.kernel_plan().name == "plain"
-  monkeypatch.setenv(hardware.PLAN_VARIABLE, "fastest")
-  with pytest.raises(ValueError, match="DCGAN_KERNELS=fastest names no kernel plan"):
-    hardware.kernel_plan()
+def test_kernels_names_a_plan_to_compare(monkeypatch):
+  monkeypatch.setattr(hardware, "device_kind", lambda: "avx512")
+  assert set(hardware.KERNEL_CHOICES) == {hardware.DEFAULT_KERNELS} | set(hardware.PLANS)
+  for name in hardware.PLANS:
+    assert hardware.kernel_plan(name) is hardware.PLANS[name]
+  with pytest.raises(ValueError, match="--kernels fastest names no kernel plan"):
+    hardware.kernel_plan("fastest")
+  # lowered: batch statistics by the fused kernel (float32), the rest of the plan unchanged
+  avx2 = hardware.PLANS["avx2"]
+  assert avx2.batch_norm_stats == "matmul"
+  assert hardware.kernel_plan("avx2", lowered=True) == avx2._replace(batch_norm_stats="fused")
+  for name in hardware.PLANS:
+    if name != "avx2":
+      assert hardware.kernel_plan(name, lowered=True) == hardware.PLANS[name]
+  monkeypatch.setattr(hardware, "device_kind", lambda: "avx2")
+  assert hardware.kernel_plan(lowered=True) == avx2._replace(batch_norm_stats="fused")
+  assert hardware.PLANS["avx2"] is avx2 and avx2.batch_norm_stats == "matmul"  # PLANS untouched
 
 
 @pytest.mark.parametrize("device,inter_op", [("avx2", 1), ("avx512", 0), ("gpu", 0)])
 def test_session_threads_come_from_the_plan_unless_given(monkeypatch, device, inter_op):
-  monkeypatch.delenv(hardware.PLAN_VARIABLE, raising=False)
   monkeypatch.setattr(hardware, "device_kind", lambda: device)
   assert precision_module.session_config().inter_op_parallelism_threads == inter_op
   assert precision_module.session_config(inter_op_threads=2).inter_op_parallelism_threads == 2
@@ -119,6 +130,6 @@ def test_session_threads_come_from_the_plan_unless_given(monkeypatch, device, in
 def test_onednn_isa_reports_what_oneDNN_dispatches(monkeypatch):
   monkeypatch.setenv("TF_ENABLE_ONEDNN_OPTS", "1")
   monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", "SSE41")
-  assert hardware.onednn_isa() == "Intel SSE4.1"  # the cap is obeyed, and read back
+  assert hardware.onednn_probe()[1] == "Intel SSE4.1"  # the cap is obeyed, and read back
   monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", "AVX")
-  assert hardware.onednn_isa() == "Intel AVX"
+  assert hardware.onednn_probe()[1] == "Intel AVX"

@@ -5,18 +5,24 @@ import tensorflow.compat.v1 as tf
 
 import hardware
 import np_reference as ref
-from ops import (FUSED_MIN_EPSILON, batch_norm, conv2d, conv_cond_concat, conv_out_size_same,
-                 deconv2d, flatten, linear, lrelu)
+from ops import (FUSED_MIN_EPSILON, Gathering, HeldUpdates, LayerOptions, batch_norm, conv2d,
+                 conv_cond_concat, conv_out_size_same, deconv2d, flatten, linear, lrelu)
+
+
+def options_for(plan):
+  """LayerOptions building layers with the kernel plan named `plan`, batch norm's updates in
+  place, no gathering."""
+  return LayerOptions(hardware.PLANS[plan], None, None)
 
 
 def run_bn(x_batches, train, moving=None, shape=None, plan="plain"):
   """Feed each batch through one batch_norm layer built under kernel plan `plan`; return outputs
   and the moving stats after each."""
   graph = tf.Graph()
-  with hardware.use_plan(plan), graph.as_default(), tf.Session() as sess:
+  with graph.as_default(), tf.Session() as sess:
     x = tf.placeholder(tf.float32, shape or x_batches[0].shape)
     bn = batch_norm(name="bn")
-    y = bn(x, train=train)
+    y = bn(x, train=train, options=options_for(plan))
     with tf.variable_scope("bn", reuse=True):
       beta, gamma = tf.get_variable("beta"), tf.get_variable("gamma")
       mm, mv = tf.get_variable("moving_mean"), tf.get_variable("moving_variance")
@@ -90,9 +96,9 @@ def test_batch_norm_gradients_are_the_fused_ops_under_every_plan(shape, plan):
   dy = rng.randn(*shape).astype(np.float32)
   gamma = (1 + 0.1 * rng.randn(shape[-1])).astype(np.float32)
   beta = rng.randn(shape[-1]).astype(np.float32)
-  with hardware.use_plan(plan), tf.Graph().as_default(), tf.Session() as sess:
+  with tf.Graph().as_default(), tf.Session() as sess:
     xt = tf.constant(x)
-    y = batch_norm(name="bn")(xt, train=True)
+    y = batch_norm(name="bn")(xt, train=True, options=options_for(plan))
     with tf.variable_scope("bn", reuse=True):
       variables = [tf.get_variable("gamma"), tf.get_variable("beta")]
     variables[0].load(gamma, sess)
@@ -130,35 +136,39 @@ def evaluate(build):
     return values[0], dict(zip(names, values[1:]))
 
 
+@pytest.mark.parametrize("plan", sorted(hardware.PLANS))
 @pytest.mark.parametrize("size", [7, 8, 16])
-def test_conv2d_matches_numpy(size):
+def test_conv2d_matches_numpy(size, plan):
   x = np.random.RandomState(4).randn(2, size, size + 1, 3).astype(np.float32)
-  out, weights = evaluate(lambda: conv2d(tf.constant(x), 5, name="c"))
+  out, weights = evaluate(lambda: conv2d(tf.constant(x), 5, name="c", options=options_for(plan)))
   assert out.shape == (2, conv_out_size_same(size, 2), conv_out_size_same(size + 1, 2), 5)
   assert weights["c/w"].shape == (5, 5, 3, 5) and weights["c/biases"].shape == (5,)
   assert abs(weights["c/w"]).max() <= 0.04 + 1e-6  # truncated normal, stddev 0.02
   np.testing.assert_allclose(out, ref.conv2d_same(x, weights["c/w"], weights["c/biases"]), atol=1e-5)
 
 
+@pytest.mark.parametrize("plan", sorted(hardware.PLANS))
 @pytest.mark.parametrize("out_hw", [(8, 8), (7, 9)])
-def test_deconv2d_matches_numpy(out_hw):
+def test_deconv2d_matches_numpy(out_hw, plan):
   out_h, out_w = out_hw
   x = np.random.RandomState(5).randn(3, conv_out_size_same(out_h, 2), conv_out_size_same(out_w, 2),
                                      4).astype(np.float32)
-  out, weights = evaluate(lambda: deconv2d(tf.constant(x), [None, out_h, out_w, 2], name="d"))
+  out, weights = evaluate(lambda: deconv2d(tf.constant(x), [None, out_h, out_w, 2], name="d",
+                                           options=options_for(plan)))
   assert out.shape == (3, out_h, out_w, 2)
   assert weights["d/w"].shape == (5, 5, 2, 4)
   np.testing.assert_allclose(
       out, ref.deconv2d_same(x, weights["d/w"], weights["d/biases"], out_h, out_w), atol=1e-5)
 
 
-def test_linear_lrelu_and_cond_concat():
+@pytest.mark.parametrize("plan", sorted(hardware.PLANS))
+def test_linear_lrelu_and_cond_concat(plan):
   x = np.random.RandomState(6).randn(3, 5).astype(np.float32)
-  out, weights = evaluate(lambda: linear(tf.constant(x), 4, "g_h0_lin"))
+  out, weights = evaluate(lambda: linear(tf.constant(x), 4, "g_h0_lin", options=options_for(plan)))
   assert weights["g_h0_lin/Matrix"].shape == (5, 4) and weights["g_h0_lin/bias"].shape == (4,)
   np.testing.assert_allclose(out, x @ weights["g_h0_lin/Matrix"] + weights["g_h0_lin/bias"], atol=1e-6)
 
-  leaky, _ = evaluate(lambda: lrelu(tf.constant(x)))
+  leaky, _ = evaluate(lambda: lrelu(tf.constant(x), options=options_for(plan)))
   np.testing.assert_allclose(leaky, np.where(x > 0, x, 0.2 * x), atol=1e-7)
 
   fmap = np.random.RandomState(7).randn(3, 2, 4, 6).astype(np.float32)
@@ -192,17 +202,22 @@ def layer_and_gradients(build, x, dy_seed):
     return values, weights, dy, forward_op_types
 
 
+@pytest.mark.parametrize("plan", sorted(hardware.PLANS))
 @pytest.mark.parametrize("out_c,in_hw,out_hw,native", [
     (1, (4, 5), (8, 10), False),  # "columns" path (mnist's g_h3)
     (3, (4, 4), (8, 8), False),   # "sub-pixel" path (celebA's g_h4)
     (8, (4, 4), (8, 8), True),    # enough channels: conv2d_transpose
     (3, (4, 4), (7, 8), True),    # output not twice the input: conv2d_transpose
 ])
-def test_deconv2d_paths_match_conv2d_transpose_and_its_gradients(out_c, in_hw, out_hw, native):
+def test_deconv2d_paths_match_conv2d_transpose_and_its_gradients(out_c, in_hw, out_hw, native,
+                                                                  plan):
+  """native: conv2d_transpose even where the plan computes small transposed convolutions
+  another way (_small_deconv); plans without small_deconv always run conv2d_transpose."""
   x = np.random.RandomState(8).randn(2, in_hw[0], in_hw[1], 6).astype(np.float32)
   (out, dx, dw, db), weights, dy, op_types = layer_and_gradients(
-      lambda t: deconv2d(t, [None, out_hw[0], out_hw[1], out_c], name="g_h3"), x, 9)
-  assert ("Conv2DBackpropInput" in op_types) == native
+      lambda t: deconv2d(t, [None, out_hw[0], out_hw[1], out_c], name="g_h3",
+                         options=options_for(plan)), x, 9)
+  assert ("Conv2DBackpropInput" in op_types) == (native or not hardware.PLANS[plan].small_deconv)
   w = weights["g_h3/w"]
   with tf.Graph().as_default(), tf.Session() as sess:
     xt, wt = tf.constant(x), tf.constant(w)
@@ -215,10 +230,11 @@ def test_deconv2d_paths_match_conv2d_transpose_and_its_gradients(out_c, in_hw, o
   np.testing.assert_allclose(db, dy.sum(axis=(0, 1, 2)), atol=1e-4)
 
 
-def test_linear_gradients_are_the_matmul_gradients():
+@pytest.mark.parametrize("plan", sorted(hardware.PLANS))
+def test_linear_gradients_are_the_matmul_gradients(plan):
   x = np.random.RandomState(10).randn(5, 7).astype(np.float32)
   (out, dx, dmatrix, dbias), weights, dy, _ = layer_and_gradients(
-      lambda t: linear(t, 3, "d_h3_lin"), x, 11)
+      lambda t: linear(t, 3, "d_h3_lin", options=options_for(plan)), x, 11)
   matrix = weights["d_h3_lin/Matrix"]
   np.testing.assert_allclose(out, x @ matrix, atol=1e-6)  # bias starts at 0
   np.testing.assert_allclose(dx, dy @ matrix.T, atol=1e-5)
@@ -226,8 +242,9 @@ def test_linear_gradients_are_the_matmul_gradients():
   np.testing.assert_allclose(dbias, dy.sum(axis=0), atol=1e-5)
 
 
+@pytest.mark.parametrize("plan", sorted(hardware.PLANS))
 @pytest.mark.parametrize("layer,out_c", [("conv2d", 5), ("deconv2d", 6), ("deconv2d", 1)])
-def test_labels_argument_equals_the_layer_over_conv_cond_concat(layer, out_c):
+def test_labels_argument_equals_the_layer_over_conv_cond_concat(layer, out_c, plan):
   """labels=y gives the original's layer(conv_cond_concat(x, y)): values and gradients."""
   rng = np.random.RandomState(12)
   x = rng.randn(3, 6, 6, 4).astype(np.float32)
@@ -236,8 +253,9 @@ def test_labels_argument_equals_the_layer_over_conv_cond_concat(layer, out_c):
 
   def build(labels, features):
     if layer == "conv2d":
-      return conv2d(features, out_c, name="d_h1_conv", labels=labels)
-    return deconv2d(features, [None, 12, 12, out_c], name="g_h2", labels=labels)
+      return conv2d(features, out_c, name="d_h1_conv", labels=labels, options=options_for(plan))
+    return deconv2d(features, [None, 12, 12, out_c], name="g_h2", labels=labels,
+                    options=options_for(plan))
 
   (out, dx, dw, db), weights, dy, _ = layer_and_gradients(lambda t: build(tf.constant(y), t), x, 13)
   (w_name, w), = [(k, v) for k, v in weights.items() if k.endswith("/w")]
@@ -283,11 +301,11 @@ def test_every_plan_gives_the_plain_layers_values_and_gradients(plan, case):
   def build(t):
     labels = tf.constant(y) if label_c else None
     if layer == "conv2d":
-      return conv2d(t, out_c, name="l", labels=labels)
-    return deconv2d(t, [None, out_hw[0], out_hw[1], out_c], name="l", labels=labels)
+      return conv2d(t, out_c, name="l", labels=labels, options=options_for(plan))
+    return deconv2d(t, [None, out_hw[0], out_hw[1], out_c], name="l", labels=labels,
+                    options=options_for(plan))
 
-  with hardware.use_plan(plan):
-    (out, dx, dw, db), weights, dy, _ = layer_and_gradients(build, x, 15)
+  (out, dx, dw, db), weights, dy, _ = layer_and_gradients(build, x, 15)
   w = weights["l/w"]
   with tf.Graph().as_default(), tf.Session() as sess:
     xt, wt = tf.constant(x), tf.constant(w)
@@ -305,20 +323,20 @@ def test_every_plan_gives_the_plain_layers_values_and_gradients(plan, case):
 
 
 def gradient_op_types(plan, build, x_shape):
-  """Op types of build(x)'s forward and gradient graph under `plan`."""
-  with hardware.use_plan(plan), tf.Graph().as_default() as graph:
+  """Op types of build(x, options)'s forward and gradient graph, its layers built with `plan`."""
+  with tf.Graph().as_default() as graph:
     xt = tf.placeholder(tf.float32, x_shape)
-    out = build(xt)
+    out = build(xt, options_for(plan))
     tf.gradients(out, [xt] + tf.trainable_variables())
     return {op.type for op in graph.get_operations()}
 
 
 def test_plans_choose_their_kernels():
   """The plan, not the layer code, decides which kernels a layer runs."""
-  small_conv = lambda t: conv2d(t, 8, name="d_h0_conv")  # 3 channels in, 16x16 -> 8x8
-  last_deconv = lambda t: deconv2d(t, [None, 16, 16, 3], name="g_h4")
-  deep_conv = lambda t: conv2d(t, 8, name="d_h3_conv")  # 8x8 -> 4x4
-  linear_layer = lambda t: linear(t, 4, "d_h2_lin")
+  small_conv = lambda t, o: conv2d(t, 8, name="d_h0_conv", options=o)  # 3 channels in, 16x16 -> 8x8
+  last_deconv = lambda t, o: deconv2d(t, [None, 16, 16, 3], name="g_h4", options=o)
+  deep_conv = lambda t, o: conv2d(t, 8, name="d_h3_conv", options=o)  # 8x8 -> 4x4
+  linear_layer = lambda t, o: linear(t, 4, "d_h2_lin", options=o)
   for name in ("plain", "gpu", "cpu"):
     assert "ExtractImagePatches" not in gradient_op_types(name, deep_conv, [2, 8, 8, 4])
     assert "Conv2DBackpropInput" in gradient_op_types(name, last_deconv, [2, 8, 8, 6])
@@ -338,7 +356,7 @@ def test_plans_choose_their_kernels():
   assert "IdentityN" in gradient_op_types("avx512", linear_layer, [2, 5])
   # batch norm: oneDNN's fused forward except on AVX2, where the statistics are matmuls; the
   # fused kernel's gradient everywhere
-  norm = lambda t: batch_norm(name="g_bn1")(t, train=True)
+  norm = lambda t, o: batch_norm(name="g_bn1")(t, train=True, options=o)
   for name in ("plain", "gpu", "cpu", "avx512"):
     assert "FusedBatchNormV3" in gradient_op_types(name, norm, [2, 4, 4, 6])
   types = gradient_op_types("avx2", norm, [2, 4, 4, 6])
@@ -348,7 +366,73 @@ def test_plans_choose_their_kernels():
 @pytest.mark.parametrize("plan", sorted(hardware.PLANS))
 def test_lrelu_gradient_is_the_leaky_relus_under_every_plan(plan):
   x = np.array([[-2.0, -0.5, 0.0, 0.5, 3.0]], np.float32)
-  with hardware.use_plan(plan):
-    (out, dx), _, dy, _ = layer_and_gradients(lambda t: lrelu(t), x, 16)
+  (out, dx), _, dy, _ = layer_and_gradients(lambda t: lrelu(t, options=options_for(plan)), x, 16)
   np.testing.assert_allclose(out, np.where(x > 0, x, 0.2 * x), atol=1e-7)
   np.testing.assert_allclose(dx, np.where(x > 0, dy, 0.2 * dy), atol=1e-7)
+
+
+
+@pytest.mark.parametrize("plan", sorted(hardware.PLANS))
+def test_held_updates_leave_the_outputs_and_follow_the_calls_order(plan):
+  """With HeldUpdates, batch norm appends its moving-average updates to held.ops instead of
+  making its output wait for them; a layer's second pass (D's fake after its real one) updates
+  after its first, as the outputs ordered them without HeldUpdates."""
+  rng = np.random.RandomState(17)
+  real = (rng.randn(4, 3, 3, 5) + 1).astype(np.float32)
+  fake = (rng.randn(4, 3, 3, 5) * 2 - 3).astype(np.float32)
+  order = {}
+  first, second = HeldUpdates(order), HeldUpdates(order)
+  with tf.Graph().as_default(), tf.Session() as sess:
+    bn = batch_norm(name="d_bn1")
+    y_real = bn(tf.constant(real), options=LayerOptions(hardware.PLANS[plan], first, None))
+    with tf.variable_scope(tf.get_variable_scope(), reuse=True):
+      y_fake = bn(tf.constant(fake), options=LayerOptions(hardware.PLANS[plan], second, None))
+    with tf.variable_scope("d_bn1", reuse=True):
+      mm, mv = tf.get_variable("moving_mean"), tf.get_variable("moving_variance")
+    assert len(first.ops) == 2 and len(second.ops) == 2
+    assert order == {"d_bn1": second.ops}
+    sess.run(tf.global_variables_initializer())
+    outs = sess.run([y_real, y_fake])
+    np.testing.assert_array_equal(sess.run(mm), np.zeros(5))  # the outputs ran no update
+    np.testing.assert_array_equal(sess.run(mv), np.ones(5))
+    sess.run(second.ops)  # runs the first pass's updates before its own
+    got_mm, got_mv = sess.run([mm, mv])
+  want_mm, want_mv = np.zeros(5), np.ones(5)
+  for batch, out in zip((real, fake), outs):
+    mean, var = batch.mean((0, 1, 2)), batch.var((0, 1, 2))
+    expected = (batch - mean) / np.sqrt(var + FUSED_MIN_EPSILON)  # gamma 1, beta 0
+    np.testing.assert_allclose(out, expected, rtol=1e-4, atol=1e-4)
+    n = batch.size // 5
+    want_mm = want_mm - 0.1 * (want_mm - mean)
+    want_mv = want_mv - 0.1 * (want_mv - var * n / (n - 1.0))
+  np.testing.assert_allclose(got_mm, want_mm, rtol=1e-5, atol=1e-6)
+  np.testing.assert_allclose(got_mv, want_mv, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("plan", sorted(hardware.PLANS))
+def test_gathering_takes_the_weight_gradient_of_the_layers_it_pays_for(plan):
+  """With Gathering, a linear layer whose Matrix outnumbers the replicas' factors gets its
+  gradient from the gathered factors and is named in `complete`; a smaller one keeps its own.
+  One replica (the default replica context): the gathered gradient is x^T dy."""
+  rng = np.random.RandomState(18)
+  x = rng.randn(2, 30).astype(np.float32)
+  complete = set()
+  with tf.Graph().as_default(), tf.Session() as sess:
+    options = LayerOptions(hardware.PLANS[plan], None, Gathering(1, 2, complete))
+    wide = linear(tf.constant(x), 40, "g_h0_lin", options=options)  # 2 x 70 < 30 x 40
+    narrow = linear(wide, 1, "d_h3_lin", options=options)  # 2 x 41 > 40 x 1
+    assert complete == {"g_h0_lin/Matrix:0"}
+    dy = rng.randn(2, 1).astype(np.float32)
+    variables = tf.trainable_variables()
+    grads = tf.gradients(narrow, variables, tf.constant(dy))
+    sess.run(tf.global_variables_initializer())
+    values = sess.run([wide, narrow] + grads + variables)
+  got = dict(zip([v.op.name for v in variables], values[2:2 + len(variables)]))
+  weights = dict(zip([v.op.name for v in variables], values[2 + len(variables):]))
+  hidden = x @ weights["g_h0_lin/Matrix"]  # biases start at 0
+  np.testing.assert_allclose(values[0], hidden, atol=1e-5)
+  np.testing.assert_allclose(values[1], hidden @ weights["d_h3_lin/Matrix"], atol=1e-5)
+  d_hidden = dy @ weights["d_h3_lin/Matrix"].T
+  np.testing.assert_allclose(got["d_h3_lin/Matrix"], hidden.T @ dy, atol=1e-5)
+  np.testing.assert_allclose(got["g_h0_lin/Matrix"], x.T @ d_hidden, atol=1e-5)
+  np.testing.assert_allclose(got["g_h0_lin/bias"], d_hidden.sum(0), atol=1e-5)

@@ -14,7 +14,8 @@ from tensorboard.backend.event_processing import event_accumulator
 
 import precision as precision_module
 from conftest import Config, tiny_dcgan
-from optim import adam_update
+import replicas
+from optim import Optimizer
 from precision import precision_mode, session_config
 from test_main import only_run_folder, run_main
 from utils import UserError
@@ -78,7 +79,8 @@ def test_on_a_simulated_gpu_the_session_gets_float16_only_with_fp16(monkeypatch)
 # loss scaling, on the CPU's float16 emulation
 
 def regression(loss_factor, loss_scaling, x_scale=1.0, steps=5):
-  """A 16 -> 4 linear least-squares model trained by adam_update under float16 emulation.
+  """A 16 -> 4 linear least-squares model trained by optim.Optimizer (one replica, the same
+  object the DCGAN's networks use) under float16 emulation.
 
   Returns (initial weights, weights after `steps`, losses, the scaling tensors' last values,
   Adam's first-moment slot after training)."""
@@ -88,7 +90,8 @@ def regression(loss_factor, loss_scaling, x_scale=1.0, steps=5):
   with tf.Graph().as_default():
     w = tf.get_variable("w", initializer=(0.1 * rng.randn(16, 4)).astype(np.float32))
     loss = tf.reduce_mean(tf.square(tf.matmul(tf.constant(x), w) - target)) * loss_factor
-    update, scaling = adam_update(loss, [w], 0.01, 0.5, loss_scaling, "loss_scale")
+    optimizer = Optimizer("generator", replicas.replication(), 0.01, 0.5, loss_scaling)
+    update, scaling = optimizer.apply_updates(optimizer.register_gradients(loss, [w]), [w])
     slot = [v for v in tf.global_variables() if v.op.name == "w/Adam"][0]
     config = session_config(FP16, inter_op_threads=1)
     with tf.Session(config=config) as sess:
