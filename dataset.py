@@ -206,8 +206,8 @@ class ImageFolderData(object):
   y_dim = None
   value_range = (-1.0, 1.0)
 
-  def __init__(self, data_dir, dataset, input_fname_pattern="*.jpg", input_height=108,
-               input_width=None, output_height=64, output_width=None, crop=True, cache_dir=None):
+  def __init__(self, data_dir, dataset, input_fname_pattern, input_height, input_width,
+               output_height, output_width, crop, cache_dir=None):
     folder = os.path.join(data_dir, dataset)
     pattern = os.path.join(folder, input_fname_pattern)
     if not os.path.isdir(folder):
@@ -473,9 +473,12 @@ def prefetch(data, batches, workers=2, depth=4):
         future.cancel()
 
 
-def open_dataset(dataset, data_dir, input_fname_pattern="*.jpg", input_height=108,
-                 input_width=None, output_height=64, output_width=None, crop=True, cache_dir=None):
-  """The dataset object for --dataset: MNIST, or a folder of images (optionally cached)."""
+def open_dataset(dataset, data_dir, input_fname_pattern, input_height, input_width,
+                 output_height, output_width, crop, cache_dir=None):
+  """The dataset object for --dataset: MNIST, or a folder of images (optionally cached).
+
+  The sizes and crop are the run's (main.py's flags, or a DCGAN's own arguments): the data
+  layer states no default of its own."""
   if dataset == "mnist":
     return MnistData(data_dir, output_height, output_width or output_height)
   return ImageFolderData(data_dir, dataset, input_fname_pattern, input_height, input_width,

@@ -257,7 +257,8 @@ def validate_looks(config, y_dim):
 
 
 def run_session_config(config, precision):
-  return session_config(precision, config.xla, config.intra_op_threads, config.inter_op_threads)
+  return session_config(precision, config.xla, config.intra_op_threads, config.inter_op_threads,
+                        hardware.kernel_plan(config.kernels))
 
 
 def build_dcgan(sess, config, precision, c_dim, y_dim, data=None, cluster=None):

@@ -66,34 +66,35 @@ def resolved(precision):
   return precision if isinstance(precision, Precision) else precision_mode(precision)
 
 
-def session_config(precision="fp32", xla=False, intra_op_threads=0, inter_op_threads=0):
+def session_config(precision="fp32", xla=False, intra_op_threads=0, inter_op_threads=0,
+                   plan=None):
   """The Session's ConfigProto: GPU memory on demand, threads, the precision's rewrite, XLA.
 
-  Threads left at 0 are TensorFlow's choice, except inter-op threads where the
-  kernel plan of this machine names a number (hardware.py: 1 on AVX2 CPUs).
+  Threads left at 0 are TensorFlow's choice, except inter-op threads where the kernel plan
+  (a hardware.KernelPlan; None: this machine's) names a number (hardware.py: 1 on AVX2 CPUs).
 
   A reduced precision (precision_mode) turns on TensorFlow's automatic mixed
   precision graph rewrite for it: variables, losses and optimizer state stay
   float32; the rewrite casts matmuls and convolutions (and what lies between
   them) to the low precision.  fp16's loss scaling is in the graph
-  (optim.adam_update).  precision: a Precision (precision_mode) or its name.
+  (optim.DynamicLossScale).  precision: a Precision (precision_mode) or its name.
   """
-  from tensorflow.core.protobuf import rewriter_config_pb2
   mode = resolved(precision)
+  plan = plan or kernel_plan()
   config = tf.ConfigProto()
   config.gpu_options.allow_growth = True
   config.intra_op_parallelism_threads = intra_op_threads
-  config.inter_op_parallelism_threads = inter_op_threads or kernel_plan().inter_op_threads
-  rewrite = config.graph_options.rewrite_options
+  config.inter_op_parallelism_threads = inter_op_threads or plan.inter_op_threads
+  rewrite = config.graph_options.rewrite_options  # (its enum values, ON and OFF, are its own)
   if mode.rewrite:
-    setattr(rewrite, mode.rewrite, rewriter_config_pb2.RewriterConfig.ON)
+    setattr(rewrite, mode.rewrite, rewrite.ON)
   if mode.rewrite == "auto_mixed_precision_cpu":
     # TF 2.21's CPU emulation inserts its casts in the order the graph reaches it and crashes
     # (an uncaught std::out_of_range, a segmentation fault) when a consumer comes before its
     # producer; the optimizers that run before it and reorder the graph are turned off.
     rewrite.disable_model_pruning = True
     for name in EMULATION_OFF:
-      setattr(rewrite, name, rewriter_config_pb2.RewriterConfig.OFF)
+      setattr(rewrite, name, rewrite.OFF)
   if xla:
     config.graph_options.optimizer_options.global_jit_level = tf.OptimizerOptions.ON_1
   return config

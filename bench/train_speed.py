@@ -125,7 +125,8 @@ def main():
   args = parse_args()
   shape = CONFIGS[args.config]
   try:
-    config = session_config(args.precision, args.xla, args.intra_op_threads, args.inter_op_threads)
+    config = session_config(args.precision, args.xla, args.intra_op_threads,
+                            args.inter_op_threads, hardware.kernel_plan(args.kernels))
   except UserError as err:
     print("error: %s" % err, file=sys.stderr)
     return 1

@@ -13,6 +13,9 @@ from dataset import (BUNDLED_MNIST_DIR, ImageFolderData, MnistData, labelled, op
                      prefetch, read_idx)
 from utils import UserError
 
+# main.py's defaults for an image folder: "*.jpg", 108 high, width as high, 64 out, no crop
+FLAG_SIZES = ("*.jpg", 108, None, 64, None, False)
+
 
 def test_bundled_mnist_is_the_real_sample():
   data = MnistData("/nonexistent")
@@ -52,7 +55,7 @@ def test_full_mnist_in_data_dir_is_preferred(tmp_path):
                       ("t10k-images-idx3-ubyte", rng.randint(0, 256, (6, 28, 28))),
                       ("t10k-labels-idx1-ubyte", np.arange(6) % 10)):
     (folder / name).write_bytes(idx_bytes(array))
-  data = open_dataset("mnist", str(tmp_path), output_height=28, output_width=28)
+  data = open_dataset("mnist", str(tmp_path), "*", 28, None, 28, 28, False)
   assert len(data) == 26 and data.source == str(folder)
   images, labels = data.get(np.arange(4))
   assert images.shape == (4, 28, 28, 1) and labels.shape == (4, 10)
@@ -88,10 +91,10 @@ def test_image_folder(tmp_path):
 
 def test_missing_or_empty_folders_are_clear_errors(tmp_path):
   with pytest.raises(UserError, match="does not exist"):
-    open_dataset("celebA", str(tmp_path))
+    open_dataset("celebA", str(tmp_path), *FLAG_SIZES)
   (tmp_path / "celebA").mkdir()
   with pytest.raises(UserError, match="No files match"):
-    open_dataset("celebA", str(tmp_path))
+    open_dataset("celebA", str(tmp_path), *FLAG_SIZES)
 
 
 def test_labelled_needs_no_files():
@@ -178,7 +181,7 @@ def test_images_smaller_than_the_crop_are_counted(tmp_path):
 def test_missing_celeba_or_lsun_folder_suggests_download_py(tmp_path, monkeypatch):
   data_dir = str(tmp_path / "my data")
   with pytest.raises(UserError) as err:
-    open_dataset("celebA", data_dir)
+    open_dataset("celebA", data_dir, *FLAG_SIZES)
   assert str(err.value) == (
       "The dataset folder %s/celebA does not exist; put images there or set --data_dir and "
       "--dataset, or download CelebA with 'python download.py celebA --data_dir '%s''."
@@ -186,19 +189,19 @@ def test_missing_celeba_or_lsun_folder_suggests_download_py(tmp_path, monkeypatc
   with pytest.raises(UserError, match="does not exist; .*, or download LSUN's bedroom scenes with "
                      "'python download.py lsun --data_dir .*' \\(--lsun_category picks another "
                      "scene\\)\\.$"):
-    open_dataset("lsun", data_dir)
+    open_dataset("lsun", data_dir, *FLAG_SIZES)
   with pytest.raises(UserError) as err:
-    open_dataset("faces", data_dir)  # not a dataset download.py makes: as before
+    open_dataset("faces", data_dir, *FLAG_SIZES)  # not a dataset download.py makes: as before
   assert "download.py" not in str(err.value) and str(err.value).endswith("--dataset.")
 
   monkeypatch.chdir(str(tmp_path))  # the default --data_dir: the command needs none
   (tmp_path / "data" / "celebA").mkdir(parents=True)
   with pytest.raises(UserError) as err:
-    open_dataset("celebA", "./data")
+    open_dataset("celebA", "./data", *FLAG_SIZES)
   assert str(err.value) == (
       "No files match ./data/celebA/*.jpg; check --input_fname_pattern (for example '*.png'), or "
       "download CelebA with 'python download.py celebA'.")
   (tmp_path / "data" / "celebA" / "face.png").write_bytes(b"")
   with pytest.raises(UserError) as err:  # not empty: the pattern, not a download, is at fault
-    open_dataset("celebA", "./data")
+    open_dataset("celebA", "./data", *FLAG_SIZES)
   assert "download.py" not in str(err.value) and "face.png" in str(err.value)
