@@ -78,6 +78,16 @@ def checkpoint_shapes(checkpoint_dir):
     raise UserError("The checkpoint %s cannot be read (%s)." % (path, str(err).splitlines()[0]))
 
 
+def generated_channels(shapes, default=3):
+  """The image channels a checkpoint's generator makes ({variable: shape}, as checkpoint_shapes
+  gives): its last transposed convolution's output channels (the original's weights are
+  [5, 5, out, in]; g_h4 unconditional, g_h3 conditional).  Test mode reads an image folder's
+  channels here when the folder is not on this machine."""
+  layers = sorted((int(name.split("/")[1][3:]), shape) for name, shape in (shapes or {}).items()
+                  if name.startswith("generator/g_h") and name.endswith("/w"))
+  return layers[-1][1][2] if layers else default
+
+
 def checkpoint_counter(path):
   """The counter a checkpoint path ends with: 'model.b64-1200' -> 1200."""
   try:

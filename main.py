@@ -55,7 +55,8 @@ tf.get_logger().setLevel("ERROR")
 import cluster as cluster_module  # noqa: E402
 import experiments  # noqa: E402
 import export  # noqa: E402
-from checkpoints import checkpoint_counter, checkpoint_shapes, megabytes  # noqa: E402
+from checkpoints import (checkpoint_counter, checkpoint_shapes, generated_channels,  # noqa: E402
+                         megabytes)
 from dataset import labelled, open_dataset  # noqa: E402
 from model import DCGAN, Z_DISTRIBUTIONS  # noqa: E402
 from optim import INITIAL_LOSS_SCALE  # noqa: E402
@@ -346,8 +347,6 @@ def print_summary(config, data, dcgan, cluster, resume):
 def train(config, layout, precision):
   """Train (or resume) the run; returns its folder name if this process wrote it (the chief)."""
   cluster = cluster_module.Cluster(layout)
-  if config.cache and not config.cache_dir:
-    config.cache_dir = os.path.join(config.data_dir, ".dcgan_cache")
   data = open_dataset(config.dataset, config.data_dir, config.input_fname_pattern,
                       config.input_height, config.input_width, config.output_height,
                       config.output_width, config.crop,
@@ -418,7 +417,7 @@ def test(config, given, precision):
     raise UserError("No checkpoint in %s; train first with --train, or point --checkpoint_dir at a "
                     "checkpoint folder." % ckpt_dir)
   if c_dim is None:
-    c_dim = checkpoint_shapes(ckpt_dir)[1].get("generator/g_h4/w", [0, 0, 3])[2]
+    c_dim = generated_channels(checkpoint_shapes(ckpt_dir)[1])
   counter = checkpoint_counter(checkpoint_shapes(ckpt_dir)[0])
   if config.saved_model:  # an existing version is refused before anything loads
     export.check_saved_model_target(run_dir, counter)
@@ -525,6 +524,8 @@ def run(argv_flags):
   given = {name: argv_flags[name].present for name in FLAG_NAMES}
   config.data_dir = expand_path(config.data_dir)
   config.out_dir = expand_path(config.out_dir)
+  if config.cache and not config.cache_dir:
+    config.cache_dir = os.path.join(config.data_dir, ".dcgan_cache")
   if config.input_width is None:
     config.input_width = config.input_height
   if config.output_width is None:

@@ -293,3 +293,33 @@ def test_no_images_give_three_channels_and_an_explicit_c_dim_wins(tmp_path):
     assert generator_channels(sess, dataset_name="nowhere", data_dir=str(tmp_path)) == (3, 3)
   with tf.Graph().as_default(), tf.Session() as sess:
     assert generator_channels(sess, dataset_name="faces", data_dir=str(tmp_path), c_dim=3) == (3, 3)
+
+
+def test_the_updates_per_iteration_are_the_train_ops_count(graph_session, tmp_path, faces):
+  """step.UPDATES is the one statement of D 1, G 2: run_iteration runs what the train ops say,
+  and a changed count changes every update it makes (Adam's beta1 powers count them)."""
+  import step
+  model = tiny_dcgan(graph_session, tmp_path, data=faces)
+  assert model.train_ops.updates == step.UPDATES == (("discriminator", 1), ("generator", 2))
+  graph_session.run(model.init_op)
+  images, _ = faces.get([0, 1, 2, 3])
+  feed = model.feed(np.zeros((4, 8), np.float32), None, images)
+  ops = model.train_ops._replace(updates=(("discriminator", 2), ("generator", 1)))
+  result = step.run_iteration(graph_session, ops, feed, summarize=False)
+  powers = graph_session.run(["beta1_power:0", "beta1_power_1:0"])
+  np.testing.assert_allclose(powers, [0.5 ** 3, 0.5 ** 2])  # D twice, G once
+  assert np.isfinite(list(result.losses)).all() and result.skipped == []
+  result = step.run_iteration(graph_session, model.train_ops, feed, summarize=False)
+  np.testing.assert_allclose(graph_session.run(["beta1_power:0", "beta1_power_1:0"]),
+                             [0.5 ** 4, 0.5 ** 4])  # then the original's: D once, G twice
+  assert result.losses.d_loss == pytest.approx(result.losses.d_loss_real
+                                                + result.losses.d_loss_fake, rel=1e-6)
+
+
+def test_test_mode_reads_an_image_folders_channels_from_its_checkpoint(graph_session, tmp_path):
+  from checkpoints import checkpoint_shapes, generated_channels
+  model = tiny_dcgan(graph_session, tmp_path, c_dim=1)
+  graph_session.run(model.init_op)
+  model.save(str(tmp_path / "checkpoint"), 1)
+  assert generated_channels(checkpoint_shapes(str(tmp_path / "checkpoint"))[1]) == 1
+  assert generated_channels({}) == 3  # nothing to read: the original's default
