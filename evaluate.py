@@ -26,7 +26,7 @@ from tqdm import tqdm
 
 from dataset import mnist_splits
 from experiments import one_hot, sample_in_batches
-from model import gen_random
+from step import gen_random
 from utils import UserError, plural, resize
 
 

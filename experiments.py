@@ -10,7 +10,7 @@ import numpy as np
 from PIL import Image, ImageDraw
 from tqdm import tqdm
 
-from model import gen_random
+from step import gen_random
 from utils import (UserError, atomic_output, image_manifold_size, imsave, make_gif, merge,
                    save_images, to_uint8)
 

@@ -42,7 +42,7 @@ def uint8_images(images, value_range):
 
 
 def draw_z(z_dist, seed, count, z_dim):
-  """[count, z_dim] latent vectors from --z_dist (model.gen_random's distributions), drawn by a
+  """[count, z_dim] latent vectors from --z_dist (step.gen_random's distributions), drawn by a
   stateless generator: the same seed gives the same z on any machine."""
   shape = tf.stack([count, z_dim])
   seeds = tf.stack([seed, tf.constant(0, tf.int64)])

@@ -58,7 +58,8 @@ import export  # noqa: E402
 from checkpoints import (checkpoint_counter, checkpoint_shapes, generated_channels,  # noqa: E402
                          megabytes)
 from dataset import labelled, open_dataset  # noqa: E402
-from model import DCGAN, Z_DISTRIBUTIONS  # noqa: E402
+from model import DCGAN  # noqa: E402
+from step import Z_DISTRIBUTIONS  # noqa: E402
 from optim import INITIAL_LOSS_SCALE  # noqa: E402
 from precision import precision_mode, session_config  # noqa: E402
 from replicas import batches_per_epoch  # noqa: E402

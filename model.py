@@ -39,7 +39,7 @@ from ops import (LayerOptions, batch_norm, conv2d, conv_out_size_same, deconv2d,
                  flatten, linear, lrelu)
 from optim import INITIAL_LOSS_SCALE, SCALE_SCOPES, Optimizer  # noqa: E402
 from precision import resolved  # noqa: E402
-from step import LAYER_PASSES, UPDATES, Z_DISTRIBUTIONS, gen_random  # noqa: E402,F401
+from step import gen_random  # noqa: E402
 from utils import image_manifold_size, save_images  # noqa: E402
 
 
@@ -206,14 +206,8 @@ class DCGAN(object):
     self.build_inference()
     self.coordination.build_votes(self.g_loss)
     self.build_summaries()
-    self.train_ops = step.GANTrainOps(
-        step.NetworkTrainOp(self.d_optim, {"d_loss_real": self.d_loss_real,
-                                           "d_loss_fake": self.d_loss_fake,
-                                           "d_loss": self.d_loss}, self.d_summary,
-                            self.d_scaling),
-        step.NetworkTrainOp(self.g_optim, {"g_loss": self.g_loss}, self.g_summary,
-                            self.g_scaling),
-        UPDATES)
+    self.train_ops = step.gan_train_ops(
+        self.loss, updates, {"discriminator": self.d_summary, "generator": self.g_summary})
 
     self.all_vars = tf.global_variables()
     # Checked before every save: all variables finite, and G and D (inference

@@ -36,6 +36,8 @@ G's trainable variables."""
 GANLoss = collections.namedtuple("GANLoss", ["d_loss_real", "d_loss_fake", "d_loss", "g_loss"])
 GANLoss.__doc__ = """The original's losses (sigmoid cross-entropy): D's on real and generated
 images and their sum; G's, which labels its images real."""
+# Which GANLoss terms each network's update run fetches (the terms of the loss it minimises).
+FETCHED = {"discriminator": ("d_loss_real", "d_loss_fake", "d_loss"), "generator": ("g_loss",)}
 
 NetworkTrainOp = collections.namedtuple("NetworkTrainOp", ["update", "losses", "summary",
                                                            "scaling"])
@@ -158,6 +160,15 @@ def build(generator, discriminator, feeds, replication, optimizers, options):
   updates = {net: optimizers[net].apply_updates(registered[net], getattr(model, net + "_vars"))
              for net in ("discriminator", "generator")}
   return model, loss, updates
+
+
+def gan_train_ops(loss, updates, summaries):
+  """The GANTrainOps of a GANLoss, {network: optim.NetworkUpdate} and {network: its merged
+  summary}: each network's update fetches its FETCHED losses; UPDATES."""
+  return GANTrainOps(*(
+      NetworkTrainOp(updates[net].update, {name: getattr(loss, name) for name in FETCHED[net]},
+                     summaries[net], updates[net].scaling)
+      for net in ("discriminator", "generator")), updates=UPDATES)
 
 
 def run_iteration(sess, train_ops, feed, summarize=True, coordination=None, stop=0,

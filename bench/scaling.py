@@ -156,7 +156,8 @@ def child(args):
   tf.get_logger().setLevel("ERROR")
   import cluster as cluster_module
   import training
-  from model import DCGAN, UPDATES
+  from model import DCGAN
+  from step import UPDATES
   from precision import session_config
 
   layout = {"workers": cluster_module.Layout(args.hosts.split(","), args.task, []),
@@ -239,7 +240,7 @@ def collective_bytes_per_gpu(gpus, gradient_bytes, layers, batch):
   gather their factors at that N (ops.gathers_factors; D's pass twice per loss, G's once),
   whose ring all-gather moves (N - 1) x rows x (in + out) numbers."""
   import ops
-  from model import LAYER_PASSES, UPDATES
+  from step import LAYER_PASSES, UPDATES
   reduced, gathered = gradient_bytes, 0.0
   for network, size_in, size_out in layers:
     updates, rows = dict(UPDATES)[NETWORKS[network]], LAYER_PASSES[NETWORKS[network]] * batch
