@@ -40,7 +40,7 @@ from ops import (LayerOptions, batch_norm, conv2d, conv_out_size_same, deconv2d,
 from optim import INITIAL_LOSS_SCALE, SCALE_SCOPES, Optimizer  # noqa: E402
 from precision import resolved  # noqa: E402
 from step import gen_random  # noqa: E402
-from utils import image_manifold_size, save_images  # noqa: E402
+from utils import save_sample_grid  # noqa: E402
 
 
 def max_pool_to(x, size):
@@ -353,9 +353,8 @@ class DCGAN(object):
     return self.sess.run(self.sampler, feed_dict=self.feed(z, labels))
 
   def save_sample_grid(self, path, z, labels=None):
-    samples = self.sample(z, labels)
-    save_images(samples, image_manifold_size(len(samples)), path, self.value_range)
-    return path
+    return save_sample_grid(self.sess, self.sampler, self.feed(z, labels), path,
+                            self.value_range)
 
   # --------------------------------------------------------------------------
   # training
@@ -398,23 +397,8 @@ class DCGAN(object):
             "beta1": float(self.beta1), "precision": self.precision.name,
             "replicas": self.replication.local, "gathered": int(self.replication.gathers)}
 
-  def batch_z(self, counter, first_replica=0, replicas=1):
-    """z for step `counter` (step.batch_z)."""
-    return step.batch_z(self.seed, self.z_dist, (self.batch_size, self.z_dim), counter,
-                        first_replica, replicas)
-
   # --------------------------------------------------------------------------
   # checkpoints
-
-  def save_checked(self, checkpoint_dir, step, feed, sample_z, sample_labels=None):
-    """Save a checkpoint if the model is still healthy (Checkpoints.save_checked)."""
-    # The sampler and D's inference pass see the grid's z and labels, and as many of the step's
-    # images (several replicas feed replicas x batch_size of them, one replica's worth of z).
-    n = min(len(feed[self.inputs]), len(sample_z))
-    check = self.feed(sample_z[:n], None if sample_labels is None else sample_labels[:n],
-                      feed[self.inputs][:n])
-    return self.checkpoints.save_checked(self.sess, checkpoint_dir,
-                                         'model.b' + str(self.batch_size), step, check)
 
   def save(self, checkpoint_dir, step, filename='model', ckpt=True, frozen=False):
     """Write checkpoint '<filename>.b<batch_size>-<step>' and/or a frozen sampler GraphDef."""

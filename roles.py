@@ -14,7 +14,7 @@ import cluster as cluster_module  # (decides oneDNN before TensorFlow loads)
 import tensorflow.compat.v1 as tf
 from checkpoints import checkpoint_counter, last_checkpoint
 from step import feed_dict
-from utils import UserError, image_manifold_size, save_images
+from utils import UserError, save_sample_grid
 
 
 class OneProcess(object):
@@ -277,9 +277,8 @@ class RunWrites(object):
     path = os.path.join(self.settings.sample_dir, "train_{:08d}.png".format(counter))
     if not (unless_there and os.path.exists(path)):
       job = self.job
-      z, labels = job.sample
-      samples = job.sess.run(job.sampler, feed_dict=feed_dict(job.feeds, z, labels))
-      save_images(samples, image_manifold_size(len(samples)), path, job.value_range)
+      save_sample_grid(job.sess, job.sampler, feed_dict(job.feeds, *job.sample), path,
+                       job.value_range)
 
   def checkpoint(self, counter, feed):
     """Save a checkpoint if the model is still healthy (Checkpoints.save_checked): the sampler

@@ -283,6 +283,12 @@ def save_images(images, size, image_path, value_range=(-1.0, 1.0)):
   return imsave(merge(to_uint8(images, value_range), size), image_path)
 
 
+def save_sample_grid(sess, sampler, feed, path, value_range):
+  """Run the sampler on feed (the grid's z and labels) and save its images as one grid."""
+  samples = sess.run(sampler, feed_dict=feed)
+  return save_images(samples, image_manifold_size(len(samples)), path, value_range)
+
+
 # ----------------------------------------------------------------------------
 # reporting
 

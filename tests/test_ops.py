@@ -42,6 +42,16 @@ def run_bn(x_batches, train, moving=None, shape=None, plan="plain"):
     return outs, stats, params
 
 
+def contrib_step(batch, mm, mv, gamma=1.0, beta=0.0):
+  """contrib's batch norm in training, in NumPy: (output, moving mean, moving variance after
+  the run; decay 0.9, the variance Bessel-corrected)."""
+  axes = tuple(range(batch.ndim - 1))
+  n = batch.size // batch.shape[-1]
+  mean, var = batch.mean(axes), batch.var(axes)
+  out = (batch - mean) / np.sqrt(var + FUSED_MIN_EPSILON) * gamma + beta
+  return out, mm - 0.1 * (mm - mean), mv - 0.1 * (mv - var * n / (n - 1.0))
+
+
 @pytest.mark.parametrize("plan", sorted(hardware.PLANS))
 @pytest.mark.parametrize("shape,loc,spread", [((4, 3, 3, 5), 1, 2), ((6, 7), 1, 2),
                                                ((4, 3, 3, 5), 100, 0.1)])
@@ -51,16 +61,11 @@ def test_batch_norm_training_matches_contrib_numerics(shape, loc, spread, plan):
   rng = np.random.RandomState(0)
   batches = [(rng.randn(*shape) * spread + loc).astype(np.float32) for _ in range(2)]
   outs, stats, params = run_bn(batches, train=True, plan=plan)
-  axes = tuple(range(len(shape) - 1))
-  n = int(np.prod(shape[:-1]))
   mm, mv = np.zeros(shape[-1]), np.ones(shape[-1])
   for batch, out, (got_mm, got_mv) in zip(batches, outs, stats):
-    mean, var = batch.mean(axes), batch.var(axes)
-    expected = (batch - mean) / np.sqrt(var + FUSED_MIN_EPSILON) * params["gamma"] + params["beta"]
+    # updated in place by the same run
+    expected, mm, mv = contrib_step(batch, mm, mv, params["gamma"], params["beta"])
     np.testing.assert_allclose(out, expected, rtol=1e-4, atol=1e-4)
-    # decay 0.9, updated in place by the same run; variance Bessel-corrected
-    mm = mm - 0.1 * (mm - mean)
-    mv = mv - 0.1 * (mv - var * n / (n - 1.0))
     np.testing.assert_allclose(got_mm, mm, rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(got_mv, mv, rtol=1e-5, atol=1e-6)
 
@@ -399,12 +404,8 @@ def test_held_updates_leave_the_outputs_and_follow_the_calls_order(plan):
     got_mm, got_mv = sess.run([mm, mv])
   want_mm, want_mv = np.zeros(5), np.ones(5)
   for batch, out in zip((real, fake), outs):
-    mean, var = batch.mean((0, 1, 2)), batch.var((0, 1, 2))
-    expected = (batch - mean) / np.sqrt(var + FUSED_MIN_EPSILON)  # gamma 1, beta 0
+    expected, want_mm, want_mv = contrib_step(batch, want_mm, want_mv)  # gamma 1, beta 0
     np.testing.assert_allclose(out, expected, rtol=1e-4, atol=1e-4)
-    n = batch.size // 5
-    want_mm = want_mm - 0.1 * (want_mm - mean)
-    want_mv = want_mv - 0.1 * (want_mv - var * n / (n - 1.0))
   np.testing.assert_allclose(got_mm, want_mm, rtol=1e-5, atol=1e-6)
   np.testing.assert_allclose(got_mv, want_mv, rtol=1e-5, atol=1e-6)
 
