@@ -258,7 +258,7 @@ config = cluster.session_config(tf.ConfigProto())
 target = cluster.start(config)
 with tf.Graph().as_default(), tf.Session(target, config=config) as sess:
   x = tf.placeholder(tf.float64, [1])
-  total = replication(cluster, False, 1).all_reduce_sum(
+  total = replication(cluster).all_reduce_sum(
       lambda first: tf.where(first, x, tf.zeros_like(x)))
   threading.Timer(2, stand_in.close).start()
   try:
