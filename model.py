@@ -86,7 +86,9 @@ class DCGAN(object):
     Args (as in the original):
       sess: the tf.Session whose graph the model is built in.
       input_height, input_width: size of the center crop taken from images (with crop).
-      crop: center-crop images before resizing them to the output size.
+      crop: center-crop images before resizing them to the output size.  True here, as in the
+        original's constructor; main.py's --crop is False, as the original's flag: the flag
+        decides for runs of main.py, and the data layer states no default of its own.
       batch_size: images per training step (the graph itself takes any batch size).
       sample_num: images in each sample grid written during training.
       output_height, output_width: size of generated images.

@@ -1,0 +1,43 @@
+"""docs/ARCHITECTURE.md's module table: each module imports only modules in rows below it, and
+the table names every module of the project."""
+import ast
+import os
+import re
+
+PROJECT_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def table_rows():
+  """The modules of each row of the table, top to bottom: [['main'], ['runs'], ...]."""
+  with open(os.path.join(PROJECT_DIR, "docs", "ARCHITECTURE.md")) as f:
+    text = f.read()
+  table = text.split("## Modules", 1)[1].split("\n## ", 1)[0]
+  rows = []
+  for line in table.splitlines():
+    cells = line.split("|")
+    if len(cells) > 2 and ".py`" in cells[1]:
+      rows.append(re.findall(r"`(\w+)\.py`", cells[1]))
+  return rows
+
+
+def project_imports(module):
+  with open(os.path.join(PROJECT_DIR, module + ".py")) as f:
+    tree = ast.parse(f.read())
+  names = set()
+  for node in ast.walk(tree):
+    if isinstance(node, ast.Import):
+      names.update(alias.name.split(".")[0] for alias in node.names)
+    elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+      names.add(node.module.split(".")[0])
+  return names
+
+
+def test_every_module_imports_only_the_rows_below_it():
+  rows = table_rows()
+  rank = {module: i for i, row in enumerate(rows) for module in row}
+  modules = {name[:-3] for name in os.listdir(PROJECT_DIR) if name.endswith(".py")}
+  assert modules == set(rank), "the table and the project's modules differ"
+  upward = {(module, imported) for module in rank for imported in project_imports(module)
+            if imported in rank and imported != module and rank[imported] <= rank[module]}
+  assert upward == set()
+  assert rank["training"] < rank["step"] and "model" not in project_imports("training")
