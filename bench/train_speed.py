@@ -22,8 +22,8 @@ the mnist iteration's count) in closed form.
 A D update runs G forward, D forward twice (real, fake) and D
 backward twice (gradients for activations and weights, ~2 forwards each):
 G_f + 6 D_f. A G update runs G and D forward, D backward for activations
-only, G backward for both: 3 G_f + 2 D_f. An iteration (1 D + 2 G updates)
-is therefore 7 G_f + 10 D_f per example.
+only, G backward for both: 3 G_f + 2 D_f (UPDATE_FORWARDS). An iteration
+(step.UPDATES: 1 D + 2 G updates) is therefore 7 G_f + 10 D_f per example.
 
 The peak is the best GFLOP/s of a 2048^3 or 4096^3 matmul in a Session
 (bench/common.py), measured in the same run (and in bfloat16 too with
@@ -55,6 +55,7 @@ from common import (CONFIGS, RESULTS, append_result, machine, matmul_peak_gflops
                     print_machine, synthetic_feed, time_iterations)
 from model import DCGAN  # noqa: E402
 from precision import session_config  # noqa: E402
+from step import UPDATES  # noqa: E402
 from ops import conv_out_size_same  # noqa: E402
 from utils import UserError  # noqa: E402
 
@@ -96,10 +97,17 @@ def forward_flops(graph, scope):
   return total
 
 
+# One update of each network in forwards' worth of (G, D) FLOPs (see the docstring).
+UPDATE_FORWARDS = {"discriminator": (1, 6), "generator": (3, 2)}
+
+
 def iteration_flops(model):
+  """(G's and D's forward FLOPs per example, an iteration's FLOPs: step.UPDATES of them)."""
   g_f = forward_flops(model.sess.graph, "generator")
   d_f = forward_flops(model.sess.graph, "discriminator")
-  return g_f, d_f, (7 * g_f + 10 * d_f) * model.batch_size
+  per_example = sum(count * (UPDATE_FORWARDS[net][0] * g_f + UPDATE_FORWARDS[net][1] * d_f)
+                    for net, count in UPDATES)
+  return g_f, d_f, per_example * model.batch_size
 
 
 def parse_args():
