@@ -147,9 +147,7 @@ class DCGAN(object):
     self.initial_loss_scale = initial_loss_scale
     # how the tower is laid over replicas, and how this process works with the others of its
     # run: both chosen here, once (docs/ARCHITECTURE.md)
-    self.replication = replicas.replication(cluster)
-    if gather_gradients is not None:
-      self.replication.gathers = bool(gather_gradients) and self.replication.count > 1
+    self.replication = replicas.replication(cluster, gather_gradients)
     self.coordination = roles.coordination(cluster, self.replication, seed is not None)
     # The conditional generator ends in a sigmoid, the unconditional one in tanh.
     self.value_range = (0.0, 1.0) if y_dim else (-1.0, 1.0)

@@ -154,9 +154,12 @@ class Replication(object):
     return tf.group(assigns, name=name)
 
 
-def replication(cluster=None):
-  """The Replication a cluster.Cluster asks for (None: one device)."""
+def replication(cluster=None, gathers=None):
+  """The Replication a cluster.Cluster asks for (None: one device).  gathers: whether several
+  replicas gather the large linear layers' weight gradients (None: the cluster's choice,
+  cluster.Cluster.gathers)."""
   if cluster is None:
     return Replication(tf.distribute.get_strategy())
+  gathers = cluster.gathers if gathers is None else bool(gathers)
   return Replication(cluster.strategy, cluster.local_replicas, cluster.first_replica,
-                     cluster.gathers)
+                     gathers and cluster.num_replicas > 1)
