@@ -88,6 +88,12 @@ def generated_channels(shapes, default=3):
   return layers[-1][1][2] if layers else default
 
 
+def checkpoint_prefix(batch_size, filename="model"):
+  """The name a checkpoint is saved under before its counter: 'model.b64' (checkpoint_batch
+  reads the batch size back)."""
+  return "%s.b%d" % (filename, batch_size)
+
+
 def checkpoint_counter(path):
   """The counter a checkpoint path ends with: 'model.b64-1200' -> 1200."""
   try:

@@ -33,7 +33,7 @@ import replicas  # noqa: E402
 import roles  # noqa: E402
 import step  # noqa: E402
 import training  # noqa: E402
-from checkpoints import Checkpoints  # noqa: E402
+from checkpoints import Checkpoints, checkpoint_prefix  # noqa: E402
 from dataset import data_channels, open_dataset  # noqa: E402
 from ops import (LayerOptions, batch_norm, conv2d, conv_out_size_same, deconv2d,  # noqa: E402
                  flatten, linear, lrelu)
@@ -102,7 +102,7 @@ class DCGAN(object):
       dataset_name, input_fname_pattern, data_dir: where train() finds its data.
       max_to_keep: checkpoints kept by the Saver.
       checkpoint_dir, sample_dir, out_dir: where checkpoints, grids and logs go.
-    Additions (each a main.py flag, whose default is the one here):
+    Additions (those that are main.py flags have the flags' defaults here too):
       learning_rate, beta1: Adam's defaults (train(config) feeds config.learning_rate).
       z_dist: 'uniform_signed' | 'uniform_unsigned' | 'normal01'.
       seed: seeds the initial weights, data order, z and sample z (random if None).
@@ -189,9 +189,10 @@ class DCGAN(object):
     self.feeds = step.Feeds(self.inputs, self.z, self.y, self.learning_rate)
 
     # D's optimizer first, as in the original (docs/ARCHITECTURE.md, invariant 2)
-    self.optimizers = optimizers = {net: Optimizer(net, self.replication, self.learning_rate, self.beta1,
-                                 self.precision.loss_scaling, self.initial_loss_scale)
-                  for net in ("discriminator", "generator")}
+    self.optimizers = optimizers = {
+        net: Optimizer(net, self.replication, self.learning_rate, self.beta1,
+                       self.precision.loss_scaling, self.initial_loss_scale)
+        for net in ("discriminator", "generator")}
     self.model, self.loss, updates = step.build(
         self.generator, self.discriminator, self.feeds, self.replication, optimizers,
         lambda: self.replication.tower_options(self.plan, self.batch_size))
@@ -402,7 +403,7 @@ class DCGAN(object):
 
   def save(self, checkpoint_dir, step, filename='model', ckpt=True, frozen=False):
     """Write checkpoint '<filename>.b<batch_size>-<step>' and/or a frozen sampler GraphDef."""
-    filename += '.b' + str(self.batch_size)
+    filename = checkpoint_prefix(self.batch_size, filename)
     os.makedirs(checkpoint_dir, exist_ok=True)
     written = []
     if ckpt:

@@ -12,7 +12,7 @@ import numpy as np
 
 import cluster as cluster_module  # (decides oneDNN before TensorFlow loads)
 import tensorflow.compat.v1 as tf
-from checkpoints import checkpoint_counter, last_checkpoint
+from checkpoints import checkpoint_counter, checkpoint_prefix, last_checkpoint
 from step import feed_dict
 from utils import UserError, save_sample_grid
 
@@ -290,7 +290,7 @@ class RunWrites(object):
     n = min(len(images), len(z))
     check = feed_dict(job.feeds, z[:n], None if labels is None else labels[:n], images[:n])
     job.checkpoints.save_checked(job.sess, self.settings.checkpoint_dir,
-                                 'model.b' + str(job.latent.batch_size), counter, check)
+                                 checkpoint_prefix(job.latent.batch_size), counter, check)
 
   def where(self):
     return last_checkpoint(self.settings.checkpoint_dir)

@@ -123,8 +123,8 @@ class Progress(object):
   """Where the loop is, the one record it changes as it goes: read by the handlers around it
   (a lost worker's step, the last save)."""
 
-  def __init__(self, counter=0):
-    self.counter, self.saved_at, self.feed, self.data_wait = counter, None, None, 0.0
+  def __init__(self):
+    self.counter, self.saved_at, self.feed, self.data_wait = 0, None, None, 0.0
     self.ran, self.d_loss, self.g_loss = False, None, None
 
 
