@@ -239,6 +239,9 @@ def validate(config):
     raise UserError("--beta1 must be at least 0 and below 1, not %g." % config.beta1)
   if not config.train_size >= 1:
     raise UserError("--train_size must be 1 or more images, not %g." % config.train_size)
+  if not 1 <= config.initial_loss_scale < np.inf:
+    raise UserError("--initial_loss_scale must be 1 or more (and finite), not %g."
+                    % config.initial_loss_scale)
   if config.z_dist not in Z_DISTRIBUTIONS:
     raise UserError("--z_dist must be one of %s, not %r." % (", ".join(Z_DISTRIBUTIONS), config.z_dist))
   if not 0 <= config.visualize_option <= 4:

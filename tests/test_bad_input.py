@@ -161,6 +161,9 @@ def test_a_run_record_from_before_reads_infinity_and_null_alike():
     (["--visualize", "--visualize_option", "7"], "--visualize_option must be 0-4, not 7."),
     (["--train", "--beta1", "1.5"], "--beta1 must be at least 0 and below 1, not 1.5."),
     (["--train", "--train_size", "0"], "--train_size must be 1 or more images, not 0."),
+    (["--train", "--initial_loss_scale", "0"], "--initial_loss_scale must be 1 or more (and "
+                                                "finite), not 0."),
+    (["--train", "--initial_loss_scale", "inf"], "--initial_loss_scale must be 1 or more"),
     (["--train", "--intra_op_threads", "-1"], "--intra_op_threads must be 0 or more, not -1."),
     (["--train", "--out_name", "../escaped"], "--out_name is the name of a run's folder inside "
                                               "--out_dir, not a path, so '../escaped' cannot be"),
