@@ -1,44 +1,52 @@
 """The trained model in other forms (README, "Using the generator elsewhere"): the original's
---export (a re-saved checkpoint) and --freeze (a frozen sampler GraphDef, model.DCGAN.save), and
-the formats the TensorFlow ecosystem reads: a SavedModel in TF Serving's numbered-version layout,
-and a TFLite file made by TensorFlow's own converter.
+--export (a re-saved checkpoint) and --freeze (a frozen sampler GraphDef, model.DCGAN.save); a
+SavedModel in TF Serving's numbered-version layout; and that SavedModel converted for other
+runtimes, a TFLite file and an ONNX file (convert.py, a process of its own).
 
-Each is built in a graph of its own holding only the generator in inference mode
-(model.DCGAN.generator with train=False: batch norm's moving statistics), its variables set to
-the values the model restored from the run's checkpoint, and its images as the PNGs are written
-(utils.to_uint8):
+The SavedModel is built in a graph of its own holding only the generator in inference mode
+(model.DCGAN.generator with train=False: batch norm's moving statistics), from TensorFlow's plain
+layers whatever the machine (ops.plain_options; batch norm a multiply and an add), so that what
+it holds converts anywhere; its variables are set to the values the model restored from the
+run's checkpoint, and its images come out as the PNGs are written (utils.to_uint8):
 
-  serving_default  z float32 [None, z_dim] (and y, the digit labels, int32 [None])
-                   -> images uint8 [None, H, W, C]
-  sample           seed int64 [], count int32 [] (and label int32 [count])
+  serving_default  z float32 [None, z_dim] (and y, the digit labels, int64 [None])
+                   -> images uint8 [None, H, W, C]      the portable entry, which converters take
+  sample           seed int64 [], count int64 [] (and label int64 [count])
                    -> images, z drawn inside the graph from the run's --z_dist with that seed
+                      (TensorFlow's stateless random ops: TensorFlow and TF Serving only)
 
-Both are written beside the run's other outputs, under a temporary name renamed into place, so
-a reader never sees half of one and an existing version is never overwritten.
+and its assets/generator.json says how to draw z (generator_description).  Every file is
+written under a temporary name renamed into place, so a reader never sees half of one, and an
+existing one is never overwritten.
 """
+import collections
+import contextlib
+import importlib.util
+import json
 import os
 import shutil
+import subprocess
+import sys
 import tempfile
 
 import hardware
 
 hardware.configure()  # oneDNN decided before TensorFlow loads
 
+import numpy as np  # noqa: E402
 import tensorflow.compat.v1 as tf  # noqa: E402
 
 from ops import plain_options  # noqa: E402
 from utils import UserError, atomic_output  # noqa: E402
 
-try:  # what the TFLite converter raises for a graph it cannot take (not among tf.lite's names)
-  from tensorflow.lite.python.convert_phase import ConverterError  # noqa: E402
-except ImportError:
-  ConverterError = RuntimeError
 
-def uint8_images(images, value_range):
-  """Float images in value_range -> uint8 [0, 255], exactly as utils.to_uint8 rounds them."""
+
+def uint8_images(images, value_range, name):
+  """Float images in value_range -> uint8 [0, 255], exactly as utils.to_uint8 rounds them; the
+  op is `name` (what other runtimes call the output)."""
   lo, hi = value_range
   scaled = (images - lo) / (hi - lo)
-  return tf.cast(tf.clip_by_value(tf.round(scaled * 255.0), 0.0, 255.0), tf.uint8)
+  return tf.cast(tf.clip_by_value(tf.round(scaled * 255.0), 0.0, 255.0), tf.uint8, name=name)
 
 
 def draw_z(z_dist, seed, count, z_dim):
@@ -52,12 +60,20 @@ def draw_z(z_dist, seed, count, z_dim):
   return tf.random.stateless_uniform(shape, seeds, minval=low, maxval=1.0)
 
 
-def _labels(dcgan, name, count=None):
-  """The conditional model's int32 label input and its one-hot y (None, None without labels)."""
+def label_inputs(dcgan, name):
+  """The conditional model's int64 label input [None] and its one-hot rows (None, None without
+  labels).  A label outside 0..y_dim-1 is refused by the model itself, in every runtime: the
+  rows are gathered from an identity matrix (a negative label is moved out of range first, as
+  ONNX's Gather would read -1 as the last row), and each runtime's Gather refuses an index
+  beyond it; the op's name says the rule in TensorFlow's message."""
   if not dcgan.y_dim:
     return None, None
-  labels = tf.placeholder(tf.int32, [count], name=name)
-  return labels, tf.one_hot(labels, dcgan.y_dim)
+  labels = tf.placeholder(tf.int64, [None], name=name)
+  in_range = tf.where(labels < 0, tf.fill(tf.shape(labels), tf.constant(dcgan.y_dim, tf.int64)),
+                      labels)
+  rule = "%s_must_be_0_to_%d" % (name, dcgan.y_dim - 1)
+  return labels, tf.gather(tf.constant(np.eye(dcgan.y_dim, dtype=np.float32)), in_range,
+                           name=rule)
 
 
 def generator_values(dcgan):
@@ -75,34 +91,55 @@ def _load(sess, values):
 
 
 def _build_signatures(dcgan):
-  """{signature name: (inputs, outputs)} of the generator, built in the current graph (its
-  variables resource variables, which TensorFlow 2 loads as objects of their own)."""
+  """{signature name: (inputs, outputs)} of the generator, built in the current graph from
+  TensorFlow's plain layers (ops.plain_options: no CPU-specific form of the kernel plan), its
+  variables resource variables, which TensorFlow 2 loads as objects of their own."""
   with tf.variable_scope(tf.get_variable_scope(), use_resource=True):
-    return _signatures(dcgan)
+    return _signatures(dcgan, plain_options())
 
 
-def _signatures(dcgan):
+def _signatures(dcgan, options):
   z = tf.placeholder(tf.float32, [None, dcgan.z_dim], name="z")
-  labels, y = _labels(dcgan, "y")
+  labels, y = label_inputs(dcgan, "y")
   serving_inputs = {"z": z}
   if labels is not None:
     serving_inputs["y"] = labels
-  serving = uint8_images(dcgan.generator(z, y, train=False), dcgan.value_range)
+  serving = uint8_images(dcgan.generator(z, y, train=False, options=options), dcgan.value_range,
+                         "images")
 
   seed = tf.placeholder(tf.int64, [], name="seed")
-  count = tf.placeholder(tf.int32, [], name="count")
-  label, one_hot = _labels(dcgan, "label")
+  count = tf.placeholder(tf.int64, [], name="count")
+  label, one_hot = label_inputs(dcgan, "label")
   sample_inputs = {"seed": seed, "count": count}
   checks = []
   if label is not None:
     sample_inputs["label"] = label
-    checks.append(tf.assert_equal(tf.size(label), count,
+    checks.append(tf.assert_equal(tf.size(label, out_type=tf.int64), count,
                                   message="sample: give one label per image (count labels)"))
   with tf.control_dependencies(checks):
     sample_z = draw_z(dcgan.z_dist, seed, count, dcgan.z_dim)
-  sampled = uint8_images(dcgan.generator(sample_z, one_hot, train=False), dcgan.value_range)
+  sampled = uint8_images(dcgan.generator(sample_z, one_hot, train=False, options=options),
+                         dcgan.value_range, "sampled_images")
   return {"serving_default": (serving_inputs, {"images": serving}),
           "sample": (sample_inputs, {"images": sampled})}
+
+
+DESCRIPTION = "generator.json"  # in the SavedModel's assets/
+Z_RANGES = {"uniform_signed": [-1.0, 1.0], "uniform_unsigned": [0.0, 1.0], "normal01": None}
+
+
+def generator_description(dcgan, counter):
+  """What a user of the exported generator needs to draw its inputs, as the SavedModel's
+  assets/generator.json (and the ONNX file's metadata) carry it."""
+  return {
+      "z_dim": dcgan.z_dim, "z_dist": dcgan.z_dist, "z_range": Z_RANGES[dcgan.z_dist],
+      "z_dtype": "float32", "labels": dcgan.y_dim or 0,
+      "image_shape": [dcgan.output_height, dcgan.output_width, dcgan.c_dim],
+      "image_dtype": "uint8", "dataset": dcgan.dataset_name, "counter": counter,
+      "inputs": {"z": "float32 [N, z_dim], drawn from z_dist (uniform in z_range, or a "
+                      "standard normal for normal01)",
+                 "y": "int64 [N], each in 0..labels-1 (conditional models only)"},
+      "outputs": {"images": "uint8 [N, height, width, channels]"}}
 
 
 def check_saved_model_target(run_dir, counter):
@@ -114,10 +151,9 @@ def check_saved_model_target(run_dir, counter):
   return path
 
 
-def write_saved_model(dcgan, run_dir, counter):
-  """Write <run>/saved_model/<counter>/ (TF Serving's numbered versions); returns its path and
-  the signatures' {name: (inputs, outputs)} of tensors."""
-  path = check_saved_model_target(run_dir, counter)
+def write_saved_model(dcgan, path, counter):
+  """Write the SavedModel version folder `path` (it must not exist), its description in
+  assets/generator.json; returns the signatures' {name: (inputs, outputs)} of tensors."""
   parent = os.path.dirname(path)
   try:
     os.makedirs(parent, exist_ok=True)
@@ -125,26 +161,30 @@ def write_saved_model(dcgan, run_dir, counter):
   except OSError as err:
     raise UserError("Cannot write the SavedModel into %s (%s); make the run folder writable."
                     % (parent, err.strerror or err))
+  version = os.path.join(staging, "version")
   try:
     values = generator_values(dcgan)
-    with tf.Graph().as_default(), tf.Session() as sess:  # the model's own kernel plan
+    with tf.Graph().as_default(), tf.Session() as sess:
       signatures = _build_signatures(dcgan)
       _load(sess, values)
       signature_defs = {
           name: tf.saved_model.signature_def_utils.predict_signature_def(inputs, outputs)
           for name, (inputs, outputs) in signatures.items()}
-      builder = tf.saved_model.Builder(os.path.join(staging, "version"))
+      builder = tf.saved_model.Builder(version)
       builder.add_meta_graph_and_variables(sess, [tf.saved_model.tag_constants.SERVING],
                                            signature_def_map=signature_defs,
                                            strip_default_attrs=True)
       builder.save()
-    os.rename(os.path.join(staging, "version"), path)
+    os.makedirs(os.path.join(version, "assets"), exist_ok=True)
+    with open(os.path.join(version, "assets", DESCRIPTION), "w") as f:
+      json.dump(generator_description(dcgan, counter), f, indent=1)
+    os.rename(version, path)
   except OSError as err:
     raise UserError("Could not write the SavedModel %s (%s); nothing was left there."
                     % (path, err.strerror or err))
   finally:
     shutil.rmtree(staging, ignore_errors=True)
-  return path, signatures
+  return signatures
 
 
 def describe_signatures(signatures):
@@ -156,47 +196,92 @@ def describe_signatures(signatures):
           for name, (inputs, outputs) in signatures.items()]
 
 
-def check_tflite_target(run_dir, counter, batch_size):
-  """The file <run>/tflite/model.b<batch>-<counter>.tflite; a UserError if it exists already
-  (the rule of SavedModel versions: an export is never overwritten)."""
-  path = os.path.join(run_dir, "tflite", "model.b%d-%d.tflite" % (batch_size, counter))
+# The SavedModel's conversions (convert.py, run as a process of its own): flag -> (its name in
+# messages, the modules it needs beyond the runtime requirements, how to install them).
+CONVERSIONS = collections.OrderedDict([
+    ("tflite", ("TFLite", (), "")),
+    ("onnx", ("ONNX", ("tf2onnx", "onnx"),
+              "pip install tf2onnx onnx onnxruntime (tested: %s)" % "tf2onnx 1.17.0, onnx "
+              "1.23.2, onnxruntime 1.32.0; onnxruntime is optional and checks the file")),
+])
+CONVERTER = os.path.join(os.path.dirname(os.path.abspath(__file__)), "convert.py")
+CONVERT_TIMEOUT = 900  # seconds: a conversion takes 10-60 s
+
+
+def conversion_target(run_dir, kind, counter):
+  """<run>/<kind>/model-<counter>.<kind>; a UserError if it exists already (the rule of
+  SavedModel versions: an export is never overwritten) or its converter is not installed."""
+  name, modules, install = CONVERSIONS[kind]
+  path = os.path.join(run_dir, kind, "model-%d.%s" % (counter, kind))
   if os.path.exists(path):
-    raise UserError("%s exists already; a TFLite export is never overwritten: remove it, or "
-                    "train further for a new counter." % path)
+    raise UserError("%s exists already; an %s export is never overwritten: remove it, or train "
+                    "further for a new counter." % (path, name))
+  missing = [m for m in modules if importlib.util.find_spec(m) is None]
+  if missing:
+    raise UserError("--%s needs %s, which the runtime requirements leave out: %s."
+                    % (kind, " and ".join(missing), install))
   return path
 
 
-def write_tflite(dcgan, run_dir, counter, batch_size):
-  """Write <run>/tflite/model.b<batch>-<counter>.tflite: serving_default's computation for a
-  batch of batch_size, float32, by TensorFlow's converter; returns its path."""
-  path = check_tflite_target(run_dir, counter, batch_size)
-  values = generator_values(dcgan)
-  # TensorFlow's plain layers: the converter's builtins (TRANSPOSE_CONV, ...) take them as is
-  with tf.Graph().as_default(), tf.Session() as sess:
-    z = tf.placeholder(tf.float32, [batch_size, dcgan.z_dim], name="z")
-    labels, y = _labels(dcgan, "y", batch_size)
-    images = uint8_images(dcgan.generator(z, y, train=False, options=plain_options()),
-                          dcgan.value_range)
-    _load(sess, values)
-    inputs = [z] + ([labels] if labels is not None else [])
-    converter = tf.lite.TFLiteConverter.from_session(sess, inputs, [images])
-    try:
-      flatbuffer = converter.convert()
-    except (ConverterError, ValueError) as err:
-      raise UserError("TensorFlow's TFLite converter refused the generator: %s"
-                      % str(err).strip().splitlines()[0])
+def check_targets(config, run_dir, counter):
+  """Before anything loads: a UserError for an export asked for that cannot be written."""
+  if config.saved_model:
+    check_saved_model_target(run_dir, counter)
+  for kind in CONVERSIONS:
+    if getattr(config, kind):
+      conversion_target(run_dir, kind, counter)
+
+
+def convert_saved_model(kind, saved_model, path):
+  """Write `path` from the SavedModel by convert.py (atomically); returns its report."""
+  name = CONVERSIONS[kind][0]
   try:
     with atomic_output(path) as tmp:
-      with open(tmp, "wb") as f:
-        f.write(flatbuffer)
+      try:
+        proc = subprocess.run([sys.executable, CONVERTER, kind, saved_model, tmp],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                              timeout=CONVERT_TIMEOUT,
+                              env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"))
+      except subprocess.TimeoutExpired:
+        raise UserError("The %s conversion did not finish in %d s." % (name, CONVERT_TIMEOUT))
+      if proc.returncode:
+        lines = [l for l in proc.stderr.splitlines() if l.startswith("error: ")]
+        raise UserError("The %s conversion failed, nothing was written: %s" % (
+            name, lines[-1][len("error: "):] if lines else proc.stderr.strip()[-500:]))
   except OSError as err:
     raise UserError("Cannot write %s (%s); make the run folder writable."
                     % (path, err.strerror or err))
-  return path
+  return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def describe_check(report):
+  """How a converted file was checked against the SavedModel, for its line in the output."""
+  if report["checked_in"] is None:
+    return "not run: install onnxruntime to check it against the SavedModel"
+  return "%d of 255 levels from the SavedModel at batches %s in %s" % (
+      report["max_levels"], " and ".join(str(b) for b in report["batches"]),
+      report["checked_in"])
+
+
+@contextlib.contextmanager
+def saved_model_to_convert(dcgan, saved_model, counter):
+  """The SavedModel version folder to convert: `saved_model` if it was written, else one
+  written for the conversions into a temporary folder, removed after them."""
+  if saved_model:
+    yield saved_model
+    return
+  folder = tempfile.mkdtemp(prefix="dcgan-export-")
+  try:
+    path = os.path.join(folder, str(counter))
+    write_saved_model(dcgan, path, counter)
+    yield path
+  finally:
+    shutil.rmtree(folder, ignore_errors=True)
 
 
 def write_model(dcgan, config, run_dir, counter):
-  """--export, --freeze, --saved_model, --tflite: the loaded model in the forms asked for."""
+  """--export, --freeze, --saved_model, --tflite, --onnx: the loaded model in the forms asked
+  for."""
   if config.export:
     export_dir = os.path.join(config.checkpoint_dir, "export_b" + str(config.batch_size))
     print(" [*] Exported %s" % dcgan.save(export_dir, counter, ckpt=True, frozen=False)[0])
@@ -205,11 +290,18 @@ def write_model(dcgan, config, run_dir, counter):
     path = dcgan.save(export_dir, counter, ckpt=False, frozen=True)[0]
     print(" [*] Frozen sampler written to %s (input 'z:0'%s, output '%s')"
           % (path, ", 'y:0'" if dcgan.y_dim else "", dcgan.sampler.name))
+  saved_model = None
   if config.saved_model:
-    path, signatures = write_saved_model(dcgan, run_dir, counter)
-    print(" [*] SavedModel written to %s, signatures:" % path)
+    saved_model = check_saved_model_target(run_dir, counter)
+    signatures = write_saved_model(dcgan, saved_model, counter)
+    print(" [*] SavedModel written to %s, signatures:" % saved_model)
     for line in describe_signatures(signatures):
       print("       " + line)
-  if config.tflite:
-    print(" [*] TFLite model written to %s"
-          % write_tflite(dcgan, run_dir, counter, config.batch_size))
+  kinds = [kind for kind in CONVERSIONS if getattr(config, kind)]
+  if kinds:
+    with saved_model_to_convert(dcgan, saved_model, counter) as source:
+      for kind in kinds:
+        path = conversion_target(run_dir, kind, counter)
+        report = convert_saved_model(kind, source, path)
+        print(" [*] %s model written to %s (serving_default; %s)"
+              % (CONVERSIONS[kind][0], path, describe_check(report)))

@@ -79,7 +79,7 @@ flags.DEFINE_float("learning_rate", 0.0002, "Adam's learning rate, for D and G")
 flags.DEFINE_float("beta1", 0.5, "Adam's beta1 (momentum term)")
 flags.DEFINE_float("train_size", np.inf, "Use at most this many images of the dataset (inf: all)")
 flags.DEFINE_integer("batch_size", 64, "Images per training step on each device; in test mode, "
-                     "images per --export/--freeze/--tflite batch")
+                     "images per --export/--freeze batch")
 flags.DEFINE_integer("input_height", 108, "Image folders: height of the center crop with --crop "
                      "(without --crop, images are resized whole)")
 flags.DEFINE_integer("input_width", None, "Width of the --crop center crop (unset: "
@@ -111,8 +111,10 @@ flags.DEFINE_boolean("freeze", False, "Test mode: write the sampler as a frozen 
                      "for --batch_size in <checkpoint_dir>/frozen_b<batch_size>")
 flags.DEFINE_boolean("saved_model", False, "Test mode: write the generator as a SavedModel "
                      "(TF 2, TF Serving) in <run>/saved_model/<counter>/")
-flags.DEFINE_boolean("tflite", False, "Test mode: write the generator as a TFLite file in "
-                     "<run>/tflite/ for --batch_size images at a time")
+flags.DEFINE_boolean("tflite", False, "Test mode: write the generator as a TFLite file, "
+                     "<run>/tflite/model-<counter>.tflite")
+flags.DEFINE_boolean("onnx", False, "Test mode: write the generator as an ONNX file, "
+                     "<run>/onnx/model-<counter>.onnx (needs tf2onnx: README)")
 flags.DEFINE_integer("max_to_keep", 1, "Checkpoints kept in the run (each about 12 bytes a "
                      "parameter, 130 MB for 28x28 MNIST: the summary before step 1 says its size)")
 flags.DEFINE_integer("sample_freq", 200, "Write a sample grid every this many steps")
@@ -201,9 +203,9 @@ MODEL_FLAGS = ("dataset", "input_height", "input_width", "output_height", "outpu
 # The ways of looking at a trained model (test mode; with --train, after training, as the
 # original ran --visualize, --export and --freeze after dcgan.train).
 LOOK_FLAGS = ("visualize", "generate", "walk", "arithmetic", "evaluate", "features_experiment",
-              "training_pictures", "export", "freeze", "saved_model", "tflite")
+              "training_pictures", "export", "freeze", "saved_model", "tflite", "onnx")
 # Of those, the ones that write the model in another form rather than look at it.
-WRITE_FLAGS = ("export", "freeze", "saved_model", "tflite")
+WRITE_FLAGS = ("export", "freeze", "saved_model", "tflite", "onnx")
 
 
 class Config(object):
@@ -423,10 +425,7 @@ def test(config, given, precision):
   if c_dim is None:
     c_dim = generated_channels(checkpoint_shapes(ckpt_dir)[1])
   counter = checkpoint_counter(checkpoint_shapes(ckpt_dir)[0])
-  if config.saved_model:  # an existing version is refused before anything loads
-    export.check_saved_model_target(run_dir, counter)
-  if config.tflite:
-    export.check_tflite_target(run_dir, counter, config.batch_size)
+  export.check_targets(config, run_dir, counter)  # an existing one refused before anything loads
   config.checkpoint_dir = ckpt_dir
   config.sample_dir = os.path.join(run_dir, config.sample_dir)
   config.out_dir = run_dir
@@ -457,7 +456,7 @@ def check_writable(config, run_dir):
   elsewhere = "copy the run folder to a place you can write to and point --out_dir there"
   targets = [(config.sample_dir, samples, "give --sample_dir a folder you can write to"),
              (run_dir, [name for name in ("evaluate", "features_experiment", "saved_model",
-                                          "tflite") if getattr(config, name)], elsewhere),
+                                          "tflite", "onnx") if getattr(config, name)], elsewhere),
              (config.checkpoint_dir, [name for name in ("export", "freeze")
                                       if getattr(config, name)], elsewhere)]
   if config.evaluate:

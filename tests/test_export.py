@@ -1,9 +1,12 @@
-"""The generator in the ecosystem's formats (export.py, README "Using the generator elsewhere"):
-a SavedModel read by plain TensorFlow 2 in a process that imports nothing of this project, the
-same SavedModel through saved_model_cli, and a TFLite file through tf.lite.Interpreter."""
+"""The generator in other runtimes (export.py, convert.py; docs/REFERENCE.md, "Using the generator
+elsewhere"): a SavedModel read by plain TensorFlow 2 in a process that imports nothing of this
+project, by saved_model_cli, by ONNX Runtime through tf2onnx, by LiteRT in a process without
+TensorFlow, by TensorFlow.js (make test-tfjs), and the reference's snippets run as written, for a
+conditional MNIST model and an unconditional image-folder model."""
 import glob
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -14,17 +17,18 @@ import tensorflow.compat.v1 as tf
 from PIL import Image
 
 import evaluate
-from conftest import PROJECT_DIR
+import export
+from conftest import PROJECT_DIR, write_images
 from model import DCGAN
 from test_main import only_run_folder, run_main
-from utils import to_uint8
+from utils import UserError, to_uint8
 
-# Every test here reads the one model the session fixture trains: `make test` runs a file's
-# tests on one worker (--dist loadfile), which trains it once.
+# Every test here reads the models the session fixtures train: `make test` runs a file's tests
+# on one worker (--dist loadfile), which trains each once.
 
 # Plain TensorFlow 2, eager, in a fresh process started in another folder (-I: neither the
 # project's folder nor PYTHONPATH on sys.path): it reads a request and writes what it got.
-FRESH_TF2 = r'''
+FRESH_TF2 = r"""
 import json, os, sys
 import numpy as np
 import tensorflow as tf
@@ -33,31 +37,86 @@ folder, work, project = sys.argv[1], sys.argv[2], sys.argv[3]
 loaded = tf.saved_model.load(folder)
 serve, sample = loaded.signatures["serving_default"], loaded.signatures["sample"]
 request = np.load(os.path.join(work, "request.npz"))
-out = {}
+out, refused = {}, {}
 for n in (1, 100):
   out["served_%d" % n] = serve(z=tf.constant(request["z"][:n]),
                                y=tf.constant(request["labels"][:n]))["images"].numpy()
 def drawn(seed, count, label):
-  return sample(seed=tf.constant(seed, tf.int64), count=tf.constant(count, tf.int32),
-                label=tf.constant([label] * count, tf.int32))["images"].numpy()
+  return sample(seed=tf.constant(seed, tf.int64), count=tf.constant(count, tf.int64),
+                label=tf.constant([label] * count, tf.int64))["images"].numpy()
 out["seed5"], out["seed5_again"], out["seed6"] = drawn(5, 100, 7), drawn(5, 100, 7), drawn(6, 100, 7)
 out["seed5_one"] = drawn(5, 1, 7)
+for name, labels in (("int32", tf.constant([1, 2], tf.int32)),
+                     ("twelve", tf.constant([1, 12], tf.int64)),
+                     ("negative", tf.constant([1, -1], tf.int64))):
+  try:
+    serve(z=tf.constant(request["z"][:2]), y=labels)
+  except (tf.errors.InvalidArgumentError, TypeError, ValueError) as err:
+    refused[name] = str(err)
 np.savez(os.path.join(work, "answer.npz"), **out)
 mine = [m.__file__ for m in list(sys.modules.values())
         if os.path.dirname(os.path.abspath(getattr(m, "__file__", None) or "/")) == project]
 print(json.dumps({"project_modules": mine, "dtype": str(out["served_1"].dtype),
+                  "refused": refused,
                   "project_on_path": project in [os.path.abspath(p) for p in sys.path]}))
-'''
+"""
+
+EXPORTS = ("--saved_model", "--tflite", "--onnx", "--kernels", "avx512")  # the CPU plan's forms
+PORTABLE = "the exported SavedModel leaves the kernel plan's CPU forms out"
 
 
 @pytest.fixture(scope="session")  # once: xdist may run other modules between its tests
 def exported(tmp_path_factory):
-  """Conditional MNIST trained two epochs on 1,600 digits, then --saved_model --tflite."""
+  """Conditional MNIST trained two epochs on 1,600 digits, then every export, built where the
+  kernel plan has its CPU forms (--kernels avx512: the label term's tf.eye, depth_to_space)."""
   cwd = tmp_path_factory.mktemp("export")
   run_main(cwd, "--dataset", "mnist", "--input_height", "28", "--output_height", "28", "--train",
            "--epoch", "2", "--train_size", "1600", "--batch_size", "32", "--seed", "3")
-  proc = run_main(cwd, "--dataset", "mnist", "--saved_model", "--tflite")
+  proc = run_main(cwd, "--dataset", "mnist", *EXPORTS)
   return cwd, only_run_folder(cwd), proc
+
+
+@pytest.fixture(scope="session")
+def folder_exported(tmp_path_factory):
+  """An unconditional image-folder model (RGB, 16 px, z from a standard normal), every export."""
+  cwd = tmp_path_factory.mktemp("export_folder")
+  write_images(str(cwd / "data" / "faces"), 8, size=(40, 40))
+  run_main(cwd, "--dataset", "faces", "--input_height", "32", "--crop", "--output_height", "16",
+           "--batch_size", "4", "--epoch", "2", "--z_dim", "6", "--z_dist", "normal01", "--train")
+  proc = run_main(cwd, "--dataset", "faces", *EXPORTS)
+  return cwd, only_run_folder(cwd), proc
+
+
+def model_of(request, kind):
+  """(run folder, SavedModel version folder, description) of the conditional or unconditional
+  exported model."""
+  _, run_dir, _ = request.getfixturevalue("exported" if kind == "conditional" else
+                                          "folder_exported")
+  (version,) = glob.glob(os.path.join(run_dir, "saved_model", "*"))
+  with open(os.path.join(version, "assets", "generator.json")) as f:
+    return run_dir, version, json.load(f)
+
+
+def probe(description, batch, seed=1):
+  """serving_default's inputs for `batch` images."""
+  rng = np.random.default_rng([seed, batch])
+  shape = (batch, description["z_dim"])
+  z = (rng.standard_normal(shape) if description["z_range"] is None
+       else rng.uniform(-1, 1, shape)).astype(np.float32)
+  inputs = {"z": z}
+  if description["labels"]:
+    inputs["y"] = np.arange(batch, dtype=np.int64) % description["labels"]
+  return inputs
+
+
+def saved_model_images(version, inputs, signature="serving_default"):
+  """The SavedModel's images for inputs, run in a graph of this process."""
+  with tf.Graph().as_default(), tf.Session() as sess:
+    meta = tf.saved_model.loader.load(sess, ["serve"], version)
+    sig = meta.signature_def[signature]
+    feed = {sig.inputs[name].name: np.asarray(value, tf.as_dtype(sig.inputs[name].dtype)
+                                              .as_numpy_dtype) for name, value in inputs.items()}
+    return sess.run(sig.outputs["images"].name, feed)
 
 
 def sampler_images(run_dir, z, labels):
@@ -70,19 +129,44 @@ def sampler_images(run_dir, z, labels):
     return to_uint8(dcgan.sample(z, np.eye(10, dtype=np.float32)[labels]), dcgan.value_range)
 
 
-def test_test_mode_writes_a_versioned_saved_model_and_names_its_signatures(exported):
+def test_test_mode_writes_every_export_and_says_how_each_was_checked(exported):
   _, run_dir, proc = exported
+  run = "./out/%s" % os.path.basename(run_dir)
   (version,) = glob.glob(os.path.join(run_dir, "saved_model", "*"))
   assert os.path.basename(version) == "101"  # the counter after 2 epochs x 50 steps
   assert "Using experimental converter" not in proc.stdout + proc.stderr  # TensorFlow's INFO line
   assert os.path.exists(os.path.join(version, "saved_model.pb"))
-  assert not glob.glob(os.path.join(run_dir, "saved_model", ".tmp*"))
-  assert "SavedModel written to ./out/%s/saved_model/101, signatures:" % os.path.basename(
-      run_dir) in proc.stdout
-  assert ("serving_default(y int32 [None], z float32 [None, 100]) -> images uint8 "
+  assert not glob.glob(os.path.join(run_dir, "*", ".tmp*"))
+  assert "SavedModel written to %s/saved_model/101, signatures:" % run in proc.stdout
+  assert ("serving_default(y int64 [None], z float32 [None, 100]) -> images uint8 "
           "[None, 28, 28, 1]") in proc.stdout
-  assert ("sample(count int32 [], label int32 [None], seed int64 []) -> images uint8 "
+  assert ("sample(count int64 [], label int64 [None], seed int64 []) -> images uint8 "
           "[None, 28, 28, 1]") in proc.stdout
+  assert re.search(r"TFLite model written to %s/tflite/model-101\.tflite \(serving_default; 0 of "
+                   r"255 levels from the SavedModel at batches 1 and 5 in ai_edge_litert" % run,
+                   proc.stdout), proc.stdout
+  assert ("ONNX model written to %s/onnx/model-101.onnx (serving_default; 0 of 255 levels from "
+          "the SavedModel at batches 1 and 5 in onnxruntime)" % run) in proc.stdout
+
+
+@pytest.mark.parametrize("kind", ["conditional", "unconditional"])
+def test_the_saved_model_holds_portable_ops_and_describes_its_inputs(request, kind):
+  from tensorflow.core.protobuf import saved_model_pb2
+  run_dir, version, description = model_of(request, kind)
+  saved = saved_model_pb2.SavedModel()
+  with open(os.path.join(version, "saved_model.pb"), "rb") as f:
+    saved.ParseFromString(f.read())
+  ops = {node.op for node in saved.meta_graphs[0].graph_def.node}
+  assert "Conv2DBackpropInput" in ops and "MatMul" in ops  # the generator is there
+  assert not ops & {"MatrixDiagV3", "DepthToSpace", "_FusedBatchNormEx", "FusedBatchNormV3",
+                    "Split"}, PORTABLE
+  with open(os.path.join(run_dir, "FLAGS.json")) as f:
+    flags = json.load(f)
+  assert description["z_dim"] == flags["z_dim"] and description["z_dist"] == flags["z_dist"]
+  assert description["counter"] == int(os.path.basename(version))
+  assert (description["labels"], description["image_shape"]) == (
+      (10, [28, 28, 1]) if kind == "conditional" else (0, [16, 16, 3]))
+  assert description["z_range"] == ([-1.0, 1.0] if kind == "conditional" else None)
 
 
 @pytest.fixture(scope="session")  # once: xdist may run other modules between its tests
@@ -93,7 +177,7 @@ def served(exported, tmp_path_factory):
   work = tmp_path_factory.mktemp("fresh")
   rng = np.random.default_rng(0)
   z = rng.uniform(-1, 1, (100, 100)).astype(np.float32)
-  labels = (np.arange(100) % 10).astype(np.int32)
+  labels = np.arange(100) % 10  # int64: numpy's integers
   np.savez(str(work / "request.npz"), z=z, labels=labels)
   proc = subprocess.run([sys.executable, "-I", "-c", FRESH_TF2, version, str(work),
                          PROJECT_DIR], cwd=str(work), stdout=subprocess.PIPE,
@@ -107,14 +191,20 @@ def served(exported, tmp_path_factory):
 def test_plain_tensorflow_2_serves_the_samplers_images_and_samples_by_seed(exported, served):
   _, run_dir, _ = exported
   z, labels, report, answer = served
+  refused = report.pop("refused")
   assert report == {"project_modules": [], "dtype": "uint8", "project_on_path": False}
   want = sampler_images(run_dir, z, labels)
   assert answer["served_100"].shape == (100, 28, 28, 1)
-  np.testing.assert_array_equal(answer["served_100"], want)  # exactly the sampler's pixels
-  np.testing.assert_array_equal(answer["served_1"], want[:1])
+  # the sampler may use the kernel plan's CPU forms, the SavedModel TensorFlow's plain ones
+  assert np.max(np.abs(answer["served_100"].astype(int) - want)) <= 1
+  assert np.mean(answer["served_100"] == want) > 0.999
+  np.testing.assert_array_equal(answer["served_1"], answer["served_100"][:1])
   np.testing.assert_array_equal(answer["seed5"], answer["seed5_again"])
   assert np.mean(answer["seed5"] != answer["seed6"]) > 0.1
   np.testing.assert_array_equal(answer["seed5_one"].shape, (1, 28, 28, 1))
+  assert "expected to be a int64 tensor but is a int32 tensor" in refused["int32"]
+  assert "indices[1] = 12 is not in [0, 10)" in refused["twelve"]
+  assert "y_must_be_0_to_9" in refused["twelve"] and "y_must_be_0_to_9" in refused["negative"]
 
 
 def test_saved_model_cli_lists_both_signatures(exported):
@@ -130,9 +220,9 @@ def test_saved_model_cli_lists_both_signatures(exported):
     assert "signature_def['%s']" % name in text
   serving = text.split("signature_def['serving_default']")[1]
   sample = text.split("signature_def['sample']")[1].split("signature_def[")[0]
-  for block, inputs in ((serving, [("z", "DT_FLOAT", "(-1, 100)"), ("y", "DT_INT32", "(-1)")]),
-                        (sample, [("seed", "DT_INT64", "()"), ("count", "DT_INT32", "()"),
-                                  ("label", "DT_INT32", "(-1)")])):
+  for block, inputs in ((serving, [("z", "DT_FLOAT", "(-1, 100)"), ("y", "DT_INT64", "(-1)")]),
+                        (sample, [("seed", "DT_INT64", "()"), ("count", "DT_INT64", "()"),
+                                  ("label", "DT_INT64", "(-1)")])):
     for name, dtype, shape in inputs:
       line = block.split("inputs['%s'] tensor_info:" % name)[1]
       assert "dtype: %s" % dtype in line.split("name:")[0] and "shape: %s" % shape in line
@@ -140,26 +230,82 @@ def test_saved_model_cli_lists_both_signatures(exported):
     assert "dtype: DT_UINT8" in out and "shape: (-1, 28, 28, 1)" in out
 
 
-def test_tflite_file_runs_in_the_interpreter_within_two_levels_of_the_sampler(exported):
-  _, run_dir, proc = exported
-  (path,) = glob.glob(os.path.join(run_dir, "tflite", "*.tflite"))
-  assert os.path.basename(path) == "model.b32-101.tflite"
-  assert "TFLite model written to ./out/%s/tflite/model.b32-101.tflite" % os.path.basename(
-      run_dir) in proc.stdout
-  interpreter = tf.lite.Interpreter(model_path=path)
-  interpreter.allocate_tensors()
-  inputs = {d["name"]: d for d in interpreter.get_input_details()}
-  assert sorted(inputs) == ["y", "z"]
-  rng = np.random.default_rng(1)
-  z = rng.uniform(-1, 1, (32, 100)).astype(np.float32)
-  labels = (np.arange(32) % 10).astype(np.int32)
-  interpreter.set_tensor(inputs["z"]["index"], z)
-  interpreter.set_tensor(inputs["y"]["index"], labels)
-  interpreter.invoke()
-  got = interpreter.get_tensor(interpreter.get_output_details()[0]["index"])
-  want = sampler_images(run_dir, z, labels)
-  assert got.dtype == np.uint8 and got.shape == want.shape
-  assert np.max(np.abs(got.astype(int) - want.astype(int))) <= 2
+@pytest.mark.parametrize("kind", ["conditional", "unconditional"])
+def test_onnx_runtime_gives_the_saved_models_images_at_any_batch(request, kind):
+  import onnx
+  import onnxruntime
+  run_dir, version, description = model_of(request, kind)
+  path = os.path.join(run_dir, "onnx", "model-%d.onnx" % description["counter"])
+  model = onnx.load(path)
+  onnx.checker.check_model(model, full_check=True)
+  assert json.loads({p.key: p.value for p in model.metadata_props}["generator.json"]) == description
+  session = onnxruntime.InferenceSession(path, providers=["CPUExecutionProvider"])
+  inputs = {i.name: i for i in session.get_inputs()}
+  assert sorted(inputs) == (["y", "z"] if kind == "conditional" else ["z"])
+  assert isinstance(inputs["z"].shape[0], str)  # a dynamic batch
+  for batch in (1, 64):
+    feed = probe(description, batch)
+    got = session.run(["images"], feed)[0]
+    np.testing.assert_array_equal(got, saved_model_images(version, feed))  # 0 levels
+  if kind == "conditional":
+    for bad in ([3, 12], [3, -1]):
+      with pytest.raises(onnxruntime.capi.onnxruntime_pybind11_state.InvalidArgument,
+                         match="y_must_be_0_to_9"):
+        session.run(["images"], {"z": feed["z"][:2], "y": np.array(bad)})
+
+
+# LiteRT in a process of its own without TensorFlow: signature, two batch sizes, the labels' rules
+LITERT = r"""
+import json, sys
+import numpy as np
+from ai_edge_litert.interpreter import Interpreter
+path, request, answer = sys.argv[1:4]
+interpreter = Interpreter(model_path=path)
+runner = interpreter.get_signature_runner("serving_default")
+feeds = dict(np.load(request))
+out, refused = {}, {}
+for batch in (1, 64):
+  feed = {k[:-len("_%d" % batch)]: v for k, v in feeds.items() if k.endswith("_%d" % batch)}
+  out["images_%d" % batch] = runner(**feed)["images"]
+if "y_1" in feeds:
+  for name, labels in (("twelve", np.array([3, 12])), ("int32", np.array([3, 4], np.int32))):
+    try:
+      runner(z=feeds["z_64"][:2], y=labels)
+    except (RuntimeError, ValueError) as err:
+      refused[name] = str(err)
+np.savez(answer, **out)
+print(json.dumps({"signatures": interpreter.get_signature_list(), "refused": refused,
+                  "tensorflow": any(m.split(".")[0] == "tensorflow" for m in sys.modules)}))
+"""
+
+
+@pytest.mark.parametrize("kind", ["conditional", "unconditional"])
+def test_litert_runs_the_tflite_signature_without_tensorflow(request, kind, tmp_path, capsys):
+  run_dir, version, description = model_of(request, kind)
+  path = os.path.join(run_dir, "tflite", "model-%d.tflite" % description["counter"])
+  feeds = {"%s_%d" % (k, b): v for b in (1, 64) for k, v in probe(description, b).items()}
+  np.savez(str(tmp_path / "request.npz"), **feeds)
+  proc = subprocess.run([sys.executable, "-I", "-c", LITERT, path, str(tmp_path / "request.npz"),
+                         str(tmp_path / "answer.npz")], cwd=str(tmp_path), stdout=subprocess.PIPE,
+                        stderr=subprocess.PIPE, text=True, timeout=300)
+  assert proc.returncode == 0, proc.stderr[-3000:]
+  report = json.loads(proc.stdout.strip().splitlines()[-1])
+  assert report["tensorflow"] is False
+  inputs = ["y", "z"] if kind == "conditional" else ["z"]
+  assert report["signatures"] == {"serving_default": {"inputs": inputs, "outputs": ["images"]}}
+  answer = np.load(str(tmp_path / "answer.npz"))
+  for batch in (1, 64):
+    want = saved_model_images(version, probe(description, batch))
+    got = answer["images_%d" % batch]
+    assert got.dtype == np.uint8 and got.shape == want.shape
+    assert np.max(np.abs(got.astype(int) - want)) <= 1 and np.mean(got == want) > 0.999
+  if kind == "conditional":
+    assert "gather index out of bounds" in report["refused"]["twelve"]
+    assert "expected type INT64" in report["refused"]["int32"]
+  capsys.readouterr()
+  tf.lite.experimental.Analyzer.analyze(model_path=path)  # prints the file's ops
+  ops = capsys.readouterr().out
+  assert "TRANSPOSE_CONV" in ops and "VAR_HANDLE" not in ops and "READ_VARIABLE" not in ops
 
 
 def test_sampled_sevens_are_sevens_as_often_as_generated_ones(exported, served):
@@ -188,10 +334,12 @@ def test_bad_exports_are_one_sentence_and_leave_nothing_half_written(exported, t
   cwd, run_dir, _ = exported
   before = tree(str(cwd))
   # the version exists already: refused before anything loads, naming it
-  proc = run_main(cwd, "--dataset", "mnist", "--saved_model", check=False)
-  assert proc.returncode == 1 and "Traceback" not in proc.stderr
-  (line,) = [l for l in proc.stderr.splitlines() if l.startswith("error: ")]
-  assert os.path.join("saved_model", "101") in line and "exists already" in line
+  for flag, name in (("--saved_model", os.path.join("saved_model", "101")),
+                     ("--onnx", os.path.join("onnx", "model-101.onnx"))):
+    proc = run_main(cwd, "--dataset", "mnist", flag, check=False)
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr
+    (line,) = [l for l in proc.stderr.splitlines() if l.startswith("error: ")]
+    assert name in line and "exists already" in line
   assert tree(str(cwd)) == before
   # no checkpoint to export
   proc = run_main(tmp_path, "--dataset", "mnist", "--saved_model", "--tflite", check=False)
@@ -201,7 +349,8 @@ def test_bad_exports_are_one_sentence_and_leave_nothing_half_written(exported, t
   # writes into a read-only folder all the same)
   copy = tmp_path / "out" / "copy"
   os.makedirs(str(copy.parent))
-  shutil.copytree(str(run_dir), str(copy), ignore=shutil.ignore_patterns("saved_model", "tflite"))
+  shutil.copytree(str(run_dir), str(copy),
+                  ignore=shutil.ignore_patterns("saved_model", "tflite", "onnx"))
   for name, flag, message in (("saved_model", "--saved_model", "Cannot write the SavedModel"),
                               ("tflite", "--tflite", "Cannot write")):
     (copy / name).write_text("in the way")
@@ -211,3 +360,36 @@ def test_bad_exports_are_one_sentence_and_leave_nothing_half_written(exported, t
     (line,) = [l for l in proc.stderr.splitlines() if l.startswith("error: ")]
     assert message in line, line
     assert tree(str(tmp_path)) == before  # nothing half-written beside it
+
+
+def test_a_missing_converter_is_one_sentence_before_anything_loads(tmp_path, monkeypatch):
+  name, modules, install = export.CONVERSIONS["onnx"]
+  monkeypatch.setitem(export.CONVERSIONS, "onnx", (name, ("no_such_converter",), install))
+  with pytest.raises(UserError, match="--onnx needs no_such_converter, which the runtime "
+                                      "requirements leave out: pip install tf2onnx onnx"):
+    export.conversion_target(str(tmp_path), "onnx", 7)
+  assert export.conversion_target(str(tmp_path), "tflite", 7) == str(
+      tmp_path / "tflite" / "model-7.tflite")
+
+
+def test_a_conversion_that_would_drop_an_op_fails_loudly(tmp_path):
+  """tf2onnx logs an error and exits 0 for an op it cannot convert (the stateless random ops of
+  `sample`): convert.py refuses, and export.py writes nothing."""
+  version = str(tmp_path / "saved_model" / "1")
+  with tf.Graph().as_default(), tf.Session() as sess:
+    z = tf.placeholder(tf.float32, [None, 2], name="z")
+    noise = tf.random.stateless_uniform(tf.shape(z), tf.constant([1, 2], tf.int64))
+    images = tf.cast(tf.round((z + noise) * 100.0), tf.uint8)
+    builder = tf.saved_model.Builder(version)
+    builder.add_meta_graph_and_variables(sess, ["serve"], signature_def_map={
+        "serving_default": tf.saved_model.signature_def_utils.predict_signature_def(
+            {"z": z}, {"images": images})})
+    builder.save()
+  os.makedirs(os.path.join(version, "assets"))
+  with open(os.path.join(version, "assets", "generator.json"), "w") as f:
+    json.dump({"z_dim": 2, "z_range": [-1, 1], "labels": 0}, f)
+  target = str(tmp_path / "onnx" / "model-1.onnx")
+  with pytest.raises(UserError, match="The ONNX conversion failed, nothing was written: tf2onnx "
+                                      "could not convert the generator: .*StatelessRandom"):
+    export.convert_saved_model("onnx", version, target)
+  assert os.listdir(str(tmp_path / "onnx")) == []

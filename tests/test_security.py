@@ -45,11 +45,17 @@ def graph_readers(path):
   return found
 
 
+# The one exception: convert.py loads the SavedModel that export.py wrote moments before in the
+# same command (--tflite, --onnx), to convert it.
+READS_ITS_OWN_EXPORT = {"convert.py": ["saved_model.load"]}
+
+
 def test_no_code_path_reads_a_graph_from_disk():
   sources = project_sources()
   assert os.path.join(PROJECT_DIR, "main.py") in sources and len(sources) > 15
   found = {os.path.relpath(p, PROJECT_DIR): graph_readers(p) for p in sources}
-  assert {path: names for path, names in found.items() if names} == {}
+  assert {path: [name for _, name in names]
+          for path, names in found.items() if names} == READS_ITS_OWN_EXPORT
 
 
 def test_the_scan_finds_a_graph_reader_where_there_is_one(tmp_path):

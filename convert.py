@@ -1,0 +1,178 @@
+"""The exported generator converted for runtimes other than TensorFlow (README, "Using the
+generator elsewhere"), in a process of its own that export.py starts:
+
+  python convert.py tflite|onnx SAVED_MODEL OUTPUT
+
+It runs TensorFlow 2 (the project's other modules switch TensorFlow to TF1 graph behaviour,
+under which the TFLite converter no longer keeps a signature) and imports nothing of the
+project.  It converts the SavedModel's `serving_default`, the portable entry (`sample` draws z
+with TensorFlow's stateless random ops, which no other runtime has), and keeps OUTPUT only if
+the converted model gives the SavedModel's images at two batch sizes, at most MAX_LEVELS apart
+per pixel.  Its last line on stdout is JSON: the runtime that checked it and the largest
+difference; an error is one line "error: ..." on stderr and exit status 1.
+"""
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import tensorflow as tf
+
+try:  # what the TFLite converter raises for a graph it cannot take (not among tf.lite's names)
+  from tensorflow.lite.python.convert_phase import ConverterError
+except ImportError:
+  ConverterError = RuntimeError
+
+MAX_LEVELS = 1  # of 255: a converted model further from the SavedModel than this is refused
+CHECK_BATCHES = (1, 5)  # two sizes: a batch fixed at conversion fails one of them
+ONNX_OPSET = 17  # ONNX Runtime, onnxruntime-web and TensorRT 8.6+ all take it
+TF2ONNX_TIMEOUT = 600  # seconds
+SIGNATURE = "serving_default"
+DESCRIPTION = os.path.join("assets", "generator.json")  # written by export.py
+
+
+class ConversionError(Exception):
+  """A conversion that failed or gave other images: its one-sentence reason."""
+
+
+def probe_inputs(description, batch, seed=0):
+  """serving_default's inputs for `batch` images: z from the run's z_dist, labels cycling."""
+  rng = np.random.default_rng([seed, batch])
+  shape = (batch, description["z_dim"])
+  if description["z_range"] is None:
+    z = rng.standard_normal(shape)
+  else:
+    z = rng.uniform(description["z_range"][0], description["z_range"][1], shape)
+  inputs = {"z": z.astype(np.float32)}
+  if description["labels"]:
+    inputs["y"] = np.arange(batch, dtype=np.int64) % description["labels"]
+  return inputs
+
+
+def saved_model_runner(saved_model):
+  """inputs -> uint8 images of the SavedModel's serving_default (with the loaded model, which
+  the TFLite converter takes too)."""
+  loaded = tf.saved_model.load(saved_model)
+  serve = loaded.signatures[SIGNATURE]
+  run = lambda inputs: serve(**{k: tf.constant(v) for k, v in inputs.items()})["images"].numpy()
+  return run, loaded
+
+
+def tflite_runner(path):
+  """inputs -> images of the TFLite file's serving_default signature, in LiteRT's interpreter
+  (ai-edge-litert) where it is installed, else TensorFlow's."""
+  try:
+    from ai_edge_litert.interpreter import Interpreter
+  except ImportError:
+    Interpreter = tf.lite.Interpreter
+  interpreter = Interpreter(model_path=path)
+  if SIGNATURE not in interpreter.get_signature_list():
+    raise ConversionError("the TFLite file has no %s signature" % SIGNATURE)
+  runner = interpreter.get_signature_runner(SIGNATURE)
+  return (lambda inputs: runner(**inputs)["images"]), type(interpreter).__module__
+
+
+def to_tflite(saved_model, output):
+  """TensorFlow's converter on serving_default (its variables frozen to constants: converting
+  the SavedModel's folder instead leaves variable ops that give wrong images); returns the
+  runtime that checked it."""
+  reference, loaded = saved_model_runner(saved_model)
+  converter = tf.lite.TFLiteConverter.from_concrete_functions(
+      [loaded.signatures[SIGNATURE]], loaded)
+  try:
+    flatbuffer = converter.convert()
+  except (ConverterError, ValueError) as err:
+    raise ConversionError("TensorFlow's TFLite converter refused the generator: %s"
+                          % (str(err).strip().splitlines() or [type(err).__name__])[0])
+  with open(output, "wb") as f:
+    f.write(flatbuffer)
+  run, runtime = tflite_runner(output)
+  return reference, run, runtime
+
+
+def tf2onnx_command(saved_model, output):
+  return [sys.executable, "-m", "tf2onnx.convert", "--saved-model", saved_model,
+          "--signature_def", SIGNATURE, "--tag", "serve", "--opset", str(ONNX_OPSET),
+          "--output", output]
+
+
+def to_onnx(saved_model, output, description):
+  """tf2onnx on serving_default, refused if it logged an error (it exits 0 after dropping an
+  op it cannot convert), checked by onnx.checker, the description written into the file's
+  metadata; returns the runtime that checked it (ONNX Runtime, where installed)."""
+  try:
+    proc = subprocess.run(tf2onnx_command(saved_model, output), stdout=subprocess.PIPE,
+                          stderr=subprocess.STDOUT, text=True, timeout=TF2ONNX_TIMEOUT)
+  except subprocess.TimeoutExpired:
+    raise ConversionError("tf2onnx did not finish in %d s" % TF2ONNX_TIMEOUT)
+  errors = [line for line in proc.stdout.splitlines() if " - ERROR - " in line]
+  if proc.returncode or errors or not os.path.exists(output):
+    raise ConversionError("tf2onnx could not convert the generator: %s" % (
+        (errors or proc.stdout.strip().splitlines() or ["exit status %d" % proc.returncode])[0]))
+  import onnx
+  model = onnx.load(output)
+  entry = model.metadata_props.add()
+  entry.key, entry.value = "generator.json", json.dumps(description)
+  try:
+    onnx.checker.check_model(model, full_check=True)
+  except onnx.checker.ValidationError as err:
+    raise ConversionError("the ONNX file tf2onnx wrote is not valid: %s"
+                          % str(err).strip().splitlines()[0])
+  onnx.save(model, output)
+  reference, _ = saved_model_runner(saved_model)
+  try:
+    import onnxruntime
+  except ImportError:
+    return reference, None, None
+  session = onnxruntime.InferenceSession(output, providers=["CPUExecutionProvider"])
+  return reference, (lambda inputs: session.run(["images"], inputs)[0]), "onnxruntime"
+
+
+def largest_difference(reference, run, description):
+  """The largest per-pixel difference between the converted model and the SavedModel over
+  CHECK_BATCHES; a ConversionError beyond MAX_LEVELS or for another shape or dtype."""
+  largest = 0
+  for batch in CHECK_BATCHES:
+    inputs = probe_inputs(description, batch)
+    want, got = reference(inputs), np.asarray(run(inputs))
+    if got.shape != want.shape or got.dtype != want.dtype:
+      raise ConversionError("the converted model gave %s %s for a batch of %d, not %s %s"
+                            % (got.dtype, list(got.shape), batch, want.dtype, list(want.shape)))
+    largest = max(largest, int(np.max(np.abs(got.astype(int) - want.astype(int)))))
+  if largest > MAX_LEVELS:
+    raise ConversionError("the converted model's images differ from the SavedModel's by up to "
+                          "%d of 255 levels" % largest)
+  return largest
+
+
+def convert(kind, saved_model, output):
+  """Write OUTPUT; returns the report printed as the last line."""
+  with open(os.path.join(saved_model, DESCRIPTION)) as f:
+    description = json.load(f)
+  if kind == "tflite":
+    reference, run, runtime = to_tflite(saved_model, output)
+  else:
+    reference, run, runtime = to_onnx(saved_model, output, description)
+  if run is None:
+    return {"checked_in": None, "max_levels": None}
+  return {"checked_in": runtime, "max_levels": largest_difference(reference, run, description),
+          "batches": list(CHECK_BATCHES)}
+
+
+def main(argv):
+  if len(argv) != 4 or argv[1] not in ("tflite", "onnx"):
+    sys.stderr.write("usage: python convert.py tflite|onnx SAVED_MODEL OUTPUT\n")
+    return 2
+  tf.get_logger().setLevel("ERROR")
+  try:
+    report = convert(argv[1], argv[2], argv[3])
+  except ConversionError as err:
+    sys.stderr.write("error: %s.\n" % err)
+    return 1
+  print(json.dumps(report))
+  return 0
+
+
+if __name__ == "__main__":
+  sys.exit(main(sys.argv))
