@@ -4,7 +4,10 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 
-.PHONY: setup run test clean
+TFJS_VENV ?= .venv-tfjs
+TFJS_NODE ?= .tfjs-node
+
+.PHONY: setup run test test-tfjs clean
 
 $(VENV)/.installed: requirements.txt requirements-test.txt
 	$(PYTHON) -m venv $(VENV)
@@ -23,5 +26,21 @@ test: setup
 	$(PY) -m pytest -q -n 2 --dist loadfile -m "not serial" tests
 	$(PY) -m pytest -q -m serial tests
 
+# TensorFlow.js: its converter pins an older TensorFlow (a virtualenv of its own), its runtime
+# comes from npm; then the export tests' TensorFlow.js snippet runs (docs/REFERENCE.md).
+$(TFJS_VENV)/.installed: requirements-tfjs.txt
+	$(PYTHON) -m venv $(TFJS_VENV)
+	$(TFJS_VENV)/bin/python -m pip install --quiet --disable-pip-version-check -r requirements-tfjs.txt
+	touch $@
+
+$(TFJS_NODE)/.installed:
+	npm install --silent --no-audit --no-fund --prefix $(TFJS_NODE) @tensorflow/tfjs@4.22.0
+	touch $@
+
+test-tfjs: setup $(TFJS_VENV)/.installed $(TFJS_NODE)/.installed
+	$(PY) -m pytest -q tests/test_export.py -k tfjs \
+	    --tfjs-converter $(TFJS_VENV)/bin/tensorflowjs_converter \
+	    --tfjs-modules $(TFJS_NODE)/node_modules
+
 clean:
-	rm -rf $(VENV) .pytest_cache
+	rm -rf $(VENV) $(TFJS_VENV) $(TFJS_NODE) .pytest_cache

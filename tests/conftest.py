@@ -50,6 +50,15 @@ def write_images(folder, count, size=(30, 40), mode="RGB", seed=0, ext="jpg"):
   return folder
 
 
+def pytest_addoption(parser):
+  """TensorFlow.js's converter pins an older TensorFlow, so its test runs only where `make
+  test-tfjs` gave it a virtualenv of its own and @tensorflow/tfjs from npm."""
+  parser.addoption("--tfjs-converter", default=None,
+                   help="tensorflowjs_converter to test the SavedModel with (make test-tfjs)")
+  parser.addoption("--tfjs-modules", default=None,
+                   help="a node_modules folder holding @tensorflow/tfjs (make test-tfjs)")
+
+
 def pytest_configure(config):
   config.addinivalue_line(
       "markers", "serial: a test that times how soon workers notice a lost one; `make test` "

@@ -19,6 +19,7 @@ from PIL import Image
 import evaluate
 import export
 from conftest import PROJECT_DIR, write_images
+from http_server import FileServer
 from model import DCGAN
 from test_main import only_run_folder, run_main
 from utils import UserError, to_uint8
@@ -393,3 +394,124 @@ def test_a_conversion_that_would_drop_an_op_fails_loudly(tmp_path):
                                       "could not convert the generator: .*StatelessRandom"):
     export.convert_saved_model("onnx", version, target)
   assert os.listdir(str(tmp_path / "onnx")) == []
+
+
+# --------------------------------------------------------------------------------------------
+# docs/REFERENCE.md's snippets, run as written on the exported models ("out/RUN" and "1951"
+# stand for the run's folder and counter)
+
+REFERENCE = os.path.join(PROJECT_DIR, "docs", "REFERENCE.md")
+SNIPPETS = [("tensorflow", "conditional"), ("rest", "conditional"), ("rest", "unconditional"),
+            ("onnxruntime", "conditional"), ("onnxruntime", "unconditional"),
+            ("litert", "conditional"), ("litert", "unconditional"), ("tfjs", "conditional"),
+            ("keras", "conditional")]
+# after a Python snippet: what it made, and whether TensorFlow was loaded
+PYTHON_AFTER = """
+import sys as _sys
+import numpy as _np
+_np.savez(_sys.argv[1], images=_np.asarray(images), z=_np.asarray(z))
+print("tensorflow loaded" if "tensorflow" in _sys.modules else "no tensorflow")
+"""
+# after the TensorFlow.js snippet: what it made, and what a label of 12 does
+JS_AFTER = """
+generate(process.argv[2], 8).then(async ({z, images}) => {
+  let refused = null;
+  const model = await tf.loadGraphModel(process.argv[2]);
+  try { model.execute({z: z.slice(0, 2), y: tf.tensor1d([3, 12], 'int32')}); }
+  catch (err) { refused = String(err); }
+  require('fs').writeFileSync(process.argv[3], JSON.stringify({
+      z: await z.array(), images: await images.array(), dtype: images.dtype, refused: refused}));
+}).catch(err => { console.error(err); process.exit(1); });
+"""
+
+
+def reference_snippets():
+  """{(name, models): (language, code)} of the blocks marked `<!-- tested: NAME [MODELS] -->`;
+  MODELS both counts as conditional and unconditional, none as conditional."""
+  with open(REFERENCE) as f:
+    text = f.read()
+  found = {}
+  for match in re.finditer(r"<!-- tested: (\w+)(?: (\w+))? -->\n```(\w+)\n(.*?)```", text, re.S):
+    name, models, language, code = match.groups()
+    for model in (["conditional", "unconditional"] if models == "both"
+                  else [models or "conditional"]):
+      found[(name, model)] = (language, code)
+  return found
+
+
+def test_every_marked_snippet_of_the_reference_is_run_here():
+  assert sorted(reference_snippets()) == sorted(SNIPPETS)
+
+
+def for_run(code, run_dir, counter):
+  return code.replace("out/RUN", run_dir).replace("1951", str(counter))
+
+
+def run_python_snippet(code, tmp_path):
+  """(images, z, loaded TensorFlow?) of a Python snippet run in a fresh process (-I)."""
+  script = tmp_path / "snippet.py"
+  script.write_text(code + PYTHON_AFTER)
+  proc = subprocess.run([sys.executable, "-I", str(script), str(tmp_path / "made.npz")],
+                        cwd=str(tmp_path), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                        text=True, timeout=300, env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"))
+  assert proc.returncode == 0, proc.stderr[-3000:]
+  made = np.load(str(tmp_path / "made.npz"))
+  return made["images"], made["z"], proc.stdout.strip().splitlines()[-1] == "tensorflow loaded"
+
+
+def run_rest_snippet(code, version, description):
+  """A curl request's body given to the signature it names, as TF Serving's columnar "inputs"
+  format does (TF Serving itself is on no package registry)."""
+  body = json.loads(re.search(r"-d '(.*)'", code).group(1))
+  inputs = body["inputs"]
+  images = saved_model_images(version, inputs, body["signature_name"])
+  assert images.shape == (inputs["count"],) + tuple(description["image_shape"])
+  return images
+
+
+def run_tfjs_snippet(code, version, tmp_path, pytestconfig):
+  converter = pytestconfig.getoption("--tfjs-converter")
+  modules = pytestconfig.getoption("--tfjs-modules")
+  if not (converter and modules):
+    pytest.skip("TensorFlow.js: `make test-tfjs` runs it (its converter pins TensorFlow 2.19, "
+                "so it gets a virtualenv of its own)")
+  web = tmp_path / "web_model"
+  # as the reference says: from the SavedModel's folder (the converter splits paths at spaces)
+  proc = subprocess.run([os.path.abspath(converter), "--input_format", "tf_saved_model",
+                         os.path.basename(version), str(web)], cwd=os.path.dirname(version),
+                        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=600,
+                        env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"))
+  assert proc.returncode == 0, proc.stdout[-3000:]  # its default settings: no op skipped
+  (tmp_path / "snippet.js").write_text(code + JS_AFTER)
+  files = {name: (web / name).read_bytes() for name in os.listdir(str(web))}
+  with FileServer(files) as server:
+    proc = subprocess.run(["node", str(tmp_path / "snippet.js"), server.url + "model.json",
+                           str(tmp_path / "made.json")], stdout=subprocess.PIPE,
+                          stderr=subprocess.PIPE, text=True, timeout=300,
+                          env=dict(os.environ, NODE_PATH=os.path.abspath(modules)))
+  assert proc.returncode == 0, proc.stderr[-3000:]
+  with open(str(tmp_path / "made.json")) as f:
+    made = json.load(f)
+  assert made["dtype"] == "int32" and "the index value 12 is not in [0, 9]" in made["refused"]
+  return np.array(made["images"]), np.array(made["z"], np.float32), False
+
+
+@pytest.mark.parametrize("name, kind", SNIPPETS)
+def test_reference_snippet_runs_as_written(request, name, kind, tmp_path, pytestconfig):
+  run_dir, version, description = model_of(request, kind)
+  language, code = reference_snippets()[(name, kind)]
+  code = for_run(code, run_dir, description["counter"])
+  if name == "rest":
+    run_rest_snippet(code, version, description)
+    return
+  if name == "tfjs":
+    images, z, loaded = run_tfjs_snippet(code, version, tmp_path, pytestconfig)
+  else:
+    images, z, loaded = run_python_snippet(code, tmp_path)
+  assert loaded == (name in ("tensorflow", "keras"))  # LiteRT and ONNX Runtime run without it
+  inputs = {"z": z}
+  if description["labels"]:
+    inputs["y"] = np.arange(len(z)) % description["labels"]
+  want = saved_model_images(version, inputs)
+  assert images.shape == want.shape == (8,) + tuple(description["image_shape"])
+  assert np.max(np.abs(images.astype(int) - want)) <= 1 and np.mean(images == want) > 0.999
