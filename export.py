@@ -196,13 +196,15 @@ def describe_signatures(signatures):
           for name, (inputs, outputs) in signatures.items()]
 
 
-# The SavedModel's conversions (convert.py, run as a process of its own): flag -> (its name in
-# messages, the modules it needs beyond the runtime requirements, how to install them).
-CONVERSIONS = collections.OrderedDict([
-    ("tflite", ("TFLite", (), "")),
-    ("onnx", ("ONNX", ("tf2onnx", "onnx"),
-              "pip install tf2onnx onnx onnxruntime (tested: %s)" % "tf2onnx 1.17.0, onnx "
-              "1.23.2, onnxruntime 1.32.0; onnxruntime is optional and checks the file")),
+# A conversion of the SavedModel (convert.py, run as a process of its own): its name in
+# messages, the modules it needs beyond the runtime requirements, how to install them.
+Conversion = collections.namedtuple("Conversion", ["name", "modules", "install"])
+CONVERSIONS = collections.OrderedDict([  # by flag, in the order they run
+    ("tflite", Conversion("TFLite", (), "")),
+    ("onnx", Conversion("ONNX", ("tf2onnx", "onnx"),
+                        "pip install tf2onnx onnx onnxruntime (tested: tf2onnx 1.17.0, onnx "
+                        "1.23.2, onnxruntime 1.32.0; onnxruntime is optional: it checks the "
+                        "file)")),
 ])
 CONVERTER = os.path.join(os.path.dirname(os.path.abspath(__file__)), "convert.py")
 CONVERT_TIMEOUT = 900  # seconds: a conversion takes 10-60 s
@@ -211,15 +213,15 @@ CONVERT_TIMEOUT = 900  # seconds: a conversion takes 10-60 s
 def conversion_target(run_dir, kind, counter):
   """<run>/<kind>/model-<counter>.<kind>; a UserError if it exists already (the rule of
   SavedModel versions: an export is never overwritten) or its converter is not installed."""
-  name, modules, install = CONVERSIONS[kind]
+  conversion = CONVERSIONS[kind]
   path = os.path.join(run_dir, kind, "model-%d.%s" % (counter, kind))
   if os.path.exists(path):
-    raise UserError("%s exists already; an %s export is never overwritten: remove it, or train "
-                    "further for a new counter." % (path, name))
-  missing = [m for m in modules if importlib.util.find_spec(m) is None]
+    raise UserError("%s exists already; an export is never overwritten: remove it, or train "
+                    "further for a new counter." % path)
+  missing = [m for m in conversion.modules if importlib.util.find_spec(m) is None]
   if missing:
     raise UserError("--%s needs %s, which the runtime requirements leave out: %s."
-                    % (kind, " and ".join(missing), install))
+                    % (kind, " and ".join(missing), conversion.install))
   return path
 
 
@@ -234,7 +236,7 @@ def check_targets(config, run_dir, counter):
 
 def convert_saved_model(kind, saved_model, path):
   """Write `path` from the SavedModel by convert.py (atomically); returns its report."""
-  name = CONVERSIONS[kind][0]
+  name = CONVERSIONS[kind].name
   try:
     with atomic_output(path) as tmp:
       try:
@@ -304,4 +306,4 @@ def write_model(dcgan, config, run_dir, counter):
         path = conversion_target(run_dir, kind, counter)
         report = convert_saved_model(kind, source, path)
         print(" [*] %s model written to %s (serving_default; %s)"
-              % (CONVERSIONS[kind][0], path, describe_check(report)))
+              % (CONVERSIONS[kind].name, path, describe_check(report)))

@@ -126,15 +126,16 @@ def test_flags_that_disagree_with_the_checkpoint(tmp_path, monkeypatch, capsys):
   assert line.startswith("To train this run further, raise --epoch above 2: ")
   words = shlex.split(line.split(": ", 1)[1])
   assert int(words[words.index("--epoch") + 1]) > 2 and words[-2:] == ["--out_name", "run"]
-  # an existing TFLite file is refused before anything loads, as a SavedModel version is
-  tflite = tmp_path / "out" / "run" / "tflite" / "model.b4-5.tflite"
-  tflite.parent.mkdir()
-  tflite.write_bytes(b"an earlier export")
-  code, _, err = here("--tflite")
-  assert code == 1 and "model.b4-5.tflite exists already; a TFLite export is never overwritten" in err
-  assert tflite.read_bytes() == b"an earlier export"
-  tflite.unlink()
-  tflite.parent.rmdir()
+  # an existing TFLite or ONNX file is refused before anything loads, as a SavedModel version is
+  for kind in ("tflite", "onnx"):
+    earlier = tmp_path / "out" / "run" / kind / ("model-5." + kind)
+    earlier.parent.mkdir()
+    earlier.write_bytes(b"an earlier export")
+    code, _, err = here("--" + kind)
+    assert code == 1 and "model-5.%s exists already; an export is never overwritten" % kind in err
+    assert earlier.read_bytes() == b"an earlier export"
+    earlier.unlink()
+    earlier.parent.rmdir()
   assert tree_digest(tmp_path / "out") == before
 
 

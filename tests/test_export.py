@@ -364,8 +364,8 @@ def test_bad_exports_are_one_sentence_and_leave_nothing_half_written(exported, t
 
 
 def test_a_missing_converter_is_one_sentence_before_anything_loads(tmp_path, monkeypatch):
-  name, modules, install = export.CONVERSIONS["onnx"]
-  monkeypatch.setitem(export.CONVERSIONS, "onnx", (name, ("no_such_converter",), install))
+  monkeypatch.setitem(export.CONVERSIONS, "onnx",
+                      export.CONVERSIONS["onnx"]._replace(modules=("no_such_converter",)))
   with pytest.raises(UserError, match="--onnx needs no_such_converter, which the runtime "
                                       "requirements leave out: pip install tf2onnx onnx"):
     export.conversion_target(str(tmp_path), "onnx", 7)
