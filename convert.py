@@ -1,15 +1,15 @@
 """The exported generator converted for runtimes other than TensorFlow (README, "Using the
 generator elsewhere"), in a process of its own that export.py starts:
 
-  python convert.py tflite|onnx SAVED_MODEL OUTPUT
+  python convert.py SAVED_MODEL KIND=OUTPUT [KIND=OUTPUT]      KIND: tflite or onnx
 
 It runs TensorFlow 2 (the project's other modules switch TensorFlow to TF1 graph behaviour,
 under which the TFLite converter no longer keeps a signature) and imports nothing of the
 project.  It converts the SavedModel's `serving_default`, the portable entry (`sample` draws z
-with TensorFlow's stateless random ops, which no other runtime has), and keeps OUTPUT only if
-the converted model gives the SavedModel's images at two batch sizes, at most MAX_LEVELS apart
-per pixel.  Its last line on stdout is JSON: the runtime that checked it and the largest
-difference; an error is one line "error: ..." on stderr and exit status 1.
+with TensorFlow's stateless random ops, which no other runtime has), and keeps each OUTPUT only
+if the converted model gives the SavedModel's images at two batch sizes, at most MAX_LEVELS
+apart per pixel.  Its last line on stdout is JSON, per KIND the runtime that checked it and the
+largest difference; an error is one line "error: KIND: ..." on stderr and exit status 1.
 """
 import json
 import os
@@ -73,11 +73,10 @@ def tflite_runner(path):
   return (lambda inputs: runner(**inputs)["images"]), type(interpreter).__module__
 
 
-def to_tflite(saved_model, output):
-  """TensorFlow's converter on serving_default (its variables frozen to constants: converting
-  the SavedModel's folder instead leaves variable ops that give wrong images); returns the
-  runtime that checked it."""
-  reference, loaded = saved_model_runner(saved_model)
+def to_tflite(loaded, output):
+  """TensorFlow's converter on the loaded SavedModel's serving_default (its variables frozen to
+  constants: converting the SavedModel's folder instead leaves variable ops that give wrong
+  images); returns the file's runner and the runtime it runs in."""
   converter = tf.lite.TFLiteConverter.from_concrete_functions(
       [loaded.signatures[SIGNATURE]], loaded)
   try:
@@ -87,8 +86,7 @@ def to_tflite(saved_model, output):
                           % (str(err).strip().splitlines() or [type(err).__name__])[0])
   with open(output, "wb") as f:
     f.write(flatbuffer)
-  run, runtime = tflite_runner(output)
-  return reference, run, runtime
+  return tflite_runner(output)
 
 
 def tf2onnx_command(saved_model, output):
@@ -100,7 +98,8 @@ def tf2onnx_command(saved_model, output):
 def to_onnx(saved_model, output, description):
   """tf2onnx on serving_default, refused if it logged an error (it exits 0 after dropping an
   op it cannot convert), checked by onnx.checker, the description written into the file's
-  metadata; returns the runtime that checked it (ONNX Runtime, where installed)."""
+  metadata; returns the file's runner and its runtime (ONNX Runtime; None, None where it is not
+  installed)."""
   try:
     proc = subprocess.run(tf2onnx_command(saved_model, output), stdout=subprocess.PIPE,
                           stderr=subprocess.STDOUT, text=True, timeout=TF2ONNX_TIMEOUT)
@@ -120,13 +119,12 @@ def to_onnx(saved_model, output, description):
     raise ConversionError("the ONNX file tf2onnx wrote is not valid: %s"
                           % str(err).strip().splitlines()[0])
   onnx.save(model, output)
-  reference, _ = saved_model_runner(saved_model)
   try:
     import onnxruntime
   except ImportError:
-    return reference, None, None
+    return None, None
   session = onnxruntime.InferenceSession(output, providers=["CPUExecutionProvider"])
-  return reference, (lambda inputs: session.run(["images"], inputs)[0]), "onnxruntime"
+  return (lambda inputs: session.run(["images"], inputs)[0]), "onnxruntime"
 
 
 def largest_difference(reference, run, description):
@@ -146,31 +144,41 @@ def largest_difference(reference, run, description):
   return largest
 
 
-def convert(kind, saved_model, output):
-  """Write OUTPUT; returns the report printed as the last line."""
+KINDS = ("tflite", "onnx")
+
+
+def convert(saved_model, outputs):
+  """Write each of outputs {kind: path}; returns {kind: report}, the JSON printed last."""
   with open(os.path.join(saved_model, DESCRIPTION)) as f:
     description = json.load(f)
-  if kind == "tflite":
-    reference, run, runtime = to_tflite(saved_model, output)
-  else:
-    reference, run, runtime = to_onnx(saved_model, output, description)
-  if run is None:
-    return {"checked_in": None, "max_levels": None}
-  return {"checked_in": runtime, "max_levels": largest_difference(reference, run, description),
-          "batches": list(CHECK_BATCHES)}
+  reference, loaded = saved_model_runner(saved_model)
+  reports = {}
+  for kind, output in outputs.items():
+    try:
+      if kind == "tflite":
+        run, runtime = to_tflite(loaded, output)
+      else:
+        run, runtime = to_onnx(saved_model, output, description)
+      reports[kind] = {"checked_in": runtime, "batches": list(CHECK_BATCHES),
+                       "max_levels": run and largest_difference(reference, run, description)}
+    except ConversionError as err:
+      raise ConversionError("%s: %s" % (kind, err))
+  return reports
 
 
 def main(argv):
-  if len(argv) != 4 or argv[1] not in ("tflite", "onnx"):
-    sys.stderr.write("usage: python convert.py tflite|onnx SAVED_MODEL OUTPUT\n")
+  outputs = dict(arg.partition("=")[::2] for arg in argv[2:])
+  if len(argv) < 3 or not set(outputs) <= set(KINDS) or not all(outputs.values()):
+    sys.stderr.write("usage: python convert.py SAVED_MODEL KIND=OUTPUT [KIND=OUTPUT]; KIND: "
+                     "%s\n" % " or ".join(KINDS))
     return 2
   tf.get_logger().setLevel("ERROR")
   try:
-    report = convert(argv[1], argv[2], argv[3])
+    reports = convert(argv[1], outputs)
   except ConversionError as err:
     sys.stderr.write("error: %s.\n" % err)
     return 1
-  print(json.dumps(report))
+  print(json.dumps(reports))
   return 0
 
 

@@ -207,7 +207,7 @@ CONVERSIONS = collections.OrderedDict([  # by flag, in the order they run
                         "file)")),
 ])
 CONVERTER = os.path.join(os.path.dirname(os.path.abspath(__file__)), "convert.py")
-CONVERT_TIMEOUT = 900  # seconds: a conversion takes 10-60 s
+CONVERT_TIMEOUT = 900  # seconds: both conversions take 15-60 s
 
 
 def conversion_target(run_dir, kind, counter):
@@ -234,25 +234,36 @@ def check_targets(config, run_dir, counter):
       conversion_target(run_dir, kind, counter)
 
 
-def convert_saved_model(kind, saved_model, path):
-  """Write `path` from the SavedModel by convert.py (atomically); returns its report."""
-  name = CONVERSIONS[kind].name
-  try:
-    with atomic_output(path) as tmp:
+def convert_saved_model(saved_model, paths):
+  """Write each of paths {kind: path} from the SavedModel, by convert.py in one process, each
+  atomically: if one fails, none is written.  Returns {kind: convert.py's report}."""
+  with contextlib.ExitStack() as stack:
+    temporary = {}
+    for kind, path in paths.items():
       try:
-        proc = subprocess.run([sys.executable, CONVERTER, kind, saved_model, tmp],
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                              timeout=CONVERT_TIMEOUT,
-                              env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"))
-      except subprocess.TimeoutExpired:
-        raise UserError("The %s conversion did not finish in %d s." % (name, CONVERT_TIMEOUT))
-      if proc.returncode:
-        lines = [l for l in proc.stderr.splitlines() if l.startswith("error: ")]
-        raise UserError("The %s conversion failed, nothing was written: %s" % (
-            name, lines[-1][len("error: "):] if lines else proc.stderr.strip()[-500:]))
-  except OSError as err:
-    raise UserError("Cannot write %s (%s); make the run folder writable."
-                    % (path, err.strerror or err))
+        temporary[kind] = stack.enter_context(atomic_output(path))
+      except OSError as err:
+        raise UserError("Cannot write %s (%s); make the run folder writable."
+                        % (path, err.strerror or err))
+    return _run_converter(saved_model, temporary)
+
+
+def _run_converter(saved_model, outputs):
+  names = "/".join(CONVERSIONS[kind].name for kind in outputs)
+  try:
+    proc = subprocess.run([sys.executable, CONVERTER, saved_model]
+                          + ["%s=%s" % item for item in outputs.items()],
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                          timeout=CONVERT_TIMEOUT, env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"))
+  except subprocess.TimeoutExpired:
+    raise UserError("The %s conversion did not finish in %d s." % (names, CONVERT_TIMEOUT))
+  if proc.returncode:
+    lines = [l for l in proc.stderr.splitlines() if l.startswith("error: ")]
+    message = lines[-1][len("error: "):] if lines else proc.stderr.strip()[-500:]
+    kind, _, reason = message.partition(": ")
+    if kind in outputs:
+      names, message = CONVERSIONS[kind].name, reason
+    raise UserError("The %s conversion failed, nothing was written: %s" % (names, message))
   return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
@@ -299,11 +310,11 @@ def write_model(dcgan, config, run_dir, counter):
     print(" [*] SavedModel written to %s, signatures:" % saved_model)
     for line in describe_signatures(signatures):
       print("       " + line)
-  kinds = [kind for kind in CONVERSIONS if getattr(config, kind)]
-  if kinds:
+  paths = collections.OrderedDict((kind, conversion_target(run_dir, kind, counter))
+                                  for kind in CONVERSIONS if getattr(config, kind))
+  if paths:
     with saved_model_to_convert(dcgan, saved_model, counter) as source:
-      for kind in kinds:
-        path = conversion_target(run_dir, kind, counter)
-        report = convert_saved_model(kind, source, path)
-        print(" [*] %s model written to %s (serving_default; %s)"
-              % (CONVERSIONS[kind].name, path, describe_check(report)))
+      reports = convert_saved_model(source, paths)
+    for kind, path in paths.items():
+      print(" [*] %s model written to %s (serving_default; %s)"
+            % (CONVERSIONS[kind].name, path, describe_check(reports[kind])))

@@ -21,7 +21,7 @@ import export
 from conftest import PROJECT_DIR, write_images
 from http_server import FileServer
 from model import DCGAN
-from test_main import only_run_folder, run_main
+from test_main import only_run_folder, run_main, run_main_here
 from utils import UserError, to_uint8
 
 # Every test here reads the models the session fixtures train: `make test` runs a file's tests
@@ -71,9 +71,9 @@ def exported(tmp_path_factory):
   """Conditional MNIST trained two epochs on 1,600 digits, then every export, built where the
   kernel plan has its CPU forms (--kernels avx512: the label term's tf.eye, depth_to_space)."""
   cwd = tmp_path_factory.mktemp("export")
-  run_main(cwd, "--dataset", "mnist", "--input_height", "28", "--output_height", "28", "--train",
-           "--epoch", "2", "--train_size", "1600", "--batch_size", "32", "--seed", "3")
-  proc = run_main(cwd, "--dataset", "mnist", *EXPORTS)
+  proc = run_main(cwd, "--dataset", "mnist", "--input_height", "28", "--output_height", "28",
+                  "--train", "--epoch", "2", "--train_size", "1600", "--batch_size", "32",
+                  "--seed", "3", *EXPORTS)  # the exports after training, as test mode's
   return cwd, only_run_folder(cwd), proc
 
 
@@ -82,9 +82,9 @@ def folder_exported(tmp_path_factory):
   """An unconditional image-folder model (RGB, 16 px, z from a standard normal), every export."""
   cwd = tmp_path_factory.mktemp("export_folder")
   write_images(str(cwd / "data" / "faces"), 8, size=(40, 40))
-  run_main(cwd, "--dataset", "faces", "--input_height", "32", "--crop", "--output_height", "16",
-           "--batch_size", "4", "--epoch", "2", "--z_dim", "6", "--z_dist", "normal01", "--train")
-  proc = run_main(cwd, "--dataset", "faces", *EXPORTS)
+  proc = run_main(cwd, "--dataset", "faces", "--input_height", "32", "--crop", "--output_height",
+                  "16", "--batch_size", "4", "--epoch", "1", "--z_dim", "6", "--z_dist",
+                  "normal01", "--train", *EXPORTS)
   return cwd, only_run_folder(cwd), proc
 
 
@@ -331,20 +331,22 @@ def tree(folder):
           for d, _, files in os.walk(folder) for f in files}
 
 
-def test_bad_exports_are_one_sentence_and_leave_nothing_half_written(exported, tmp_path):
+def test_bad_exports_are_one_sentence_and_leave_nothing_half_written(exported, tmp_path,
+                                                                     monkeypatch, capsys):
   cwd, run_dir, _ = exported
   before = tree(str(cwd))
-  # the version exists already: refused before anything loads, naming it
+  # the version exists already: refused before anything loads (in this process), naming it
   for flag, name in (("--saved_model", os.path.join("saved_model", "101")),
                      ("--onnx", os.path.join("onnx", "model-101.onnx"))):
-    proc = run_main(cwd, "--dataset", "mnist", flag, check=False)
-    assert proc.returncode == 1 and "Traceback" not in proc.stderr
-    (line,) = [l for l in proc.stderr.splitlines() if l.startswith("error: ")]
+    code, _, err = run_main_here(cwd, monkeypatch, capsys, "--dataset", "mnist", flag)
+    assert code == 1 and "Traceback" not in err
+    (line,) = [l for l in err.splitlines() if l.startswith("error: ")]
     assert name in line and "exists already" in line
   assert tree(str(cwd)) == before
   # no checkpoint to export
-  proc = run_main(tmp_path, "--dataset", "mnist", "--saved_model", "--tflite", check=False)
-  assert proc.returncode == 1 and "Traceback" not in proc.stderr and "checkpoint" in proc.stderr
+  code, _, err = run_main_here(tmp_path, monkeypatch, capsys, "--dataset", "mnist",
+                               "--saved_model", "--tflite")
+  assert code == 1 and "Traceback" not in err and "checkpoint" in err
   assert not os.path.exists(str(tmp_path / "out"))
   # a run folder where they cannot be written (a file stands where each folder would go; root
   # writes into a read-only folder all the same)
@@ -356,9 +358,9 @@ def test_bad_exports_are_one_sentence_and_leave_nothing_half_written(exported, t
                               ("tflite", "--tflite", "Cannot write")):
     (copy / name).write_text("in the way")
     before = tree(str(tmp_path))
-    proc = run_main(tmp_path, "--dataset", "mnist", flag, check=False)
-    assert proc.returncode == 1 and "Traceback" not in proc.stderr, proc.stderr[-2000:]
-    (line,) = [l for l in proc.stderr.splitlines() if l.startswith("error: ")]
+    code, _, err = run_main_here(tmp_path, monkeypatch, capsys, "--dataset", "mnist", flag)
+    assert code == 1 and "Traceback" not in err, err[-2000:]
+    (line,) = [l for l in err.splitlines() if l.startswith("error: ")]
     assert message in line, line
     assert tree(str(tmp_path)) == before  # nothing half-written beside it
 
@@ -392,7 +394,7 @@ def test_a_conversion_that_would_drop_an_op_fails_loudly(tmp_path):
   target = str(tmp_path / "onnx" / "model-1.onnx")
   with pytest.raises(UserError, match="The ONNX conversion failed, nothing was written: tf2onnx "
                                       "could not convert the generator: .*StatelessRandom"):
-    export.convert_saved_model("onnx", version, target)
+    export.convert_saved_model(version, {"onnx": target})
   assert os.listdir(str(tmp_path / "onnx")) == []
 
 
