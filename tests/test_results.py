@@ -10,7 +10,7 @@ from PIL import Image
 from conftest import write_images
 from evaluate import frechet_distance, logistic_regression
 from experiments import parse_arithmetic, slerp
-from test_main import only_run_folder, run_main
+from test_main import only_run_folder, run_main, run_main_here
 from utils import UserError, gif_frame_ms
 
 Z_DIM, BATCH = 6, 16
@@ -143,7 +143,7 @@ def test_evaluate_and_features_experiment(mnist_run):
   assert "MNIST classifier loaded from" in again.stdout
 
 
-def test_image_folder_model_looks_without_labels(tmp_path):
+def test_image_folder_model_looks_without_labels(tmp_path, monkeypatch, capsys):
   write_images(str(tmp_path / "data" / "faces"), 8, size=(40, 40))
   run_main(tmp_path, "--dataset", "faces", "--input_height", "32", "--crop", "--output_height", "16",
            "--batch_size", "4", "--epoch", "1", "--z_dim", "4", "--train")
@@ -160,8 +160,8 @@ def test_image_folder_model_looks_without_labels(tmp_path):
   for args, message in ((["--evaluate"], "conditional MNIST model"),
                         (["--generate", "2", "--label", "1"], "needs a conditional"),
                         (["--arithmetic", "label:1 - label:2"], "needs a conditional")):
-    proc = run_main(tmp_path, "--dataset", "faces", *args, check=False)
-    assert proc.returncode == 1 and message in proc.stderr and "Traceback" not in proc.stderr
+    code, _, err = run_main_here(tmp_path, monkeypatch, capsys, "--dataset", "faces", *args)
+    assert code == 1 and message in err and "Traceback" not in err
 
 
 def test_slerp_and_arithmetic_parsing():
