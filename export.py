@@ -40,7 +40,6 @@ from ops import plain_options  # noqa: E402
 from utils import UserError, atomic_output  # noqa: E402
 
 
-
 def uint8_images(images, value_range, name):
   """Float images in value_range -> uint8 [0, 255], exactly as utils.to_uint8 rounds them; the
   op is `name` (what other runtimes call the output)."""
