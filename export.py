@@ -37,6 +37,7 @@ import numpy as np  # noqa: E402
 import tensorflow.compat.v1 as tf  # noqa: E402
 
 from ops import plain_options  # noqa: E402
+from step import Z_RANGES  # noqa: E402
 from utils import UserError, atomic_output  # noqa: E402
 
 
@@ -49,14 +50,14 @@ def uint8_images(images, value_range, name):
 
 
 def draw_z(z_dist, seed, count, z_dim):
-  """[count, z_dim] latent vectors from --z_dist (step.gen_random's distributions), drawn by a
-  stateless generator: the same seed gives the same z on any machine."""
+  """[count, z_dim] latent vectors from --z_dist (step.Z_RANGES), drawn by a stateless
+  generator: the same seed gives the same z on any machine."""
   shape = tf.stack([count, z_dim])
   seeds = tf.stack([seed, tf.constant(0, tf.int64)])
-  if z_dist == "normal01":
+  if Z_RANGES[z_dist] is None:
     return tf.random.stateless_normal(shape, seeds)
-  low = -1.0 if z_dist == "uniform_signed" else 0.0
-  return tf.random.stateless_uniform(shape, seeds, minval=low, maxval=1.0)
+  low, high = Z_RANGES[z_dist]
+  return tf.random.stateless_uniform(shape, seeds, minval=low, maxval=high)
 
 
 def label_inputs(dcgan, name):
@@ -124,14 +125,14 @@ def _signatures(dcgan, options):
 
 
 DESCRIPTION = "generator.json"  # in the SavedModel's assets/
-Z_RANGES = {"uniform_signed": [-1.0, 1.0], "uniform_unsigned": [0.0, 1.0], "normal01": None}
 
 
 def generator_description(dcgan, counter):
   """What a user of the exported generator needs to draw its inputs, as the SavedModel's
   assets/generator.json (and the ONNX file's metadata) carry it."""
   return {
-      "z_dim": dcgan.z_dim, "z_dist": dcgan.z_dist, "z_range": Z_RANGES[dcgan.z_dist],
+      "z_dim": dcgan.z_dim, "z_dist": dcgan.z_dist,
+      "z_range": Z_RANGES[dcgan.z_dist] and list(Z_RANGES[dcgan.z_dist]),
       "z_dtype": "float32", "labels": dcgan.y_dim or 0,
       "image_shape": [dcgan.output_height, dcgan.output_width, dcgan.c_dim],
       "image_dtype": "uint8", "dataset": dcgan.dataset_name, "counter": counter,

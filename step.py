@@ -59,18 +59,20 @@ Feeds.__doc__ = """The placeholders a step feeds (y None for an unconditional mo
 Step = collections.namedtuple("Step", ["losses", "summaries", "skipped", "stop_votes",
                                        "diverged"])
 
-Z_DISTRIBUTIONS = ("normal01", "uniform_signed", "uniform_unsigned")
+# --z_dist's distributions: uniform in [low, high), or None for the standard normal.  Stated
+# once: training's z, the exported generator's `sample` and its description (export.py).
+Z_RANGES = {"normal01": None, "uniform_signed": (-1.0, 1.0), "uniform_unsigned": (0.0, 1.0)}
+Z_DISTRIBUTIONS = tuple(sorted(Z_RANGES))
 
 
 def gen_random(rng, z_dist, size):
   """Draw latent vectors from the distribution named by --z_dist."""
-  if z_dist == "normal01":
+  if z_dist not in Z_RANGES:
+    raise UserError("--z_dist must be one of %s, not %r." % (", ".join(Z_DISTRIBUTIONS), z_dist))
+  if Z_RANGES[z_dist] is None:
     return rng.standard_normal(size).astype(np.float32)
-  if z_dist == "uniform_unsigned":
-    return rng.uniform(0.0, 1.0, size).astype(np.float32)
-  if z_dist == "uniform_signed":
-    return rng.uniform(-1.0, 1.0, size).astype(np.float32)
-  raise UserError("--z_dist must be one of %s, not %r." % (", ".join(Z_DISTRIBUTIONS), z_dist))
+  low, high = Z_RANGES[z_dist]
+  return rng.uniform(low, high, size).astype(np.float32)
 
 
 def batch_z(seed, z_dist, shape, counter, first_replica=0, replicas=1):
