@@ -142,13 +142,19 @@ def generator_description(dcgan, counter):
       "outputs": {"images": "uint8 [N, height, width, channels]"}}
 
 
+def never_overwritten(path, what):
+  """path, or a UserError if it exists already: `what` (a SavedModel version, an export) is
+  never overwritten."""
+  if os.path.exists(path):
+    raise UserError("%s exists already; %s is never overwritten: remove it, or train further "
+                    "for a new counter." % (path, what))
+  return path
+
+
 def check_saved_model_target(run_dir, counter):
   """The version folder <run>/saved_model/<counter>; a UserError if it exists already."""
-  path = os.path.join(run_dir, "saved_model", str(counter))
-  if os.path.exists(path):
-    raise UserError("%s exists already; a SavedModel version is never overwritten: remove it, "
-                    "or train further for a new counter." % path)
-  return path
+  return never_overwritten(os.path.join(run_dir, "saved_model", str(counter)),
+                           "a SavedModel version")
 
 
 def write_saved_model(dcgan, path, counter):
@@ -214,10 +220,8 @@ def conversion_target(run_dir, kind, counter):
   """<run>/<kind>/model-<counter>.<kind>; a UserError if it exists already (the rule of
   SavedModel versions: an export is never overwritten) or its converter is not installed."""
   conversion = CONVERSIONS[kind]
-  path = os.path.join(run_dir, kind, "model-%d.%s" % (counter, kind))
-  if os.path.exists(path):
-    raise UserError("%s exists already; an export is never overwritten: remove it, or train "
-                    "further for a new counter." % path)
+  path = never_overwritten(os.path.join(run_dir, kind, "model-%d.%s" % (counter, kind)),
+                           "an export")
   missing = [m for m in conversion.modules if importlib.util.find_spec(m) is None]
   if missing:
     raise UserError("--%s needs %s, which the runtime requirements leave out: %s."

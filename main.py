@@ -200,12 +200,12 @@ FLAG_NAMES = sorted(set(FLAGS) - _before)
 MODEL_FLAGS = ("dataset", "input_height", "input_width", "output_height", "output_width", "crop",
                "z_dim", "z_dist", "batch_size", "input_fname_pattern", "seed")
 
-# The ways of looking at a trained model (test mode; with --train, after training, as the
-# original ran --visualize, --export and --freeze after dcgan.train).
+# The ways of writing a trained model in another form (the SavedModel's conversions are
+# export.CONVERSIONS' flags), and with them the ways of looking at one: test mode's, or with
+# --train after training, as the original ran --visualize, --export and --freeze after dcgan.train.
+WRITE_FLAGS = ("export", "freeze", "saved_model") + tuple(export.CONVERSIONS)
 LOOK_FLAGS = ("visualize", "generate", "walk", "arithmetic", "evaluate", "features_experiment",
-              "training_pictures", "export", "freeze", "saved_model", "tflite", "onnx")
-# Of those, the ones that write the model in another form rather than look at it.
-WRITE_FLAGS = ("export", "freeze", "saved_model", "tflite", "onnx")
+              "training_pictures") + WRITE_FLAGS
 
 
 class Config(object):
@@ -455,8 +455,8 @@ def check_writable(config, run_dir):
     samples = ["test mode's sample grid"]
   elsewhere = "copy the run folder to a place you can write to and point --out_dir there"
   targets = [(config.sample_dir, samples, "give --sample_dir a folder you can write to"),
-             (run_dir, [name for name in ("evaluate", "features_experiment", "saved_model",
-                                          "tflite", "onnx") if getattr(config, name)], elsewhere),
+             (run_dir, [name for name in ("evaluate", "features_experiment", "saved_model")
+                        + tuple(export.CONVERSIONS) if getattr(config, name)], elsewhere),
              (config.checkpoint_dir, [name for name in ("export", "freeze")
                                       if getattr(config, name)], elsewhere)]
   if config.evaluate:
