@@ -16,6 +16,7 @@ import pytest
 import tensorflow.compat.v1 as tf
 from PIL import Image
 
+import convert
 import evaluate
 import export
 from conftest import PROJECT_DIR, write_images
@@ -98,16 +99,10 @@ def model_of(request, kind):
     return run_dir, version, json.load(f)
 
 
-def probe(description, batch, seed=1):
-  """serving_default's inputs for `batch` images."""
-  rng = np.random.default_rng([seed, batch])
-  shape = (batch, description["z_dim"])
-  z = (rng.standard_normal(shape) if description["z_range"] is None
-       else rng.uniform(-1, 1, shape)).astype(np.float32)
-  inputs = {"z": z}
-  if description["labels"]:
-    inputs["y"] = np.arange(batch, dtype=np.int64) % description["labels"]
-  return inputs
+def probe(description, batch):
+  """serving_default's inputs for `batch` images, drawn as convert.py draws its own (another
+  seed than its check's)."""
+  return convert.probe_inputs(description, batch, seed=1)
 
 
 def saved_model_images(version, inputs, signature="serving_default"):
