@@ -177,20 +177,22 @@ def run_iteration(sess, train_ops, feed, summarize=True, coordination=None, stop
                   first=False):
   """One iteration of GANTrainOps: each network's updates in order (train_ops.updates); a Step.
 
-  Each network's losses (and summary, when summarize) are fetched by its last run; the
-  iteration's last run also carries this process's votes (coordination: roles.py's; a signal
-  number `stop`, 0 for none; whether its losses so far diverged), summed over the workers when
-  there are several, so that all of them stop after the same step.  first: the process's first
-  iteration (its runs may take longer).
+  Every run of a network fetches the same: its update, loss-scale state, losses and (when
+  summarize) summary, so that a network's runs share one executor, which TensorFlow optimises
+  once; the last run's losses and summary are the Step's.  The iteration's last run also
+  carries this process's votes (coordination: roles.py's; a signal number `stop`, 0 for none;
+  whether its losses so far diverged), summed over the workers when there are several, so
+  that all of them stop after the same step.  first: the process's first iteration (its runs
+  may take longer).
   """
   runs = [(net, i == count - 1) for net, count in train_ops.updates for i in range(count)]
   options = coordination.run_options(first) if coordination else None
   losses, summaries, skipped, diverged = {}, [], [], False
   for index, (net, last_of_net) in enumerate(runs):
     op = getattr(train_ops, net)
-    fetches, run_feed = {"update": op.update, "scaling": op.scaling}, feed
-    if last_of_net:
-      fetches.update(losses=op.losses, summaries=[op.summary] if summarize else [])
+    fetches = {"update": op.update, "scaling": op.scaling, "losses": op.losses,
+               "summaries": [op.summary] if summarize else []}
+    run_feed = feed
     if coordination and index == len(runs) - 1:
       fetches.update(coordination.vote_fetches())
       run_feed = coordination.vote_feed(feed, stop, diverged)

@@ -33,13 +33,14 @@ def synthetic_feed(model, count, rng):
 
 def time_iterations(model, feed, warmup, steps):
   """(seconds of each of `steps` DCGAN.train_step iterations after `warmup` untimed ones,
-  the last iteration's step.Step)."""
+  the last iteration's step.Step).  Each fetches the losses and summaries, as every step of
+  the training loop does (training.py)."""
   for _ in range(warmup):
-    model.train_step(feed, summarize=False)
+    model.train_step(feed)
   times, losses = [], None
   for _ in range(steps):
     start = time.perf_counter()
-    losses = model.train_step(feed, summarize=False)
+    losses = model.train_step(feed)
     times.append(time.perf_counter() - start)
   return times, losses
 

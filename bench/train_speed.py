@@ -7,7 +7,7 @@ Builds the model from model.py (celebA-64: 64x64x3 unconditional; mnist: 28x28
 conditional; batch 64, the original's filter counts), feeds synthetic batches
 (the input pipeline is measured by bench/data_pipeline.py), runs --warmup
 iterations and then times --steps iterations of DCGAN.train_step: one D update
-and two G updates, losses fetched as the training loop fetches them.
+and two G updates, losses and summaries fetched as the training loop fetches them.
 
 Useful FLOPs of an iteration are counted from the graph's layers: each linear,
 convolution and transposed convolution of the generator's and the
