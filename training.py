@@ -5,6 +5,7 @@ The loop is the same for one device, several local devices and several workers: 
 is chosen once per process in roles.py (how it starts and when it stops; what it writes).
 """
 import collections
+import contextlib
 import os
 import signal
 import sys
@@ -41,9 +42,17 @@ TRAIN_DEFAULTS = {"epoch": 25, "train_size": np.inf, "sample_freq": 200, "ckpt_f
 TrainSettings = collections.namedtuple(
     "TrainSettings", sorted(TRAIN_DEFAULTS) + ["learning_rate", "checkpoint_dir", "sample_dir"])
 
-# What a call of train() did: the counter it ended at, the steps it ran, their seconds and the
-# seconds of them spent waiting for batches.
-TrainResult = collections.namedtuple("TrainResult", ["counter", "steps", "seconds", "data_wait"])
+# What a call of train() did: the counter it ended at, the steps it ran, their seconds, the
+# seconds of them spent waiting for batches, and {part: seconds} of the loop (LOOP_PARTS).
+TrainResult = collections.namedtuple("TrainResult", ["counter", "steps", "seconds", "data_wait",
+                                                     "spent"])
+# The parts of the loop timed apart (Stopwatch), as its closing line names them: the training
+# step's sess.runs; waiting for a batch; TensorBoard events; the progress bar and lines; sample
+# grids; checkpoints (with their health check).  What is left of the loop's time (z, feeds,
+# each epoch's order and prefetch start, signals) is "the rest".
+LOOP_PARTS = collections.OrderedDict([
+    ("step", "the training step"), ("data", "waiting for data"), ("summaries", "summaries"),
+    ("progress", "progress lines"), ("grids", "sample grids"), ("checkpoints", "checkpoints")])
 
 
 def settings_from(config, learning_rate, checkpoint_dir, sample_dir):
@@ -119,13 +128,39 @@ def say(text, file=None):
 # the loop
 
 
-class Progress(object):
-  """Where the loop is, the one record it changes as it goes: read by the handlers around it
-  (a lost worker's step, the last save)."""
+class Stopwatch(object):
+  """Seconds per part of the loop (LOOP_PARTS), summed over a call of train()."""
 
   def __init__(self):
-    self.counter, self.saved_at, self.feed, self.data_wait = 0, None, None, 0.0
+    self.seconds = dict.fromkeys(LOOP_PARTS, 0.0)
+
+  @contextlib.contextmanager
+  def part(self, name):
+    start = time.perf_counter()
+    try:
+      yield
+    finally:
+      self.seconds[name] += time.perf_counter() - start
+
+
+def spent_line(steps, seconds, spent):
+  """The closing line: the loop's seconds per step and each part's share of them."""
+  shares = ["%s %.1f%%" % (LOOP_PARTS[name], 100.0 * spent[name] / max(seconds, 1e-9))
+            for name in LOOP_PARTS]
+  rest = seconds - sum(spent.values())
+  return (" [*] %s in %.1f s, %.3f s each: %s, the rest %.1f%%"
+          % (plural(steps, "step"), seconds, seconds / max(steps, 1), ", ".join(shares),
+             100.0 * rest / max(seconds, 1e-9)))
+
+
+class Progress(object):
+  """Where the loop is, the one record it changes as it goes: read by the handlers around it
+  (a lost worker's step, the last save); its Stopwatch times the loop's parts."""
+
+  def __init__(self):
+    self.counter, self.saved_at, self.feed = 0, None, None
     self.ran, self.d_loss, self.g_loss = False, None, None
+    self.clock = Stopwatch()
 
 
 # What one call of the loop holds fixed: the Job, its TrainSettings, the seed of the run (the
@@ -169,7 +204,7 @@ def _train(job, settings, seed, loaded, counter, progress):
   if start_epoch >= settings.epoch:
     print(" [*] The checkpoint has trained %s already, as many as --epoch %d asks: nothing to "
           "train." % (plural(start_epoch, "epoch"), settings.epoch))
-    return TrainResult(counter, 0, 0.0, 0.0)
+    return TrainResult(counter, 0, 0.0, 0.0, dict(progress.clock.seconds))
   writes = job.coordination.writes(job, settings, loaded)
   loop = Loop(job, settings, seed, writes, StopRequest(writes.where), batch_idxs, time.time())
   try:
@@ -185,15 +220,18 @@ def _train(job, settings, seed, loaded, counter, progress):
     writes.close()
     if getattr(data, "cache", None) is not None:
       data.cache.flush()
-  counter = progress.counter
-  result = TrainResult(counter, counter - 1 - (start_epoch * batch_idxs + start_idx),
-                       time.time() - loop.start_time, progress.data_wait)
+  counter, clock = progress.counter, progress.clock
+  steps = counter - 1 - (start_epoch * batch_idxs + start_idx)
+  seconds = time.time() - loop.start_time
   if data.report():
     print(" [!] " + data.report())
   if progress.saved_at != counter and progress.feed is not None:
-    writes.checkpoint(counter, progress.feed)
+    with clock.part("checkpoints"):
+      writes.checkpoint(counter, progress.feed)
+  if steps:
+    print(spent_line(steps, time.time() - loop.start_time, clock.seconds))
   print(writes.done(counter))
-  return result
+  return TrainResult(counter, steps, seconds, clock.seconds["data"], dict(clock.seconds))
 
 
 def _epoch(loop, progress, epoch, first):
@@ -211,21 +249,24 @@ def _epoch(loop, progress, epoch, first):
                      workers=settings.data_workers)
   bar = tqdm(total=loop.batch_idxs, initial=first, desc="epoch %d/%d" % (epoch, settings.epoch),
              unit="step", leave=False, disable=None)
-  epoch_start, epoch_wait, stopping = time.time(), 0.0, 0
+  clock = progress.clock
+  epoch_start, waited_before, stopping = time.time(), clock.seconds["data"], 0
   try:
     for idx in range(first, loop.batch_idxs):
-      wait_start = time.time()
-      batch_images, batch_labels = next(batches)
-      epoch_wait += time.time() - wait_start
+      with clock.part("data"):
+        batch_images, batch_labels = next(batches)
       stopping = _step(loop, progress, batch_images, batch_labels)
-      bar.update(1)
-      tqdm.write("[%8d Epoch:[%2d/%2d] [%4d/%4d] time: %4.4f, d_loss: %.8f, g_loss: %.8f"
-                 % (progress.counter, epoch, settings.epoch, idx, loop.batch_idxs,
-                    time.time() - loop.start_time, progress.d_loss, progress.g_loss))
+      with clock.part("progress"):
+        bar.update(1)
+        tqdm.write("[%8d Epoch:[%2d/%2d] [%4d/%4d] time: %4.4f, d_loss: %.8f, g_loss: %.8f"
+                   % (progress.counter, epoch, settings.epoch, idx, loop.batch_idxs,
+                      time.time() - loop.start_time, progress.d_loss, progress.g_loss))
       if progress.counter % settings.sample_freq == 0:
-        writes.grid(progress.counter)
+        with clock.part("grids"):
+          writes.grid(progress.counter)
       if progress.counter % settings.ckpt_freq == 0 or stopping:
-        writes.checkpoint(progress.counter, progress.feed)
+        with clock.part("checkpoints"):
+          writes.checkpoint(progress.counter, progress.feed)
         progress.saved_at = progress.counter
       if stopping:
         return stopping
@@ -235,12 +276,13 @@ def _epoch(loop, progress, epoch, first):
   stopping = job.coordination.stop_between_epochs(loop.stop)
   if stopping:
     return stopping
-  progress.data_wait += epoch_wait
+  epoch_wait = clock.seconds["data"] - waited_before
   elapsed = time.time() - epoch_start
   print(" [*] Epoch %d: %s in %.1f s, %.1f%% of it waiting for data"
         % (epoch, plural(loop.batch_idxs - first, "step"), elapsed,
            100.0 * epoch_wait / max(elapsed, 1e-9)))
-  writes.grid(progress.counter, unless_there=True)  # every epoch's end, so short runs have one
+  with clock.part("grids"):
+    writes.grid(progress.counter, unless_there=True)  # every epoch's end, so short runs have one
   return 0
 
 
@@ -251,9 +293,12 @@ def _step(loop, progress, images, labels):
   z = batch_z(loop.seed, latent.z_dist, (latent.batch_size, latent.z_dim), counter,
               replication.first, replication.local)
   progress.feed = feed_dict(job.feeds, z, labels, images, settings.learning_rate)
-  summarize = writes.fetches_summaries and (counter % settings.summary_freq == 0 or counter == 1)
-  step = run_iteration(job.sess, job.train_ops, progress.feed, summarize, job.coordination,
-                       stop.local, first=not progress.ran)
+  # Summaries are fetched by every step (one executor per network run, however they are
+  # written) and written at --summary_freq's cadence (and at step 1).
+  summarize = writes.fetches_summaries
+  with progress.clock.part("step"):
+    step = run_iteration(job.sess, job.train_ops, progress.feed, summarize, job.coordination,
+                         stop.local, first=not progress.ran)
   progress.ran = True
   stopping = job.coordination.stop_after(step, stop)
   losses = step.losses
@@ -264,7 +309,9 @@ def _step(loop, progress, images, labels):
                     "without saving; the last good checkpoint is %s. Lower --learning_rate to "
                     "train on." % (counter, "on another worker; this one's " + said if own
                                    else said, writes.where()))
-  writes.summaries(step.summaries, counter)
+  if counter % settings.summary_freq == 0 or counter == 1:
+    with progress.clock.part("summaries"):
+      writes.summaries(step.summaries, counter)
   for net, info in step.skipped:
     tqdm.write(" [!] step %d: %s's float16 gradients overflowed, so its update was skipped; "
                "loss scale lowered to %g (%d %s updates skipped so far)"

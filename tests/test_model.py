@@ -1,11 +1,13 @@
 """The DCGAN graph: names and shapes, sizes, training steps, checkpoints, resume."""
 import os
+import re
 
 import numpy as np
 import pytest
 import tensorflow.compat.v1 as tf
 
 import np_reference as ref
+import training
 from conftest import Config, tiny_dcgan, write_images
 from model import DCGAN
 from utils import UserError
@@ -256,16 +258,29 @@ def test_generator_image_summaries_on_request(tmp_path, faces):
   assert images and acc.Images(images[0])[0].width == 16
 
 
-def test_summaries_at_a_cadence(tmp_path, faces):
+def test_summaries_at_a_cadence_and_the_loop_timed_by_part(tmp_path, faces, capsys):
   with tf.Graph().as_default(), tf.Session() as sess:
     model = tiny_dcgan(sess, tmp_path, data=faces)
-    model.train(Config(epoch=2, train_size=8, summary_freq=2))  # counters 1..4 run
+    result = training.train(model.job(faces), Config(epoch=2, train_size=8, summary_freq=2,
+                                                     sample_freq=3, ckpt_freq=3))
   (events,) = os.listdir(str(tmp_path / "logs"))
   steps = {}
   for event in tf.train.summary_iterator(str(tmp_path / "logs" / events)):
     for value in event.summary.value:
       steps.setdefault(value.tag, []).append(event.step)
-  assert steps["d_loss"] == steps["g_loss"] == steps["d_"] == [1, 2, 4]
+  assert steps["d_loss"] == steps["g_loss"] == steps["d_"] == [1, 2, 4]  # counters 1..4 ran
+  # the loop's time by part: each part that ran took time, and the closing line's shares
+  # (with the rest) make up the whole
+  assert (result.counter, result.steps) == (5, 4) and set(result.spent) == set(training.LOOP_PARTS)
+  for part in ("step", "data", "progress", "grids", "checkpoints"):  # saved at 3 and at the end
+    assert result.spent[part] > 0, part
+  assert result.data_wait == result.spent["data"] < result.spent["step"] <= result.seconds
+  (line,) = [l for l in capsys.readouterr().out.splitlines() if l.startswith(" [*] 4 steps in ")]
+  seconds = float(re.match(r" \[\*\] 4 steps in ([0-9.]+) s", line).group(1))
+  assert sum(result.spent.values()) <= seconds + 0.05
+  names = [name for name in training.LOOP_PARTS.values()] + ["the rest"]
+  shares = [float(re.search(r"%s ([0-9.]+)%%" % name, line).group(1)) for name in names]
+  assert abs(sum(shares) - 100.0) < 0.5 and shares[0] > 10.0, line
 
 
 # The original's constructor: without c_dim, the channels come from the data.
