@@ -2,7 +2,7 @@
 
 As TF-GAN's chain: building returns a GANModel (what the networks computed, and their
 variables), a GANLoss (the losses) and, once the summaries exist, GANTrainOps (per network its
-update op, the losses and summary its last run of an iteration fetches, and its loss-scale
+update op, the losses and summary each of its runs fetches, and its loss-scale
 state; and UPDATES, the updates per iteration).  run_iteration runs one iteration of a
 GANTrainOps and returns a Step.  The loop (training.py) knows these tuples, never the DCGAN.
 """
@@ -42,7 +42,7 @@ FETCHED = {"discriminator": ("d_loss_real", "d_loss_fake", "d_loss"), "generator
 NetworkTrainOp = collections.namedtuple("NetworkTrainOp", ["update", "losses", "summary",
                                                            "scaling"])
 NetworkTrainOp.__doc__ = """One network's: the op of one update (optim.NetworkUpdate's); the
-losses ({GANLoss field: tensor}) and summary its last run of an iteration fetches; the
+losses ({GANLoss field: tensor}) and summary each of its runs fetches (the last run's kept); the
 loss-scale state each run reads ({} without loss scaling)."""
 
 GANTrainOps = collections.namedtuple("GANTrainOps", ["discriminator", "generator", "updates"])
