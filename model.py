@@ -51,8 +51,11 @@ def max_pool_to(x, size):
 
 
 def histogram_summary(tag, values):
-  """A histogram summary tagged exactly `tag`, whatever names the graph already holds."""
-  return tf.raw_ops.HistogramSummary(tag=tag, values=values, name=tag + "_summary")
+  """A histogram summary tagged exactly `tag`, whatever names the graph already holds, of the
+  finite values: TensorFlow's op fails the whole run on a NaN, and a step whose losses are not
+  finite stops training (the NaN stop) before its summaries are written."""
+  finite = tf.boolean_mask(values, tf.math.is_finite(values))
+  return tf.raw_ops.HistogramSummary(tag=tag, values=finite, name=tag + "_summary")
 
 
 def scalar_summary(tag, value):
