@@ -9,7 +9,7 @@ import tensorflow.compat.v1 as tf
 
 from conftest import Config, tiny_dcgan, write_images
 from dataset import ImageCache, ImageFolderData, prefetch
-from test_main import only_run_folder, run_main
+from test_main import only_run_folder, run_main_here
 from utils import UserError
 
 
@@ -43,13 +43,15 @@ def test_bad_files_are_skipped_once_and_replaced(tmp_path, capsys):
   np.testing.assert_array_equal(data.get([index])[0], data.get([index + 1])[0])  # replaced by the next
 
 
-def test_mixed_folder_trains_through_main(tmp_path):
+def test_mixed_folder_trains_through_main(tmp_path, monkeypatch, capsys):
   make_bad_folder(str(tmp_path / "data" / "mixed"))
-  proc = run_main(tmp_path, "--dataset", "mixed", "--input_fname_pattern", "*", "--input_height", "32",
-                  "--crop", "--output_height", "16", "--batch_size", "4", "--epoch", "2", "--train")
-  assert proc.stdout.count("warning: skipping unreadable image") == 2
-  assert "2 unreadable file(s) skipped: zz_notes.jpg, zz_truncated.jpg" in proc.stdout
-  assert "Traceback" not in proc.stderr
+  code, out, err = run_main_here(tmp_path, monkeypatch, capsys, "--dataset", "mixed",
+                                 "--input_fname_pattern", "*", "--input_height", "32", "--crop",
+                                 "--output_height", "16", "--batch_size", "4", "--epoch", "2",
+                                 "--train")
+  assert code == 0 and out.count("warning: skipping unreadable image") == 2, out + err
+  assert "2 unreadable file(s) skipped: zz_notes.jpg, zz_truncated.jpg" in out
+  assert "Traceback" not in err
   assert os.path.exists(os.path.join(only_run_folder(tmp_path), "checkpoint", "model.b4-7.index"))
 
 

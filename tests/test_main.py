@@ -121,10 +121,12 @@ def test_mnist_training_writes_everything(mnist_run):
   assert tags["graph"]
 
 
-def test_verbose_lists_every_flag_and_variable(tmp_path):
-  proc = run_main(tmp_path, "--dataset", "mnist", "--output_height", "16", "--train", "--epoch",
-                  "1", "--train_size", "8", "--batch_size", "8", "--verbose")
-  head = before_first_step(proc.stdout)
+def test_verbose_lists_every_flag_and_variable(tmp_path, monkeypatch, capsys):
+  code, out, err = run_main_here(tmp_path, monkeypatch, capsys, "--dataset", "mnist",
+                                 "--output_height", "16", "--train", "--epoch", "1",
+                                 "--train_size", "8", "--batch_size", "8", "--verbose")
+  assert code == 0, err[-3000:]
+  head = before_first_step(out)
   # sizes other than the digits' own are said, with the flags for theirs
   assert ("  [!] mnist's images are 28x28: this run resizes them to 16x16; --input_height 28 "
           "--output_height 28 trains at their own size") in head
@@ -233,17 +235,17 @@ def test_help_says_what_each_flag_does_here(tmp_path):
     assert stale not in proc.stdout, stale
 
 
-def test_test_mode_finds_the_newest_run_whatever_its_name(mnist_run):
+def test_test_mode_finds_the_newest_run_whatever_its_name(mnist_run, monkeypatch, capsys):
   cwd, run_dir, _ = mnist_run
   named = os.path.join(str(cwd), "out", "my run")
   shutil.copytree(run_dir, named)
   os.utime(os.path.join(named, "checkpoint", "checkpoint"))  # the newest run of mnist now
   try:
-    proc = run_main(cwd, "--dataset", "mnist")
+    code, out, err = run_main_here(cwd, monkeypatch, capsys, "--dataset", "mnist")
   finally:
     shutil.rmtree(named)
-  assert os.path.join("out", "my run", "checkpoint") in proc.stdout, proc.stdout
-  assert os.path.join("out", "my run", "samples", "test_") in proc.stdout
+  assert code == 0 and os.path.join("out", "my run", "checkpoint") in out, out + err
+  assert os.path.join("out", "my run", "samples", "test_") in out
 
 
 def test_two_local_devices_checkpoint_resume_and_sample(tmp_path):
@@ -294,10 +296,14 @@ def test_test_mode_without_checkpoint_is_one_sentence(tmp_path, monkeypatch, cap
 
 @pytest.mark.parametrize("extra,size", [([], (64, 64)), (["--output_height", "128"], (128, 128)),
                                         (["--output_height", "48", "--output_width", "80"], (48, 80))])
-def test_celeba_folder_trains(tmp_path, extra, size):
+def test_celeba_folder_trains(tmp_path, extra, size, monkeypatch, capsys):
+  """In this process (main.main): the run's files are what is checked, and each child process
+  costs the suite a TensorFlow start."""
   write_images(str(tmp_path / "data" / "celebA"), 8, size=(178, 218))
-  run_main(tmp_path, "--dataset", "celebA", "--input_height", "108", "--crop", "--train",
-           "--batch_size", "4", "--epoch", "1", *extra)
+  code, _, err = run_main_here(tmp_path, monkeypatch, capsys, "--dataset", "celebA",
+                               "--input_height", "108", "--crop", "--train", "--batch_size", "4",
+                               "--epoch", "1", *extra)
+  assert code == 0, err[-3000:]
   run_dir = only_run_folder(tmp_path)
   grids = glob.glob(os.path.join(run_dir, "samples", "train_*.png"))
   assert len(grids) == 1
@@ -307,18 +313,21 @@ def test_celeba_folder_trains(tmp_path, extra, size):
   reader = tf.train.load_checkpoint(ckpt.model_checkpoint_path)
   assert reader.get_variable_to_shape_map()["generator/g_h4/w"] == [5, 5, 3, 64]
   # test mode on that run: no dataset needed, channel count from the checkpoint
-  proc = run_main(tmp_path, "--dataset", "celebA", "--data_dir", "/nonexistent")
-  assert "Sample grid written" in proc.stdout
+  code, out, err = run_main_here(tmp_path, monkeypatch, capsys, "--dataset", "celebA",
+                                 "--data_dir", "/nonexistent")
+  assert code == 0 and "Sample grid written" in out, err[-3000:]
 
 
-def test_resume_by_out_name(tmp_path):
+def test_resume_by_out_name(tmp_path, monkeypatch, capsys):
   write_images(str(tmp_path / "data" / "faces"), 8, size=(40, 40))
   common = ["--dataset", "faces", "--input_height", "32", "--crop", "--output_height", "16",
             "--batch_size", "4", "--train", "--out_name", "run1"]
   # --generate with --train: the look runs after training, as the original ran --visualize
-  first = run_main(tmp_path, *common, "--epoch", "1", "--generate", "3")
+  # (this process: main.main); the resume below is another process
+  code, out, err = run_main_here(tmp_path, monkeypatch, capsys, *common, "--epoch", "1",
+                                 "--generate", "3")
   (generated,) = glob.glob(str(tmp_path / "out" / "run1" / "samples" / "generated_*"))
-  assert len(os.listdir(generated)) == 4 and "3 images in" in first.stdout
+  assert code == 0 and len(os.listdir(generated)) == 4 and "3 images in" in out, err[-3000:]
   flags_path = str(tmp_path / "out" / "run1" / "FLAGS.json")
   first_seed = json.load(open(flags_path))["seed"]
   proc = run_main(tmp_path, *common, "--epoch", "2")
