@@ -17,7 +17,7 @@ from conftest import Config, tiny_dcgan
 import replicas
 from optim import Optimizer
 from precision import precision_mode, session_config
-from test_main import only_run_folder, run_main
+from test_main import only_run_folder, run_main_here
 from utils import UserError
 
 FP16 = precision_mode("fp16", gpu=False, fp16_on_cpu=True)  # the CPU emulation, GPU or not
@@ -188,10 +188,13 @@ def test_checkpoints_move_between_fp16_and_fp32(tmp_path, mnist16, capsys):
   assert "holds no optimizer state" not in out
 
 
-def test_fp16_through_main_writes_finite_weights_and_a_loss_scale_scalar(tmp_path):
-  proc = run_main(tmp_path, "--dataset", "mnist", "--input_height", "28", "--output_height", "28",
-                  "--train", "--epoch", "1", "--train_size", "192", "--batch_size", "64",
-                  "--precision", "fp16", "--fp16_on_cpu", "--summary_freq", "1")
+def test_fp16_through_main_writes_finite_weights_and_a_loss_scale_scalar(tmp_path, monkeypatch,
+                                                                      capsys):
+  code, out, err = run_main_here(tmp_path, monkeypatch, capsys, "--dataset", "mnist",
+                                 "--input_height", "28", "--output_height", "28", "--train",
+                                 "--epoch", "1", "--train_size", "192", "--batch_size", "64",
+                                 "--precision", "fp16", "--fp16_on_cpu", "--summary_freq", "1")
+  assert code == 0, err[-3000:]
   run_dir = only_run_folder(tmp_path)
   reader = tf.train.load_checkpoint(tf.train.latest_checkpoint(os.path.join(run_dir, "checkpoint")))
   shapes = reader.get_variable_to_shape_map()
@@ -203,9 +206,9 @@ def test_fp16_through_main_writes_finite_weights_and_a_loss_scale_scalar(tmp_pat
   skipped = {net: int(reader.get_tensor("%s_loss_scale/skipped_steps" % net.lower()))
              for net in ("D", "G")}
   for net in ("D", "G"):
-    lines = [l for l in proc.stdout.splitlines()
+    lines = [l for l in out.splitlines()
              if "%s's float16 gradients overflowed, so its update was skipped" % net in l]
-    assert len(lines) == skipped[net], (net, skipped, proc.stdout[-2000:])
+    assert len(lines) == skipped[net], (net, skipped, out[-2000:])
   events = event_accumulator.EventAccumulator(glob.glob(os.path.join(run_dir, "logs"))[0])
   events.Reload()
   scalars = events.Tags()["scalars"]
@@ -213,15 +216,18 @@ def test_fp16_through_main_writes_finite_weights_and_a_loss_scale_scalar(tmp_pat
   assert [e.step for e in events.Scalars("g_loss_scale")] == [1, 2, 3]
   assert all(e.value >= 1 for e in events.Scalars("d_loss_scale"))
   # and the fp16 checkpoint serves test mode, which runs in fp32
-  proc = run_main(tmp_path, "--dataset", "mnist", "--out_name", os.path.basename(run_dir))
-  assert glob.glob(os.path.join(run_dir, "samples", "test_*.png")), proc.stdout
+  code, out, err = run_main_here(tmp_path, monkeypatch, capsys, "--dataset", "mnist",
+                                 "--out_name", os.path.basename(run_dir))
+  assert code == 0 and glob.glob(os.path.join(run_dir, "samples", "test_*.png")), out + err
 
 
-def test_fp16_without_a_gpu_is_refused_in_one_sentence_through_main(tmp_path):
-  proc = run_main(tmp_path, "--dataset", "mnist", "--input_height", "28", "--output_height", "28",
-                  "--train", "--precision", "fp16", check=False)
-  assert proc.returncode == 1 and "Traceback" not in proc.stderr
-  errors = [l for l in proc.stderr.splitlines() if l.startswith("error:")]
+def test_fp16_without_a_gpu_is_refused_in_one_sentence_through_main(tmp_path, monkeypatch,
+                                                                    capsys):
+  code, _, err = run_main_here(tmp_path, monkeypatch, capsys, "--dataset", "mnist",
+                               "--input_height", "28", "--output_height", "28", "--train",
+                               "--precision", "fp16")
+  assert code == 1 and "Traceback" not in err
+  errors = [l for l in err.splitlines() if l.startswith("error:")]
   assert errors == ["error: --precision fp16 needs a GPU, and TensorFlow sees none here; use "
                     "--precision fp32 (or add --fp16_on_cpu to emulate float16 on the CPU, "
                     "slowly, as the tests do)."]

@@ -13,7 +13,7 @@ import pytest
 import tensorflow.compat.v1 as tf
 
 from conftest import PROJECT_DIR, write_images
-from test_main import run_main
+from test_main import run_main, run_main_here
 
 MAIN = os.path.join(PROJECT_DIR, "main.py")
 
@@ -122,9 +122,9 @@ def test_sigkill_during_checkpoint_writes_never_breaks_the_latest(tmp_path):
   assert len(leftovers) <= 3  # temporary files of interrupted writes only, never the named ones
 
 
-def test_nan_losses_stop_and_keep_the_good_checkpoint(tmp_path):
+def test_nan_losses_stop_and_keep_the_good_checkpoint(tmp_path, monkeypatch, capsys):
   write_images(str(tmp_path / "data" / "faces"), 8, size=(40, 40))
-  run_main(tmp_path, *train_args("--epoch", "1"))
+  assert run_main_here(tmp_path, monkeypatch, capsys, *train_args("--epoch", "1"))[0] == 0
   before = digests(checkpoint_dir(tmp_path))
   proc = run_main(tmp_path, *train_args("--epoch", "20", "--ckpt_freq", "1", "--learning_rate", "1e30"),
                   check=False)
@@ -135,13 +135,14 @@ def test_nan_losses_stop_and_keep_the_good_checkpoint(tmp_path):
   assert digests(checkpoint_dir(tmp_path)) == before  # bit for bit
 
 
-def test_checkpoint_write_failure_keeps_the_previous_one(tmp_path):
+def test_checkpoint_write_failure_keeps_the_previous_one(tmp_path, monkeypatch, capsys):
   write_images(str(tmp_path / "data" / "faces"), 8, size=(40, 40))
   os.makedirs(os.path.join(checkpoint_dir(tmp_path), "model.b4-3.index"))  # the write of step 3 fails
-  proc = run_main(tmp_path, *train_args("--epoch", "2", "--ckpt_freq", "1"), check=False)
-  assert proc.returncode == 1 and "Traceback" not in proc.stderr
-  assert "Could not write the checkpoint for step 3" in proc.stderr
-  assert "model.b4-2) is untouched" in proc.stderr
+  code, _, err = run_main_here(tmp_path, monkeypatch, capsys,
+                               *train_args("--epoch", "2", "--ckpt_freq", "1"))
+  assert code == 1 and "Traceback" not in err
+  assert "Could not write the checkpoint for step 3" in err
+  assert "model.b4-2) is untouched" in err
   assert restores(checkpoint_dir(tmp_path)) == 2
 
 
