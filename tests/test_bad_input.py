@@ -98,8 +98,8 @@ def test_bad_input(tmp_path, monkeypatch, capsys, name):
 
 def test_flags_that_disagree_with_the_checkpoint(tmp_path, monkeypatch, capsys):
   setup_faces(tmp_path)  # 8 images: 2 steps of 4 an epoch
-  assert run_main_here(tmp_path, monkeypatch, capsys, *FACES, "--out_name", "run", "--train",
-                       "--epoch", "2", "--z_dim", "12")[0] == 0
+  run_main_here(tmp_path, monkeypatch, capsys, *FACES, "--out_name", "run", "--train", "--epoch",
+                "2", "--z_dim", "12", check=True)
   record = (tmp_path / "out" / "run" / "FLAGS.json").read_text()
   strict = json.loads(record, parse_constant=lambda name: pytest.fail("not JSON: " + name))
   assert strict["train_size"] is None  # all images; Infinity is not JSON

@@ -51,21 +51,13 @@ def test_training_writes_progress_gif_and_loss_curves(mnist_run):
   assert "loss_curves.png" in proc.stdout
 
 
-def look_here(cwd, monkeypatch, capsys, *args):
-  """main.py's test mode in this process (no second TensorFlow start: the suite's time); its
-  stdout.  Test mode runs in a child process, as a user runs it, in tests/test_main.py."""
-  code, out, err = run_main_here(cwd, monkeypatch, capsys, *args)
-  assert code == 0 and "Traceback" not in err, out[-2000:] + err[-2000:]
-  return out
-
-
 @pytest.mark.parametrize("option", [0, 1, 2, 3, 4])
 def test_visualize_options(mnist_run, option, monkeypatch, capsys):
   cwd, run_dir, _ = mnist_run
   samples = os.path.join(run_dir, "samples")
   before = set(os.listdir(samples))
-  out = look_here(cwd, monkeypatch, capsys, "--dataset", "mnist", "--visualize",
-                  "--visualize_option", str(option))
+  _, out, _ = run_main_here(cwd, monkeypatch, capsys, "--dataset", "mnist", "--visualize",
+                            "--visualize_option", str(option), check=True)
   new = sorted(set(os.listdir(samples)) - before)
   if option == 0:
     (name,) = new
@@ -94,8 +86,9 @@ def test_visualize_options(mnist_run, option, monkeypatch, capsys):
 
 def test_generate_per_label_and_all_labels(mnist_run, monkeypatch, capsys):
   cwd, run_dir, _ = mnist_run
-  look_here(cwd, monkeypatch, capsys, "--dataset", "mnist", "--generate", "12", "--label", "3")
-  look_here(cwd, monkeypatch, capsys, "--dataset", "mnist", "--generate", "20")
+  run_main_here(cwd, monkeypatch, capsys, "--dataset", "mnist", "--generate", "12", "--label", "3",
+                check=True)
+  run_main_here(cwd, monkeypatch, capsys, "--dataset", "mnist", "--generate", "20", check=True)
   folders = sorted(glob.glob(os.path.join(run_dir, "samples", "generated_*")))
   assert len(folders) == 2
   one = sorted(os.listdir(folders[0])) if len(os.listdir(folders[0])) == 13 else sorted(os.listdir(folders[1]))
@@ -113,9 +106,9 @@ def test_generate_per_label_and_all_labels(mnist_run, monkeypatch, capsys):
 def test_latent_walks_and_arithmetic(mnist_run, monkeypatch, capsys):
   cwd, run_dir, _ = mnist_run
   samples = os.path.join(run_dir, "samples")
-  look_here(cwd, monkeypatch, capsys, "--dataset", "mnist", "--walk", "--walk_pairs", "3",
-            "--walk_steps", "5", "--arithmetic", "label:3 - label:3 + label:8",
-            "--arithmetic_pool", "30")
+  run_main_here(cwd, monkeypatch, capsys, "--dataset", "mnist", "--walk", "--walk_pairs", "3",
+                "--walk_steps", "5", "--arithmetic", "label:3 - label:3 + label:8",
+                "--arithmetic_pool", "30", check=True)
   for mode in ("linear", "spherical"):
     assert Image.open(os.path.join(samples, "walk_%s.png" % mode)).size == (5 * 28, 3 * 28)
     frames, duration, size = gif_info(os.path.join(samples, "walk_%s.gif" % mode))
@@ -132,9 +125,10 @@ def test_latent_walks_and_arithmetic(mnist_run, monkeypatch, capsys):
 def test_evaluate_and_features_experiment(mnist_run, monkeypatch, capsys):
   cwd, run_dir, _ = mnist_run
   classifier_dir = os.path.join(str(cwd), "classifier")
-  out = look_here(cwd, monkeypatch, capsys, "--dataset", "mnist", "--evaluate", "--evaluate_n",
-                  "20", "--classifier_dir", classifier_dir, "--classifier_epochs", "2",
-                  "--features_experiment", "--labels_per_class", "5")
+  _, out, _ = run_main_here(cwd, monkeypatch, capsys, "--dataset", "mnist", "--evaluate",
+                            "--evaluate_n", "20", "--classifier_dir", classifier_dir,
+                            "--classifier_epochs", "2", "--features_experiment",
+                            "--labels_per_class", "5", check=True)
   assert "Training the MNIST classifier once" in out
   assert "class-conditional accuracy" in out and "Frechet distance" in out
   result = json.load(open(os.path.join(run_dir, "evaluation.json")))
@@ -149,8 +143,9 @@ def test_evaluate_and_features_experiment(mnist_run, monkeypatch, capsys):
   assert features["raw_pixels"]["dimensions"] == 784
   for key in ("discriminator_features", "raw_pixels"):
     assert 0.1 < features[key]["test_accuracy"] <= 1
-  again = look_here(cwd, monkeypatch, capsys, "--dataset", "mnist", "--evaluate", "--evaluate_n",
-                    "10", "--classifier_dir", classifier_dir, "--classifier_epochs", "2")
+  _, again, _ = run_main_here(cwd, monkeypatch, capsys, "--dataset", "mnist", "--evaluate",
+                              "--evaluate_n", "10", "--classifier_dir", classifier_dir,
+                              "--classifier_epochs", "2", check=True)
   assert "MNIST classifier loaded from" in again
 
 
@@ -159,9 +154,10 @@ def test_image_folder_model_looks_without_labels(tmp_path, monkeypatch, capsys):
   run_main(tmp_path, "--dataset", "faces", "--input_height", "32", "--crop", "--output_height", "16",
            "--batch_size", "4", "--epoch", "1", "--z_dim", "4", "--train")
   samples = os.path.join(only_run_folder(tmp_path), "samples")
-  out = look_here(tmp_path, monkeypatch, capsys, "--dataset", "faces", "--visualize",
-                  "--visualize_option", "4", "--generate", "3", "--walk", "--walk_pairs", "2",
-                  "--walk_steps", "3", "--arithmetic", "0,1 - 2 + 3")
+  _, out, _ = run_main_here(tmp_path, monkeypatch, capsys, "--dataset", "faces", "--visualize",
+                            "--visualize_option", "4", "--generate", "3", "--walk",
+                            "--walk_pairs", "2", "--walk_steps", "3", "--arithmetic",
+                            "0,1 - 2 + 3", check=True)
   # each look says what it wrote: a few files by name, not lumped into one folder count
   assert "walk_linear.gif" in out and "arithmetic.png" in out
   assert gif_info(os.path.join(samples, "test_gif_merged.gif"))[2] == (2 * 16, 2 * 16)
