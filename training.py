@@ -42,10 +42,9 @@ TRAIN_DEFAULTS = {"epoch": 25, "train_size": np.inf, "sample_freq": 200, "ckpt_f
 TrainSettings = collections.namedtuple(
     "TrainSettings", sorted(TRAIN_DEFAULTS) + ["learning_rate", "checkpoint_dir", "sample_dir"])
 
-# What a call of train() did: the counter it ended at, the steps it ran, their seconds, the
-# seconds of them spent waiting for batches, and {part: seconds} of the loop (LOOP_PARTS).
-TrainResult = collections.namedtuple("TrainResult", ["counter", "steps", "seconds", "data_wait",
-                                                     "spent"])
+# What a call of train() did: the counter it ended at, the steps it ran, their seconds, and
+# {part: seconds} of the loop (LOOP_PARTS; "data": waiting for batches).
+TrainResult = collections.namedtuple("TrainResult", ["counter", "steps", "seconds", "spent"])
 # The parts of the loop timed apart (Stopwatch), as its closing line names them: the training
 # step's sess.runs; waiting for a batch; TensorBoard events; the progress bar and lines; sample
 # grids; checkpoints (with their health check).  What is left of the loop's time (z, feeds,
@@ -204,7 +203,7 @@ def _train(job, settings, seed, loaded, counter, progress):
   if start_epoch >= settings.epoch:
     print(" [*] The checkpoint has trained %s already, as many as --epoch %d asks: nothing to "
           "train." % (plural(start_epoch, "epoch"), settings.epoch))
-    return TrainResult(counter, 0, 0.0, 0.0, dict(progress.clock.seconds))
+    return TrainResult(counter, 0, 0.0, dict(progress.clock.seconds))
   writes = job.coordination.writes(job, settings, loaded)
   loop = Loop(job, settings, seed, writes, StopRequest(writes.where), batch_idxs, time.time())
   try:
@@ -231,7 +230,7 @@ def _train(job, settings, seed, loaded, counter, progress):
   if steps:
     print(spent_line(steps, time.time() - loop.start_time, clock.seconds))
   print(writes.done(counter))
-  return TrainResult(counter, steps, seconds, clock.seconds["data"], dict(clock.seconds))
+  return TrainResult(counter, steps, seconds, dict(clock.seconds))
 
 
 def _epoch(loop, progress, epoch, first):

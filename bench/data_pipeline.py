@@ -111,7 +111,7 @@ def main():
       stats = training.train(model.job(model.data), config)
 
   peak = matmul_peak_gflops()
-  wait = stats.data_wait / stats.seconds
+  wait = stats.spent["data"] / stats.seconds
   result = {
       "bench": "data_pipeline", "time": time.strftime("%Y-%m-%dT%H:%M:%S"),
       "machine": machine(hardware.kernel_plan(), fp32_matmul_peak_gflops=peak),
