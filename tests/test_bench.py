@@ -52,24 +52,23 @@ def run_train_speed(tmp_path, *args):
 
 
 # Each run of the bench costs a TensorFlow start and its oneDNN probe's, so one run checks
-# several things: celebA with this machine's plan (in bfloat16 where the CPU has it), mnist
-# with a plan asked for by name.
-TRAIN_SPEED_RUNS = {
-    "celebA": ["--config", "celebA"] + (["--precision", "bf16"] if cpu_supports_bf16() else []),
-    "mnist": ["--config", "mnist", "--kernels", "plain"]}
+# several things: {config: (--kernels, --precision)}, celebA with this machine's plan (in
+# bfloat16 where the CPU has it), mnist with a plan asked for by name.
+TRAIN_SPEED_RUNS = {"celebA": (hardware.DEFAULT_KERNELS, "bf16" if cpu_supports_bf16() else "fp32"),
+                    "mnist": ("plain", "fp32")}
 
 
 @pytest.mark.parametrize("config", sorted(TRAIN_SPEED_RUNS))
 def test_train_speed_bench_reports_its_fields(tmp_path, config):
-  args = TRAIN_SPEED_RUNS[config]
-  out, result = run_train_speed(tmp_path, *args)
+  kernels, precision = TRAIN_SPEED_RUNS[config]
+  out, result = run_train_speed(tmp_path, "--config", config, "--kernels", kernels,
+                                "--precision", precision)
   for field in ("matmul peak: fp32", "s/iter", "img/s", "GFLOP/s", "% of fp32 peak", "kernel plan",
                 "oneDNN", "TensorFlow"):
     assert field in out
   machine = result["machine"]
   assert machine["cpu_kind"] == hardware.cpu_kind() and machine["cpu_model"] in out
-  plan = hardware.kernel_plan(args[args.index("--kernels") + 1] if "--kernels" in args
-                              else hardware.DEFAULT_KERNELS, lowered="bf16" in args)
+  plan = hardware.kernel_plan(kernels, lowered=precision == "bf16")
   assert "kernel plan %s" % plan.name in out
   assert machine["kernel_plan"] == result["config"]["kernel_plan"] == plan.name
   assert machine["onednn"] == onednn_on()
@@ -81,7 +80,7 @@ def test_train_speed_bench_reports_its_fields(tmp_path, config):
   flops = result["flops"]
   assert flops["iteration"] == 4 * (7 * flops["generator_forward_per_example"]
                                     + 10 * flops["discriminator_forward_per_example"])
-  if "bf16" in args:
+  if precision == "bf16":
     assert "bf16" in out and result["machine"]["bf16_matmul_peak_gflops"] > 0
     assert result["percent_of_bf16_peak"] is not None
 
