@@ -57,10 +57,11 @@ def test_importing_the_model_runs_tensorflow_with_onednn_unless_the_user_said_no
 @pytest.mark.parametrize("flags,environ,kind,bf16", [
     (AVX2_EPYC, {}, "avx2", False),
     (AVX512_BF16_EPYC, {}, "avx512", True),
-    (SAPPHIRE_RAPIDS, {}, "avx512", True),
+    (SAPPHIRE_RAPIDS, {}, "amx", True),
     (AVX512_BF16_EPYC, {"ONEDNN_MAX_CPU_ISA": "AVX2"}, "avx2", False),
     (AVX512_BF16_EPYC, {"ONEDNN_MAX_CPU_ISA": "avx512_core"}, "avx512", False),
     (SAPPHIRE_RAPIDS, {"ONEDNN_MAX_CPU_ISA": "AVX512_CORE_BF16"}, "avx512", True),
+    (SAPPHIRE_RAPIDS, {"ONEDNN_MAX_CPU_ISA": "AVX512_CORE_AMX"}, "amx", True),
     (AVX512_BF16_EPYC, {"ONEDNN_MAX_CPU_ISA": "ALL"}, "avx512", True),
     ({"fpu", "sse4_2", "avx"}, {}, "cpu", False),
     (AVX2_EPYC, {"ONEDNN_MAX_CPU_ISA": "SSE41"}, "cpu", False),
@@ -80,8 +81,8 @@ def test_cpu_info_reads_model_and_flags(tmp_path):
   assert model and flags == set()
 
 
-@pytest.mark.parametrize("device,plan", [("gpu", "gpu"), ("avx512", "avx512"), ("avx2", "avx2"),
-                                         ("cpu", "cpu")])
+@pytest.mark.parametrize("device,plan", [("gpu", "gpu"), ("amx", "amx"), ("avx512", "avx512"),
+                                         ("avx2", "avx2"), ("cpu", "cpu")])
 def test_the_plan_is_the_device_kinds(monkeypatch, device, plan):
   monkeypatch.setattr(hardware, "device_kind", lambda: device)
   assert hardware.kernel_plan() is hardware.PLANS[plan]
@@ -106,16 +107,29 @@ def test_kernels_names_a_plan_to_compare(monkeypatch):
     assert hardware.kernel_plan(name) is hardware.PLANS[name]
   with pytest.raises(ValueError, match="--kernels fastest names no kernel plan"):
     hardware.kernel_plan("fastest")
-  # lowered: batch statistics by the fused kernel (float32), the rest of the plan unchanged
-  avx2 = hardware.PLANS["avx2"]
+
+
+def test_a_lowered_plan_keeps_batch_statistics_float32_and_takes_its_measured_forms(monkeypatch):
+  # lowered: batch statistics by the fused kernel (float32); the avx512 plan's 4x4 weight
+  # gradients by patches and a matmul; the rest of every plan unchanged
+  avx2, avx512 = hardware.PLANS["avx2"], hardware.PLANS["avx512"]
   assert avx2.batch_norm_stats == "matmul"
   assert hardware.kernel_plan("avx2", lowered=True) == avx2._replace(batch_norm_stats="fused")
+  assert hardware.kernel_plan("avx512", lowered=True) == avx512._replace(
+      layer_grads="chosen", patches_max_pixels=16)
   for name in hardware.PLANS:
-    if name != "avx2":
+    if name not in ("avx2", "avx512"):
       assert hardware.kernel_plan(name, lowered=True) == hardware.PLANS[name]
   monkeypatch.setattr(hardware, "device_kind", lambda: "avx2")
   assert hardware.kernel_plan(lowered=True) == avx2._replace(batch_norm_stats="fused")
   assert hardware.PLANS["avx2"] is avx2 and avx2.batch_norm_stats == "matmul"  # PLANS untouched
+  assert hardware.PLANS["avx512"] is avx512 and avx512.layer_grads == "autodiff"
+
+
+def test_the_amx_kind_has_a_plan_of_its_own_with_the_forms_it_was_measured_with():
+  amx = hardware.PLANS["amx"]
+  assert amx._replace(name="avx512") == hardware.PLANS["avx512"]
+  assert hardware.kernel_plan("amx", lowered=True) == amx  # bf16 there: as measured
 
 
 @pytest.mark.parametrize("device,inter_op", [("avx2", 1), ("avx512", 0), ("gpu", 0)])

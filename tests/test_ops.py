@@ -9,10 +9,31 @@ from ops import (FUSED_MIN_EPSILON, Gathering, HeldUpdates, LayerOptions, batch_
                  conv_cond_concat, conv_out_size_same, deconv2d, flatten, linear, lrelu)
 
 
+# Every kernel plan by name, and each plan's forms under a reduced-precision rewrite
+# (hardware.kernel_plan's lowered) as "<plan> lowered".
+ALL_FORMS = dict(hardware.PLANS, **{name + " lowered": hardware.kernel_plan(name, lowered=True)
+                                    for name in hardware.PLANS})
+
+
+def distinct_forms(first=("plain", "avx512", "avx2")):
+  """The names of ALL_FORMS to test, one per distinct set of forms: "gpu" and "cpu" run
+  "plain"'s forms and "amx" "avx512"'s, so those are tested once, under the first name
+  (the plans in `first`, then the others alphabetically)."""
+  plans = list(first) + sorted(set(hardware.PLANS) - set(first))
+  kept = []
+  for name in [form for plan in plans for form in (plan, plan + " lowered")]:
+    if all(ALL_FORMS[name]._replace(name="") != ALL_FORMS[k]._replace(name="") for k in kept):
+      kept.append(name)
+  return kept
+
+
+PLAN_FORMS = distinct_forms()
+
+
 def options_for(plan):
-  """LayerOptions building layers with the kernel plan named `plan`, batch norm's updates in
-  place, no gathering."""
-  return LayerOptions(hardware.PLANS[plan], None, None)
+  """LayerOptions building layers with the kernel plan named `plan` (a key of ALL_FORMS),
+  batch norm's updates in place, no gathering."""
+  return LayerOptions(ALL_FORMS[plan], None, None)
 
 
 def run_bn(x_batches, train, moving=None, shape=None, plan="plain"):
@@ -52,7 +73,7 @@ def contrib_step(batch, mm, mv, gamma=1.0, beta=0.0):
   return out, mm - 0.1 * (mm - mean), mv - 0.1 * (mv - var * n / (n - 1.0))
 
 
-@pytest.mark.parametrize("plan", sorted(hardware.PLANS))
+@pytest.mark.parametrize("plan", sorted(PLAN_FORMS))
 @pytest.mark.parametrize("shape,loc,spread", [((4, 3, 3, 5), 1, 2), ((6, 7), 1, 2),
                                                ((4, 3, 3, 5), 100, 0.1)])
 def test_batch_norm_training_matches_contrib_numerics(shape, loc, spread, plan):
@@ -70,7 +91,7 @@ def test_batch_norm_training_matches_contrib_numerics(shape, loc, spread, plan):
     np.testing.assert_allclose(got_mv, mv, rtol=1e-5, atol=1e-6)
 
 
-@pytest.mark.parametrize("plan", sorted(hardware.PLANS))
+@pytest.mark.parametrize("plan", sorted(PLAN_FORMS))
 def test_batch_norm_epsilon_is_the_fused_minimum(plan):
   """Tiny variances show the difference between epsilon 1e-5 and the fused 1.001e-5."""
   x = (np.random.RandomState(2).randn(8, 2, 2, 3) * 3e-3).astype(np.float32)
@@ -93,7 +114,7 @@ def test_batch_norm_inference_uses_moving_stats_and_changes_nothing(shape):
   np.testing.assert_allclose(mv, moving[1], rtol=1e-6)
 
 
-@pytest.mark.parametrize("plan", sorted(hardware.PLANS))
+@pytest.mark.parametrize("plan", sorted(PLAN_FORMS))
 @pytest.mark.parametrize("shape", [(4, 3, 3, 5), (6, 7)])
 def test_batch_norm_gradients_are_the_fused_ops_under_every_plan(shape, plan):
   rng = np.random.RandomState(4)
@@ -141,7 +162,7 @@ def evaluate(build):
     return values[0], dict(zip(names, values[1:]))
 
 
-@pytest.mark.parametrize("plan", sorted(hardware.PLANS))
+@pytest.mark.parametrize("plan", sorted(PLAN_FORMS))
 @pytest.mark.parametrize("size", [7, 8, 16])
 def test_conv2d_matches_numpy(size, plan):
   x = np.random.RandomState(4).randn(2, size, size + 1, 3).astype(np.float32)
@@ -152,7 +173,7 @@ def test_conv2d_matches_numpy(size, plan):
   np.testing.assert_allclose(out, ref.conv2d_same(x, weights["c/w"], weights["c/biases"]), atol=1e-5)
 
 
-@pytest.mark.parametrize("plan", sorted(hardware.PLANS))
+@pytest.mark.parametrize("plan", sorted(PLAN_FORMS))
 @pytest.mark.parametrize("out_hw", [(8, 8), (7, 9)])
 def test_deconv2d_matches_numpy(out_hw, plan):
   out_h, out_w = out_hw
@@ -166,7 +187,7 @@ def test_deconv2d_matches_numpy(out_hw, plan):
       out, ref.deconv2d_same(x, weights["d/w"], weights["d/biases"], out_h, out_w), atol=1e-5)
 
 
-@pytest.mark.parametrize("plan", sorted(hardware.PLANS))
+@pytest.mark.parametrize("plan", sorted(PLAN_FORMS))
 def test_linear_lrelu_and_cond_concat(plan):
   x = np.random.RandomState(6).randn(3, 5).astype(np.float32)
   out, weights = evaluate(lambda: linear(tf.constant(x), 4, "g_h0_lin", options=options_for(plan)))
@@ -207,7 +228,7 @@ def layer_and_gradients(build, x, dy_seed):
     return values, weights, dy, forward_op_types
 
 
-@pytest.mark.parametrize("plan", sorted(hardware.PLANS))
+@pytest.mark.parametrize("plan", sorted(PLAN_FORMS))
 @pytest.mark.parametrize("out_c,in_hw,out_hw,native", [
     (1, (4, 5), (8, 10), False),  # "columns" path (mnist's g_h3)
     (3, (4, 4), (8, 8), False),   # "sub-pixel" path (celebA's g_h4)
@@ -222,7 +243,7 @@ def test_deconv2d_paths_match_conv2d_transpose_and_its_gradients(out_c, in_hw, o
   (out, dx, dw, db), weights, dy, op_types = layer_and_gradients(
       lambda t: deconv2d(t, [None, out_hw[0], out_hw[1], out_c], name="g_h3",
                          options=options_for(plan)), x, 9)
-  assert ("Conv2DBackpropInput" in op_types) == (native or not hardware.PLANS[plan].small_deconv)
+  assert ("Conv2DBackpropInput" in op_types) == (native or not ALL_FORMS[plan].small_deconv)
   w = weights["g_h3/w"]
   with tf.Graph().as_default(), tf.Session() as sess:
     xt, wt = tf.constant(x), tf.constant(w)
@@ -235,7 +256,7 @@ def test_deconv2d_paths_match_conv2d_transpose_and_its_gradients(out_c, in_hw, o
   np.testing.assert_allclose(db, dy.sum(axis=(0, 1, 2)), atol=1e-4)
 
 
-@pytest.mark.parametrize("plan", sorted(hardware.PLANS))
+@pytest.mark.parametrize("plan", sorted(PLAN_FORMS))
 def test_linear_gradients_are_the_matmul_gradients(plan):
   x = np.random.RandomState(10).randn(5, 7).astype(np.float32)
   (out, dx, dmatrix, dbias), weights, dy, _ = layer_and_gradients(
@@ -247,7 +268,7 @@ def test_linear_gradients_are_the_matmul_gradients(plan):
   np.testing.assert_allclose(dbias, dy.sum(axis=0), atol=1e-5)
 
 
-@pytest.mark.parametrize("plan", sorted(hardware.PLANS))
+@pytest.mark.parametrize("plan", sorted(PLAN_FORMS))
 @pytest.mark.parametrize("layer,out_c", [("conv2d", 5), ("deconv2d", 6), ("deconv2d", 1)])
 def test_labels_argument_equals_the_layer_over_conv_cond_concat(layer, out_c, plan):
   """labels=y gives the original's layer(conv_cond_concat(x, y)): values and gradients."""
@@ -295,7 +316,7 @@ FORM_CASES = {
 }
 
 
-@pytest.mark.parametrize("plan", sorted(hardware.PLANS))
+@pytest.mark.parametrize("plan", sorted(PLAN_FORMS))
 @pytest.mark.parametrize("case", sorted(FORM_CASES))
 def test_every_plan_gives_the_plain_layers_values_and_gradients(plan, case):
   layer, x_shape, out_c, out_hw, label_c = FORM_CASES[case]
@@ -359,6 +380,11 @@ def test_plans_choose_their_kernels():
   assert "DepthToSpace" in types and "IdentityN" not in types  # sub-pixel, autodiff gradients
   assert "ExtractImagePatches" not in gradient_op_types("avx512", deep_conv, [2, 8, 8, 4])
   assert "IdentityN" in gradient_op_types("avx512", linear_layer, [2, 5])
+  # in bf16 (lowered) its 4x4 weight gradients are patches and one matmul, its input
+  # gradients TensorFlow's kernels
+  assert "ExtractImagePatches" in gradient_op_types("avx512 lowered", deep_conv, [2, 8, 8, 4])
+  types = gradient_op_types("avx512 lowered", small_conv, [2, 16, 16, 3])
+  assert "Conv2DBackpropInput" in types and "ExtractImagePatches" not in types
   # batch norm: oneDNN's fused forward except on AVX2, where the statistics are matmuls; the
   # fused kernel's gradient everywhere
   norm = lambda t, o: batch_norm(name="g_bn1")(t, train=True, options=o)
@@ -368,7 +394,7 @@ def test_plans_choose_their_kernels():
   assert "FusedBatchNormV3" not in types and {"MatMul", "FusedBatchNormGradV3"} <= types
 
 
-@pytest.mark.parametrize("plan", sorted(hardware.PLANS))
+@pytest.mark.parametrize("plan", sorted(PLAN_FORMS))
 def test_lrelu_gradient_is_the_leaky_relus_under_every_plan(plan):
   x = np.array([[-2.0, -0.5, 0.0, 0.5, 3.0]], np.float32)
   (out, dx), _, dy, _ = layer_and_gradients(lambda t: lrelu(t, options=options_for(plan)), x, 16)
@@ -377,7 +403,7 @@ def test_lrelu_gradient_is_the_leaky_relus_under_every_plan(plan):
 
 
 
-@pytest.mark.parametrize("plan", sorted(hardware.PLANS))
+@pytest.mark.parametrize("plan", sorted(PLAN_FORMS))
 def test_held_updates_leave_the_outputs_and_follow_the_calls_order(plan):
   """With HeldUpdates, batch norm appends its moving-average updates to held.ops instead of
   making its output wait for them; a layer's second pass (D's fake after its real one) updates
@@ -389,9 +415,9 @@ def test_held_updates_leave_the_outputs_and_follow_the_calls_order(plan):
   first, second = HeldUpdates(order), HeldUpdates(order)
   with tf.Graph().as_default(), tf.Session() as sess:
     bn = batch_norm(name="d_bn1")
-    y_real = bn(tf.constant(real), options=LayerOptions(hardware.PLANS[plan], first, None))
+    y_real = bn(tf.constant(real), options=LayerOptions(ALL_FORMS[plan], first, None))
     with tf.variable_scope(tf.get_variable_scope(), reuse=True):
-      y_fake = bn(tf.constant(fake), options=LayerOptions(hardware.PLANS[plan], second, None))
+      y_fake = bn(tf.constant(fake), options=LayerOptions(ALL_FORMS[plan], second, None))
     with tf.variable_scope("d_bn1", reuse=True):
       mm, mv = tf.get_variable("moving_mean"), tf.get_variable("moving_variance")
     assert len(first.ops) == 2 and len(second.ops) == 2
@@ -410,7 +436,7 @@ def test_held_updates_leave_the_outputs_and_follow_the_calls_order(plan):
   np.testing.assert_allclose(got_mv, want_mv, rtol=1e-5, atol=1e-6)
 
 
-@pytest.mark.parametrize("plan", sorted(hardware.PLANS))
+@pytest.mark.parametrize("plan", sorted(PLAN_FORMS))
 def test_gathering_takes_the_weight_gradient_of_the_layers_it_pays_for(plan):
   """With Gathering, a linear layer whose Matrix outnumbers the replicas' factors gets its
   gradient from the gathered factors and is named in `complete`; a smaller one keeps its own.
@@ -419,7 +445,7 @@ def test_gathering_takes_the_weight_gradient_of_the_layers_it_pays_for(plan):
   x = rng.randn(2, 30).astype(np.float32)
   complete = set()
   with tf.Graph().as_default(), tf.Session() as sess:
-    options = LayerOptions(hardware.PLANS[plan], None, Gathering(1, 2, complete))
+    options = LayerOptions(ALL_FORMS[plan], None, Gathering(1, 2, complete))
     wide = linear(tf.constant(x), 40, "g_h0_lin", options=options)  # 2 x 70 < 30 x 40
     narrow = linear(wide, 1, "d_h3_lin", options=options)  # 2 x 41 > 40 x 1
     assert complete == {"g_h0_lin/Matrix:0"}
