@@ -19,7 +19,8 @@ TensorFlow's own kernels at the architecture's shapes.  Beside them, the column
 machine's kernel plan (hardware.py): where the plan computes a kernel another
 way (the 3-channel layers' sub-pixel forms, weight gradients by patches), that
 column shows what training really runs (bias included, label channels counted
-as input channels).
+as input channels).  "plan bf16" is the same in bfloat16 as --precision bf16
+trains it: the plan's lowered forms under the Session's bf16 rewrite.
 """
 import argparse
 import os
@@ -43,6 +44,7 @@ from common import RESULTS, append_result, machine, matmul_peak_gflops, print_ma
 from hardware import cpu_supports_bf16  # noqa: E402
 from model import DCGAN  # noqa: E402
 from ops import LayerOptions, conv2d, deconv2d  # noqa: E402
+from precision import session_config  # noqa: E402
 from train_speed import CONFIGS, model_layers  # noqa: E402
 
 STRIDES = [1, 2, 2, 1]
@@ -84,11 +86,14 @@ def median_seconds(sess, outputs, repeats):
   return seconds
 
 
-def time_plan_layer(generator, small, large, repeats):
-  """Seconds (median) of forward / data / weights of the layer as ops.py builds it, fp32."""
-  with tf.Graph().as_default(), tf.Session() as sess:
+def time_plan_layer(generator, small, large, repeats, precision="fp32"):
+  """Seconds (median) of forward / data / weights of the layer as ops.py builds it with this
+  machine's plan, in `precision` as training runs it (bf16: the plan's lowered forms, float32
+  variables and the Session's bf16 rewrite)."""
+  plan = hardware.kernel_plan(lowered=precision != "fp32")
+  with tf.Graph().as_default(), tf.Session(config=session_config(precision, plan=plan)) as sess:
     make = lambda shape, seed: tf.Variable(tf.random.normal(shape, seed=seed))
-    options = LayerOptions(hardware.kernel_plan(), None, None)  # this machine's plan
+    options = LayerOptions(plan, None, None)
     if generator:
       x = make(small, 1)
       out = deconv2d(x, [None] + large[1:], name="layer", options=options)
@@ -122,6 +127,23 @@ def time_kernels(small, large, dtype, repeats):
     return median_seconds(sess, kernels, repeats)
 
 
+def layer_gflops(layer, small, large, dtypes, repeats):
+  """{role: {column: GFLOP/s}} of one layer's three kernels (role: forward, data, weights):
+  TensorFlow's kernel in each of dtypes (column: the dtype's name) and the plan's layer
+  (column 'plan', and 'plan_bf16' where bfloat16 is among dtypes)."""
+  flops = 2 * np.prod(small[:3]) * 25 * small[3] * large[3]
+  generator = layer.startswith("generator/")
+  timed = {dt.name: time_kernels(small, large, dt, repeats) for dt in dtypes}
+  plans = {"plan": time_plan_layer(generator, small, large, repeats)}
+  if tf.bfloat16 in dtypes:
+    plans["plan_bf16"] = time_plan_layer(generator, small, large, repeats, "bf16")
+  kernels = {"forward": "conv_transpose" if generator else "conv",
+             "data": "conv" if generator else "conv_transpose", "weights": "filter_grad"}
+  return {role: dict({name: flops / t[kernel] / 1e9 for name, t in timed.items()},
+                     **{name: flops / t[role] / 1e9 for name, t in plans.items()})
+          for role, kernel in kernels.items()}
+
+
 def main():
   parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
   parser.add_argument("--config", choices=sorted(CONFIGS), default="celebA")
@@ -135,26 +157,22 @@ def main():
       "%s_matmul_peak_gflops" % ("fp32" if name == "float32" else "bf16"): value
       for name, value in peaks.items()})
   print_machine(described)
-  print("%-26s %-8s %9s %9s %9s %6s" % ("layer", "kernel", "fp32", "plan", "bf16", "ratio"))
+  print("%-26s %-8s %9s %9s %9s %6s %9s %6s" % ("layer", "kernel", "fp32", "plan", "bf16",
+                                               "ratio", "plan bf16", "ratio"))
   rows = []
   for layer, small, large in conv_layers(args.config, args.batch_size):
-    flops = 2 * np.prod(small[:3]) * 25 * small[3] * large[3]
-    timed = {dt.name: time_kernels(small, large, dt, args.repeats) for dt in dtypes}
-    generator = layer.startswith("generator/")
-    plan = time_plan_layer(generator, small, large, args.repeats)
-    roles = {"forward": "conv_transpose" if generator else "conv",
-             "data": "conv" if generator else "conv_transpose", "weights": "filter_grad"}
-    for role, kernel in roles.items():
-      gflops = {name: flops / t[kernel] / 1e9 for name, t in timed.items()}
-      gflops["plan"] = flops / plan[role] / 1e9
-      bf16 = gflops.get("bfloat16")
-      print("%-26s %-8s %9.1f %9.1f %9s %6s" % (
-          layer, role, gflops["float32"], gflops["plan"], "%.1f" % bf16 if bf16 else "-",
-          "%.2fx" % (bf16 / gflops["float32"]) if bf16 else "-"))
+    gflops = layer_gflops(layer, small, large, dtypes, args.repeats)
+    for role, rates in gflops.items():
+      print("%-26s %-8s %9.1f %9.1f %s" % (
+          layer, role, rates["float32"], rates["plan"],
+          " ".join("%9.1f %5.2fx" % (rates[name], rates[name] / rates[fp32])
+                   for name, fp32 in (("bfloat16", "float32"), ("plan_bf16", "plan"))
+                   if name in rates)))
       rows.append({"layer": layer, "kernel": role, "small": small, "large": large,
-                   "gflops": {k: round(v, 1) for k, v in gflops.items()}})
-  print("(GFLOP/s of each kernel alone, batch %d; fp32 and bf16: TensorFlow's kernel, plan: the "
-        "layer as ops.py computes it with kernel plan %s)" % (args.batch_size, described["kernel_plan"]))
+                   "gflops": {k: round(v, 1) for k, v in rates.items()}})
+  print("(GFLOP/s of each kernel alone, batch %d; fp32 and bf16: TensorFlow's kernel; plan, plan "
+        "bf16: the layer as ops.py computes it with kernel plan %s, as training runs it in that "
+        "precision; ratios: bf16 over fp32)" % (args.batch_size, described["kernel_plan"]))
   result = {"bench": "layer_speed", "time": time.strftime("%Y-%m-%dT%H:%M:%S"),
             "machine": described,
             "config": {"model": args.config, "batch_size": args.batch_size,

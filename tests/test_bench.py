@@ -141,7 +141,7 @@ def test_layer_speed_bench_times_every_conv_kernel_of_the_model(tmp_path):
   assert layers["discriminator/d_h1_conv", "data"]["large"] == [4, 14, 14, 21]
   for row in result["layers"]:
     assert row["gflops"]["float32"] > 0 and row["gflops"]["plan"] > 0
-    assert ("bfloat16" in row["gflops"]) == cpu_supports_bf16()
+    assert ("bfloat16" in row["gflops"]) == ("plan_bf16" in row["gflops"]) == cpu_supports_bf16()
     assert "%s " % row["layer"] in out
 
 
