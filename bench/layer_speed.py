@@ -1,6 +1,6 @@
 """Each convolution kernel of the model alone, in fp32 and in bfloat16.
 
-    python bench/layer_speed.py [--config celebA|mnist] [--repeats 10]
+    python bench/layer_speed.py [--config celebA|mnist] [--repeats 10] [--kernels auto|...]
 
 For every convolutional layer of the model (shapes read from the real graph
 built by model.py, batch 64) it times the three kernels training runs -
@@ -16,11 +16,12 @@ Conv2DBackpropInput, its data gradient a strided Conv2D, its weight gradient
 Conv2DBackpropFilter with the roles of input and output swapped. These are
 TensorFlow's own kernels at the architecture's shapes.  Beside them, the column
 "plan" times the same three for the layer as ops.py builds it under this
-machine's kernel plan (hardware.py): where the plan computes a kernel another
-way (the 3-channel layers' sub-pixel forms, weight gradients by patches), that
-column shows what training really runs (bias included, label channels counted
-as input channels).  "plan bf16" is the same in bfloat16 as --precision bf16
-trains it: the plan's lowered forms under the Session's bf16 rewrite.
+machine's kernel plan (hardware.py; --kernels names another): where the plan
+computes a kernel another way (the 3-channel layers' sub-pixel forms, weight
+gradients by patches), that column shows what training really runs (bias
+included, label channels counted as input channels).  "plan bf16" is the same
+in bfloat16 as --precision bf16 trains it: the plan's lowered forms under the
+Session's bf16 rewrite.
 """
 import argparse
 import os
@@ -86,11 +87,11 @@ def median_seconds(sess, outputs, repeats):
   return seconds
 
 
-def time_plan_layer(generator, small, large, repeats, precision="fp32"):
-  """Seconds (median) of forward / data / weights of the layer as ops.py builds it with this
-  machine's plan, in `precision` as training runs it (bf16: the plan's lowered forms, float32
-  variables and the Session's bf16 rewrite)."""
-  plan = hardware.kernel_plan(lowered=precision != "fp32")
+def time_plan_layer(generator, small, large, repeats, kernels, precision="fp32"):
+  """Seconds (median) of forward / data / weights of the layer as ops.py builds it with the
+  kernel plan `kernels` names (--kernels), in `precision` as training runs it (bf16: the
+  plan's lowered forms, float32 variables and the Session's bf16 rewrite)."""
+  plan = hardware.kernel_plan(kernels, lowered=precision != "fp32")
   with tf.Graph().as_default(), tf.Session(config=session_config(precision, plan=plan)) as sess:
     make = lambda shape, seed: tf.Variable(tf.random.normal(shape, seed=seed))
     options = LayerOptions(plan, None, None)
@@ -127,16 +128,16 @@ def time_kernels(small, large, dtype, repeats):
     return median_seconds(sess, kernels, repeats)
 
 
-def layer_gflops(layer, small, large, dtypes, repeats):
+def layer_gflops(layer, small, large, dtypes, repeats, kernels):
   """{role: {column: GFLOP/s}} of one layer's three kernels (role: forward, data, weights):
   TensorFlow's kernel in each of dtypes (column: the dtype's name) and the plan's layer
   (column 'plan', and 'plan_bf16' where bfloat16 is among dtypes)."""
   flops = 2 * np.prod(small[:3]) * 25 * small[3] * large[3]
   generator = layer.startswith("generator/")
   timed = {dt.name: time_kernels(small, large, dt, repeats) for dt in dtypes}
-  plans = {"plan": time_plan_layer(generator, small, large, repeats)}
+  plans = {"plan": time_plan_layer(generator, small, large, repeats, kernels)}
   if tf.bfloat16 in dtypes:
-    plans["plan_bf16"] = time_plan_layer(generator, small, large, repeats, "bf16")
+    plans["plan_bf16"] = time_plan_layer(generator, small, large, repeats, kernels, "bf16")
   kernels = {"forward": "conv_transpose" if generator else "conv",
              "data": "conv" if generator else "conv_transpose", "weights": "filter_grad"}
   return {role: dict({name: flops / t[kernel] / 1e9 for name, t in timed.items()},
@@ -149,11 +150,14 @@ def main():
   parser.add_argument("--config", choices=sorted(CONFIGS), default="celebA")
   parser.add_argument("--batch_size", type=int, default=64)
   parser.add_argument("--repeats", type=int, default=10)
+  parser.add_argument("--kernels", choices=hardware.KERNEL_CHOICES,
+                      default=hardware.DEFAULT_KERNELS,
+                      help="kernel plan of the plan columns (hardware.py) [auto: this machine's]")
   parser.add_argument("--results", default=RESULTS)
   args = parser.parse_args()
   dtypes = [tf.float32] + ([tf.bfloat16] if cpu_supports_bf16() else [])
   peaks = {dt.name: matmul_peak_gflops(dtype=dt) for dt in dtypes}
-  described = machine(hardware.kernel_plan(), **{
+  described = machine(hardware.kernel_plan(args.kernels), **{
       "%s_matmul_peak_gflops" % ("fp32" if name == "float32" else "bf16"): value
       for name, value in peaks.items()})
   print_machine(described)
@@ -161,7 +165,7 @@ def main():
                                                "ratio", "plan bf16", "ratio"))
   rows = []
   for layer, small, large in conv_layers(args.config, args.batch_size):
-    gflops = layer_gflops(layer, small, large, dtypes, args.repeats)
+    gflops = layer_gflops(layer, small, large, dtypes, args.repeats, args.kernels)
     for role, rates in gflops.items():
       print("%-26s %-8s %9.1f %9.1f %s" % (
           layer, role, rates["float32"], rates["plan"],
