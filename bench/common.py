@@ -74,7 +74,8 @@ def print_machine(described):
       described["tensorflow"], "on" if described["onednn"] else "off",
       " (dispatching %s)" % described["onednn_isa"] if described["onednn_isa"] else "",
       described["kernel_plan"]))
-  print("matmul peak: %s (measured now)" % peaks)
+  if peaks:
+    print("matmul peak: %s (measured now)" % peaks)
 
 
 # The test suite sets it to time one repeat per size: it checks the benches' fields, not

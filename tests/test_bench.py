@@ -187,3 +187,45 @@ def test_scaling_projection_counts_gathered_factors_only_where_they_are_fewer():
   # 4660) are not: G's two updates all-gather, each GPU receiving 7 other GPUs' factors
   assert scaling.collective_bytes_per_gpu(8, total, layers, 64) == pytest.approx(
       2 * 7 / 8 * 4 * d[0] * d[1] + 2 * 7 * 64 * (g[0] + g[1]) * 4)
+
+
+# Two lines oneDNN 3.7 printed with ONEDNN_VERBOSE=1 for a weight gradient and a reorder.
+VERBOSE_WEIGHTS = (
+    "onednn_verbose,v1,primitive,exec,cpu,convolution,jit:avx512_core,backward_weights,"
+    "src:f32::blocked:acdb::f0 wei:f32:ap:blocked:Acdb16a::f0 bia:undef::undef::: "
+    "dst:f32::blocked:acdb::f0,,alg:convolution_direct,"
+    "mb2_ic4oc6_ih8oh4kh5sh2dh0ph1_iw8ow4kw5sw2dw0pw1,0.353027")
+VERBOSE_REORDER = ("onednn_verbose,v1,primitive,exec,cpu,reorder,jit:uni,undef,"
+                   "src:f32::blocked:cdba::f0 dst:f32:p:blocked:Acdb16a::f0,,,6x4x5x5,3.47705")
+
+
+def test_onednn_kernels_reads_what_each_verbose_line_ran():
+  import onednn_kernels
+  execution, ms = onednn_kernels.parse_exec(VERBOSE_WEIGHTS)
+  assert execution == onednn_kernels.Execution(
+      "convolution", "backward_weights", "jit:avx512_core",
+      "mb2_ic4oc6_ih8oh4kh5sh2dh0ph1_iw8ow4kw5sw2dw0pw1",
+      "src f32 acdb, wei f32 Acdb16a, dst f32 acdb") and ms == 0.353027
+  assert onednn_kernels.parse_exec("onednn_verbose,v1,info,cpu,runtime:threadpool,nthr:2") is None
+  assert onednn_kernels.parse_exec("s/iter 0.3") is None
+  rows = onednn_kernels.summarize([VERBOSE_WEIGHTS, VERBOSE_REORDER, VERBOSE_WEIGHTS, "other"], 2)
+  assert [(e.primitive, round(ms, 6), calls) for e, ms, calls in rows] == [
+      ("reorder", 3.47705 / 2, 0.5), ("convolution", 0.353027, 1.0)]
+
+
+def test_onednn_kernels_bench_lists_the_steps_kernels(tmp_path):
+  if not onednn_on():
+    pytest.skip("oneDNN is off on this machine: the bench refuses")
+  out, result = run_bench(tmp_path, "onednn_kernels.py", "--config", "mnist", "--batch_size", "4",
+                          "--filters", "4", "--fc", "16", "--warmup", "1")
+  assert "onednn_verbose" not in out and "per implementation: convolution " in out
+  executions = result["executions"]
+  assert {"forward_training", "backward_data", "backward_weights"} <= {
+      e["propagation"] for e in executions if e["primitive"] == "convolution"}
+  # d_h1_conv's forward (14x14 -> 7x7, 4 + 10 channels out) on a batch of 4: listed, timed
+  h1 = [e for e in executions if e["primitive"] == "convolution" and e["problem"].startswith("mb4_")
+        and e["propagation"] == "forward_training" and "oc14_ih14oh7" in e["problem"]]
+  assert h1 and h1[0]["problem"] in out and h1[0]["ms_per_iteration"] > 0
+  times = [e["ms_per_iteration"] for e in executions]
+  assert times == sorted(times, reverse=True)
+  assert result["config"]["kernel_plan"] == hardware.kernel_plan().name
