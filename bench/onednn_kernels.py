@@ -3,11 +3,11 @@
     python bench/onednn_kernels.py [--config celebA|mnist] [--precision fp32|bf16]
                                    [--kernels auto|...] [--steps 1]
 
-Builds the real model as bench/train_speed.py does (batch 64, the original's
-filter counts, synthetic batches), runs --warmup iterations of
-DCGAN.train_step, then --steps more with oneDNN's verbose mode on
-(ONEDNN_VERBOSE=1, set here before TensorFlow loads; its lines are captured,
-not shown) and sums what they say per kind of execution: the primitive
+In a child Python with oneDNN's verbose mode on (ONEDNN_VERBOSE=1; what oneDNN
+prints goes into the child's pipe, not into this output), builds the real model
+as bench/train_speed.py does (batch 64, the original's filter counts, synthetic
+batches), runs --warmup iterations of DCGAN.train_step, then --steps more, and
+sums what oneDNN says about those per kind of execution: the primitive
 (convolution, matmul, reorder, batch normalization, ...), its propagation
 (forward_training, backward_data, backward_weights), the implementation oneDNN
 chose, the problem's shape and its memory's data types and layouts.
@@ -16,22 +16,22 @@ An implementation's name says what runs: AMX (``avx512_core_amx``), a brgemm
 kernel (``brg...``), an older direct JIT kernel (``jit:avx512_core``,
 ``jit_bf16:avx512_core_bf16``), a GEMM (``gemm:...``) or a reference loop
 (``ref:...``).  Reorders are the layout conversions between kernels.  Ops that
-TensorFlow runs with its own kernels do not appear.  Verbose mode slows the
-step, so the times are for comparing rows, not a speed figure
-(bench/train_speed.py gives that).  Prints the rows that make up most of the
-time, the time per implementation, and appends one JSON line to
+TensorFlow runs with its own kernels appear only where those call oneDNN's
+GEMM (``gemm_api``: with oneDNN off, Eigen's convolutions and matrix products
+do).  Verbose mode slows the step, so the times are for comparing rows, not a
+speed figure (bench/train_speed.py gives that).  Prints the rows that make up
+most of the time, the time per implementation, and appends one JSON line to
 bench/results.jsonl.
 """
 import argparse
 import collections
-import contextlib
+import json
 import os
+import subprocess
 import sys
-import tempfile
 import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-os.environ["ONEDNN_VERBOSE"] = "1"  # oneDNN reads it once, when it first runs
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
@@ -54,7 +54,9 @@ from utils import UserError  # noqa: E402
 Execution = collections.namedtuple(
     "Execution", "primitive propagation implementation problem memory")
 
+# What the child process (--child) prints around oneDNN's lines of the traced iterations.
 MARK = "#dcgan: the traced iterations start here"
+RESULT = "#dcgan: traced "
 
 
 def parse_exec(line):
@@ -65,7 +67,8 @@ def parse_exec(line):
   <problem>,<milliseconds>``; a memory descriptor is ``name:type:flags:kind:layout:...``.
   """
   fields = line.strip().split(",")
-  if not fields[0].startswith("onednn_verbose") or "exec" not in fields:
+  if (not fields[0].startswith("onednn_verbose") or "exec" not in fields
+      or line.count("onednn_verbose") != 1):  # two threads' lines mixed into one: unreadable
     return None
   at = fields.index("exec")
   if len(fields) < at + 9:
@@ -74,68 +77,79 @@ def parse_exec(line):
     milliseconds = float(fields[-1])
   except ValueError:
     return None
-  memory = []
-  for descriptor in fields[at + 5].split():
-    parts = descriptor.split(":")
-    if len(parts) > 4 and parts[1] != "undef":
-      memory.append("%s %s %s" % (parts[0], parts[1], parts[4]))
+  memory = [described for described in map(describe_memory, fields[at + 5].split())
+            if described]
   return Execution(fields[at + 2], fields[at + 4], fields[at + 3], fields[-2],
                    ", ".join(memory)), milliseconds
 
 
+def describe_memory(descriptor):
+  """'name type layout' of one memory descriptor in a verbose line, '' for an unused one:
+  ``src:f32::blocked:acdb::f0`` (primitives) or ``src_f32::blocked:ab:f0`` (the GEMM API that
+  TensorFlow's own kernels call)."""
+  parts = descriptor.split(":")
+  if len(parts) > 3 and parts[1] == "" and "_" in parts[0]:  # the GEMM API's form
+    parts = parts[0].split("_", 1) + parts[1:]
+  if len(parts) > 4 and parts[1] != "undef":
+    return "%s %s %s" % (parts[0], parts[1], parts[4])
+  return ""
+
+
 def summarize(lines, iterations):
-  """[(Execution, ms per iteration, calls per iteration)] of the exec lines among `lines`
-  over `iterations` iterations, the longest first."""
-  spent, calls = collections.Counter(), collections.Counter()
+  """([(Execution, ms per iteration, calls per iteration)] of the exec lines among `lines`
+  over `iterations` iterations, the longest first; how many exec lines were unreadable)."""
+  spent, calls, unreadable = collections.Counter(), collections.Counter(), 0
   for line in lines:
     parsed = parse_exec(line)
     if parsed:
       spent[parsed[0]] += parsed[1]
       calls[parsed[0]] += 1
+    elif ",exec," in line:
+      unreadable += 1
   return [(execution, ms / iterations, calls[execution] / iterations)
-          for execution, ms in spent.most_common()]
+          for execution, ms in spent.most_common()], unreadable
 
 
-@contextlib.contextmanager
-def captured_stdout():
-  """Send this process's file descriptor 1 (where oneDNN prints) to a temporary file; yields
-  a list that holds the file's lines once the block ends."""
-  lines = []
-  sys.stdout.flush()
-  saved = os.dup(1)
-  with tempfile.TemporaryFile(mode="w+") as capture:
-    os.dup2(capture.fileno(), 1)
-    try:
-      yield lines
-    finally:
-      sys.stdout.flush()
-      os.dup2(saved, 1)
-      os.close(saved)
-      capture.seek(0)
-      lines.extend(capture.read().splitlines())
-
-
-def trace(args, plan_name):
-  """(the model's plan, verbose lines of the traced iterations, their seconds): the real
-  model built and warmed up, then args.steps iterations traced."""
+def trace(args):
+  """In the child process: the real model built and warmed up, then args.steps iterations
+  run after MARK, so that oneDNN's lines for them follow it; then RESULT and a JSON object:
+  the plan's name and the traced iterations' seconds."""
   config = session_config(args.precision, False, 0, 0, hardware.kernel_plan(args.kernels))
-  with captured_stdout() as lines:
-    with tf.Graph().as_default(), tf.Session(config=config) as sess:
-      model = DCGAN(sess, batch_size=args.batch_size, sample_num=args.batch_size,
-                    gf_dim=args.filters, df_dim=args.filters, gfc_dim=args.fc, dfc_dim=args.fc,
-                    dataset_name=args.config, seed=0, precision=args.precision,
-                    kernels=plan_name, **CONFIGS[args.config])
-      sess.run(model.init_op)
-      feed = synthetic_feed(model, args.batch_size, np.random.RandomState(0))
-      for _ in range(args.warmup):
-        model.train_step(feed)
-      print(MARK, flush=True)
-      start = time.perf_counter()
-      for _ in range(args.steps):
-        model.train_step(feed)
-      seconds = time.perf_counter() - start
-  traced = lines[next(i for i, line in enumerate(lines) if line == MARK) + 1:]
-  return model.plan, traced, seconds
+  with tf.Graph().as_default(), tf.Session(config=config) as sess:
+    model = DCGAN(sess, batch_size=args.batch_size, sample_num=args.batch_size,
+                  gf_dim=args.filters, df_dim=args.filters, gfc_dim=args.fc, dfc_dim=args.fc,
+                  dataset_name=args.config, seed=0, precision=args.precision,
+                  kernels=args.kernels, **CONFIGS[args.config])
+    sess.run(model.init_op)
+    feed = synthetic_feed(model, args.batch_size, np.random.RandomState(0))
+    for _ in range(args.warmup):
+      model.train_step(feed)
+    print(MARK, flush=True)
+    start = time.perf_counter()
+    for _ in range(args.steps):
+      model.train_step(feed)
+    seconds = time.perf_counter() - start
+  print(RESULT + json.dumps({"plan": model.plan.name, "seconds": seconds}), flush=True)
+
+
+def traced_in_child(argv, timeout=3600):
+  """(plan name, oneDNN's lines of the traced iterations, their seconds), from a child Python
+  running this script with --child and ONEDNN_VERBOSE=1 (oneDNN reads it once, when it first
+  runs): every line oneDNN prints goes into the child's pipe, none into this output.
+  Raises UserError with the child's error line if it fails."""
+  proc = subprocess.run([sys.executable, os.path.abspath(__file__), "--child"] + argv,
+                        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                        timeout=timeout, env=dict(os.environ, ONEDNN_VERBOSE="1"))
+  lines = proc.stdout.splitlines()
+  results = [line for line in lines if line.startswith(RESULT)]
+  if proc.returncode or MARK not in lines or not results:
+    errors = [line for line in proc.stderr.splitlines() if line.startswith("error:")]
+    raise UserError(errors[-1][len("error: "):] if errors else
+                    "the traced run failed (exit code %d): %s"
+                    % (proc.returncode, proc.stderr.strip()[-2000:]))
+  result = json.loads(results[-1][len(RESULT):])
+  traced = lines[lines.index(MARK) + 1:lines.index(results[-1])]
+  return result["plan"], traced, result["seconds"]
 
 
 def print_rows(rows, seconds_per_iteration, share_shown):
@@ -177,33 +191,41 @@ def parse_args():
   parser.add_argument("--share", type=float, default=0.95,
                       help="print the rows that make up this share of the time [0.95]")
   parser.add_argument("--results", default=RESULTS)
+  parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
   return parser.parse_args()
 
 
 def main():
   args = parse_args()
   try:
-    plan, lines, seconds = trace(args, args.kernels)
+    if args.child:
+      trace(args)
+      return 0
+    plan_name, lines, seconds = traced_in_child(sys.argv[1:])
   except UserError as err:
     print("error: %s" % err, file=sys.stderr)
     return 1
-  rows = summarize(lines, args.steps)
+  rows, unreadable = summarize(lines, args.steps)
   if not rows:
     print("error: oneDNN reported no kernel: it is off here (TF_ENABLE_ONEDNN_OPTS=0, or not "
           "an x86 CPU), so TensorFlow's own kernels ran.", file=sys.stderr)
     return 1
-  described = machine(plan)
+  described = machine(hardware.kernel_plan(plan_name))
   print_machine(described)
   print("model: %s, batch %d, %s; %d iteration(s) traced after %d" % (
       args.config, args.batch_size, args.precision, args.steps, args.warmup))
   print_rows(rows, seconds / args.steps, args.share)
+  if unreadable:
+    print("(%d verbose lines left out: oneDNN threads printing at once had mixed them)"
+          % unreadable)
   append_result(args.results, {
       "bench": "onednn_kernels", "time": time.strftime("%Y-%m-%dT%H:%M:%S"),
       "machine": described,
       "config": {"model": args.config, "precision": args.precision,
                  "batch_size": args.batch_size, "filters": args.filters,
-                 "kernel_plan": plan.name, "steps": args.steps, "warmup": args.warmup},
+                 "kernel_plan": plan_name, "steps": args.steps, "warmup": args.warmup},
       "seconds_per_iteration_verbose": round(seconds / args.steps, 4),
+      "unreadable_lines": unreadable,
       "executions": [dict(execution._asdict(), ms_per_iteration=round(ms, 3),
                           calls_per_iteration=calls) for execution, ms, calls in rows]})
   return 0
