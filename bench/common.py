@@ -20,6 +20,27 @@ CONFIGS = {
 }
 
 
+def add_model_arguments(parser):
+  """The flags of the measured model that bench_model builds, on an argparse parser."""
+  parser.add_argument("--config", choices=sorted(CONFIGS), default="celebA")
+  parser.add_argument("--precision", choices=["fp32", "bf16"], default="fp32")
+  parser.add_argument("--kernels", choices=hardware.KERNEL_CHOICES,
+                      default=hardware.DEFAULT_KERNELS,
+                      help="kernel plan (hardware.py) [auto: this machine's]")
+  parser.add_argument("--batch_size", type=int, default=64)
+  parser.add_argument("--filters", type=int, default=64, help="gf_dim = df_dim [64]")
+  parser.add_argument("--fc", type=int, default=1024, help="gfc_dim = dfc_dim (mnist) [1024]")
+
+
+def bench_model(sess, args):
+  """model.py's DCGAN as the benches measure it, in sess's graph, from add_model_arguments'
+  flags: one of CONFIGS, batch args.batch_size, args.filters filters, args.fc units, seed 0."""
+  from model import DCGAN
+  return DCGAN(sess, batch_size=args.batch_size, sample_num=args.batch_size, gf_dim=args.filters,
+               df_dim=args.filters, gfc_dim=args.fc, dfc_dim=args.fc, dataset_name=args.config,
+               seed=0, precision=args.precision, kernels=args.kernels, **CONFIGS[args.config])
+
+
 def synthetic_feed(model, count, rng):
   """A training feed of count random images in the model's value range, labels and z."""
   low, high = model.value_range

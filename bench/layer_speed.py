@@ -41,12 +41,13 @@ import tensorflow.compat.v1 as tf  # noqa: E402
 
 tf.get_logger().setLevel("ERROR")
 
-from common import RESULTS, append_result, machine, matmul_peak_gflops, print_machine  # noqa: E402
+from common import (CONFIGS, RESULTS, append_result, machine, matmul_peak_gflops,  # noqa: E402
+                    print_machine)
 from hardware import cpu_supports_bf16  # noqa: E402
 from model import DCGAN  # noqa: E402
 from ops import LayerOptions, conv2d, deconv2d  # noqa: E402
 from precision import session_config  # noqa: E402
-from train_speed import CONFIGS, model_layers  # noqa: E402
+from train_speed import model_layers  # noqa: E402
 
 STRIDES = [1, 2, 2, 1]
 

@@ -44,9 +44,8 @@ import tensorflow.compat.v1 as tf  # noqa: E402
 
 tf.get_logger().setLevel("ERROR")
 
-from common import (CONFIGS, RESULTS, append_result, machine, print_machine,  # noqa: E402
-                    synthetic_feed)
-from model import DCGAN  # noqa: E402
+from common import (RESULTS, add_model_arguments, append_result, bench_model,  # noqa: E402
+                    machine, print_machine, synthetic_feed)
 from precision import session_config  # noqa: E402
 from utils import UserError  # noqa: E402
 
@@ -116,10 +115,7 @@ def trace(args):
   the plan's name and the traced iterations' seconds."""
   config = session_config(args.precision, False, 0, 0, hardware.kernel_plan(args.kernels))
   with tf.Graph().as_default(), tf.Session(config=config) as sess:
-    model = DCGAN(sess, batch_size=args.batch_size, sample_num=args.batch_size,
-                  gf_dim=args.filters, df_dim=args.filters, gfc_dim=args.fc, dfc_dim=args.fc,
-                  dataset_name=args.config, seed=0, precision=args.precision,
-                  kernels=args.kernels, **CONFIGS[args.config])
+    model = bench_model(sess, args)
     sess.run(model.init_op)
     feed = synthetic_feed(model, args.batch_size, np.random.RandomState(0))
     for _ in range(args.warmup):
@@ -178,16 +174,9 @@ def print_rows(rows, seconds_per_iteration, share_shown):
 
 def parse_args():
   parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-  parser.add_argument("--config", choices=sorted(CONFIGS), default="celebA")
-  parser.add_argument("--precision", choices=["fp32", "bf16"], default="fp32")
-  parser.add_argument("--kernels", choices=hardware.KERNEL_CHOICES,
-                      default=hardware.DEFAULT_KERNELS,
-                      help="kernel plan (hardware.py) [auto: this machine's]")
+  add_model_arguments(parser)
   parser.add_argument("--steps", type=int, default=1, help="traced iterations [1]")
   parser.add_argument("--warmup", type=int, default=2, help="untraced iterations first [2]")
-  parser.add_argument("--batch_size", type=int, default=64)
-  parser.add_argument("--filters", type=int, default=64, help="gf_dim = df_dim [64]")
-  parser.add_argument("--fc", type=int, default=1024, help="gfc_dim = dfc_dim (mnist) [1024]")
   parser.add_argument("--share", type=float, default=0.95,
                       help="print the rows that make up this share of the time [0.95]")
   parser.add_argument("--results", default=RESULTS)

@@ -51,9 +51,9 @@ import tensorflow.compat.v1 as tf  # noqa: E402
 
 tf.get_logger().setLevel("ERROR")
 
-from common import (CONFIGS, RESULTS, append_result, machine, matmul_peak_gflops,  # noqa: E402
-                    print_machine, synthetic_feed, time_iterations)
-from model import DCGAN  # noqa: E402
+from common import (RESULTS, add_model_arguments, append_result,  # noqa: E402
+                    bench_model, machine, matmul_peak_gflops, print_machine, synthetic_feed,
+                    time_iterations)
 from precision import session_config  # noqa: E402
 from step import UPDATES  # noqa: E402
 from ops import conv_out_size_same  # noqa: E402
@@ -112,26 +112,18 @@ def iteration_flops(model):
 
 def parse_args():
   parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-  parser.add_argument("--config", choices=sorted(CONFIGS), default="celebA")
-  parser.add_argument("--precision", choices=["fp32", "bf16"], default="fp32")
+  add_model_arguments(parser)
   parser.add_argument("--xla", action="store_true", help="XLA JIT compilation (global_jit_level ON_1)")
   parser.add_argument("--steps", type=int, default=10, help="timed iterations [10]")
   parser.add_argument("--warmup", type=int, default=3, help="untimed iterations first [3]")
-  parser.add_argument("--batch_size", type=int, default=64)
-  parser.add_argument("--filters", type=int, default=64, help="gf_dim = df_dim [64]")
-  parser.add_argument("--fc", type=int, default=1024, help="gfc_dim = dfc_dim (mnist) [1024]")
   parser.add_argument("--intra_op_threads", type=int, default=0)
   parser.add_argument("--inter_op_threads", type=int, default=0)
-  parser.add_argument("--kernels", choices=hardware.KERNEL_CHOICES,
-                      default=hardware.DEFAULT_KERNELS,
-                      help="kernel plan (hardware.py) [auto: this machine's]")
   parser.add_argument("--results", default=RESULTS)
   return parser.parse_args()
 
 
 def main():
   args = parse_args()
-  shape = CONFIGS[args.config]
   try:
     config = session_config(args.precision, args.xla, args.intra_op_threads,
                             args.inter_op_threads, hardware.kernel_plan(args.kernels))
@@ -143,9 +135,7 @@ def main():
   peak_bf16 = matmul_peak_gflops(dtype=tf.bfloat16) if args.precision == "bf16" else None
   rng = np.random.RandomState(0)
   with tf.Graph().as_default(), tf.Session(config=config) as sess:
-    model = DCGAN(sess, batch_size=args.batch_size, sample_num=args.batch_size, gf_dim=args.filters,
-                  df_dim=args.filters, gfc_dim=args.fc, dfc_dim=args.fc, dataset_name=args.config,
-                  seed=0, precision=args.precision, kernels=args.kernels, **shape)
+    model = bench_model(sess, args)
     described = machine(model.plan, fp32_matmul_peak_gflops=peak,
                         bf16_matmul_peak_gflops=peak_bf16)
     sess.run(model.init_op)
