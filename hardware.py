@@ -164,7 +164,13 @@ def onednn_probe(timeout=120):
                           stderr=subprocess.STDOUT, text=True, timeout=timeout, env=env)
   except (OSError, subprocess.SubprocessError):
     return False, None
-  lines = [line for line in proc.stdout.splitlines() if line.startswith("onednn_verbose")]
+  return onednn_reported(proc.stdout.splitlines())
+
+
+def onednn_reported(lines):
+  """(oneDNN executed a convolution, the ISA it names or None) from a process's output lines
+  printed with ONEDNN_VERBOSE=1 (onednn_probe's, or a bench's own traced run)."""
+  lines = [line for line in lines if line.startswith("onednn_verbose")]
   isa = next((line.split(",isa:", 1)[1].strip() for line in lines if ",isa:" in line), None)
   return any(",exec,cpu,convolution," in line for line in lines), isa
 
@@ -271,16 +277,17 @@ def kernel_plan(name=DEFAULT_KERNELS, lowered=False):
   return plan
 
 
-def describe(plan):
+def describe(plan, onednn=None):
   """What a benchmark figure depends on: CPU, instruction set, oneDNN, TensorFlow, the kernel
   plan (a KernelPlan) the graph is built with.
 
-  Imports TensorFlow (call configure() first) and starts one child Python (onednn_probe).
+  onednn: (on, ISA) as onednn_reported gives them, when the caller's own run already said;
+  None: asked of one child Python (onednn_probe).  Imports TensorFlow (call configure() first).
   """
   import tensorflow as tf
   model, flags = cpu_info()
   features = cpu_features(flags)
-  onednn, isa = onednn_probe()
+  onednn, isa = onednn if onednn is not None else onednn_probe()
   return {
       "cpu_model": model,
       "cpus": os.cpu_count(),

@@ -73,10 +73,10 @@ def append_result(path, result):
   print("appended to %s" % path)
 
 
-def machine(plan, **peaks):
-  """hardware.describe(plan) plus the peaks measured in this run (GFLOP/s, rounded), for
-  results.jsonl; plan: the hardware.KernelPlan the measured graph was built with."""
-  described = hardware.describe(plan)
+def machine(plan, onednn=None, **peaks):
+  """hardware.describe(plan, onednn) plus the peaks measured in this run (GFLOP/s, rounded),
+  for results.jsonl; plan: the hardware.KernelPlan the measured graph was built with."""
+  described = hardware.describe(plan, onednn)
   described.update({name: round(value, 1) for name, value in peaks.items() if value})
   return described
 

@@ -129,7 +129,8 @@ def trace(args):
 
 
 def traced_in_child(argv, timeout=3600):
-  """(plan name, oneDNN's lines of the traced iterations, their seconds), from a child Python
+  """(plan name, oneDNN's lines of the traced iterations, their seconds, (oneDNN on, its ISA)
+  as hardware.onednn_reported reads the child's whole output), from a child Python
   running this script with --child and ONEDNN_VERBOSE=1 (oneDNN reads it once, when it first
   runs): every line oneDNN prints goes into the child's pipe, none into this output.
   Raises UserError with the child's error line if it fails."""
@@ -145,7 +146,7 @@ def traced_in_child(argv, timeout=3600):
                     % (proc.returncode, proc.stderr.strip()[-2000:]))
   result = json.loads(results[-1][len(RESULT):])
   traced = lines[lines.index(MARK) + 1:lines.index(results[-1])]
-  return result["plan"], traced, result["seconds"]
+  return result["plan"], traced, result["seconds"], hardware.onednn_reported(lines)
 
 
 def print_rows(rows, seconds_per_iteration, share_shown):
@@ -190,7 +191,7 @@ def main():
     if args.child:
       trace(args)
       return 0
-    plan_name, lines, seconds = traced_in_child(sys.argv[1:])
+    plan_name, lines, seconds, onednn = traced_in_child(sys.argv[1:])
   except UserError as err:
     print("error: %s" % err, file=sys.stderr)
     return 1
@@ -199,7 +200,7 @@ def main():
     print("error: oneDNN reported no kernel: it is off here (TF_ENABLE_ONEDNN_OPTS=0, or not "
           "an x86 CPU), so TensorFlow's own kernels ran.", file=sys.stderr)
     return 1
-  described = machine(hardware.kernel_plan(plan_name))
+  described = machine(hardware.kernel_plan(plan_name), onednn)
   print_machine(described)
   print("model: %s, batch %d, %s; %d iteration(s) traced after %d" % (
       args.config, args.batch_size, args.precision, args.steps, args.warmup))

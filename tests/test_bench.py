@@ -86,10 +86,14 @@ def test_train_speed_bench_reports_its_fields(tmp_path, config):
 
 
 @functools.lru_cache(maxsize=None)
+def onednn_probed():
+  """hardware.onednn_probe() (a child process), asked once: (oneDNN on, its ISA)."""
+  return hardware.onednn_probe()
+
+
 def onednn_on():
-  """Whether TensorFlow runs oneDNN kernels here (hardware.onednn_probe: a child process),
-  asked once."""
-  return hardware.onednn_probe()[0]
+  """Whether TensorFlow runs oneDNN kernels here."""
+  return onednn_probed()[0]
 
 
 def test_forward_flops_of_celeba_64():
@@ -238,3 +242,5 @@ def test_onednn_kernels_bench_lists_the_steps_kernels(tmp_path):
   times = [e["ms_per_iteration"] for e in executions]
   assert times == sorted(times, reverse=True)
   assert result["config"]["kernel_plan"] == hardware.kernel_plan().name
+  # read from the traced run itself, and what a probe of this machine says
+  assert (result["machine"]["onednn"], result["machine"]["onednn_isa"]) == onednn_probed()
