@@ -239,8 +239,8 @@ PLANS["cpu"] = PLANS["plain"]._replace(name="cpu")
 # (kernel_plan's lowered), beyond batch statistics by the fused kernel (every plan).
 LOWERED = {
     # bf16 on an AVX512-BF16 EPYC: oneDNN's bf16 weight gradients of the 4x4 layers (g_h1,
-    # d_h3) ran at 0.6x their fp32 speed, image patches times one bf16 matmul faster:
-    # celebA-64 11% faster, MNIST (no 4x4 layer) unchanged (docs/PERFORMANCE.md).
+    # d_h3) ran at 0.7-0.8x their fp32 speed, image patches times one bf16 matmul faster:
+    # celebA-64 1.12-1.17x faster, MNIST (no 4x4 layer) unchanged (docs/PERFORMANCE.md).
     "avx512": dict(layer_grads="chosen", patches_max_pixels=16),
 }
 
