@@ -104,19 +104,35 @@ def print_machine(described):
 PEAK_SECONDS_VARIABLE = "BENCH_PEAK_SECONDS"
 
 
-def matmul_peak_gflops(sizes=(2048, 4096), seconds=None, dtype=tf.float32):
+def thread_pools(config):
+  """A ConfigProto with config's thread counts and nothing else (no rewrite, no XLA).
+
+  TensorFlow sizes a process's thread pools when its first Session starts: the CPU device's
+  intra-op pool always, the inter-op pool unless use_per_session_threads is set. A later
+  Session runs on those pools whatever its own config says (measured: a first Session with one
+  intra-op thread held a later two-thread Session's matmul at 107 GFLOP/s, against 201 the
+  other way round). So a bench that opens a Session before the measured model's, as the peak
+  does, opens it with the model's thread counts, or the model runs on the peak's pools.
+  """
+  return tf.ConfigProto(intra_op_parallelism_threads=config.intra_op_parallelism_threads,
+                        inter_op_parallelism_threads=config.inter_op_parallelism_threads)
+
+
+def matmul_peak_gflops(sizes=(2048, 4096), seconds=None, dtype=tf.float32, config=None):
   """Best GFLOP/s of an n x n x n matmul in a Session on this machine (2 n^3 FLOPs each).
 
   The operands are variables already in `dtype` (no cast is timed) and only one
   row of the product is fetched, so the figure is the matmul alone; the best
   over the sizes and over the repeats (about `seconds` per size: 1.5, or
-  $BENCH_PEAK_SECONDS) is the peak.
+  $BENCH_PEAK_SECONDS) is the peak.  config: the measured model's Session config, whose
+  thread counts the peak's Sessions take (thread_pools: the first Session sizes them).
   """
   if seconds is None:
     seconds = float(os.environ.get(PEAK_SECONDS_VARIABLE, 1.5))
+  threads = thread_pools(config) if config is not None else None
   best_rate = 0.0
   for n in sizes:
-    with tf.Graph().as_default(), tf.Session() as sess:
+    with tf.Graph().as_default(), tf.Session(config=threads) as sess:
       a = tf.Variable(tf.cast(tf.random.uniform([n, n], seed=1), dtype))
       b = tf.Variable(tf.cast(tf.random.uniform([n, n], seed=2), dtype))
       op = tf.reduce_sum(tf.cast(tf.matmul(a, b)[:1], tf.float32))

@@ -157,8 +157,10 @@ def main():
   parser.add_argument("--results", default=RESULTS)
   args = parser.parse_args()
   dtypes = [tf.float32] + ([tf.bfloat16] if cpu_supports_bf16() else [])
-  peaks = {dt.name: matmul_peak_gflops(dtype=dt) for dt in dtypes}
-  described = machine(hardware.kernel_plan(args.kernels), **{
+  plan = hardware.kernel_plan(args.kernels)
+  # the first Session sizes the process's thread pools (common.thread_pools): the plan's
+  peaks = {dt.name: matmul_peak_gflops(dtype=dt, config=session_config(plan=plan)) for dt in dtypes}
+  described = machine(plan, **{
       "%s_matmul_peak_gflops" % ("fp32" if name == "float32" else "bf16"): value
       for name, value in peaks.items()})
   print_machine(described)

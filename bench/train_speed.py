@@ -131,8 +131,9 @@ def main():
     print("error: %s" % err, file=sys.stderr)
     return 1
 
-  peak = matmul_peak_gflops()
-  peak_bf16 = matmul_peak_gflops(dtype=tf.bfloat16) if args.precision == "bf16" else None
+  peak = matmul_peak_gflops(config=config)
+  peak_bf16 = (matmul_peak_gflops(dtype=tf.bfloat16, config=config) if args.precision == "bf16"
+               else None)
   rng = np.random.RandomState(0)
   with tf.Graph().as_default(), tf.Session(config=config) as sess:
     model = bench_model(sess, args)

@@ -1,5 +1,6 @@
 """The benchmarks run and report their fields (no timing is asserted)."""
 import functools
+import importlib
 import json
 import os
 import subprocess
@@ -83,6 +84,37 @@ def test_train_speed_bench_reports_its_fields(tmp_path, config):
   if precision == "bf16":
     assert "bf16" in out and result["machine"]["bf16_matmul_peak_gflops"] > 0
     assert result["percent_of_bf16_peak"] is not None
+
+
+class FirstSession(Exception):
+  """Raised where a bench opens its first Session: what it asked for is recorded."""
+
+
+@pytest.mark.parametrize("script, args, threads", [
+    ("train_speed", ["--config", "mnist", "--intra_op_threads", "1", "--inter_op_threads", "1",
+                     "--precision", "bf16" if cpu_supports_bf16() else "fp32"], (1, 1)),
+    ("layer_speed", ["--config", "mnist", "--kernels", "avx2"],
+     (0, hardware.PLANS["avx2"].inter_op_threads)),
+])
+def test_a_benchs_first_session_asks_for_the_threads_of_what_it_measures(monkeypatch, script,
+                                                                         args, threads):
+  """TensorFlow sizes a process's thread pools at its first Session and every later one runs on
+  them (common.thread_pools): the peak's Session, opened first, must ask for the model's."""
+  asked = []
+
+  def first_session(*unused, config=None, **kwargs):
+    asked.append(config)
+    raise FirstSession()
+
+  monkeypatch.setattr(tf, "Session", first_session)
+  monkeypatch.setattr(sys, "argv", [script] + args)
+  with pytest.raises(FirstSession):
+    importlib.import_module(script).main()
+  assert asked[0] is not None
+  assert (asked[0].intra_op_parallelism_threads, asked[0].inter_op_parallelism_threads) == threads
+  # and nothing but threads: the fp32 peak is not lowered by a bf16 run's rewrite
+  assert asked[0] == tf.ConfigProto(intra_op_parallelism_threads=threads[0],
+                                    inter_op_parallelism_threads=threads[1])
 
 
 @functools.lru_cache(maxsize=None)
