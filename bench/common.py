@@ -54,16 +54,60 @@ def synthetic_feed(model, count, rng):
 
 def time_iterations(model, feed, warmup, steps):
   """(seconds of each of `steps` DCGAN.train_step iterations after `warmup` untimed ones,
-  the last iteration's step.Step).  Each fetches the losses and summaries, as every step of
-  the training loop does (training.py)."""
+  the last iteration's step.Step, cpu_use_since over the timed ones).  Each fetches the
+  losses and summaries, as every step of the training loop does (training.py)."""
   for _ in range(warmup):
     model.train_step(feed)
   times, losses = [], None
+  clock = cpu_clock()
   for _ in range(steps):
     start = time.perf_counter()
     losses = model.train_step(feed)
     times.append(time.perf_counter() - start)
-  return times, losses
+  return times, losses, cpu_use_since(clock)
+
+
+def cpu_clock(stat="/proc/stat"):
+  """(wall seconds, this process's CPU seconds, the machine's CPU time by /proc/stat field in
+  seconds or None where there is no /proc/stat) now: cpu_use_since takes it."""
+  try:
+    with open(stat) as f:
+      fields = f.readline().split()[1:]
+    ticks = [int(value) / os.sysconf("SC_CLK_TCK") for value in fields]
+  except (OSError, ValueError):
+    ticks = None
+  return time.perf_counter(), time.process_time(), ticks
+
+
+def cpu_use_since(before, stat="/proc/stat"):
+  """What the CPUs did since cpu_clock() gave `before`: {'cpus', 'process_cpus' (CPUs' worth
+  this process ran on), 'others_percent' (of all CPU time: other processes and the kernel's
+  interrupts), 'steal_percent' (time the hypervisor gave this machine's CPUs to someone else)}.
+  A run whose peak or step time falls while process_cpus stays near 'cpus' lost its speed
+  inside the cores (the host's sharing of them, their clock), not to other work."""
+  now = cpu_clock(stat)
+  wall, process = now[0] - before[0], now[1] - before[1]
+  ticks = ([b - a for a, b in zip(before[2], now[2])] if None not in (before[2], now[2])
+           else None)
+  use = {"cpus": os.cpu_count(), "process_cpus": round(process / wall, 2),
+         "others_percent": None, "steal_percent": None}
+  if ticks is not None and sum(ticks) > 0:
+    # user nice system idle iowait irq softirq steal [guest guest_nice: inside user]
+    busy = sum(ticks[i] for i in (0, 1, 2, 5, 6) if i < len(ticks))
+    use["others_percent"] = round(100 * max(busy - process, 0) / sum(ticks[:8]), 1)
+    use["steal_percent"] = round(100 * ticks[7] / sum(ticks[:8]), 1) if len(ticks) > 7 else 0.0
+  return use
+
+
+def print_cpu_use(uses):
+  """One line from {what was timed: cpu_use_since(...)}: how many CPUs this process ran on
+  while each was timed, and what else the machine and its host did meanwhile."""
+  print("CPUs (%d): %s" % (next(iter(uses.values()))["cpus"], "; ".join(
+      "%s %.2f this process%s" % (
+          name, use["process_cpus"],
+          ", others %.0f%%, host steal %.0f%%" % (use["others_percent"], use["steal_percent"])
+          if use["steal_percent"] is not None else "")
+      for name, use in uses.items())))
 
 
 def append_result(path, result):

@@ -177,7 +177,7 @@ def child(args):
     model.coordination.start(model.job([0] * 6400), training.settings_from(
         argparse.Namespace(), model.default_learning_rate, model.checkpoint_dir, model.sample_dir))
     feed = synthetic_feed(model, args.batch_size * local, rng)
-    times, _ = time_iterations(model, feed, args.warmup, args.steps)
+    times, _, _ = time_iterations(model, feed, args.warmup, args.steps)
     traced = traced_iteration(model, feed)
     grads = {"d": sum(int(np.prod(v.shape.as_list())) for v in model.d_vars) * 4,
              "g": sum(int(np.prod(v.shape.as_list())) for v in model.g_vars) * 4}

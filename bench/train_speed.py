@@ -52,8 +52,8 @@ import tensorflow.compat.v1 as tf  # noqa: E402
 tf.get_logger().setLevel("ERROR")
 
 from common import (RESULTS, add_model_arguments, append_result,  # noqa: E402
-                    bench_model, machine, matmul_peak_gflops, print_machine, synthetic_feed,
-                    time_iterations)
+                    bench_model, cpu_clock, cpu_use_since, machine, matmul_peak_gflops,
+                    print_cpu_use, print_machine, synthetic_feed, time_iterations)
 from precision import session_config  # noqa: E402
 from step import UPDATES  # noqa: E402
 from ops import conv_out_size_same  # noqa: E402
@@ -131,9 +131,11 @@ def main():
     print("error: %s" % err, file=sys.stderr)
     return 1
 
+  clock = cpu_clock()
   peak = matmul_peak_gflops(config=config)
   peak_bf16 = (matmul_peak_gflops(dtype=tf.bfloat16, config=config) if args.precision == "bf16"
                else None)
+  peak_use = cpu_use_since(clock)
   rng = np.random.RandomState(0)
   with tf.Graph().as_default(), tf.Session(config=config) as sess:
     model = bench_model(sess, args)
@@ -141,8 +143,8 @@ def main():
                         bf16_matmul_peak_gflops=peak_bf16)
     sess.run(model.init_op)
     g_f, d_f, flops = iteration_flops(model)
-    times, last = time_iterations(model, synthetic_feed(model, args.batch_size, rng),
-                                  args.warmup, args.steps)
+    times, last, steps_use = time_iterations(model, synthetic_feed(model, args.batch_size, rng),
+                                             args.warmup, args.steps)
   s_per_iter = float(np.median(times))
   achieved = flops / s_per_iter / 1e9
   result = {
@@ -162,18 +164,28 @@ def main():
       "percent_of_fp32_peak": round(100 * achieved / peak, 1),
       "percent_of_bf16_peak": round(100 * achieved / peak_bf16, 1) if peak_bf16 else None,
       "losses_finite": bool(np.isfinite(list(last.losses)).all()),
+      "cpu_use": {"peak": peak_use, "steps": steps_use},
   }
-  print()
-  print_machine(described)
-  print("model: %s, batch %d, %s%s, inter-op threads %s; iteration = 1 D + 2 G updates = %.1f GFLOP"
-        % (args.config, args.batch_size, args.precision, " + XLA" if args.xla else "",
-           config.inter_op_parallelism_threads or "TensorFlow's", flops / 1e9))
-  print("s/iter %.3f (median of %d; best %.3f)  img/s %.1f  achieved %.1f GFLOP/s  = %.1f%% of fp32 peak%s"
-        % (s_per_iter, args.steps, min(times), result["images_per_s"], achieved,
-           result["percent_of_fp32_peak"],
-           " (%.1f%% of bf16 peak)" % result["percent_of_bf16_peak"] if peak_bf16 else ""))
+  print_result(args, result)
   append_result(args.results, result)
   return 0
+
+
+def print_result(args, result):
+  """The machine, the model and the figures of one run, as its JSON result has them."""
+  print()
+  print_machine(result["machine"])
+  print("model: %s, batch %d, %s%s, inter-op threads %s; iteration = 1 D + 2 G updates = %.1f GFLOP"
+        % (args.config, args.batch_size, args.precision, " + XLA" if args.xla else "",
+           result["config"]["inter_op_threads"] or "TensorFlow's",
+           result["flops"]["iteration"] / 1e9))
+  print("s/iter %.3f (median of %d; best %.3f)  img/s %.1f  achieved %.1f GFLOP/s"
+        "  = %.1f%% of fp32 peak%s"
+        % (result["s_per_iter"], args.steps, result["s_per_iter_min"], result["images_per_s"],
+           result["achieved_gflops"], result["percent_of_fp32_peak"],
+           " (%.1f%% of bf16 peak)" % result["percent_of_bf16_peak"]
+           if result["percent_of_bf16_peak"] is not None else ""))
+  print_cpu_use(result["cpu_use"])
 
 
 if __name__ == "__main__":

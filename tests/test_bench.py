@@ -17,6 +17,7 @@ from model import DCGAN
 from utils import UserError
 
 sys.path.insert(0, os.path.join(PROJECT_DIR, "bench"))
+import common  # noqa: E402
 import train_speed  # noqa: E402
 
 
@@ -77,6 +78,10 @@ def test_train_speed_bench_reports_its_fields(tmp_path, config):
   assert result["config"]["inter_op_threads"] == plan.inter_op_threads
   assert result["config"]["model"] == config and result["losses_finite"]
   assert result["s_per_iter"] > 0 and result["images_per_s"] > 0 and result["achieved_gflops"] > 0
+  assert "CPUs (%d): peak " % os.cpu_count() in out and "; steps " in out
+  for use in result["cpu_use"].values():  # the peak's and the timed steps'
+    assert use["cpus"] == os.cpu_count() and 0 < use["process_cpus"] <= use["cpus"] + 0.1
+    assert 0 <= use["others_percent"] <= 100 and 0 <= use["steal_percent"] <= 100
   assert result["machine"]["fp32_matmul_peak_gflops"] > 0
   flops = result["flops"]
   assert flops["iteration"] == 4 * (7 * flops["generator_forward_per_example"]
@@ -84,6 +89,22 @@ def test_train_speed_bench_reports_its_fields(tmp_path, config):
   if precision == "bf16":
     assert "bf16" in out and result["machine"]["bf16_matmul_peak_gflops"] > 0
     assert result["percent_of_bf16_peak"] is not None
+
+
+def test_cpu_use_reads_steal_and_other_work_from_the_machines_counters(tmp_path):
+  stat = tmp_path / "stat"
+  # user nice system idle iowait irq softirq steal guest guest_nice, in clock ticks
+  stat.write_text("cpu  1000 0 200 5000 0 0 0 50 0 0\ncpu0 1 2 3\n")
+  clock = common.cpu_clock(str(stat))
+  hz = os.sysconf("SC_CLK_TCK")
+  stat.write_text("cpu  %d 0 200 %d 0 0 0 %d 0 0\n" % (1000 + 3 * hz, 5000 + hz, 50 + hz))
+  use = common.cpu_use_since(clock, str(stat))
+  # 5 s of CPU time passed: 3 s busy (not this process: it ran for a few milliseconds), 1 s
+  # idle, 1 s stolen by the host
+  assert use["steal_percent"] == 20.0 and 58 <= use["others_percent"] <= 60
+  assert use["cpus"] == os.cpu_count() and 0 <= use["process_cpus"] <= use["cpus"]
+  missing = common.cpu_use_since(common.cpu_clock(str(tmp_path / "none")), str(tmp_path / "none"))
+  assert missing["steal_percent"] is None and missing["others_percent"] is None
 
 
 class FirstSession(Exception):
