@@ -66,6 +66,12 @@ def test_on_a_simulated_gpu_the_session_gets_float16_only_with_fp16(monkeypatch)
   monkeypatch.setattr(precision_module, "cpu_supports_bf16", lambda: True)
   rewrite = session_config("fp16").graph_options.rewrite_options
   assert rewrite.auto_mixed_precision == rewrite.ON and not rewrite.auto_mixed_precision_cpu
+  # on a GPU nothing is turned off; under the CPU emulation what would crash it or slow it
+  emulated = session_config(FP16).graph_options.rewrite_options
+  for name in precision_module.EMULATION_OFF:
+    assert getattr(rewrite, name) != rewrite.OFF and getattr(emulated, name) == rewrite.OFF, name
+  assert not rewrite.disable_model_pruning and emulated.disable_model_pruning
+  assert rewrite.meta_optimizer_iterations != rewrite.ONE == emulated.meta_optimizer_iterations
   for precision in ("fp32", "bf16"):
     try:
       rewrite = session_config(precision).graph_options.rewrite_options
