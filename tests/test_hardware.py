@@ -41,17 +41,22 @@ def run_python(code, **env):
   proc = subprocess.run([sys.executable, "-c", code], cwd=PROJECT_DIR, env=environ, timeout=300,
                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
   assert proc.returncode == 0, proc.stderr[-2000:]
-  return proc.stdout.split()
+  return proc.stdout
 
 
 @pytest.mark.skipif(hardware.platform.machine().lower() not in hardware.X86_MACHINES,
                     reason="the default is for x86 CPUs")
 def test_importing_the_model_runs_tensorflow_with_onednn_unless_the_user_said_no():
-  # the probe asks a child of the process that imported the model, with that process's
-  # environment: what its TensorFlow runs
-  code = "import model, hardware; print(hardware.decided_by, hardware.onednn_probe()[0])"
-  assert run_python(code) == ["dcgan", "True"]
-  assert run_python(code, TF_ENABLE_ONEDNN_OPTS="0") == ["user", "False"]
+  # a convolution in the process that imported the model, oneDNN's verbose mode saying who ran
+  # it (as hardware.onednn_probe asks its child)
+  code = ("import model, hardware; tf = model.tf; x = tf.random.uniform([1, 8, 8, 4]); "
+          "tf.Session().run(tf.nn.conv2d(x, tf.ones([3, 3, 4, 4]), 1, 'SAME')); "
+          "print('decided_by', hardware.decided_by)")
+  for environ, decided_by, onednn in (({}, "dcgan", True),
+                                      ({"TF_ENABLE_ONEDNN_OPTS": "0"}, "user", False)):
+    lines = run_python(code, ONEDNN_VERBOSE="1", **environ).splitlines()
+    assert "decided_by " + decided_by in lines
+    assert hardware.onednn_reported(lines)[0] == onednn
 
 
 @pytest.mark.parametrize("flags,environ,kind,bf16", [
