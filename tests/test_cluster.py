@@ -22,6 +22,7 @@ import cluster as cluster_module
 import roles
 from conftest import PROJECT_DIR
 from model import DCGAN
+from test_main import run_main_here
 from utils import UserError
 
 MAIN = os.path.join(PROJECT_DIR, "main.py")
@@ -93,20 +94,13 @@ def workers():
     group.kill()
 
 
-def run_main(cwd, *args):
-  proc = subprocess.run([sys.executable, MAIN] + list(args), cwd=str(cwd), stdout=subprocess.PIPE,
-                        stderr=subprocess.PIPE, text=True, timeout=600,
-                        env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"))
-  assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-  return proc
-
-
 def checkpoint_names(folder):
   path = tf.train.latest_checkpoint(folder)
   return path, sorted(tf.train.load_checkpoint(path).get_variable_to_shape_map())
 
 
-def test_two_workers_train_one_run_folder_that_resumes_on_one_worker(tmp_path, workers):
+def test_two_workers_train_one_run_folder_that_resumes_on_one_worker(tmp_path, workers,
+                                                                    monkeypatch, capsys):
   chief_out, other_out = tmp_path / "chief", tmp_path / "other"
   group = workers(tmp_path, MNIST + ["--epoch", "1", "--train_size", "512", "--out_name", "run"],
                   {0: ["--out_dir", str(chief_out), "--seed", "7"],
@@ -140,14 +134,17 @@ def test_two_workers_train_one_run_folder_that_resumes_on_one_worker(tmp_path, w
                    dataset_name="mnist", seed=0)
     assert names == sorted(v.op.name for v in single.all_vars)
 
-  # resumes on one worker at the chief's counter; test mode loads it like any other
-  proc = run_main(tmp_path, *(MNIST + ["--epoch", "2", "--train_size", "512", "--out_dir",
-                                       str(chief_out), "--out_name", "run"]))
-  assert "Load SUCCESS: resuming at counter 5" in proc.stdout
+  # resumes on one worker at the chief's counter; test mode loads it like any other (both in
+  # this process: one TensorFlow start each fewer)
+  _, out, _ = run_main_here(tmp_path, monkeypatch, capsys, *(MNIST + [
+      "--epoch", "2", "--train_size", "512", "--out_dir", str(chief_out), "--out_name", "run"]),
+      check=True)
+  assert "Load SUCCESS: resuming at counter 5" in out
   # counter 5 on 8 steps per epoch (one replica) is epoch 0, step 4: 4 + 8 steps to counter 17
-  assert " [*] Trained to counter 17;" in proc.stdout
-  proc = run_main(tmp_path, "--dataset", "mnist", "--out_dir", str(chief_out), "--out_name", "run")
-  assert "Success to read model.b64-17" in proc.stdout
+  assert " [*] Trained to counter 17;" in out
+  _, out, _ = run_main_here(tmp_path, monkeypatch, capsys, "--dataset", "mnist", "--out_dir",
+                            str(chief_out), "--out_name", "run", check=True)
+  assert "Success to read model.b64-17" in out
   assert glob.glob(str(run / "samples" / "test_*.png"))
 
 
