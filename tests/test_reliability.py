@@ -13,7 +13,7 @@ import pytest
 import tensorflow.compat.v1 as tf
 
 from conftest import PROJECT_DIR, write_images
-from test_main import run_main, run_main_here
+from test_main import run_main_here
 
 MAIN = os.path.join(PROJECT_DIR, "main.py")
 
@@ -126,11 +126,11 @@ def test_nan_losses_stop_and_keep_the_good_checkpoint(tmp_path, monkeypatch, cap
   write_images(str(tmp_path / "data" / "faces"), 8, size=(40, 40))
   run_main_here(tmp_path, monkeypatch, capsys, *train_args("--epoch", "1"), check=True)
   before = digests(checkpoint_dir(tmp_path))
-  proc = run_main(tmp_path, *train_args("--epoch", "20", "--ckpt_freq", "1", "--learning_rate", "1e30"),
-                  check=False)
-  assert proc.returncode == 1 and "Traceback" not in proc.stderr
-  assert "NaN or infinite" in proc.stderr and "model.b4-3" in proc.stderr
-  (line,) = [l for l in proc.stderr.splitlines() if l.startswith("To resume from the last ")]
+  code, _, err = run_main_here(tmp_path, monkeypatch, capsys, *train_args(
+      "--epoch", "20", "--ckpt_freq", "1", "--learning_rate", "1e30"))
+  assert code == 1 and "Traceback" not in err
+  assert "NaN or infinite" in err and "model.b4-3" in err
+  (line,) = [l for l in err.splitlines() if l.startswith("To resume from the last ")]
   assert shlex.split(line.split(": ", 1)[1])[-2:] == ["--out_name", "run"]
   assert digests(checkpoint_dir(tmp_path)) == before  # bit for bit
 
@@ -146,7 +146,7 @@ def test_checkpoint_write_failure_keeps_the_previous_one(tmp_path, monkeypatch, 
   assert restores(checkpoint_dir(tmp_path)) == 2
 
 
-def test_ctrl_c_with_the_pipe_reader_gone_still_saves_and_resumes(tmp_path):
+def test_ctrl_c_with_the_pipe_reader_gone_still_saves_and_resumes(tmp_path, monkeypatch, capsys):
   """`main.py ... 2>&1 | tee log`, then Ctrl-C: tee dies with the same signal, so every write
   after it fails; the stop checkpoint must not depend on them."""
   write_images(str(tmp_path / "data" / "faces"), 40, size=(40, 40))  # 10 steps per epoch
@@ -171,8 +171,8 @@ def test_ctrl_c_with_the_pipe_reader_gone_still_saves_and_resumes(tmp_path):
         p.wait(timeout=30)
   stopped = restores(checkpoint_dir(tmp_path))  # the stop's own checkpoint (--ckpt_freq is 200)
   assert stopped >= 6
-  resumed = run_main(tmp_path, *train_args("--epoch", "1"), check=False)
-  assert "resuming at counter %d" % stopped in resumed.stdout, resumed.stdout + resumed.stderr
+  _, out, err = run_main_here(tmp_path, monkeypatch, capsys, *train_args("--epoch", "1"))
+  assert "resuming at counter %d" % stopped in out, out + err
 
 
 def test_a_closed_terminal_saves_like_sigterm(tmp_path):
