@@ -16,26 +16,15 @@ Prints a table and appends one JSON line to bench/results.jsonl.
 """
 import argparse
 import os
-import sys
 import tempfile
 import time
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-
+# common first: the project on the path, oneDNN decided before TensorFlow loads
+from common import RESULTS, append_result, machine, matmul_peak_gflops, print_machine
 import hardware  # noqa: E402
-
-hardware.configure()  # as main.py does: oneDNN decided before TensorFlow loads
-
 import numpy as np  # noqa: E402
 from PIL import Image  # noqa: E402
-
 import tensorflow.compat.v1 as tf  # noqa: E402
-
-tf.get_logger().setLevel("ERROR")
-
-from common import RESULTS, append_result, machine, matmul_peak_gflops, print_machine  # noqa: E402
 from dataset import ImageFolderData, prefetch  # noqa: E402
 from model import DCGAN  # noqa: E402
 import training  # noqa: E402

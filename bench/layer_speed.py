@@ -24,25 +24,15 @@ in bfloat16 as --precision bf16 trains it: the plan's lowered forms under the
 Session's bf16 rewrite.
 """
 import argparse
-import os
 import sys
 import time
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-
+# common first: the project on the path, oneDNN decided before TensorFlow loads
+from common import (CONFIGS, RESULTS, append_result, machine, matmul_peak_gflops,
+                    print_machine)
 import hardware  # noqa: E402
-
-hardware.configure()  # as main.py does: oneDNN decided before TensorFlow loads
-
 import numpy as np  # noqa: E402
 import tensorflow.compat.v1 as tf  # noqa: E402
-
-tf.get_logger().setLevel("ERROR")
-
-from common import (CONFIGS, RESULTS, append_result, machine, matmul_peak_gflops,  # noqa: E402
-                    print_machine)
 from hardware import cpu_supports_bf16  # noqa: E402
 from model import DCGAN  # noqa: E402
 from ops import LayerOptions, conv2d, deconv2d  # noqa: E402

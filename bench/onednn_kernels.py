@@ -31,21 +31,12 @@ import subprocess
 import sys
 import time
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-
+# common first: the project on the path, oneDNN decided before TensorFlow loads
+from common import (RESULTS, add_model_arguments, append_result, bench_model,
+                    machine, print_machine, synthetic_feed)
 import hardware  # noqa: E402
-
-hardware.configure()  # as main.py does: oneDNN decided before TensorFlow loads
-
 import numpy as np  # noqa: E402
 import tensorflow.compat.v1 as tf  # noqa: E402
-
-tf.get_logger().setLevel("ERROR")
-
-from common import (RESULTS, add_model_arguments, append_result, bench_model,  # noqa: E402
-                    machine, print_machine, synthetic_feed)
 from precision import session_config  # noqa: E402
 from utils import UserError  # noqa: E402
 

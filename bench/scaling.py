@@ -39,12 +39,8 @@ import sys
 import tempfile
 import time
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-BENCH = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, os.path.dirname(BENCH))
-sys.path.insert(0, BENCH)
-
-from common import CONFIGS, synthetic_feed, time_iterations  # noqa: E402
+# common first: the project on the path, oneDNN decided before TensorFlow loads
+from common import CONFIGS, synthetic_feed, time_iterations
 LAYOUTS = ("single", "workers", "virtual")
 NETWORKS = {"d": "discriminator", "g": "generator"}  # a variable name's first letter
 TIMEOUT = 1800

@@ -34,30 +34,21 @@ to compare). Prints the figures and appends one JSON line to
 bench/results.jsonl.
 """
 import argparse
-import os
 import sys
 import time
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-
-import hardware  # noqa: E402
-
-hardware.configure()  # as main.py does: oneDNN decided before TensorFlow loads
-
-import numpy as np  # noqa: E402
-import tensorflow.compat.v1 as tf  # noqa: E402
-
-tf.get_logger().setLevel("ERROR")
-
-from common import (RESULTS, add_model_arguments, append_result,  # noqa: E402
+# common first: the project on the path, oneDNN decided before TensorFlow loads
+from common import (RESULTS, add_model_arguments, append_result,
                     bench_model, cpu_clock, cpu_use_since, machine, matmul_peak_gflops,
                     print_cpu_use, print_machine, synthetic_feed, time_iterations)
+import hardware  # noqa: E402
+import numpy as np  # noqa: E402
+import tensorflow.compat.v1 as tf  # noqa: E402
 from precision import session_config  # noqa: E402
 from step import UPDATES  # noqa: E402
 from ops import conv_out_size_same  # noqa: E402
 from utils import UserError  # noqa: E402
+
 
 def model_layers(graph, scope):
   """(layer name, weight shape, low-resolution side (h, w) or None) per layer under scope/.
