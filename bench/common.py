@@ -102,11 +102,12 @@ def cpu_use_since(before, stat="/proc/stat"):
            else None)
   use = {"cpus": os.cpu_count(), "process_cpus": round(process / wall, 2),
          "others_percent": None, "steal_percent": None}
-  if ticks is not None and sum(ticks) > 0:
-    # user nice system idle iowait irq softirq steal [guest guest_nice: inside user]
+  # user nice system idle iowait irq softirq steal [guest guest_nice: counted in user]
+  total = sum(ticks[:8]) if ticks is not None else 0
+  if total > 0:
     busy = sum(ticks[i] for i in (0, 1, 2, 5, 6) if i < len(ticks))
-    use["others_percent"] = round(100 * max(busy - process, 0) / sum(ticks[:8]), 1)
-    use["steal_percent"] = round(100 * ticks[7] / sum(ticks[:8]), 1) if len(ticks) > 7 else 0.0
+    use["others_percent"] = round(100 * max(busy - process, 0) / total, 1)
+    use["steal_percent"] = round(100 * ticks[7] / total, 1) if len(ticks) > 7 else 0.0
   return use
 
 

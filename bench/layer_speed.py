@@ -148,8 +148,8 @@ def main():
   args = parser.parse_args()
   dtypes = [tf.float32] + ([tf.bfloat16] if cpu_supports_bf16() else [])
   plan = hardware.kernel_plan(args.kernels)
-  # the first Session sizes the process's thread pools (common.thread_pools): the plan's
-  peaks = {dt.name: matmul_peak_gflops(dtype=dt, config=session_config(plan=plan)) for dt in dtypes}
+  threads = session_config(plan=plan)  # the first Session sizes the pools (common.thread_pools)
+  peaks = {dt.name: matmul_peak_gflops(dtype=dt, config=threads) for dt in dtypes}
   described = machine(plan, **{
       "%s_matmul_peak_gflops" % ("fp32" if name == "float32" else "bf16"): value
       for name, value in peaks.items()})
