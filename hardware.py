@@ -144,6 +144,33 @@ def configure(environ=None, machine=None, modules=None):
   return decision
 
 
+def import_tensorflow():
+  """Decide oneDNN (configure), then import tensorflow.compat.v1 without its C++ start-up chatter.
+
+  TensorFlow logs several lines from C++ while it loads (oneDNN notices, "Could
+  not find cuda drivers", "failed call to cuInit" on machines without a GPU),
+  some before any log level applies, so TF_CPP_MIN_LOG_LEVEL alone does not hide
+  them. Unless the user set TF_CPP_MIN_LOG_LEVEL (0 shows everything), they are
+  hidden; Python errors still surface. For main.py and bench/.
+  """
+  configure()
+  if "TF_CPP_MIN_LOG_LEVEL" in os.environ:
+    import tensorflow.compat.v1 as tf_v1
+    return tf_v1
+  os.environ["TF_CPP_MIN_LOG_LEVEL"] = "3"
+  sys.stderr.flush()
+  saved = os.dup(2)
+  devnull = os.open(os.devnull, os.O_WRONLY)
+  try:
+    os.dup2(devnull, 2)
+    import tensorflow.compat.v1 as tf_v1
+  finally:
+    os.dup2(saved, 2)
+    os.close(saved)
+    os.close(devnull)
+  return tf_v1
+
+
 _PROBE = ("import tensorflow as tf; x = tf.random.uniform([1, 8, 8, 4]); "
           "tf.nn.conv2d(x, tf.ones([3, 3, 4, 4]), 1, 'SAME').numpy()")
 

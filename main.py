@@ -22,34 +22,7 @@ from absl import logging as absl_logging
 import hardware
 
 
-def _import_tensorflow_quietly():
-  """Import TensorFlow without its C++ start-up chatter.
-
-  TensorFlow logs several lines from C++ while it loads (oneDNN notices, "Could
-  not find cuda drivers", "failed call to cuInit" on machines without a GPU),
-  some before any log level applies. Unless the user set TF_CPP_MIN_LOG_LEVEL
-  (0 shows everything), they are hidden; Python errors still surface.
-  oneDNN is decided first (hardware.configure).
-  """
-  hardware.configure()
-  if "TF_CPP_MIN_LOG_LEVEL" in os.environ:
-    import tensorflow.compat.v1 as tf_v1
-    return tf_v1
-  os.environ["TF_CPP_MIN_LOG_LEVEL"] = "3"
-  sys.stderr.flush()
-  saved = os.dup(2)
-  devnull = os.open(os.devnull, os.O_WRONLY)
-  try:
-    os.dup2(devnull, 2)
-    import tensorflow.compat.v1 as tf_v1
-  finally:
-    os.dup2(saved, 2)
-    os.close(saved)
-    os.close(devnull)
-  return tf_v1
-
-
-tf = _import_tensorflow_quietly()
+tf = hardware.import_tensorflow()
 tf.get_logger().setLevel("ERROR")
 
 import cluster as cluster_module  # noqa: E402

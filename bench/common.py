@@ -1,25 +1,21 @@
 """Shared by the benchmarks: what the machine is, its measured matmul peak, where results go.
 
 Every bench script imports it before any other project module or TensorFlow: it puts the
-project's modules on the path, hides TensorFlow's C++ start-up lines unless the user set
-TF_CPP_MIN_LOG_LEVEL, and decides oneDNN before TensorFlow loads, as main.py does.
+project's modules on the path, and imports TensorFlow as main.py does (oneDNN decided first,
+its C++ start-up lines hidden unless the user set TF_CPP_MIN_LOG_LEVEL).
 """
 import json
 import os
 import sys
 import time
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import numpy as np  # noqa: E402
 
 import hardware  # noqa: E402
 
-hardware.configure()
-
-import tensorflow.compat.v1 as tf  # noqa: E402
-
+tf = hardware.import_tensorflow()
 tf.get_logger().setLevel("ERROR")
 
 RESULTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results.jsonl")
