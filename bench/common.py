@@ -27,10 +27,10 @@ CONFIGS = {
 }
 
 
-def add_model_arguments(parser):
+def add_model_arguments(parser, precisions=("fp32", "bf16"), precision_help=None):
   """The flags of the measured model that bench_model builds, on an argparse parser."""
   parser.add_argument("--config", choices=sorted(CONFIGS), default="celebA")
-  parser.add_argument("--precision", choices=["fp32", "bf16"], default="fp32")
+  parser.add_argument("--precision", choices=precisions, default="fp32", help=precision_help)
   parser.add_argument("--kernels", choices=hardware.KERNEL_CHOICES,
                       default=hardware.DEFAULT_KERNELS,
                       help="kernel plan (hardware.py) [auto: this machine's]")
@@ -61,8 +61,9 @@ def synthetic_feed(model, count, rng):
 
 def time_iterations(model, feed, warmup, steps):
   """(seconds of each of `steps` DCGAN.train_step iterations after `warmup` untimed ones,
-  the last iteration's step.Step, cpu_use_since over the timed ones).  Each fetches the
-  losses and summaries, as every step of the training loop does (training.py)."""
+  the last iteration's step.Step, the (cpu_clock, cpu_clock) span of the timed ones:
+  cpu_use_over takes it).  Each fetches the losses and summaries, as every step of the
+  training loop does (training.py)."""
   for _ in range(warmup):
     model.train_step(feed)
   times, losses = [], None
@@ -71,7 +72,7 @@ def time_iterations(model, feed, warmup, steps):
     start = time.perf_counter()
     losses = model.train_step(feed)
     times.append(time.perf_counter() - start)
-  return times, losses, cpu_use_since(clock)
+  return times, losses, (clock, cpu_clock())
 
 
 def cpu_clock(stat="/proc/stat"):
@@ -92,10 +93,18 @@ def cpu_use_since(before, stat="/proc/stat"):
   interrupts), 'steal_percent' (time the hypervisor gave this machine's CPUs to someone else)}.
   A run whose peak or step time falls while process_cpus stays near 'cpus' lost its speed
   inside the cores (the host's sharing of them, their clock), not to other work."""
-  now = cpu_clock(stat)
-  wall, process = now[0] - before[0], now[1] - before[1]
-  ticks = ([b - a for a, b in zip(before[2], now[2])] if None not in (before[2], now[2])
-           else None)
+  return cpu_use_over([(before, cpu_clock(stat))])
+
+
+def cpu_use_over(spans):
+  """cpu_use_since's figures over the (before, after) cpu_clock() pairs of spans together
+  (the rounds of one precision, say), as if they were one span."""
+  wall = sum(after[0] - before[0] for before, after in spans)
+  process = sum(after[1] - before[1] for before, after in spans)
+  ticks = None
+  if all(None not in (before[2], after[2]) for before, after in spans):
+    ticks = [sum(values) for values in zip(*(
+        [b - a for a, b in zip(before[2], after[2])] for before, after in spans))]
   use = {"cpus": os.cpu_count(), "process_cpus": round(process / wall, 2),
          "others_percent": None, "steal_percent": None}
   # user nice system idle iowait irq softirq steal [guest guest_nice: counted in user]

@@ -1,13 +1,20 @@
 """Training speed of the real model on this machine, beside the machine's measured peak.
 
-    python bench/train_speed.py --config celebA|mnist [--precision fp32|bf16] [--xla]
-                                [--kernels auto|plain|avx2|avx512|...]
+    python bench/train_speed.py --config celebA|mnist [--precision fp32|bf16|both] [--xla]
+                                [--kernels auto|plain|avx2|avx512|...] [--rounds N]
 
 Builds the model from model.py (celebA-64: 64x64x3 unconditional; mnist: 28x28
 conditional; batch 64, the original's filter counts), feeds synthetic batches
 (the input pipeline is measured by bench/data_pipeline.py), runs --warmup
 iterations and then times --steps iterations of DCGAN.train_step: one D update
 and two G updates, losses and summaries fetched as the training loop fetches them.
+--rounds N times --steps iterations N times and lists each round's median.
+
+--precision both builds the fp32 and the bf16 model in one process (a graph and
+a Session each) and times them in turn, round by round, so that a slower minute
+of the machine falls on both: bf16's img/s over fp32's is then measured, not
+the ratio of two processes' figures (two runs a minute apart can differ by more
+than the ratio on some machines: docs/PERFORMANCE.md).
 
 Useful FLOPs of an iteration are counted from the graph's layers: each linear,
 convolution and transposed convolution of the generator's and the
@@ -34,12 +41,14 @@ to compare). Prints the figures and appends one JSON line to
 bench/results.jsonl.
 """
 import argparse
+import contextlib
 import sys
 import time
 
 # common first: the project on the path, oneDNN decided before TensorFlow loads
 from common import (RESULTS, add_model_arguments, append_result,
-                    bench_model, cpu_clock, cpu_use_since, machine, matmul_peak_gflops,
+                    bench_model, cpu_clock, cpu_use_over, cpu_use_since, machine,
+                    matmul_peak_gflops,
                     print_cpu_use, print_machine, synthetic_feed, time_iterations)
 import hardware  # noqa: E402
 import numpy as np  # noqa: E402
@@ -101,11 +110,21 @@ def iteration_flops(model):
   return g_f, d_f, per_example * model.batch_size
 
 
+# --precision: one, or both in one process (PRECISIONS[...] in the order each round times them)
+PRECISIONS = {"fp32": ("fp32",), "bf16": ("bf16",), "both": ("fp32", "bf16")}
+PEAK_DTYPES = {"fp32": tf.float32, "bf16": tf.bfloat16}
+
+
 def parse_args():
   parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-  add_model_arguments(parser)
-  parser.add_argument("--xla", action="store_true", help="XLA JIT compilation (global_jit_level ON_1)")
-  parser.add_argument("--steps", type=int, default=10, help="timed iterations [10]")
+  add_model_arguments(parser, precisions=tuple(PRECISIONS), precision_help=(
+      "both: fp32 and bf16 models in one process, each round timing one then the other, and "
+      "bf16's img/s over fp32's [fp32]"))
+  parser.add_argument("--xla", action="store_true",
+                      help="XLA JIT compilation (global_jit_level ON_1)")
+  parser.add_argument("--steps", type=int, default=10, help="timed iterations a round [10]")
+  parser.add_argument("--rounds", type=int, default=1,
+                      help="rounds of --steps iterations of each precision, in turn [1]")
   parser.add_argument("--warmup", type=int, default=3, help="untimed iterations first [3]")
   parser.add_argument("--intra_op_threads", type=int, default=0)
   parser.add_argument("--inter_op_threads", type=int, default=0)
@@ -115,67 +134,120 @@ def parse_args():
 
 def main():
   args = parse_args()
+  precisions = PRECISIONS[args.precision]
   try:
-    config = session_config(args.precision, args.xla, args.intra_op_threads,
-                            args.inter_op_threads, hardware.kernel_plan(args.kernels))
+    configs = {p: session_config(p, args.xla, args.intra_op_threads, args.inter_op_threads,
+                                 hardware.kernel_plan(args.kernels)) for p in precisions}
   except UserError as err:
     print("error: %s" % err, file=sys.stderr)
     return 1
-
   clock = cpu_clock()
-  peak = matmul_peak_gflops(config=config)
-  peak_bf16 = (matmul_peak_gflops(dtype=tf.bfloat16, config=config) if args.precision == "bf16"
-               else None)
+  # every precision's Session has the same threads (only their rewrites differ)
+  peaks = {p: matmul_peak_gflops(dtype=PEAK_DTYPES[p], config=configs[precisions[0]])
+           for p in ("fp32",) + tuple(p for p in precisions if p != "fp32")}
   peak_use = cpu_use_since(clock)
+  measured = measure(args, precisions, configs)
+  onednn = hardware.onednn_probe()  # one child Python for both models' descriptions
+  results = [result_of(args, p, configs[p], peaks, peak_use,
+                       machine(measured[p][0], onednn, **{
+                           name + "_matmul_peak_gflops": peak for name, peak in peaks.items()}),
+                       *measured[p][1:]) for p in precisions]
+  if len(results) == 2:
+    compare(*results)
+  print()
+  print_machine(results[0]["machine"])  # the same machine and peaks for every precision
+  for result in results:
+    print_result(args, result)
+  for result in results:
+    append_result(args.results, result)
+  return 0
+
+
+def measure(args, precisions, configs):
+  """{precision: (its model's kernel plan, (G_f, D_f, iteration FLOPs), [each round's
+  iteration times], the last step.Step, [each round's cpu_clock span])}: every precision's
+  model built in a graph and Session of its own and warmed up, then --rounds rounds, each
+  timing --steps iterations of every precision in turn (so that a slower minute of the machine
+  falls on both)."""
   rng = np.random.RandomState(0)
-  with tf.Graph().as_default(), tf.Session(config=config) as sess:
-    model = bench_model(sess, args)
-    described = machine(model.plan, fp32_matmul_peak_gflops=peak,
-                        bf16_matmul_peak_gflops=peak_bf16)
-    sess.run(model.init_op)
-    g_f, d_f, flops = iteration_flops(model)
-    times, last, steps_use = time_iterations(model, synthetic_feed(model, args.batch_size, rng),
-                                             args.warmup, args.steps)
+  runs, measured = {}, {}
+  with contextlib.ExitStack() as stack:
+    for precision in precisions:
+      graph = tf.Graph()
+      sess = stack.enter_context(tf.Session(graph=graph, config=configs[precision]))
+      with graph.as_default():
+        model = bench_model(sess, argparse.Namespace(**dict(vars(args), precision=precision)))
+        sess.run(model.init_op)
+        feed = synthetic_feed(model, args.batch_size, rng)
+        time_iterations(model, feed, args.warmup, 0)
+      runs[precision] = (model, feed)
+      measured[precision] = (model.plan, iteration_flops(model), [], None, [])
+    for _ in range(args.rounds):
+      for precision, (model, feed) in runs.items():
+        with model.sess.graph.as_default():
+          times, last, span = time_iterations(model, feed, 0, args.steps)
+        plan, flops, rounds, _, spans = measured[precision]
+        measured[precision] = (plan, flops, rounds + [times], last, spans + [span])
+  return measured
+
+
+def result_of(args, precision, config, peaks, peak_use, described, flops, rounds, last, spans):
+  """The JSON result of one precision's model: measure()'s figures beside the machine
+  (`described`, its peaks included) and the peaks."""
+  times = [t for round_times in rounds for t in round_times]
   s_per_iter = float(np.median(times))
-  achieved = flops / s_per_iter / 1e9
-  result = {
+  achieved = flops[2] / s_per_iter / 1e9
+  bf16_peak = peaks.get("bf16") if precision == "bf16" else None
+  return {
       "bench": "train_speed", "time": time.strftime("%Y-%m-%dT%H:%M:%S"),
       "machine": described,
-      "config": {"model": args.config, "precision": args.precision, "xla": args.xla,
+      "config": {"model": args.config, "precision": precision, "xla": args.xla,
                  "batch_size": args.batch_size, "filters": args.filters,
                  "kernel_plan": described["kernel_plan"],
                  "intra_op_threads": config.intra_op_parallelism_threads,
                  "inter_op_threads": config.inter_op_parallelism_threads,
-                 "steps": args.steps, "warmup": args.warmup},
-      "flops": {"generator_forward_per_example": g_f, "discriminator_forward_per_example": d_f,
-                "iteration": flops},
+                 "steps": args.steps, "rounds": args.rounds, "warmup": args.warmup},
+      "flops": {"generator_forward_per_example": flops[0],
+                "discriminator_forward_per_example": flops[1], "iteration": flops[2]},
       "s_per_iter": round(s_per_iter, 4), "s_per_iter_min": round(min(times), 4),
+      "rounds_s_per_iter": [round(float(np.median(t)), 4) for t in rounds],
       "images_per_s": round(args.batch_size / s_per_iter, 2),
       "achieved_gflops": round(achieved, 1),
-      "percent_of_fp32_peak": round(100 * achieved / peak, 1),
-      "percent_of_bf16_peak": round(100 * achieved / peak_bf16, 1) if peak_bf16 else None,
+      "percent_of_fp32_peak": round(100 * achieved / peaks["fp32"], 1),
+      "percent_of_bf16_peak": round(100 * achieved / bf16_peak, 1) if bf16_peak else None,
       "losses_finite": bool(np.isfinite(list(last.losses)).all()),
-      "cpu_use": {"peak": peak_use, "steps": steps_use},
+      "cpu_use": {"peak": peak_use, "steps": cpu_use_over(spans)},
   }
-  print_result(args, result)
-  append_result(args.results, result)
-  return 0
+
+
+def compare(fp32, bf16):
+  """Give the bf16 result of a --precision both run its img/s over fp32's: all rounds' medians
+  and each round's."""
+  bf16["bf16_over_fp32"] = {
+      "images_per_s": round(fp32["s_per_iter"] / bf16["s_per_iter"], 3),
+      "rounds": [round(f / b, 3) for f, b in zip(fp32["rounds_s_per_iter"],
+                                                   bf16["rounds_s_per_iter"])]}
 
 
 def print_result(args, result):
-  """The machine, the model and the figures of one run, as its JSON result has them."""
-  print()
-  print_machine(result["machine"])
+  """The model and the figures of one precision's run, as its JSON result has them."""
+  config = result["config"]
   print("model: %s, batch %d, %s%s, inter-op threads %s; iteration = 1 D + 2 G updates = %.1f GFLOP"
-        % (args.config, args.batch_size, args.precision, " + XLA" if args.xla else "",
-           result["config"]["inter_op_threads"] or "TensorFlow's",
-           result["flops"]["iteration"] / 1e9))
+        % (args.config, args.batch_size, config["precision"], " + XLA" if args.xla else "",
+           config["inter_op_threads"] or "TensorFlow's", result["flops"]["iteration"] / 1e9))
   print("s/iter %.3f (median of %d; best %.3f)  img/s %.1f  achieved %.1f GFLOP/s"
         "  = %.1f%% of fp32 peak%s"
-        % (result["s_per_iter"], args.steps, result["s_per_iter_min"], result["images_per_s"],
-           result["achieved_gflops"], result["percent_of_fp32_peak"],
+        % (result["s_per_iter"], args.steps * args.rounds, result["s_per_iter_min"],
+           result["images_per_s"], result["achieved_gflops"], result["percent_of_fp32_peak"],
            " (%.1f%% of bf16 peak)" % result["percent_of_bf16_peak"]
            if result["percent_of_bf16_peak"] is not None else ""))
+  if args.rounds > 1:
+    print("rounds: s/iter %s (medians of %d)" % (
+        " / ".join("%.3f" % t for t in result["rounds_s_per_iter"]), args.steps))
+  if "bf16_over_fp32" in result:
+    ratio = result["bf16_over_fp32"]
+    print("bf16 over fp32, the same process: %.2fx img/s (rounds %s)" % (
+        ratio["images_per_s"], " / ".join("%.2fx" % r for r in ratio["rounds"])))
   print_cpu_use(result["cpu_use"])
 
 

@@ -22,10 +22,11 @@ import train_speed  # noqa: E402
 
 
 def test_data_pipeline_bench_reports_its_fields(tmp_path):
-  out, result = run_bench(tmp_path, "data_pipeline.py", "--images", "24", "--steps", "2",
-                          "--batch_size", "4", "--input_height", "32", "--output_height", "16",
-                          "--filters", "4")
-  for field in ("matmul peak", "cold_1_thread", "cold_2_threads", "cached", "s/step", "waiting for data"):
+  out, (result,) = run_bench(tmp_path, "data_pipeline.py", "--images", "24", "--steps", "2",
+                             "--batch_size", "4", "--input_height", "32", "--output_height", "16",
+                             "--filters", "4")
+  for field in ("matmul peak", "cold_1_thread", "cold_2_threads", "cached", "s/step",
+                "waiting for data"):
     assert field in out
   assert result["train"]["steps"] == 2 and result["config"]["images"] == 24
   assert set(result["loader_images_per_s"]) == {"cold_1_thread", "cold_2_threads", "cached"}
@@ -36,7 +37,7 @@ def test_data_pipeline_bench_reports_its_fields(tmp_path):
 
 
 def run_bench(tmp_path, script, *args, timeout=600):
-  """Run bench/<script> with --results in tmp_path; (stdout, its one JSON result line).
+  """Run bench/<script> with --results in tmp_path; (stdout, its JSON result lines, in order).
   TF_CPP_MIN_LOG_LEVEL unset, as a user runs it: TensorFlow's C++ start-up lines stay hidden."""
   results = str(tmp_path / (script + ".jsonl"))
   env = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
@@ -47,8 +48,7 @@ def run_bench(tmp_path, script, *args, timeout=600):
       env=dict(env, BENCH_PEAK_SECONDS="0"))  # one repeat
   assert proc.returncode == 0, proc.stderr[-3000:]
   assert "absl::InitializeLog" not in proc.stderr and ".cc:" not in proc.stderr, proc.stderr
-  (line,) = open(results).read().splitlines()
-  return proc.stdout, json.loads(line)
+  return proc.stdout, [json.loads(line) for line in open(results).read().splitlines()]
 
 
 def run_train_speed(tmp_path, *args):
@@ -57,20 +57,37 @@ def run_train_speed(tmp_path, *args):
 
 
 # Each run of the bench costs a TensorFlow start and its oneDNN probe's, so one run checks
-# several things: {config: (--kernels, --precision)}, celebA with this machine's plan (in
-# bfloat16 where the CPU has it), mnist with a plan asked for by name.
-TRAIN_SPEED_RUNS = {"celebA": (hardware.DEFAULT_KERNELS, "bf16" if cpu_supports_bf16() else "fp32"),
+# several things: {config: (--kernels, --precision)}, celebA with this machine's plan (fp32 and
+# bfloat16 in turn where the CPU has it), mnist with a plan asked for by name.
+TRAIN_SPEED_RUNS = {"celebA": (hardware.DEFAULT_KERNELS, "both" if cpu_supports_bf16() else "fp32"),
                     "mnist": ("plain", "fp32")}
 
 
 @pytest.mark.parametrize("config", sorted(TRAIN_SPEED_RUNS))
 def test_train_speed_bench_reports_its_fields(tmp_path, config):
   kernels, precision = TRAIN_SPEED_RUNS[config]
-  out, result = run_train_speed(tmp_path, "--config", config, "--kernels", kernels,
-                                "--precision", precision)
+  out, results = run_train_speed(tmp_path, "--config", config, "--kernels", kernels,
+                                 "--precision", precision, "--rounds", "2")
   for field in ("matmul peak: fp32", "s/iter", "img/s", "GFLOP/s", "% of fp32 peak", "kernel plan",
-                "oneDNN", "TensorFlow"):
+                "oneDNN", "TensorFlow", "rounds: s/iter "):
     assert field in out
+  assert [r["config"]["precision"] for r in results] == list(train_speed.PRECISIONS[precision])
+  for result in results:
+    check_train_speed_result(out, result, config, kernels)
+  assert results[0]["machine"] == results[-1]["machine"]  # one machine, its peaks measured once
+  if precision == "both":
+    fp32, bf16 = results
+    ratio = bf16["bf16_over_fp32"]
+    assert ratio["images_per_s"] == round(fp32["s_per_iter"] / bf16["s_per_iter"], 3)
+    assert ratio["rounds"] == [round(f / b, 3) for f, b in zip(fp32["rounds_s_per_iter"],
+                                                                bf16["rounds_s_per_iter"])]
+    assert "bf16 over fp32, the same process: %.2fx img/s" % ratio["images_per_s"] in out
+
+
+def check_train_speed_result(out, result, config, kernels):
+  """The fields of one precision's result of a train_speed run of --steps 2 --rounds 2 at
+  batch 4, and the lines out shows of it."""
+  precision = result["config"]["precision"]
   machine = result["machine"]
   assert machine["cpu_kind"] == hardware.cpu_kind() and machine["cpu_model"] in out
   plan = hardware.kernel_plan(kernels, lowered=precision == "bf16")
@@ -81,6 +98,9 @@ def test_train_speed_bench_reports_its_fields(tmp_path, config):
   assert result["config"]["inter_op_threads"] == plan.inter_op_threads
   assert result["config"]["model"] == config and result["losses_finite"]
   assert result["s_per_iter"] > 0 and result["images_per_s"] > 0 and result["achieved_gflops"] > 0
+  assert len(result["rounds_s_per_iter"]) == result["config"]["rounds"] == 2
+  assert min(result["rounds_s_per_iter"]) >= result["s_per_iter_min"]
+  assert "s/iter %.3f (median of 4; " % result["s_per_iter"] in out
   assert "CPUs (%d): peak " % os.cpu_count() in out and "; steps " in out
   for use in result["cpu_use"].values():  # the peak's and the timed steps'
     assert use["cpus"] == os.cpu_count() and 0 < use["process_cpus"] <= use["cpus"] + 0.1
@@ -106,6 +126,11 @@ def test_cpu_use_reads_steal_and_other_work_from_the_machines_counters(tmp_path)
   # idle, 1 s stolen by the host
   assert use["steal_percent"] == 20.0 and 58 <= use["others_percent"] <= 60
   assert use["cpus"] == os.cpu_count() and 0 <= use["process_cpus"] <= use["cpus"]
+  # two spans together (one precision's rounds): the second all stolen, 1 s
+  later = common.cpu_clock(str(stat))
+  stat.write_text("cpu  %d 0 200 %d 0 0 0 %d 0 0\n" % (1000 + 3 * hz, 5000 + hz, 50 + 2 * hz))
+  both = common.cpu_use_over([(clock, later), (later, common.cpu_clock(str(stat)))])
+  assert both["steal_percent"] == round(100 * 2 / 6, 1) and 48 <= both["others_percent"] <= 50
   missing = common.cpu_use_since(common.cpu_clock(str(tmp_path / "none")), str(tmp_path / "none"))
   assert missing["steal_percent"] is None and missing["others_percent"] is None
 
@@ -189,8 +214,8 @@ def test_bf16_is_refused_without_hardware_support(monkeypatch):
 
 
 def test_layer_speed_bench_times_every_conv_kernel_of_the_model(tmp_path):
-  out, result = run_bench(tmp_path, "layer_speed.py", "--config", "mnist", "--batch_size", "4",
-                          "--repeats", "1")
+  out, (result,) = run_bench(tmp_path, "layer_speed.py", "--config", "mnist", "--batch_size", "4",
+                             "--repeats", "1")
   assert "matmul peak: fp32" in out and "kernel plan" in out
   layers = {(row["layer"], row["kernel"]): row for row in result["layers"]}
   names = ["generator/g_h2", "generator/g_h3", "discriminator/d_h0_conv", "discriminator/d_h1_conv"]
@@ -208,9 +233,9 @@ def test_layer_speed_bench_times_every_conv_kernel_of_the_model(tmp_path):
 def test_scaling_bench_reports_two_workers_against_one_process_and_the_projection(tmp_path):
   # (the virtual-device layout is the MirroredStrategy of tests/test_distribute.py; left out
   # here to keep the suite's time)
-  out, result = run_bench(tmp_path, "scaling.py", "--configs", "mnist", "--layouts", "workers",
-                          "--steps", "1", "--warmup", "1", "--batch_size", "4", "--filters", "4",
-                          "--fc", "16", timeout=900)
+  out, (result,) = run_bench(tmp_path, "scaling.py", "--configs", "mnist", "--layouts", "workers",
+                             "--steps", "1", "--warmup", "1", "--batch_size", "4", "--filters", "4",
+                             "--fc", "16", timeout=900)
   assert "2-worker efficiency >= 0.70" in out and "64 GPUs, 100 Gb/s" in out
   model = result["models"]["mnist"]
   layouts = model["layouts"]
@@ -283,8 +308,8 @@ def test_onednn_kernels_reads_what_each_verbose_line_ran():
 def test_onednn_kernels_bench_lists_the_steps_kernels(tmp_path):
   if not onednn_on():
     pytest.skip("oneDNN is off on this machine: the bench refuses")
-  out, result = run_bench(tmp_path, "onednn_kernels.py", "--config", "mnist", "--batch_size", "4",
-                          "--filters", "4", "--fc", "16", "--warmup", "1")
+  out, (result,) = run_bench(tmp_path, "onednn_kernels.py", "--config", "mnist", "--batch_size",
+                             "4", "--filters", "4", "--fc", "16", "--warmup", "1")
   assert "onednn_verbose" not in out  # oneDNN's own lines stay in the traced child's pipe
   (shares,) = [line for line in out.splitlines() if line.startswith("per implementation: ")]
   assert "convolution " in shares, shares
