@@ -277,7 +277,6 @@ def test_two_local_devices_checkpoint_resume_and_sample(tmp_path, monkeypatch, c
   # --max_to_keep 2 counts the checkpoints earlier processes kept
   indexes = sorted(f for f in os.listdir(ckpt_dir) if f.endswith(".index"))
   assert indexes == ["model.b8-10.index", "model.b8-11.index"]
-  # one graph event, written when the run started
   # one graph event, written when the run started (a resume that writes no summary makes no
   # events file; the one-device resume writes step 10's)
   graphs = events_with_graph(str(tmp_path / "out" / "two devices" / "logs"))
