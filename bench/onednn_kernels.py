@@ -12,7 +12,8 @@ sums what oneDNN says about those per kind of execution: the primitive
 (forward_training, backward_data, backward_weights), the implementation oneDNN
 chose, the problem's shape and its memory's data types and layouts.
 
-An implementation's name says what runs: AMX (``avx512_core_amx``), a brgemm
+An implementation's name says what runs: AMX (``avx10_1_512_amx`` in oneDNN 3.7, the
+version TensorFlow 2.21 links; ``avx512_core_amx`` in older ones), a brgemm
 kernel (``brg...``), an older direct JIT kernel (``jit:avx512_core``,
 ``jit_bf16:avx512_core_bf16``), a GEMM (``gemm:...``) or a reference loop
 (``ref:...``).  Reorders are the layout conversions between kernels.  Ops that
