@@ -207,3 +207,51 @@ def matmul_peak_gflops(sizes=(2048, 4096), seconds=None, dtype=tf.float32, confi
         best, spent = min(best, elapsed), spent + elapsed
       best_rate = max(best_rate, 2.0 * n ** 3 / best / 1e9)
   return best_rate
+
+
+# A child Python's best float32 2048^3 matmul in GFLOP/s, by numpy's BLAS with the threads its
+# environment allows (OPENBLAS_NUM_THREADS): no TensorFlow, so it starts in a fraction of a second.
+_BLAS_MATMUL = """
+import sys, time
+import numpy as np
+seconds = float(sys.argv[1])
+a = np.random.default_rng(0).random((2048, 2048), dtype=np.float32)
+a @ a
+best, spent = float("inf"), 0.0
+while spent < seconds or best == float("inf"):
+  start = time.perf_counter()
+  a @ a
+  elapsed = time.perf_counter() - start
+  best, spent = min(best, elapsed), spent + elapsed
+print(2.0 * 2048 ** 3 / best / 1e9)
+"""
+
+
+def core_scaling(seconds=None, timeout=120):
+  """How much faster all this machine's CPUs multiply matrices than one: {'cpus', 'one_gflops',
+  'all_gflops', 'ratio'} (None where a child failed), each the best float32 matmul of a child
+  Python whose BLAS runs one thread or one per CPU, about `seconds` each (as the peak's).
+
+  A ratio near the CPU count: the CPUs are cores of their own.  Near 1 on a virtual machine
+  whose CPUs are all busy with this work: its virtual CPUs share one physical core now (the
+  host placed them on two hyperthreads of it), and every figure of the run is about halved;
+  the host may place them otherwise a minute later.  TensorFlow's own pools cannot tell: a
+  process sizes them once (thread_pools), hence children.
+  """
+  if seconds is None:
+    seconds = float(os.environ.get(PEAK_SECONDS_VARIABLE, 1.5))
+  import subprocess
+  cpus = os.cpu_count()
+  rates = {}
+  for name, threads in (("one_gflops", 1), ("all_gflops", cpus)):
+    env = dict(os.environ, OPENBLAS_NUM_THREADS=str(threads), OMP_NUM_THREADS=str(threads))
+    try:
+      proc = subprocess.run([sys.executable, "-c", _BLAS_MATMUL, str(seconds)], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            timeout=timeout, check=True)
+      rates[name] = round(float(proc.stdout.split()[-1]), 1)
+    except (OSError, subprocess.SubprocessError, ValueError, IndexError):
+      rates[name] = None
+  ratio = (round(rates["all_gflops"] / rates["one_gflops"], 2)
+           if rates["one_gflops"] and rates["all_gflops"] else None)
+  return dict(cpus=cpus, ratio=ratio, **rates)

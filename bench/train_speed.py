@@ -34,11 +34,19 @@ only, G backward for both: 3 G_f + 2 D_f (UPDATE_FORWARDS). An iteration
 
 The peak is the best GFLOP/s of a 2048^3 or 4096^3 matmul in a Session
 (bench/common.py), measured in the same run (and in bfloat16 too with
---precision bf16). The machine is named beside it: CPU model and kind,
+--precision bf16 or both). The machine is named beside it: CPU model and kind,
 instruction sets, whether oneDNN is on and which ISA it dispatches, the
 TensorFlow version and the kernel plan (hardware.py; --kernels picks another
-to compare). Prints the figures and appends one JSON line to
+to compare). Prints the figures and appends one JSON line per precision to
 bench/results.jsonl.
+
+Two lines say what the CPUs did. "CPUs": how many CPUs' worth this process ran
+on while the peak and the steps were timed, and the share other work and the
+host's steal took (common.cpu_use_since). "cores": all CPUs' float32 matmul
+over one CPU's, in child processes, before the peak and after each round
+(common.core_scaling): near the CPU count, each virtual CPU had a core of its
+own; near 1, the host ran them on one physical core's hyperthreads then, and
+the figures around it are about halved (docs/PERFORMANCE.md).
 """
 import argparse
 import contextlib
@@ -47,8 +55,8 @@ import time
 
 # common first: the project on the path, oneDNN decided before TensorFlow loads
 from common import (RESULTS, add_model_arguments, append_result,
-                    bench_model, cpu_clock, cpu_use_over, cpu_use_since, machine,
-                    matmul_peak_gflops,
+                    bench_model, core_scaling, cpu_clock, cpu_use_over, cpu_use_since,
+                    machine, matmul_peak_gflops,
                     print_cpu_use, print_machine, synthetic_feed, time_iterations)
 import hardware  # noqa: E402
 import numpy as np  # noqa: E402
@@ -141,14 +149,16 @@ def main():
   except UserError as err:
     print("error: %s" % err, file=sys.stderr)
     return 1
+  cores = [core_scaling()]  # before the peak, then after each round (measure)
   clock = cpu_clock()
   # every precision's Session has the same threads (only their rewrites differ)
   peaks = {p: matmul_peak_gflops(dtype=PEAK_DTYPES[p], config=configs[precisions[0]])
            for p in ("fp32",) + tuple(p for p in precisions if p != "fp32")}
   peak_use = cpu_use_since(clock)
-  measured = measure(args, precisions, configs)
+  measured, after_rounds = measure(args, precisions, configs)
+  cores += after_rounds
   onednn = hardware.onednn_probe()  # one child Python for both models' descriptions
-  results = [result_of(args, p, configs[p], peaks, peak_use,
+  results = [result_of(args, p, configs[p], peaks, dict(peak=peak_use), cores,
                        machine(measured[p][0], onednn, **{
                            name + "_matmul_peak_gflops": peak for name, peak in peaks.items()}),
                        *measured[p][1:]) for p in precisions]
@@ -158,19 +168,20 @@ def main():
   print_machine(results[0]["machine"])  # the same machine and peaks for every precision
   for result in results:
     print_result(args, result)
+  print_core_scaling(cores)
   for result in results:
     append_result(args.results, result)
   return 0
 
 
 def measure(args, precisions, configs):
-  """{precision: (its model's kernel plan, (G_f, D_f, iteration FLOPs), [each round's
-  iteration times], the last step.Step, [each round's cpu_clock span])}: every precision's
-  model built in a graph and Session of its own and warmed up, then --rounds rounds, each
-  timing --steps iterations of every precision in turn (so that a slower minute of the machine
-  falls on both)."""
+  """({precision: (its model's kernel plan, (G_f, D_f, iteration FLOPs), [each round's
+  iteration times], the last step.Step, [each round's cpu_clock span])}, [core_scaling after
+  each round]): every precision's model built in a graph and Session of its own and warmed
+  up, then --rounds rounds, each timing --steps iterations of every precision in turn (so
+  that a slower minute of the machine falls on both)."""
   rng = np.random.RandomState(0)
-  runs, measured = {}, {}
+  runs, measured, cores = {}, {}, []
   with contextlib.ExitStack() as stack:
     for precision in precisions:
       graph = tf.Graph()
@@ -188,12 +199,15 @@ def measure(args, precisions, configs):
           times, last, span = time_iterations(model, feed, 0, args.steps)
         plan, flops, rounds, _, spans = measured[precision]
         measured[precision] = (plan, flops, rounds + [times], last, spans + [span])
-  return measured
+      cores.append(core_scaling())
+  return measured, cores
 
 
-def result_of(args, precision, config, peaks, peak_use, described, flops, rounds, last, spans):
+def result_of(args, precision, config, peaks, cpu_use, cores, described, flops, rounds, last,
+              spans):
   """The JSON result of one precision's model: measure()'s figures beside the machine
-  (`described`, its peaks included) and the peaks."""
+  (`described`, its peaks included), the peaks, {what was timed: cpu_use_since} before the
+  model's steps and the core_scaling samples of the run."""
   times = [t for round_times in rounds for t in round_times]
   s_per_iter = float(np.median(times))
   achieved = flops[2] / s_per_iter / 1e9
@@ -216,7 +230,8 @@ def result_of(args, precision, config, peaks, peak_use, described, flops, rounds
       "percent_of_fp32_peak": round(100 * achieved / peaks["fp32"], 1),
       "percent_of_bf16_peak": round(100 * achieved / bf16_peak, 1) if bf16_peak else None,
       "losses_finite": bool(np.isfinite(list(last.losses)).all()),
-      "cpu_use": {"peak": peak_use, "steps": cpu_use_over(spans)},
+      "cpu_use": dict(cpu_use, steps=cpu_use_over(spans)),
+      "core_scaling": cores,
   }
 
 
@@ -249,6 +264,16 @@ def print_result(args, result):
     print("bf16 over fp32, the same process: %.2fx img/s (rounds %s)" % (
         ratio["images_per_s"], " / ".join("%.2fx" % r for r in ratio["rounds"])))
   print_cpu_use(result["cpu_use"])
+
+
+def print_core_scaling(cores):
+  """One line: the core_scaling ratios before the peak and after each round, and what a ratio
+  near 1 means."""
+  ratios = ["%.2fx" % c["ratio"] if c["ratio"] else "?" for c in cores]
+  print("cores: %d CPUs' matmul over one CPU's %s before the peak, %s after each round%s" % (
+      cores[0]["cpus"], ratios[0], " / ".join(ratios[1:]),
+      " (near 1: the virtual CPUs shared a physical core then; docs/PERFORMANCE.md)"
+      if any(c["ratio"] and c["ratio"] < 0.65 * c["cpus"] for c in cores) else ""))
 
 
 if __name__ == "__main__":

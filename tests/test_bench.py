@@ -75,6 +75,13 @@ def test_train_speed_bench_reports_its_fields(tmp_path, config):
   for result in results:
     check_train_speed_result(out, result, config, kernels)
   assert results[0]["machine"] == results[-1]["machine"]  # one machine, its peaks measured once
+  # all CPUs' matmul over one's, before the peak and after each of the 2 rounds, said once
+  cores = results[0]["core_scaling"]
+  assert len(cores) == 3 and all(r["core_scaling"] == cores for r in results)
+  assert all(c["cpus"] == os.cpu_count() and c["ratio"] > 0.3 and c["one_gflops"] > 0
+             for c in cores), cores
+  assert out.count("cores: %d CPUs' matmul over one CPU's %.2fx before the peak, "
+                   % (os.cpu_count(), cores[0]["ratio"])) == 1
   if precision == "both":
     fp32, bf16 = results
     ratio = bf16["bf16_over_fp32"]
@@ -133,6 +140,19 @@ def test_cpu_use_reads_steal_and_other_work_from_the_machines_counters(tmp_path)
   assert both["steal_percent"] == round(100 * 2 / 6, 1) and 48 <= both["others_percent"] <= 50
   missing = common.cpu_use_since(common.cpu_clock(str(tmp_path / "none")), str(tmp_path / "none"))
   assert missing["steal_percent"] is None and missing["others_percent"] is None
+
+
+def test_the_cores_line_says_when_the_virtual_cpus_shared_a_core(capsys):
+  def sample(ratio):
+    return {"cpus": 2, "ratio": ratio, "one_gflops": 90.0, "all_gflops": ratio and 90.0 * ratio}
+
+  train_speed.print_core_scaling([sample(1.95), sample(1.9), sample(1.93)])
+  own = capsys.readouterr().out
+  assert own.startswith("cores: 2 CPUs' matmul over one CPU's 1.95x before the peak, 1.90x / "
+                        "1.93x after each round") and "shared" not in own
+  train_speed.print_core_scaling([sample(1.95), sample(1.05), sample(None)])
+  shared = capsys.readouterr().out
+  assert "1.05x / ? after each round" in shared and "shared a physical core" in shared
 
 
 class FirstSession(Exception):
