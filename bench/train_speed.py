@@ -49,6 +49,7 @@ own; near 1, the host ran them on one physical core's hyperthreads then, and
 the figures around it are about halved (docs/PERFORMANCE.md).
 """
 import argparse
+import collections
 import contextlib
 import sys
 import time
@@ -122,6 +123,11 @@ def iteration_flops(model):
 PRECISIONS = {"fp32": ("fp32",), "bf16": ("bf16",), "both": ("fp32", "bf16")}
 PEAK_DTYPES = {"fp32": tf.float32, "bf16": tf.bfloat16}
 
+Timed = collections.namedtuple("Timed", ["plan", "flops", "rounds", "last", "spans"])
+Timed.__doc__ = """One precision's model as measure() timed it: its kernel plan, (G_f, D_f,
+iteration FLOPs), [each round's iteration times], the last step.Step, [each round's
+(cpu_clock, cpu_clock) span]."""
+
 
 def parse_args():
   parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
@@ -155,13 +161,13 @@ def main():
   peaks = {p: matmul_peak_gflops(dtype=PEAK_DTYPES[p], config=configs[precisions[0]])
            for p in ("fp32",) + tuple(p for p in precisions if p != "fp32")}
   peak_use = cpu_use_since(clock)
-  measured, after_rounds = measure(args, precisions, configs)
+  measured, after_rounds = measure(args, precisions, configs)  # {precision: Timed}
   cores += after_rounds
   onednn = hardware.onednn_probe()  # one child Python for both models' descriptions
-  results = [result_of(args, p, configs[p], peaks, dict(peak=peak_use), cores,
-                       machine(measured[p][0], onednn, **{
-                           name + "_matmul_peak_gflops": peak for name, peak in peaks.items()}),
-                       *measured[p][1:]) for p in precisions]
+  peak_fields = {name + "_matmul_peak_gflops": peak for name, peak in peaks.items()}
+  results = [result_of(args, configs[p], peaks, dict(peak=peak_use), cores,
+                       machine(timed.plan, onednn, **peak_fields), p, timed)
+             for p, timed in measured.items()]
   if len(results) == 2:
     compare(*results)
   print()
@@ -175,11 +181,10 @@ def main():
 
 
 def measure(args, precisions, configs):
-  """({precision: (its model's kernel plan, (G_f, D_f, iteration FLOPs), [each round's
-  iteration times], the last step.Step, [each round's cpu_clock span])}, [core_scaling after
-  each round]): every precision's model built in a graph and Session of its own and warmed
-  up, then --rounds rounds, each timing --steps iterations of every precision in turn (so
-  that a slower minute of the machine falls on both)."""
+  """({precision: Timed}, [core_scaling after each round]): every precision's model built in
+  a graph and Session of its own and warmed up, then --rounds rounds, each timing --steps
+  iterations of every precision in turn (so that a slower minute of the machine falls on
+  both)."""
   rng = np.random.RandomState(0)
   runs, measured, cores = {}, {}, []
   with contextlib.ExitStack() as stack:
@@ -192,22 +197,23 @@ def measure(args, precisions, configs):
         feed = synthetic_feed(model, args.batch_size, rng)
         time_iterations(model, feed, args.warmup, 0)
       runs[precision] = (model, feed)
-      measured[precision] = (model.plan, iteration_flops(model), [], None, [])
+      measured[precision] = Timed(model.plan, iteration_flops(model), [], None, [])
     for _ in range(args.rounds):
       for precision, (model, feed) in runs.items():
         with model.sess.graph.as_default():
           times, last, span = time_iterations(model, feed, 0, args.steps)
-        plan, flops, rounds, _, spans = measured[precision]
-        measured[precision] = (plan, flops, rounds + [times], last, spans + [span])
+        timed = measured[precision]
+        measured[precision] = timed._replace(rounds=timed.rounds + [times], last=last,
+                                             spans=timed.spans + [span])
       cores.append(core_scaling())
   return measured, cores
 
 
-def result_of(args, precision, config, peaks, cpu_use, cores, described, flops, rounds, last,
-              spans):
-  """The JSON result of one precision's model: measure()'s figures beside the machine
-  (`described`, its peaks included), the peaks, {what was timed: cpu_use_since} before the
-  model's steps and the core_scaling samples of the run."""
+def result_of(args, config, peaks, cpu_use, cores, described, precision, timed):
+  """The JSON result of one precision's model: its Timed beside the machine (`described`, its
+  peaks included), the peaks, {what was timed: cpu_use_since} before the model's steps and
+  the core_scaling samples of the run."""
+  flops, rounds = timed.flops, timed.rounds
   times = [t for round_times in rounds for t in round_times]
   s_per_iter = float(np.median(times))
   achieved = flops[2] / s_per_iter / 1e9
@@ -229,8 +235,8 @@ def result_of(args, precision, config, peaks, cpu_use, cores, described, flops, 
       "achieved_gflops": round(achieved, 1),
       "percent_of_fp32_peak": round(100 * achieved / peaks["fp32"], 1),
       "percent_of_bf16_peak": round(100 * achieved / bf16_peak, 1) if bf16_peak else None,
-      "losses_finite": bool(np.isfinite(list(last.losses)).all()),
-      "cpu_use": dict(cpu_use, steps=cpu_use_over(spans)),
+      "losses_finite": bool(np.isfinite(list(timed.last.losses)).all()),
+      "cpu_use": dict(cpu_use, steps=cpu_use_over(timed.spans)),
       "core_scaling": cores,
   }
 
