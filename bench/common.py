@@ -227,6 +227,12 @@ print(2.0 * 2048 ** 3 / best / 1e9)
 """
 
 
+def shared_core(sample):
+  """True if a core_scaling sample says the virtual CPUs shared physical cores then: all of
+  them multiplied less than 0.65x their count times one's (two: below 1.3x)."""
+  return bool(sample["ratio"]) and sample["ratio"] < 0.65 * sample["cpus"]
+
+
 def core_scaling(seconds=None, timeout=120):
   """How much faster all this machine's CPUs multiply matrices than one: {'cpus', 'one_gflops',
   'all_gflops', 'ratio'} (None where a child failed), each the best float32 matmul of a child

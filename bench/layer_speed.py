@@ -21,15 +21,17 @@ computes a kernel another way (the 3-channel layers' sub-pixel forms, weight
 gradients by patches), that column shows what training really runs (bias
 included, label channels counted as input channels).  "plan bf16" is the same
 in bfloat16 as --precision bf16 trains it: the plan's lowered forms under the
-Session's bf16 rewrite.
+Session's bf16 rewrite. "cores" is all CPUs' matmul over one CPU's just before
+and just after the layer's timings (common.core_scaling): near 1, the virtual
+CPUs shared a physical core then and the layer's figures may be halved.
 """
 import argparse
 import sys
 import time
 
 # common first: the project on the path, oneDNN decided before TensorFlow loads
-from common import (CONFIGS, RESULTS, append_result, machine, matmul_peak_gflops,
-                    print_machine)
+from common import (CONFIGS, RESULTS, append_result, core_scaling, machine,
+                    matmul_peak_gflops, print_machine, shared_core)
 import hardware  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow.compat.v1 as tf  # noqa: E402
@@ -154,22 +156,30 @@ def main():
       "%s_matmul_peak_gflops" % ("fp32" if name == "float32" else "bf16"): value
       for name, value in peaks.items()})
   print_machine(described)
-  print("%-26s %-8s %9s %9s %9s %6s %9s %6s" % ("layer", "kernel", "fp32", "plan", "bf16",
-                                               "ratio", "plan bf16", "ratio"))
-  rows = []
+  print("%-26s %-8s %9s %9s %9s %6s %9s %6s %11s" % (
+      "layer", "kernel", "fp32", "plan", "bf16", "ratio", "plan bf16", "ratio", "cores"))
+  rows, before = [], core_scaling()
   for layer, small, large in conv_layers(args.config, args.batch_size):
     gflops = layer_gflops(layer, small, large, dtypes, args.repeats, args.kernels)
+    after = core_scaling()
+    cores = "%s/%s" % tuple("%.2fx" % c["ratio"] if c["ratio"] else "?" for c in (before, after))
     for role, rates in gflops.items():
-      print("%-26s %-8s %9.1f %9.1f %s" % (
+      print(("%-26s %-8s %9.1f %9.1f %s %11s" % (
           layer, role, rates["float32"], rates["plan"],
           " ".join("%9.1f %5.2fx" % (rates[name], rates[name] / rates[fp32])
                    for name, fp32 in (("bfloat16", "float32"), ("plan_bf16", "plan"))
-                   if name in rates)))
+                   if name in rates), cores if role == "forward" else "")).rstrip())
       rows.append({"layer": layer, "kernel": role, "small": small, "large": large,
-                   "gflops": {k: round(v, 1) for k, v in rates.items()}})
+                   "gflops": {k: round(v, 1) for k, v in rates.items()},
+                   "core_scaling": [before, after]})
+    before = after
   print("(GFLOP/s of each kernel alone, batch %d; fp32 and bf16: TensorFlow's kernel; plan, plan "
         "bf16: the layer as ops.py computes it with kernel plan %s, as training runs it in that "
-        "precision; ratios: bf16 over fp32)" % (args.batch_size, described["kernel_plan"]))
+        "precision; ratios: bf16 over fp32; cores: all CPUs' matmul over one CPU's before/after "
+        "the layer's timings, common.core_scaling)" % (args.batch_size, described["kernel_plan"]))
+  if any(shared_core(c) for row in rows for c in row["core_scaling"]):
+    print("A cores figure near 1: the virtual CPUs shared a physical core around that layer's "
+          "timings, which may be about halved (docs/PERFORMANCE.md); run it again.")
   result = {"bench": "layer_speed", "time": time.strftime("%Y-%m-%dT%H:%M:%S"),
             "machine": described,
             "config": {"model": args.config, "batch_size": args.batch_size,

@@ -58,7 +58,8 @@ import time
 from common import (RESULTS, add_model_arguments, append_result,
                     bench_model, core_scaling, cpu_clock, cpu_use_over, cpu_use_since,
                     machine, matmul_peak_gflops,
-                    print_cpu_use, print_machine, synthetic_feed, time_iterations)
+                    print_cpu_use, print_machine, shared_core, synthetic_feed,
+                    time_iterations)
 import hardware  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow.compat.v1 as tf  # noqa: E402
@@ -279,7 +280,7 @@ def print_core_scaling(cores):
   print("cores: %d CPUs' matmul over one CPU's %s before the peak, %s after each round%s" % (
       cores[0]["cpus"], ratios[0], " / ".join(ratios[1:]),
       " (near 1: the virtual CPUs shared a physical core then; docs/PERFORMANCE.md)"
-      if any(c["ratio"] and c["ratio"] < 0.65 * c["cpus"] for c in cores) else ""))
+      if any(shared_core(c) for c in cores) else ""))
 
 
 if __name__ == "__main__":

@@ -248,6 +248,12 @@ def test_layer_speed_bench_times_every_conv_kernel_of_the_model(tmp_path):
     assert row["gflops"]["float32"] > 0 and row["gflops"]["plan"] > 0
     assert ("bfloat16" in row["gflops"]) == ("plan_bf16" in row["gflops"]) == cpu_supports_bf16()
     assert "%s " % row["layer"] in out
+  # each layer's timings between two core_scaling samples, the second the next layer's first
+  samples = [layers[n, "forward"]["core_scaling"] for n in names]
+  assert all(s[1] == t[0] for s, t in zip(samples, samples[1:]))
+  assert all(c["cpus"] == os.cpu_count() and c["ratio"] > 0.3 for s in samples for c in s)
+  before, after = samples[0]
+  assert "%.2fx/%.2fx" % (before["ratio"], after["ratio"]) in out
 
 
 def test_scaling_bench_reports_two_workers_against_one_process_and_the_projection(tmp_path):
