@@ -210,7 +210,7 @@ def matmul_peak_gflops(sizes=(2048, 4096), seconds=None, dtype=tf.float32, confi
 
 
 # A child Python's best float32 2048^3 matmul in GFLOP/s, by numpy's BLAS with the threads its
-# environment allows (OPENBLAS_NUM_THREADS): no TensorFlow, so it starts in a fraction of a second.
+# environment allows (BLAS_THREAD_VARIABLES): no TensorFlow, so it starts in a fraction of a second.
 _BLAS_MATMUL = """
 import sys, time
 import numpy as np
@@ -233,6 +233,12 @@ def shared_core(sample):
   return bool(sample["ratio"]) and sample["ratio"] < 0.65 * sample["cpus"]
 
 
+# What caps a BLAS's threads, per vendor numpy may be built with: OpenBLAS (PyPI's wheels),
+# OpenMP builds, MKL, Apple's Accelerate.
+BLAS_THREAD_VARIABLES = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS",
+                         "VECLIB_MAXIMUM_THREADS")
+
+
 def core_scaling(seconds=None, timeout=120):
   """How much faster all this machine's CPUs multiply matrices than one: {'cpus', 'one_gflops',
   'all_gflops', 'ratio'} (None where a child failed), each the best float32 matmul of a child
@@ -250,7 +256,7 @@ def core_scaling(seconds=None, timeout=120):
   cpus = os.cpu_count()
   rates = {}
   for name, threads in (("one_gflops", 1), ("all_gflops", cpus)):
-    env = dict(os.environ, OPENBLAS_NUM_THREADS=str(threads), OMP_NUM_THREADS=str(threads))
+    env = dict(os.environ, **{name: str(threads) for name in BLAS_THREAD_VARIABLES})
     try:
       proc = subprocess.run([sys.executable, "-c", _BLAS_MATMUL, str(seconds)], env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
