@@ -246,9 +246,10 @@ def core_scaling(seconds=None, timeout=120):
 
   A ratio near the CPU count: the CPUs are cores of their own.  Near 1 on a virtual machine
   whose CPUs are all busy with this work: its virtual CPUs share one physical core now (the
-  host placed them on two hyperthreads of it), and every figure of the run is about halved;
-  the host may place them otherwise a minute later.  TensorFlow's own pools cannot tell: a
-  process sizes them once (thread_pools), hence children.
+  host placed them on two hyperthreads of it; or it halved their clock, which looks the same
+  from inside), and every figure of the run is about halved; the host may place them
+  otherwise a minute later.  TensorFlow's own pools cannot tell: a process sizes them once
+  (thread_pools), hence children.
   """
   if seconds is None:
     seconds = float(os.environ.get(PEAK_SECONDS_VARIABLE, 1.5))
@@ -256,7 +257,7 @@ def core_scaling(seconds=None, timeout=120):
   cpus = os.cpu_count()
   rates = {}
   for name, threads in (("one_gflops", 1), ("all_gflops", cpus)):
-    env = dict(os.environ, **{name: str(threads) for name in BLAS_THREAD_VARIABLES})
+    env = dict(os.environ, **{variable: str(threads) for variable in BLAS_THREAD_VARIABLES})
     try:
       proc = subprocess.run([sys.executable, "-c", _BLAS_MATMUL, str(seconds)], env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
