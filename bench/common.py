@@ -4,6 +4,8 @@ Every bench script imports it before any other project module or TensorFlow: it 
 project's modules on the path, and imports TensorFlow as main.py does (oneDNN decided first,
 its C++ start-up lines hidden unless the user set TF_CPP_MIN_LOG_LEVEL).
 """
+import argparse
+import collections
 import json
 import os
 import sys
@@ -14,6 +16,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import numpy as np  # noqa: E402
 
 import hardware  # noqa: E402
+from utils import UserError  # noqa: E402
 
 tf = hardware.import_tensorflow()
 tf.get_logger().setLevel("ERROR")
@@ -27,25 +30,107 @@ CONFIGS = {
 }
 
 
-def add_model_arguments(parser, precisions=("fp32", "bf16"), precision_help=None):
-  """The flags of the measured model that bench_model builds, on an argparse parser."""
+def add_model_arguments(parser, precisions=("fp32", "bf16"), precision_help=None,
+                        several_kernels=False):
+  """The flags of the measured model that bench_model builds, on an argparse parser.
+  several_kernels: --kernels takes one KernelsSpec or more (a list), else one."""
   parser.add_argument("--config", choices=sorted(CONFIGS), default="celebA")
   parser.add_argument("--precision", choices=precisions, default="fp32", help=precision_help)
-  parser.add_argument("--kernels", choices=hardware.KERNEL_CHOICES,
-                      default=hardware.DEFAULT_KERNELS,
-                      help="kernel plan (hardware.py) [auto: this machine's]")
+  add_kernels_argument(parser, several_kernels)
   parser.add_argument("--batch_size", type=int, default=64)
   parser.add_argument("--filters", type=int, default=64, help="gf_dim = df_dim [64]")
   parser.add_argument("--fc", type=int, default=1024, help="gfc_dim = dfc_dim (mnist) [1024]")
 
 
+def add_kernels_argument(parser, several=False, what="kernel plan"):
+  """--kernels: a KernelsSpec (kernels_spec), or with several one or more of them."""
+  default = kernels_spec(hardware.DEFAULT_KERNELS)
+  parser.add_argument(
+      "--kernels", type=kernels_spec, metavar="PLAN[+FIELD=VALUE...]",
+      nargs="+" if several else None, default=[default] if several else default,
+      help="%s%s (hardware.py: one of %s), optionally with forms changed from it, such as "
+      "amx+layer_grads=chosen+patches_max_pixels=256 (hardware.KernelPlan's fields) "
+      "[auto: this machine's]" % (what, "s, each" if several else "",
+                                   ", ".join(hardware.KERNEL_CHOICES)))
+
+
+KernelsSpec = collections.namedtuple("KernelsSpec", ["text", "name", "forms"])
+KernelsSpec.__doc__ = """A --kernels value: its text, the plan's name (hardware.KERNEL_CHOICES)
+and ((field, value), ...) of the forms it changes from that plan, in its order (kernel_plan
+applies them)."""
+
+# The KernelPlan fields a --kernels spec may change: the forms (a plan's threads are the
+# Session's, --inter_op_threads, and its name is the spec's own).
+FORM_FIELDS = tuple(f for f in hardware.KernelPlan._fields if f not in ("name", "inter_op_threads"))
+
+
+def kernels_spec(text):
+  """The KernelsSpec of 'PLAN' or 'PLAN+FIELD=VALUE+...': a form measured without editing
+  hardware.py.  A value reads as its field's type in hardware.PLANS (true/false, a number, or
+  one of the words some plan uses).  Raises argparse.ArgumentTypeError, said in one line."""
+  name, *changes = text.split("+")
+  if name not in hardware.KERNEL_CHOICES:
+    raise argparse.ArgumentTypeError("%r names no kernel plan; choose one of %s"
+                                     % (name, ", ".join(hardware.KERNEL_CHOICES)))
+  forms = []
+  for change in changes:
+    field, equals, value = change.partition("=")
+    if not equals or field not in FORM_FIELDS:
+      raise argparse.ArgumentTypeError("%r is not FIELD=VALUE with FIELD one of %s"
+                                       % (change, ", ".join(FORM_FIELDS)))
+    forms.append((field, form_value(field, value)))
+  return KernelsSpec(text, name, tuple(forms))
+
+
+def form_value(field, text):
+  """text as a value of the KernelPlan field `field`, typed as hardware.PLANS has it."""
+  used = {getattr(plan, field) for plan in hardware.PLANS.values()}
+  kind = type(next(iter(used)))
+  if kind is int:
+    if not text.isdigit():
+      raise argparse.ArgumentTypeError("%s=%s: %s takes a whole number" % (field, text, field))
+    return int(text)
+  words = {"true": True, "false": False} if kind is bool else {value: value for value in used}
+  if text not in words:
+    raise argparse.ArgumentTypeError("%s=%s: %s takes %s"
+                                     % (field, text, field, " or ".join(sorted(words))))
+  return words[text]
+
+
+# Forms that only a layer's own gradient uses (hardware.KernelPlan: "(chosen)").
+CHOSEN_ONLY = ("small_input_grad", "patches_max_pixels")
+
+
+def kernel_plan(spec, precision="fp32"):
+  """The hardware.KernelPlan a KernelsSpec builds in precision: its plan with the precision's
+  lowered forms (hardware.kernel_plan), then the forms the spec changes.  A UserError if the
+  spec changes a form the plan would not use, so that no figure is read as a form's that
+  never ran."""
+  changed = dict(spec.forms)
+  plan = hardware.kernel_plan(spec.name, lowered=precision != "fp32")._replace(**changed)
+  unused = [field for field in CHOSEN_ONLY if field in changed]
+  if unused and plan.layer_grads != "chosen":
+    raise UserError("--kernels %s: in %s the plan's layers take TensorFlow's gradients, which "
+                    "use no %s; add +layer_grads=chosen" % (spec.text, precision,
+                                                           " or ".join(unused)))
+  return plan
+
+
+def kernels_label(plan, spec):
+  """What a figure was measured with: the plan's name (an 'auto' spec's too) and the forms the
+  spec changes, as it wrote them (avx512+patches_max_pixels=64)."""
+  return plan.name + spec.text[len(spec.name):]
+
+
 def bench_model(sess, args):
   """model.py's DCGAN as the benches measure it, in sess's graph, from add_model_arguments'
-  flags: one of CONFIGS, batch args.batch_size, args.filters filters, args.fc units, seed 0."""
+  flags: one of CONFIGS, batch args.batch_size, args.filters filters, args.fc units, the plan
+  of args.kernels (one KernelsSpec) in args.precision, seed 0."""
   from model import DCGAN
   return DCGAN(sess, batch_size=args.batch_size, sample_num=args.batch_size, gf_dim=args.filters,
                df_dim=args.filters, gfc_dim=args.fc, dfc_dim=args.fc, dataset_name=args.config,
-               seed=0, precision=args.precision, kernels=args.kernels, **CONFIGS[args.config])
+               seed=0, precision=args.precision, kernels=kernel_plan(args.kernels, args.precision),
+               **CONFIGS[args.config])
 
 
 def synthetic_feed(model, count, rng):
@@ -142,8 +227,9 @@ def machine(plan, onednn=None, **peaks):
   return described
 
 
-def print_machine(described):
-  """Name the machine beside its peaks, so no figure is read without it."""
+def print_machine(described, kernels=None):
+  """Name the machine beside its peaks, so no figure is read without it; kernels: what the
+  figures were measured with, where it says more than the plan's name (kernels_label)."""
   isa = [name for name in ("avx2", "avx512", "amx") if described["isa"][name]]
   peaks = ", ".join("%s %.1f GFLOP/s" % (key[:-len("_matmul_peak_gflops")], value)
                     for key, value in described.items() if key.endswith("_matmul_peak_gflops"))
@@ -155,7 +241,7 @@ def print_machine(described):
   print("software: TensorFlow %s, oneDNN %s%s, kernel plan %s" % (
       described["tensorflow"], "on" if described["onednn"] else "off",
       " (dispatching %s)" % described["onednn_isa"] if described["onednn_isa"] else "",
-      described["kernel_plan"]))
+      kernels or described["kernel_plan"]))
   if peaks:
     print("matmul peak: %s (measured now)" % peaks)
 

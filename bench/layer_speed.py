@@ -1,6 +1,7 @@
 """Each convolution kernel of the model alone, in fp32 and in bfloat16.
 
-    python bench/layer_speed.py [--config celebA|mnist] [--repeats 10] [--kernels auto|...]
+    python bench/layer_speed.py [--config celebA|mnist] [--repeats 10]
+                                [--kernels PLAN[+FIELD=VALUE...]]
 
 For every convolutional layer of the model (shapes read from the real graph
 built by model.py, batch 64) it times the three kernels training runs -
@@ -30,9 +31,9 @@ import sys
 import time
 
 # common first: the project on the path, oneDNN decided before TensorFlow loads
-from common import (CONFIGS, RESULTS, append_result, core_scaling, machine,
+from common import (CONFIGS, RESULTS, add_kernels_argument, append_result, core_scaling,
+                    kernel_plan, kernels_label, machine,
                     matmul_peak_gflops, print_machine, shared_core)
-import hardware  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow.compat.v1 as tf  # noqa: E402
 from hardware import cpu_supports_bf16  # noqa: E402
@@ -40,8 +41,11 @@ from model import DCGAN  # noqa: E402
 from ops import LayerOptions, conv2d, deconv2d  # noqa: E402
 from precision import session_config  # noqa: E402
 from train_speed import model_layers  # noqa: E402
+from utils import UserError  # noqa: E402
 
 STRIDES = [1, 2, 2, 1]
+# --precision's name of each dtype a plan column is timed in
+PRECISIONS = {tf.float32: "fp32", tf.bfloat16: "bf16"}
 
 
 def conv_layers(config, batch_size):
@@ -82,9 +86,9 @@ def median_seconds(sess, outputs, repeats):
 
 def time_plan_layer(generator, small, large, repeats, kernels, precision="fp32"):
   """Seconds (median) of forward / data / weights of the layer as ops.py builds it with the
-  kernel plan `kernels` names (--kernels), in `precision` as training runs it (bf16: the
-  plan's lowered forms, float32 variables and the Session's bf16 rewrite)."""
-  plan = hardware.kernel_plan(kernels, lowered=precision != "fp32")
+  kernel plan of the KernelsSpec `kernels` (--kernels), in `precision` as training runs it
+  (bf16: the plan's lowered forms, float32 variables and the Session's bf16 rewrite)."""
+  plan = kernel_plan(kernels, precision)
   with tf.Graph().as_default(), tf.Session(config=session_config(precision, plan=plan)) as sess:
     make = lambda shape, seed: tf.Variable(tf.random.normal(shape, seed=seed))
     options = LayerOptions(plan, None, None)
@@ -143,19 +147,22 @@ def main():
   parser.add_argument("--config", choices=sorted(CONFIGS), default="celebA")
   parser.add_argument("--batch_size", type=int, default=64)
   parser.add_argument("--repeats", type=int, default=10)
-  parser.add_argument("--kernels", choices=hardware.KERNEL_CHOICES,
-                      default=hardware.DEFAULT_KERNELS,
-                      help="kernel plan of the plan columns (hardware.py) [auto: this machine's]")
+  add_kernels_argument(parser, what="kernel plan of the plan columns")
   parser.add_argument("--results", default=RESULTS)
   args = parser.parse_args()
   dtypes = [tf.float32] + ([tf.bfloat16] if cpu_supports_bf16() else [])
-  plan = hardware.kernel_plan(args.kernels)
+  try:  # a spec the plan columns cannot build is said before any timing
+    plan, *_ = [kernel_plan(args.kernels, PRECISIONS[dt]) for dt in dtypes]
+  except UserError as err:
+    print("error: %s" % err, file=sys.stderr)
+    return 1
+  label = kernels_label(plan, args.kernels)
   threads = session_config(plan=plan)  # the first Session sizes the pools (common.thread_pools)
   peaks = {dt.name: matmul_peak_gflops(dtype=dt, config=threads) for dt in dtypes}
   described = machine(plan, **{
       "%s_matmul_peak_gflops" % ("fp32" if name == "float32" else "bf16"): value
       for name, value in peaks.items()})
-  print_machine(described)
+  print_machine(described, kernels=label)
   print("%-26s %-8s %9s %9s %9s %6s %9s %6s %11s" % (
       "layer", "kernel", "fp32", "plan", "bf16", "ratio", "plan bf16", "ratio", "cores"))
   rows, before = [], core_scaling()
@@ -176,14 +183,14 @@ def main():
   print("(GFLOP/s of each kernel alone, batch %d; fp32 and bf16: TensorFlow's kernel; plan, plan "
         "bf16: the layer as ops.py computes it with kernel plan %s, as training runs it in that "
         "precision; ratios: bf16 over fp32; cores: all CPUs' matmul over one CPU's before/after "
-        "the layer's timings, common.core_scaling)" % (args.batch_size, described["kernel_plan"]))
+        "the layer's timings, common.core_scaling)" % (args.batch_size, label))
   if any(shared_core(c) for row in rows for c in row["core_scaling"]):
     print("A cores figure near 1: the virtual CPUs shared a physical core around that layer's "
           "timings, which may be about halved (docs/PERFORMANCE.md); run it again.")
   result = {"bench": "layer_speed", "time": time.strftime("%Y-%m-%dT%H:%M:%S"),
             "machine": described,
             "config": {"model": args.config, "batch_size": args.batch_size,
-                       "repeats": args.repeats},
+                       "repeats": args.repeats, "kernels": label},
             "layers": rows}
   append_result(args.results, result)
   return 0

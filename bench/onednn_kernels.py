@@ -1,7 +1,7 @@
 """Which oneDNN kernels the training step runs, in which layouts, and for how long.
 
     python bench/onednn_kernels.py [--config celebA|mnist] [--precision fp32|bf16]
-                                   [--kernels auto|...] [--steps 1]
+                                   [--kernels PLAN[+FIELD=VALUE...]] [--steps 1]
 
 In a child Python with oneDNN's verbose mode on (ONEDNN_VERBOSE=1; what oneDNN
 prints goes into the child's pipe, not into this output), builds the real model
@@ -33,8 +33,8 @@ import sys
 import time
 
 # common first: the project on the path, oneDNN decided before TensorFlow loads
-from common import (RESULTS, add_model_arguments, append_result, bench_model,
-                    machine, print_machine, synthetic_feed)
+from common import (RESULTS, add_model_arguments, append_result, bench_model, kernel_plan,
+                    kernels_label, machine, print_machine, synthetic_feed)
 import hardware  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow.compat.v1 as tf  # noqa: E402
@@ -105,7 +105,7 @@ def trace(args):
   """In the child process: the real model built and warmed up, then args.steps iterations
   run after MARK, so that oneDNN's lines for them follow it; then RESULT and a JSON object:
   the plan's name and the traced iterations' seconds."""
-  config = session_config(args.precision, False, 0, 0, hardware.kernel_plan(args.kernels))
+  config = session_config(args.precision, False, 0, 0, kernel_plan(args.kernels, args.precision))
   with tf.Graph().as_default(), tf.Session(config=config) as sess:
     model = bench_model(sess, args)
     sess.run(model.init_op)
@@ -180,6 +180,7 @@ def parse_args():
 def main():
   args = parse_args()
   try:
+    plan = kernel_plan(args.kernels, args.precision)  # a spec it cannot build: said here
     if args.child:
       trace(args)
       return 0
@@ -192,8 +193,8 @@ def main():
     print("error: oneDNN reported no kernel: it is off here (TF_ENABLE_ONEDNN_OPTS=0, or not "
           "an x86 CPU), so TensorFlow's own kernels ran.", file=sys.stderr)
     return 1
-  described = machine(hardware.kernel_plan(plan_name), onednn)
-  print_machine(described)
+  described = machine(plan, onednn)
+  print_machine(described, kernels=kernels_label(plan, args.kernels))
   print("model: %s, batch %d, %s; %d iteration(s) traced after %d" % (
       args.config, args.batch_size, args.precision, args.steps, args.warmup))
   print_rows(rows, seconds / args.steps, args.share)
@@ -205,7 +206,8 @@ def main():
       "machine": described,
       "config": {"model": args.config, "precision": args.precision,
                  "batch_size": args.batch_size, "filters": args.filters,
-                 "kernel_plan": plan_name, "steps": args.steps, "warmup": args.warmup},
+                 "kernel_plan": plan_name, "kernels": kernels_label(plan, args.kernels),
+                 "steps": args.steps, "warmup": args.warmup},
       "seconds_per_iteration_verbose": round(seconds / args.steps, 4),
       "unreadable_lines": unreadable,
       "executions": [dict(execution._asdict(), ms_per_iteration=round(ms, 3),

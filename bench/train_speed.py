@@ -1,7 +1,7 @@
 """Training speed of the real model on this machine, beside the machine's measured peak.
 
     python bench/train_speed.py --config celebA|mnist [--precision fp32|bf16|both] [--xla]
-                                [--kernels auto|plain|avx2|avx512|...] [--rounds N]
+                                [--kernels PLAN[+FIELD=VALUE...] ...] [--rounds N]
 
 Builds the model from model.py (celebA-64: 64x64x3 unconditional; mnist: 28x28
 conditional; batch 64, the original's filter counts), feeds synthetic batches
@@ -14,7 +14,12 @@ and two G updates, losses and summaries fetched as the training loop fetches the
 a Session each) and times them in turn, round by round, so that a slower minute
 of the machine falls on both: bf16's img/s over fp32's is then measured, not
 the ratio of two processes' figures (two runs a minute apart can differ by more
-than the ratio on some machines: docs/PERFORMANCE.md).
+than the ratio on some machines: docs/PERFORMANCE.md).  --kernels with several
+plans does the same for kernel plans (each in every --precision, timed in turn),
+and a plan may change forms of its own (amx+layer_grads=chosen+patches_max_pixels=256:
+hardware.KernelPlan's fields), so that a form is measured against the plan in
+one process without editing hardware.py; each later plan's img/s is given over
+the first's of the same precision.
 
 Useful FLOPs of an iteration are counted from the graph's layers: each linear,
 convolution and transposed convolution of the generator's and the
@@ -57,7 +62,7 @@ import time
 # common first: the project on the path, oneDNN decided before TensorFlow loads
 from common import (RESULTS, add_model_arguments, append_result,
                     bench_model, core_scaling, cpu_clock, cpu_use_over, cpu_use_since,
-                    machine, matmul_peak_gflops,
+                    kernel_plan, kernels_label, machine, matmul_peak_gflops,
                     print_cpu_use, print_machine, shared_core, synthetic_feed,
                     time_iterations)
 import hardware  # noqa: E402
@@ -124,8 +129,12 @@ def iteration_flops(model):
 PRECISIONS = {"fp32": ("fp32",), "bf16": ("bf16",), "both": ("fp32", "bf16")}
 PEAK_DTYPES = {"fp32": tf.float32, "bf16": tf.bfloat16}
 
+Variant = collections.namedtuple("Variant", ["kernels", "precision"])
+Variant.__doc__ = """One model of a run: its --kernels spec (common.KernelsSpec), its
+precision."""
+
 Timed = collections.namedtuple("Timed", ["plan", "flops", "rounds", "last", "spans"])
-Timed.__doc__ = """One precision's model as measure() timed it: its kernel plan, (G_f, D_f,
+Timed.__doc__ = """One variant's model as measure() timed it: its kernel plan, (G_f, D_f,
 iteration FLOPs), [each round's iteration times], the last step.Step, [each round's
 (cpu_clock, cpu_clock) span]."""
 
@@ -134,7 +143,7 @@ def parse_args():
   parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
   add_model_arguments(parser, precisions=tuple(PRECISIONS), precision_help=(
       "both: fp32 and bf16 models in one process, each round timing one then the other, and "
-      "bf16's img/s over fp32's [fp32]"))
+      "bf16's img/s over fp32's [fp32]"), several_kernels=True)
   parser.add_argument("--xla", action="store_true",
                       help="XLA JIT compilation (global_jit_level ON_1)")
   parser.add_argument("--steps", type=int, default=10, help="timed iterations a round [10]")
@@ -144,35 +153,61 @@ def parse_args():
   parser.add_argument("--intra_op_threads", type=int, default=0)
   parser.add_argument("--inter_op_threads", type=int, default=0)
   parser.add_argument("--results", default=RESULTS)
-  return parser.parse_args()
+  args = parser.parse_args()
+  texts = [spec.text for spec in args.kernels]
+  if len(set(texts)) < len(texts):
+    parser.error("--kernels names a plan twice: %s" % " ".join(texts))
+  return args
+
+
+def variants_of(args):
+  """Every model the run measures, in the order each round times them: each --kernels spec in
+  each precision of --precision."""
+  return [Variant(spec, precision) for spec in args.kernels
+          for precision in PRECISIONS[args.precision]]
+
+
+def session_configs(args, variants):
+  """{variant: its Session's ConfigProto}.  A UserError if they differ in threads: a process's
+  Sessions all run on the thread pools its first one sized (common.thread_pools)."""
+  configs = {v: session_config(v.precision, args.xla, args.intra_op_threads,
+                               args.inter_op_threads, kernel_plan(v.kernels, v.precision))
+             for v in variants}
+  if len({(c.intra_op_parallelism_threads, c.inter_op_parallelism_threads)
+          for c in configs.values()}) > 1:
+    raise UserError("the kernel plans %s ask for different inter-op threads, and the models of "
+                    "one process all run on the thread pools its first Session sized; give "
+                    "--inter_op_threads to compare them" % ", ".join(t.text for t in args.kernels))
+  return configs
 
 
 def main():
   args = parse_args()
-  precisions = PRECISIONS[args.precision]
+  variants = variants_of(args)
   try:
-    configs = {p: session_config(p, args.xla, args.intra_op_threads, args.inter_op_threads,
-                                 hardware.kernel_plan(args.kernels)) for p in precisions}
+    configs = session_configs(args, variants)
   except UserError as err:
     print("error: %s" % err, file=sys.stderr)
     return 1
   cores = [core_scaling()]  # before the peak, then after each round (measure)
   clock = cpu_clock()
-  # every precision's Session has the same threads (only their rewrites differ)
-  peaks = {p: matmul_peak_gflops(dtype=PEAK_DTYPES[p], config=configs[precisions[0]])
+  precisions = PRECISIONS[args.precision]
+  # every variant's Session has the same threads (session_configs; only rewrites differ)
+  peaks = {p: matmul_peak_gflops(dtype=PEAK_DTYPES[p], config=configs[variants[0]])
            for p in ("fp32",) + tuple(p for p in precisions if p != "fp32")}
   peak_use = cpu_use_since(clock)
-  measured, after_rounds = measure(args, precisions, configs)  # {precision: Timed}
+  measured, after_rounds = measure(args, variants, configs)  # {variant: Timed}
   cores += after_rounds
-  onednn = hardware.onednn_probe()  # one child Python for both models' descriptions
+  onednn = hardware.onednn_probe()  # one child Python for every model's description
   peak_fields = {name + "_matmul_peak_gflops": peak for name, peak in peaks.items()}
-  results = [result_of(args, configs[p], peaks, dict(peak=peak_use), cores,
-                       machine(timed.plan, onednn, **peak_fields), p, timed)
-             for p, timed in measured.items()]
-  if len(results) == 2:
-    compare(*results)
+  results = [result_of(args, configs[v], peaks, dict(peak=peak_use), cores,
+                       machine(timed.plan, onednn, **peak_fields), v, timed)
+             for v, timed in measured.items()]
+  compare(results)
   print()
-  print_machine(results[0]["machine"])  # the same machine and peaks for every precision
+  # the same machine and peaks for every variant
+  print_machine(results[0]["machine"], kernels=", ".join(
+      dict.fromkeys(r["config"]["kernels"] for r in results)))
   for result in results:
     print_result(args, result)
   print_core_scaling(cores)
@@ -181,40 +216,41 @@ def main():
   return 0
 
 
-def measure(args, precisions, configs):
-  """({precision: Timed}, [core_scaling after each round]): every precision's model built in
-  a graph and Session of its own and warmed up, then --rounds rounds, each timing --steps
-  iterations of every precision in turn (so that a slower minute of the machine falls on
-  both)."""
+def measure(args, variants, configs):
+  """({variant: Timed}, [core_scaling after each round]): every variant's model built in a
+  graph and Session of its own and warmed up, then --rounds rounds, each timing --steps
+  iterations of every variant in turn (so that a slower minute of the machine falls on
+  all)."""
   rng = np.random.RandomState(0)
   runs, measured, cores = {}, {}, []
   with contextlib.ExitStack() as stack:
-    for precision in precisions:
+    for variant in variants:
       graph = tf.Graph()
-      sess = stack.enter_context(tf.Session(graph=graph, config=configs[precision]))
+      sess = stack.enter_context(tf.Session(graph=graph, config=configs[variant]))
       with graph.as_default():
-        model = bench_model(sess, argparse.Namespace(**dict(vars(args), precision=precision)))
+        model = bench_model(sess, argparse.Namespace(**dict(
+            vars(args), kernels=variant.kernels, precision=variant.precision)))
         sess.run(model.init_op)
         feed = synthetic_feed(model, args.batch_size, rng)
         time_iterations(model, feed, args.warmup, 0)
-      runs[precision] = (model, feed)
-      measured[precision] = Timed(model.plan, iteration_flops(model), [], None, [])
+      runs[variant] = (model, feed)
+      measured[variant] = Timed(model.plan, iteration_flops(model), [], None, [])
     for _ in range(args.rounds):
-      for precision, (model, feed) in runs.items():
+      for variant, (model, feed) in runs.items():
         with model.sess.graph.as_default():
           times, last, span = time_iterations(model, feed, 0, args.steps)
-        timed = measured[precision]
-        measured[precision] = timed._replace(rounds=timed.rounds + [times], last=last,
-                                             spans=timed.spans + [span])
+        timed = measured[variant]
+        measured[variant] = timed._replace(rounds=timed.rounds + [times], last=last,
+                                           spans=timed.spans + [span])
       cores.append(core_scaling())
   return measured, cores
 
 
-def result_of(args, config, peaks, cpu_use, cores, described, precision, timed):
-  """The JSON result of one precision's model: its Timed beside the machine (`described`, its
+def result_of(args, config, peaks, cpu_use, cores, described, variant, timed):
+  """The JSON result of one variant's model: its Timed beside the machine (`described`, its
   peaks included), the peaks, {what was timed: cpu_use_since} before the model's steps and
   the core_scaling samples of the run."""
-  flops, rounds = timed.flops, timed.rounds
+  flops, rounds, precision = timed.flops, timed.rounds, variant.precision
   times = [t for round_times in rounds for t in round_times]
   s_per_iter = float(np.median(times))
   achieved = flops[2] / s_per_iter / 1e9
@@ -225,6 +261,8 @@ def result_of(args, config, peaks, cpu_use, cores, described, precision, timed):
       "config": {"model": args.config, "precision": precision, "xla": args.xla,
                  "batch_size": args.batch_size, "filters": args.filters,
                  "kernel_plan": described["kernel_plan"],
+                 "kernels": kernels_label(timed.plan, variant.kernels),
+                 "kernel_forms": dict(variant.kernels.forms),
                  "intra_op_threads": config.intra_op_parallelism_threads,
                  "inter_op_threads": config.inter_op_parallelism_threads,
                  "steps": args.steps, "rounds": args.rounds, "warmup": args.warmup},
@@ -242,21 +280,35 @@ def result_of(args, config, peaks, cpu_use, cores, described, precision, timed):
   }
 
 
-def compare(fp32, bf16):
-  """Give the bf16 result of a --precision both run its img/s over fp32's: all rounds' medians
-  and each round's."""
-  bf16["bf16_over_fp32"] = {
-      "images_per_s": round(fp32["s_per_iter"] / bf16["s_per_iter"], 3),
-      "rounds": [round(f / b, 3) for f, b in zip(fp32["rounds_s_per_iter"],
-                                                   bf16["rounds_s_per_iter"])]}
+def compare(results):
+  """Give the results of one process their img/s over another's (all rounds' medians and each
+  round's): a bf16 result over the fp32 one of its kernels (bf16_over_fp32), a later kernels'
+  result over the first kernels' of its precision (over_kernels)."""
+  by_variant = {(r["config"]["kernels"], r["config"]["precision"]): r for r in results}
+  first = results[0]["config"]["kernels"]
+  for (kernels, precision), result in by_variant.items():
+    if precision == "bf16" and (kernels, "fp32") in by_variant:
+      result["bf16_over_fp32"] = speedup(by_variant[kernels, "fp32"], result)
+    if kernels != first:
+      result["over_kernels"] = dict(speedup(by_variant[first, precision], result), kernels=first)
+
+
+def speedup(base, result):
+  """result's img/s over base's: all rounds' medians and each round's."""
+  return {"images_per_s": round(base["s_per_iter"] / result["s_per_iter"], 3),
+          "rounds": [round(b / r, 3) for b, r in zip(base["rounds_s_per_iter"],
+                                                       result["rounds_s_per_iter"])]}
 
 
 def print_result(args, result):
   """The model and the figures of one precision's run, as its JSON result has them."""
   config = result["config"]
-  print("model: %s, batch %d, %s%s, inter-op threads %s; iteration = 1 D + 2 G updates = %.1f GFLOP"
-        % (args.config, args.batch_size, config["precision"], " + XLA" if args.xla else "",
-           config["inter_op_threads"] or "TensorFlow's", result["flops"]["iteration"] / 1e9))
+  print("model: %s, batch %d, %s%s, %sinter-op threads %s; iteration = 1 D + 2 G updates = "
+        "%.1f GFLOP" % (args.config, args.batch_size, config["precision"],
+                        " + XLA" if args.xla else "",
+                        "kernels %s, " % config["kernels"] if len(args.kernels) > 1 else "",
+                        config["inter_op_threads"] or "TensorFlow's",
+                        result["flops"]["iteration"] / 1e9))
   print("s/iter %.3f (median of %d; best %.3f)  img/s %.1f  achieved %.1f GFLOP/s"
         "  = %.1f%% of fp32 peak%s"
         % (result["s_per_iter"], args.steps * args.rounds, result["s_per_iter_min"],
@@ -267,10 +319,16 @@ def print_result(args, result):
     print("rounds: s/iter %s (medians of %d)" % (
         " / ".join("%.3f" % t for t in result["rounds_s_per_iter"]), args.steps))
   if "bf16_over_fp32" in result:
-    ratio = result["bf16_over_fp32"]
-    print("bf16 over fp32, the same process: %.2fx img/s (rounds %s)" % (
-        ratio["images_per_s"], " / ".join("%.2fx" % r for r in ratio["rounds"])))
+    print_speedup("bf16 over fp32", result["bf16_over_fp32"])
+  if "over_kernels" in result:
+    print_speedup("over kernels %s" % result["over_kernels"]["kernels"], result["over_kernels"])
   print_cpu_use(result["cpu_use"])
+
+
+def print_speedup(what, ratio):
+  """One line: a speedup (compare's) of one model over another measured in this process."""
+  print("%s, the same process: %.2fx img/s (rounds %s)" % (
+      what, ratio["images_per_s"], " / ".join("%.2fx" % r for r in ratio["rounds"])))
 
 
 def print_core_scaling(cores):

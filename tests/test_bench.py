@@ -1,4 +1,5 @@
 """The benchmarks run and report their fields (no timing is asserted)."""
+import argparse
 import functools
 import importlib
 import json
@@ -59,25 +60,31 @@ def run_train_speed(tmp_path, *args):
 # Each run of the bench costs a TensorFlow start and its oneDNN probe's, so one run checks
 # several things: {config: (--kernels, --precision, --rounds)}, celebA with this machine's plan
 # (fp32 and bfloat16 in turn where the CPU has it) in two rounds, mnist with a plan asked for by
-# name in one.
+# name and the same plan with a form changed, in turn, in one.
 TRAIN_SPEED_RUNS = {
-    "celebA": (hardware.DEFAULT_KERNELS, "both" if cpu_supports_bf16() else "fp32", 2),
-    "mnist": ("plain", "fp32", 1)}
+    "celebA": ((hardware.DEFAULT_KERNELS,), "both" if cpu_supports_bf16() else "fp32", 2),
+    "mnist": (("plain", "plain+label_term=true"), "fp32", 1)}
 
 
 @pytest.mark.parametrize("config", sorted(TRAIN_SPEED_RUNS))
 def test_train_speed_bench_reports_its_fields(tmp_path, config):
   kernels, precision, rounds = TRAIN_SPEED_RUNS[config]
-  out, results = run_train_speed(tmp_path, "--config", config, "--kernels", kernels,
+  out, results = run_train_speed(tmp_path, "--config", config, "--kernels", *kernels,
                                  "--precision", precision, "--rounds", str(rounds))
   for field in ("matmul peak: fp32", "s/iter", "img/s", "GFLOP/s", "% of fp32 peak", "kernel plan",
                 "oneDNN", "TensorFlow"):
     assert field in out
   assert ("rounds: s/iter " in out) == (rounds > 1)
-  assert [r["config"]["precision"] for r in results] == list(train_speed.PRECISIONS[precision])
-  for result in results:
-    check_train_speed_result(out, result, config, kernels)
-  assert results[0]["machine"] == results[-1]["machine"]  # one machine, its peaks measured once
+  precisions = train_speed.PRECISIONS[precision]
+  assert [(r["config"]["kernels"], r["config"]["precision"]) for r in results] == [
+      (common.kernels_label(common.kernel_plan(common.kernels_spec(k)), common.kernels_spec(k)), p)
+      for k in kernels for p in precisions]
+  for result, spec in zip(results, [k for k in kernels for _ in precisions]):
+    check_train_speed_result(out, result, config, common.kernels_spec(spec))
+  assert all(r["machine"]["cpu_model"] == results[0]["machine"]["cpu_model"]
+             and r["machine"]["fp32_matmul_peak_gflops"]
+             == results[0]["machine"]["fp32_matmul_peak_gflops"]
+             for r in results)  # one machine, its peaks measured once
   # all CPUs' matmul over one's, before the peak and after each round, said once
   cores = results[0]["core_scaling"]
   assert len(cores) == rounds + 1 and all(r["core_scaling"] == cores for r in results)
@@ -87,20 +94,31 @@ def test_train_speed_bench_reports_its_fields(tmp_path, config):
                    % (os.cpu_count(), cores[0]["ratio"])) == 1
   if precision == "both":
     fp32, bf16 = results
-    ratio = bf16["bf16_over_fp32"]
-    assert ratio["images_per_s"] == round(fp32["s_per_iter"] / bf16["s_per_iter"], 3)
-    assert ratio["rounds"] == [round(f / b, 3) for f, b in zip(fp32["rounds_s_per_iter"],
-                                                                bf16["rounds_s_per_iter"])]
-    assert "bf16 over fp32, the same process: %.2fx img/s" % ratio["images_per_s"] in out
+    check_speedup(out, "bf16 over fp32", fp32, bf16, bf16["bf16_over_fp32"])
+  if len(kernels) > 1:
+    first, changed = results
+    assert changed["config"]["kernel_forms"] == {"label_term": True}
+    assert "kernels plain+label_term=true, " in out and "kernel plan plain, plain+" in out
+    assert "over_kernels" not in first and changed["over_kernels"]["kernels"] == "plain"
+    check_speedup(out, "over kernels plain", first, changed, changed["over_kernels"])
+
+
+def check_speedup(out, what, base, result, ratio):
+  """ratio (compare's) is result's img/s over base's, all rounds' and each round's, and out
+  says it."""
+  assert ratio["images_per_s"] == round(base["s_per_iter"] / result["s_per_iter"], 3)
+  assert ratio["rounds"] == [round(b / r, 3) for b, r in zip(base["rounds_s_per_iter"],
+                                                              result["rounds_s_per_iter"])]
+  assert "%s, the same process: %.2fx img/s" % (what, ratio["images_per_s"]) in out
 
 
 def check_train_speed_result(out, result, config, kernels):
-  """The fields of one precision's result of a train_speed run of --steps 2 at batch 4, and the
-  lines out shows of it."""
+  """The fields of one model's result of a train_speed run of --steps 2 at batch 4 (kernels:
+  its common.KernelsSpec), and the lines out shows of it."""
   precision = result["config"]["precision"]
   machine = result["machine"]
   assert machine["cpu_kind"] == hardware.cpu_kind() and machine["cpu_model"] in out
-  plan = hardware.kernel_plan(kernels, lowered=precision == "bf16")
+  plan = common.kernel_plan(kernels, precision)
   assert "kernel plan %s" % plan.name in out
   assert machine["kernel_plan"] == result["config"]["kernel_plan"] == plan.name
   assert machine["onednn"] == onednn_on()
@@ -123,6 +141,42 @@ def check_train_speed_result(out, result, config, kernels):
   if precision == "bf16":
     assert "bf16" in out and result["machine"]["bf16_matmul_peak_gflops"] > 0
     assert result["percent_of_bf16_peak"] is not None
+
+
+def test_a_kernels_spec_changes_forms_of_a_plan_after_its_precisions_and_refuses_what_wont_run():
+  """--kernels PLAN+FIELD=VALUE: a form measured without editing hardware.py, typed as the
+  plans have it, applied after bf16's lowered forms; a form the plan's gradients would not use
+  is refused, not measured as if it ran."""
+  spec = common.kernels_spec("avx512+layer_grads=chosen+patches_max_pixels=64+label_term=false")
+  assert spec.name == "avx512" and spec.forms == (
+      ("layer_grads", "chosen"), ("patches_max_pixels", 64), ("label_term", False))
+  for precision in ("fp32", "bf16"):
+    plan = common.kernel_plan(spec, precision)
+    assert plan == hardware.kernel_plan("avx512", lowered=precision == "bf16")._replace(
+        layer_grads="chosen", patches_max_pixels=64, label_term=False)
+  assert common.kernels_label(plan, spec) == spec.text
+  auto = common.kernels_spec("auto")
+  assert auto.forms == () and common.kernel_plan(auto) == hardware.kernel_plan()
+  assert common.kernels_label(common.kernel_plan(auto), auto) == hardware.kernel_plan().name
+  # bf16's avx512 plan takes its layers' own gradients (hardware.LOWERED), fp32's does not
+  patches = common.kernels_spec("avx512+patches_max_pixels=64")
+  assert common.kernel_plan(patches, "bf16").patches_max_pixels == 64
+  with pytest.raises(UserError, match="in fp32 .* use no patches_max_pixels; add "
+                                      r"\+layer_grads=chosen"):
+    common.kernel_plan(patches, "fp32")
+  for text, said in [("avx5", "'avx5' names no kernel plan; choose one of auto, amx"),
+                     ("avx2+bogus=1", "'bogus=1' is not FIELD=VALUE with FIELD one of label_term"),
+                     ("avx2+inter_op_threads=2", "'inter_op_threads=2' is not FIELD=VALUE"),
+                     ("avx2+name=plain", "'name=plain' is not FIELD=VALUE"),
+                     ("avx2+layer_grads", "'layer_grads' is not FIELD=VALUE"),
+                     ("avx2+layer_grads=mine", "layer_grads=mine: layer_grads takes autodiff or "
+                                               "chosen"),
+                     ("avx2+label_term=yes", "label_term=yes: label_term takes false or true"),
+                     ("avx2+patches_max_pixels=-1",
+                      "patches_max_pixels=-1: patches_max_pixels takes a whole number")]:
+    with pytest.raises(argparse.ArgumentTypeError) as refused:
+      common.kernels_spec(text)
+    assert str(refused.value).startswith(said), (text, str(refused.value))
 
 
 def test_cpu_use_reads_steal_and_other_work_from_the_machines_counters(tmp_path):
