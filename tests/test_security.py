@@ -14,11 +14,10 @@ import subprocess
 import sys
 import zlib
 
-import pytest
 import tensorflow.compat.v1 as tf
 
 from conftest import PROJECT_DIR, write_images
-from test_main import MAIN, only_run_folder
+from test_main import MAIN
 
 # What would load a graph definition, or a SavedModel (a graph and its functions), from a file.
 GRAPH_READERS = {"import_meta_graph", "import_graph_def", "ParseFromString", "MetaGraphDef",
