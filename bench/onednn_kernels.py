@@ -3,14 +3,16 @@
     python bench/onednn_kernels.py [--config celebA|mnist] [--precision fp32|bf16]
                                    [--kernels PLAN[+FIELD=VALUE...]] [--steps 1]
 
-In a child Python with oneDNN's verbose mode on (ONEDNN_VERBOSE=1; what oneDNN
+In a child Python with oneDNN's verbose mode on (ONEDNN_VERBOSE=2; what oneDNN
 prints goes into the child's pipe, not into this output), builds the real model
 as bench/train_speed.py does (batch 64, the original's filter counts, synthetic
 batches), runs --warmup iterations of DCGAN.train_step, then --steps more, and
 sums what oneDNN says about those per kind of execution: the primitive
 (convolution, matmul, reorder, batch normalization, ...), its propagation
 (forward_training, backward_data, backward_weights), the implementation oneDNN
-chose, the problem's shape and its memory's data types and layouts.
+chose, the problem's shape and its memory's data types and layouts; and how many
+primitives oneDNN created during those iterations, compiled or from its
+primitive cache (a compilation after warm-up is JIT time inside a step).
 
 An implementation's name says what runs: AMX (``avx10_1_512_amx`` in oneDNN 3.7, the
 version TensorFlow 2.21 links; ``avx512_core_amx`` in older ones), a brgemm
@@ -50,18 +52,25 @@ MARK = "#dcgan: the traced iterations start here"
 RESULT = "#dcgan: traced "
 
 
-def parse_exec(line):
-  """(Execution, milliseconds) of one ONEDNN_VERBOSE 'exec' line; None for any other line.
+# The verbose events read here: a primitive executed, created by compiling it (oneDNN's
+# primitive cache missed), created from that cache.
+EXEC, COMPILED, FROM_CACHE = "exec", "create:cache_miss", "create:cache_hit"
 
-  The line is oneDNN's: ``onednn_verbose[,v1,primitive],exec,cpu,<primitive>,
+
+def parse_line(line):
+  """(event, Execution, milliseconds) of one ONEDNN_VERBOSE line of an event of EXEC, COMPILED
+  or FROM_CACHE; None for any other line.
+
+  The line is oneDNN's: ``onednn_verbose[,v1,primitive],<event>,cpu,<primitive>,
   <implementation>,<propagation>,<memory descriptors>,<attributes>,<auxiliary>,
   <problem>,<milliseconds>``; a memory descriptor is ``name:type:flags:kind:layout:...``.
   """
   fields = line.strip().split(",")
-  if (not fields[0].startswith("onednn_verbose") or "exec" not in fields
+  events = [field for field in fields if field in (EXEC, COMPILED, FROM_CACHE)]
+  if (not fields[0].startswith("onednn_verbose") or len(events) != 1
       or line.count("onednn_verbose") != 1):  # two threads' lines mixed into one: unreadable
     return None
-  at = fields.index("exec")
+  at = fields.index(events[0])
   if len(fields) < at + 9:
     return None
   try:
@@ -70,8 +79,14 @@ def parse_exec(line):
     return None
   memory = [described for described in map(describe_memory, fields[at + 5].split())
             if described]
-  return Execution(fields[at + 2], fields[at + 4], fields[at + 3], fields[-2],
-                   ", ".join(memory)), milliseconds
+  return events[0], Execution(fields[at + 2], fields[at + 4], fields[at + 3], fields[-2],
+                              ", ".join(memory)), milliseconds
+
+
+def parse_exec(line):
+  """(Execution, milliseconds) of one ONEDNN_VERBOSE 'exec' line; None for any other line."""
+  parsed = parse_line(line)
+  return parsed[1:] if parsed and parsed[0] == EXEC else None
 
 
 def describe_memory(descriptor):
@@ -101,6 +116,25 @@ def summarize(lines, iterations):
           for execution, ms in spent.most_common()], unreadable
 
 
+def creations(lines, iterations):
+  """What oneDNN created among `lines` of `iterations` iterations: {'compiled_per_iteration',
+  'from_cache_per_iteration', 'compiled': [what was compiled, once each]}.  After warm-up a
+  primitive compiled during a step is JIT compilation in the step's time (its cache holds too
+  few, or a shape changed); one created from the cache costs microseconds (TensorFlow asks
+  again for some primitives at every run)."""
+  counts, compiled = collections.Counter(), []
+  for line in lines:
+    parsed = parse_line(line)
+    if parsed and parsed[0] != EXEC:
+      counts[parsed[0]] += 1
+      if parsed[0] == COMPILED:
+        compiled.append("%s %s %s %s" % (parsed[1].primitive, parsed[1].propagation,
+                                          parsed[1].implementation, parsed[1].problem))
+  return {"compiled_per_iteration": counts[COMPILED] / iterations,
+          "from_cache_per_iteration": counts[FROM_CACHE] / iterations,
+          "compiled": list(dict.fromkeys(compiled))}
+
+
 def trace(args):
   """In the child process: the real model built and warmed up, then args.steps iterations
   run after MARK, so that oneDNN's lines for them follow it; then RESULT and a JSON object:
@@ -123,12 +157,13 @@ def trace(args):
 def traced_in_child(argv, timeout=3600):
   """(plan name, oneDNN's lines of the traced iterations, their seconds, (oneDNN on, its ISA)
   as hardware.onednn_reported reads the child's whole output), from a child Python
-  running this script with --child and ONEDNN_VERBOSE=1 (oneDNN reads it once, when it first
-  runs): every line oneDNN prints goes into the child's pipe, none into this output.
+  running this script with --child and ONEDNN_VERBOSE=2 (executions and creations; oneDNN
+  reads it once, when it first runs): every line oneDNN prints goes into the child's pipe,
+  none into this output.
   Raises UserError with the child's error line if it fails."""
   proc = subprocess.run([sys.executable, os.path.abspath(__file__), "--child"] + argv,
                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                        timeout=timeout, env=dict(os.environ, ONEDNN_VERBOSE="1"))
+                        timeout=timeout, env=dict(os.environ, ONEDNN_VERBOSE="2"))
   lines = proc.stdout.splitlines()
   results = [line for line in lines if line.startswith(RESULT)]
   if proc.returncode or MARK not in lines or not results:
@@ -139,6 +174,16 @@ def traced_in_child(argv, timeout=3600):
   result = json.loads(results[-1][len(RESULT):])
   traced = lines[lines.index(MARK) + 1:lines.index(results[-1])]
   return result["plan"], traced, result["seconds"], hardware.onednn_reported(lines)
+
+
+def print_creations(created):
+  """One line (and one per compiled primitive, up to five): what creations() found."""
+  print("primitives created per iteration: %g compiled, %g from oneDNN's primitive cache%s" % (
+      created["compiled_per_iteration"], created["from_cache_per_iteration"],
+      ": compiling after warm-up costs the step JIT time" if created["compiled"] else
+      " (after warm-up nothing is compiled in the step)"))
+  for described in created["compiled"][:5]:
+    print("  compiled: %s" % described)
 
 
 def print_rows(rows, seconds_per_iteration, share_shown):
@@ -198,6 +243,8 @@ def main():
   print("model: %s, batch %d, %s; %d iteration(s) traced after %d" % (
       args.config, args.batch_size, args.precision, args.steps, args.warmup))
   print_rows(rows, seconds / args.steps, args.share)
+  created = creations(lines, args.steps)
+  print_creations(created)
   if unreadable:
     print("(%d verbose lines left out: oneDNN threads printing at once had mixed them)"
           % unreadable)
@@ -210,6 +257,7 @@ def main():
                  "steps": args.steps, "warmup": args.warmup},
       "seconds_per_iteration_verbose": round(seconds / args.steps, 4),
       "unreadable_lines": unreadable,
+      "primitive_creations": created,
       "executions": [dict(execution._asdict(), ms_per_iteration=round(ms, 3),
                           calls_per_iteration=calls) for execution, ms, calls in rows]})
   return 0

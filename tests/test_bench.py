@@ -367,6 +367,18 @@ VERBOSE_WEIGHTS = (
     "mb2_ic4oc6_ih8oh4kh5sh2dh0ph1_iw8ow4kw5sw2dw0pw1,0.353027")
 VERBOSE_REORDER = ("onednn_verbose,v1,primitive,exec,cpu,reorder,jit:uni,undef,"
                    "src:f32::blocked:cdba::f0 dst:f32:p:blocked:Acdb16a::f0,,,6x4x5x5,3.47705")
+# And with ONEDNN_VERBOSE=2, creations: a weight gradient's from the primitive cache, a
+# forward's compiled.
+VERBOSE_FROM_CACHE = (
+    "onednn_verbose,v1,primitive,create:cache_hit,cpu,convolution,jit_bf16:avx512_core_bf16,"
+    "backward_weights,src:bf16::blocked:acdb::f0 wei:bf16:a:blocked:ABcd16b16a::f0 "
+    "bia:undef::undef::: dst:bf16::blocked:acdb::f0,,alg:convolution_direct,"
+    "mb16_ic128oc256_ih16oh8kh5sh2dh0ph1_iw16ow8kw5sw2dw0pw1,0.00610352")
+VERBOSE_COMPILED = (
+    "onednn_verbose,v1,primitive,create:cache_miss,cpu,convolution,brg_conv_fwd:avx512_core,"
+    "forward_training,src:f32::blocked:acdb::f0 wei:f32:ap:blocked:Acdb16a::f0 "
+    "bia:undef::undef::: dst:f32::blocked:acdb::f0,attr-scratchpad:user,alg:convolution_direct,"
+    "mb10_ic10oc14_ih14oh7kh5sh2dh0ph1_iw14ow7kw5sw2dw0pw1,0.187012")
 
 
 def test_onednn_kernels_reads_what_each_verbose_line_ran():
@@ -384,10 +396,20 @@ def test_onednn_kernels_reads_what_each_verbose_line_ran():
   # two threads' lines mixed into one are left out and counted, never read as one execution
   mixed = VERBOSE_WEIGHTS[:60] + VERBOSE_REORDER
   assert onednn_kernels.parse_exec(mixed) is None
-  rows, unreadable = onednn_kernels.summarize(
-      [VERBOSE_WEIGHTS, VERBOSE_REORDER, VERBOSE_WEIGHTS, "other", mixed], 2)
+  # creations are read as creations, never as time spent executing
+  event, execution, _ = onednn_kernels.parse_line(VERBOSE_FROM_CACHE)
+  assert event == onednn_kernels.FROM_CACHE and execution.propagation == "backward_weights"
+  assert onednn_kernels.parse_line(VERBOSE_COMPILED)[0] == onednn_kernels.COMPILED
+  assert onednn_kernels.parse_exec(VERBOSE_FROM_CACHE) is None
+  lines = [VERBOSE_WEIGHTS, VERBOSE_FROM_CACHE, VERBOSE_REORDER, VERBOSE_COMPILED,
+           VERBOSE_WEIGHTS, "other", mixed, VERBOSE_FROM_CACHE, VERBOSE_COMPILED]
+  rows, unreadable = onednn_kernels.summarize(lines, 2)
   assert [(e.primitive, round(ms, 6), calls) for e, ms, calls in rows] == [
       ("reorder", 3.47705 / 2, 0.5), ("convolution", 0.353027, 1.0)] and unreadable == 1
+  assert onednn_kernels.creations(lines, 2) == {
+      "compiled_per_iteration": 1.0, "from_cache_per_iteration": 1.0,
+      "compiled": ["convolution forward_training brg_conv_fwd:avx512_core "
+                   "mb10_ic10oc14_ih14oh7kh5sh2dh0ph1_iw14ow7kw5sw2dw0pw1"]}
 
 
 def test_onednn_kernels_bench_lists_the_steps_kernels(tmp_path):
@@ -407,6 +429,13 @@ def test_onednn_kernels_bench_lists_the_steps_kernels(tmp_path):
   assert h1 and h1[0]["problem"] in out and h1[0]["ms_per_iteration"] > 0
   times = [e["ms_per_iteration"] for e in executions]
   assert times == sorted(times, reverse=True)
+  # and what oneDNN created in the traced iteration (TensorFlow asks again for some primitives
+  # at every run, so some come from the cache; a compilation there would be named)
+  created = result["primitive_creations"]
+  assert created["from_cache_per_iteration"] > 0
+  assert (created["compiled_per_iteration"] > 0) == bool(created["compiled"])
+  assert "primitives created per iteration: %g compiled, %g from oneDNN's primitive cache" % (
+      created["compiled_per_iteration"], created["from_cache_per_iteration"]) in out
   assert result["config"]["kernel_plan"] == hardware.kernel_plan().name
   # read from the traced run itself, and what a probe of this machine says
   assert (result["machine"]["onednn"], result["machine"]["onednn_isa"]) == onednn_probed()
