@@ -48,10 +48,11 @@ def add_kernels_argument(parser, several=False, what="kernel plan"):
   parser.add_argument(
       "--kernels", type=kernels_spec, metavar="PLAN[+FIELD=VALUE...]",
       nargs="+" if several else None, default=[default] if several else default,
-      help="%s%s (hardware.py: one of %s), optionally with forms changed from it, such as "
-      "amx+layer_grads=chosen+patches_max_pixels=256 (hardware.KernelPlan's fields) "
-      "[auto: this machine's]" % (what, "s, each" if several else "",
-                                   ", ".join(hardware.KERNEL_CHOICES)))
+      help="%s (hardware.py: one of %s), optionally with forms changed from it, such as "
+      "amx+layer_grads=chosen+patches_max_pixels=256 (hardware.KernelPlan's fields)%s "
+      "[auto: this machine's]" % (what, ", ".join(hardware.KERNEL_CHOICES),
+                                  "; several: timed in turn in one process, each later one's "
+                                  "img/s given over the first's" if several else ""))
 
 
 KernelsSpec = collections.namedtuple("KernelsSpec", ["text", "name", "forms"])
