@@ -235,6 +235,10 @@ KernelPlan = collections.namedtuple("KernelPlan", [
     "inter_op_threads",
 ])
 
+# The fields only a layer's own gradient reads (marked "(chosen)" above): with
+# layer_grads='autodiff' they change nothing.
+CHOSEN_ONLY = ("small_input_grad", "patches_max_pixels")
+
 PLANS = {
     # TensorFlow's plain ops: what nobody has measured otherwise.
     "plain": KernelPlan("plain", label_term=False, linear_input_grad=False, small_deconv=False,

@@ -98,10 +98,6 @@ def form_value(field, text):
   return words[text]
 
 
-# Forms that only a layer's own gradient uses (hardware.KernelPlan: "(chosen)").
-CHOSEN_ONLY = ("small_input_grad", "patches_max_pixels")
-
-
 def kernel_plan(spec, precision="fp32"):
   """The hardware.KernelPlan a KernelsSpec builds in precision: its plan with the precision's
   lowered forms (hardware.kernel_plan), then the forms the spec changes.  A UserError if the
@@ -109,7 +105,7 @@ def kernel_plan(spec, precision="fp32"):
   never ran."""
   changed = dict(spec.forms)
   plan = hardware.kernel_plan(spec.name, lowered=precision != "fp32")._replace(**changed)
-  unused = [field for field in CHOSEN_ONLY if field in changed]
+  unused = [field for field in hardware.CHOSEN_ONLY if field in changed]
   if unused and plan.layer_grads != "chosen":
     raise UserError("--kernels %s: in %s the plan's layers take TensorFlow's gradients, which "
                     "use no %s; add +layer_grads=chosen" % (spec.text, precision,
