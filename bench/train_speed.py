@@ -203,7 +203,7 @@ def main():
   results = [result_of(args, configs[v], peaks, dict(peak=peak_use), cores,
                        machine(timed.plan, onednn, **peak_fields), v, timed)
              for v, timed in measured.items()]
-  compare(results)
+  compare(list(measured), results)
   print()
   # the same machine and peaks for every variant
   print_machine(results[0]["machine"], kernels=", ".join(
@@ -280,17 +280,20 @@ def result_of(args, config, peaks, cpu_use, cores, described, variant, timed):
   }
 
 
-def compare(results):
-  """Give the results of one process their img/s over another's (all rounds' medians and each
-  round's): a bf16 result over the fp32 one of its kernels (bf16_over_fp32), a later kernels'
-  result over the first kernels' of its precision (over_kernels)."""
-  by_variant = {(r["config"]["kernels"], r["config"]["precision"]): r for r in results}
-  first = results[0]["config"]["kernels"]
+def compare(variants, results):
+  """Give the results of one process (results[i] variants[i]'s) their img/s over another's (all
+  rounds' medians and each round's): a bf16 result over the fp32 one of its kernels
+  (bf16_over_fp32), a later kernels' result over the first kernels' of its precision
+  (over_kernels).  Variants are told apart by their specs' texts, which parse_args keeps
+  distinct: two specs of one plan (auto and its name) label their results alike."""
+  by_variant = {(v.kernels.text, v.precision): r for v, r in zip(variants, results)}
+  first = variants[0].kernels.text
   for (kernels, precision), result in by_variant.items():
     if precision == "bf16" and (kernels, "fp32") in by_variant:
       result["bf16_over_fp32"] = speedup(by_variant[kernels, "fp32"], result)
     if kernels != first:
-      result["over_kernels"] = dict(speedup(by_variant[first, precision], result), kernels=first)
+      base = by_variant[first, precision]
+      result["over_kernels"] = dict(speedup(base, result), kernels=base["config"]["kernels"])
 
 
 def speedup(base, result):

@@ -103,6 +103,26 @@ def test_train_speed_bench_reports_its_fields(tmp_path, config):
     check_speedup(out, "over kernels plain", first, changed, changed["over_kernels"])
 
 
+def test_two_names_of_one_plan_are_compared_as_two_models():
+  """`--kernels auto avx512` on an AVX-512 machine: one plan under two names, the noise of an
+  in-process comparison; both results carry the plan's label, and each still gets its own
+  ratios (compare tells them apart by the specs, not the labels)."""
+  name = hardware.kernel_plan().name
+  variants = [train_speed.Variant(common.kernels_spec(text), precision)
+              for text in ("auto", name) for precision in ("fp32", "bf16")]
+  results = [{"config": {"kernels": name, "precision": v.precision},
+              "s_per_iter": seconds, "rounds_s_per_iter": [seconds, seconds * 2]}
+             for v, seconds in zip(variants, (2.0, 1.0, 2.5, 0.8))]
+  train_speed.compare(variants, results)
+  auto_fp32, auto_bf16, named_fp32, named_bf16 = results
+  assert "over_kernels" not in auto_fp32 and "over_kernels" not in auto_bf16
+  assert named_fp32["over_kernels"] == {"images_per_s": 0.8, "rounds": [0.8, 0.8],
+                                        "kernels": name}
+  assert named_bf16["over_kernels"]["images_per_s"] == 1.25
+  assert auto_bf16["bf16_over_fp32"]["images_per_s"] == 2.0
+  assert named_bf16["bf16_over_fp32"]["images_per_s"] == round(2.5 / 0.8, 3)
+
+
 def check_speedup(out, what, base, result, ratio):
   """ratio (compare's) is result's img/s over base's, all rounds' and each round's, and out
   says it."""
