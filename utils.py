@@ -4,6 +4,7 @@ Images are read and written with Pillow (the original used scipy.misc and
 cv2, both gone or not wanted).  Pixel values inside the project are float32:
 [-1, 1] for image folders (tanh generator), [0, 1] for MNIST (sigmoid).
 """
+import collections
 import contextlib
 import datetime
 import math
@@ -449,55 +450,91 @@ def visualize(sess, dcgan, config, option, sample_dir="samples", rng=None):
   4: as 3, plus every dimension's sweep side by side           test_gif_merged.gif
   Returns the files written.
   """
-  from tqdm import tqdm
-  rng = rng or np.random.RandomState()
-  batch = config.batch_size
-  z_dim = dcgan.z_dim
-  values = np.arange(0, 1, 1.0 / batch)[:batch]
-  grid = image_manifold_size(batch)
-  written = []
-
-  def labels(n, one_label=False):
-    """Labels for the conditional model: random per sample, or one random label for a sweep."""
-    if not dcgan.y_dim:
-      return None
-    chosen = np.full(n, rng.randint(dcgan.y_dim)) if one_label else rng.randint(dcgan.y_dim, size=n)
-    return np.eye(dcgan.y_dim, dtype=np.float32)[chosen]
-
-  def sample(z, y):
-    return dcgan.sample(z.astype(np.float32), y)
-
-  if option == 0:
-    z = rng.uniform(-0.5, 0.5, size=(batch, z_dim))
-    path = os.path.join(sample_dir, "test_%s.png" % timestamp("%Y%m%d%H%M%S"))
-    written.append(save_images(sample(z, labels(batch)), grid, path, dcgan.value_range))
-  elif option == 1:
-    for idx in tqdm(range(z_dim), desc="option 1: z dimensions", leave=False, disable=None):
-      z = rng.uniform(-1, 1, size=(batch, z_dim))
-      z[:, idx] = values
-      path = os.path.join(sample_dir, "test_arange_%s.png" % idx)
-      written.append(save_images(sample(z, labels(batch)), grid, path, dcgan.value_range))
-  elif option == 2:
-    for idx in tqdm([rng.randint(0, z_dim) for _ in range(z_dim)], desc="option 2: random dimensions",
-                    leave=False, disable=None):
-      z = np.tile(rng.uniform(-0.2, 0.2, size=z_dim), (batch, 1))
-      z[:, idx] = values
-      path = os.path.join(sample_dir, "test_gif_%s.gif" % idx)
-      written.append(make_gif(sample(z, labels(batch, True)), path, value_range=dcgan.value_range))
-  elif option in (3, 4):
-    image_set = []
-    for idx in tqdm(range(z_dim), desc="option %d: z dimensions" % option, leave=False, disable=None):
-      z = np.zeros([batch, z_dim])
-      z[:, idx] = values
-      image_set.append(sample(z, labels(batch, True)))
-      path = os.path.join(sample_dir, "test_gif_%s.gif" % idx)
-      written.append(make_gif(image_set[-1], path, value_range=dcgan.value_range))
-    if option == 4:
-      size = image_manifold_size(z_dim)
-      frames = [merge(np.array([images[i] for images in image_set]), size)
-                for i in list(range(batch)) + list(range(batch - 1, -1, -1))]
-      path = os.path.join(sample_dir, "test_gif_merged.gif")
-      written.append(make_gif(frames, path, duration=8, value_range=dcgan.value_range))
-  else:
+  if option not in _VISUALIZATIONS:
     raise UserError("--visualize_option must be 0, 1, 2, 3 or 4, not %r." % (option,))
-  return sorted(set(written))
+  sweeps = _Sweeps(dcgan, config.batch_size, rng or np.random.RandomState(), sample_dir)
+  return sorted(set(_VISUALIZATIONS[option](sweeps, option)))
+
+
+class _Sweeps(collections.namedtuple("_Sweeps", "dcgan batch rng sample_dir")):
+  """What every --visualize option draws with: the model, its batch, the random state, where
+  the files go."""
+
+  def values(self):
+    """The values a swept z dimension takes, one per image of the batch: [0, 1)."""
+    return np.arange(0, 1, 1.0 / self.batch)[:self.batch]
+
+  def labels(self, one_label=False):
+    """Labels for the conditional model (None for the unconditional one): random per sample,
+    or one random label for a whole sweep."""
+    y_dim = self.dcgan.y_dim
+    if not y_dim:
+      return None
+    chosen = (np.full(self.batch, self.rng.randint(y_dim)) if one_label
+              else self.rng.randint(y_dim, size=self.batch))
+    return np.eye(y_dim, dtype=np.float32)[chosen]
+
+  def sample(self, z, one_label=False):
+    return self.dcgan.sample(z.astype(np.float32), self.labels(one_label))
+
+  def path(self, name):
+    return os.path.join(self.sample_dir, name)
+
+
+def _visualize_grid(sweeps, option):
+  """Option 0: one grid of samples from z in [-0.5, 0.5]."""
+  dcgan = sweeps.dcgan
+  z = sweeps.rng.uniform(-0.5, 0.5, size=(sweeps.batch, dcgan.z_dim))
+  path = sweeps.path("test_%s.png" % timestamp("%Y%m%d%H%M%S"))
+  return [save_images(sweeps.sample(z), image_manifold_size(sweeps.batch), path,
+                      dcgan.value_range)]
+
+
+def _visualize_arange(sweeps, option):
+  """Option 1: per z dimension, a grid of random z with that dimension swept over [0, 1)."""
+  from tqdm import tqdm
+  dcgan, written = sweeps.dcgan, []
+  for idx in tqdm(range(dcgan.z_dim), desc="option 1: z dimensions", leave=False, disable=None):
+    z = sweeps.rng.uniform(-1, 1, size=(sweeps.batch, dcgan.z_dim))
+    z[:, idx] = sweeps.values()
+    written.append(save_images(sweeps.sample(z), image_manifold_size(sweeps.batch),
+                               sweeps.path("test_arange_%s.png" % idx), dcgan.value_range))
+  return written
+
+
+def _visualize_random_sweeps(sweeps, option):
+  """Option 2: random dimensions, each swept around a small random z, one GIF each."""
+  from tqdm import tqdm
+  dcgan, rng, written = sweeps.dcgan, sweeps.rng, []
+  for idx in tqdm([rng.randint(0, dcgan.z_dim) for _ in range(dcgan.z_dim)],
+                  desc="option 2: random dimensions", leave=False, disable=None):
+    z = np.tile(rng.uniform(-0.2, 0.2, size=dcgan.z_dim), (sweeps.batch, 1))
+    z[:, idx] = sweeps.values()
+    written.append(make_gif(sweeps.sample(z, one_label=True),
+                            sweeps.path("test_gif_%s.gif" % idx), value_range=dcgan.value_range))
+  return written
+
+
+def _visualize_sweeps_from_zero(sweeps, option):
+  """Options 3 and 4: per dimension, a sweep from z = 0, one GIF each; 4 adds every sweep side
+  by side in one GIF."""
+  from tqdm import tqdm
+  dcgan, batch, image_set, written = sweeps.dcgan, sweeps.batch, [], []
+  for idx in tqdm(range(dcgan.z_dim), desc="option %d: z dimensions" % option, leave=False,
+                  disable=None):
+    z = np.zeros([batch, dcgan.z_dim])
+    z[:, idx] = sweeps.values()
+    image_set.append(sweeps.sample(z, one_label=True))
+    written.append(make_gif(image_set[-1], sweeps.path("test_gif_%s.gif" % idx),
+                            value_range=dcgan.value_range))
+  if option == 4:
+    size = image_manifold_size(dcgan.z_dim)
+    frames = [merge(np.array([images[i] for images in image_set]), size)
+              for i in list(range(batch)) + list(range(batch - 1, -1, -1))]
+    written.append(make_gif(frames, sweeps.path("test_gif_merged.gif"), duration=8,
+                            value_range=dcgan.value_range))
+  return written
+
+
+_VISUALIZATIONS = {0: _visualize_grid, 1: _visualize_arange, 2: _visualize_random_sweeps,
+                   3: _visualize_sweeps_from_zero, 4: _visualize_sweeps_from_zero}
