@@ -74,6 +74,52 @@ def model_variables(trained):
 
 
 class DCGAN(object):
+  """The original's DCGAN: its graph built in a Session's graph when it is made, its train,
+  load and save.
+
+  Args (as in the original):
+    sess: the tf.Session whose graph the model is built in.
+    input_height, input_width: size of the center crop taken from images (with crop).
+    crop: center-crop images before resizing them to the output size.  True here, as in the
+      original's constructor; main.py's --crop is False, as the original's flag: the flag
+      decides for runs of main.py, and the data layer states no default of its own.
+    batch_size: images per training step (the graph itself takes any batch size).
+    sample_num: images in each sample grid written during training.
+    output_height, output_width: size of generated images.
+    y_dim: label size for the conditional model (10 for MNIST), None for unconditional.
+    z_dim: size of the latent vector z. [100]
+    gf_dim, df_dim: filters in the first generator / discriminator conv layer. [64]
+    gfc_dim, dfc_dim: units in the conditional model's fully connected layers. [1024]
+    c_dim: image channels (1 for grayscale). As in the original, when it is not given it
+      comes from the data: 1 for mnist, the first image's channels for a folder of images
+      (data's own when `data` is given), 3 if there is no image to read.
+    dataset_name, input_fname_pattern, data_dir: where train() finds its data.
+    max_to_keep: checkpoints kept by the Saver.
+    checkpoint_dir, sample_dir, out_dir: where checkpoints, grids and logs go.
+  Additions (those that are main.py flags have the flags' defaults here too):
+    learning_rate, beta1: Adam's defaults (train(config) feeds config.learning_rate).
+    z_dist: 'uniform_signed' | 'uniform_unsigned' | 'normal01'.
+    seed: seeds the initial weights, data order, z and sample z (random if None).
+    G_img_sum: add generated images to the TensorBoard summaries.
+    data: a dataset object from dataset.py (else train() opens one).
+    precision: a precision.Precision (main.py decides it once), or its name, 'fp32',
+      'fp16' or 'bf16', resolved here by precision.precision_mode for code that builds a
+      DCGAN itself.  With fp16 both optimizers scale their losses dynamically
+      (optim.DynamicLossScale, in scopes d_loss_scale/ and g_loss_scale/); an update whose
+      scaled gradients overflow is skipped and counted.  The Session must be made with
+      precision.session_config(precision) for the rewrite itself.
+    initial_loss_scale: fp16's starting loss scale (optim.INITIAL_LOSS_SCALE, TensorFlow's).
+    cluster: a cluster.Cluster to train on several devices or machines (None: one device;
+      replicas.replication).  Every replica runs the step on batch_size images; gradients
+      are averaged over replicas before each Adam update (README, "Training on several GPUs
+      or machines").
+    gather_gradients: several replicas: compute the large linear layers' weight gradients
+      from every replica's all-gathered factors instead of all-reducing them (ops.Gathering;
+      the same sums, fewer bytes).  None: the cluster's choice (cluster.Cluster.gathers:
+      several workers, unless --nogather_gradients).
+    kernels: the kernel plan to build the layers with, by name (hardware.kernel_plan: 'auto'
+      is this machine's), or a hardware.KernelPlan.
+  """
 
   def __init__(self, sess, input_height=108, input_width=108, crop=True,
                batch_size=64, sample_num=64, output_height=64, output_width=64,
@@ -85,50 +131,7 @@ class DCGAN(object):
                G_img_sum=False, data=None, precision='fp32',
                initial_loss_scale=INITIAL_LOSS_SCALE, cluster=None, gather_gradients=None,
                kernels=hardware.DEFAULT_KERNELS):
-    """
-    Args (as in the original):
-      sess: the tf.Session whose graph the model is built in.
-      input_height, input_width: size of the center crop taken from images (with crop).
-      crop: center-crop images before resizing them to the output size.  True here, as in the
-        original's constructor; main.py's --crop is False, as the original's flag: the flag
-        decides for runs of main.py, and the data layer states no default of its own.
-      batch_size: images per training step (the graph itself takes any batch size).
-      sample_num: images in each sample grid written during training.
-      output_height, output_width: size of generated images.
-      y_dim: label size for the conditional model (10 for MNIST), None for unconditional.
-      z_dim: size of the latent vector z. [100]
-      gf_dim, df_dim: filters in the first generator / discriminator conv layer. [64]
-      gfc_dim, dfc_dim: units in the conditional model's fully connected layers. [1024]
-      c_dim: image channels (1 for grayscale). As in the original, when it is not given it
-        comes from the data: 1 for mnist, the first image's channels for a folder of images
-        (data's own when `data` is given), 3 if there is no image to read.
-      dataset_name, input_fname_pattern, data_dir: where train() finds its data.
-      max_to_keep: checkpoints kept by the Saver.
-      checkpoint_dir, sample_dir, out_dir: where checkpoints, grids and logs go.
-    Additions (those that are main.py flags have the flags' defaults here too):
-      learning_rate, beta1: Adam's defaults (train(config) feeds config.learning_rate).
-      z_dist: 'uniform_signed' | 'uniform_unsigned' | 'normal01'.
-      seed: seeds the initial weights, data order, z and sample z (random if None).
-      G_img_sum: add generated images to the TensorBoard summaries.
-      data: a dataset object from dataset.py (else train() opens one).
-      precision: a precision.Precision (main.py decides it once), or its name, 'fp32',
-        'fp16' or 'bf16', resolved here by precision.precision_mode for code that builds a
-        DCGAN itself.  With fp16 both optimizers scale their losses dynamically
-        (optim.DynamicLossScale, in scopes d_loss_scale/ and g_loss_scale/); an update whose
-        scaled gradients overflow is skipped and counted.  The Session must be made with
-        precision.session_config(precision) for the rewrite itself.
-      initial_loss_scale: fp16's starting loss scale (optim.INITIAL_LOSS_SCALE, TensorFlow's).
-      cluster: a cluster.Cluster to train on several devices or machines (None: one device;
-        replicas.replication).  Every replica runs the step on batch_size images; gradients
-        are averaged over replicas before each Adam update (README, "Training on several GPUs
-        or machines").
-      gather_gradients: several replicas: compute the large linear layers' weight gradients
-        from every replica's all-gathered factors instead of all-reducing them (ops.Gathering;
-        the same sums, fewer bytes).  None: the cluster's choice (cluster.Cluster.gathers:
-        several workers, unless --nogather_gradients).
-      kernels: the kernel plan to build the layers with, by name (hardware.kernel_plan: 'auto'
-        is this machine's), or a hardware.KernelPlan.
-    """
+    """Build the model in sess's graph (the class's docstring says what each argument does)."""
     self.sess = sess
     self.crop, self.batch_size, self.sample_num = crop, batch_size, sample_num
     self.input_height, self.input_width = input_height, input_width

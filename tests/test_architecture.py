@@ -1,6 +1,7 @@
 """docs/ARCHITECTURE.md's module table: each module imports only modules in rows below it, and
-the table names every module of the project."""
+the table names every module of the project; its invariant on the length of functions."""
 import ast
+import glob
 import os
 import re
 
@@ -41,3 +42,20 @@ def test_every_module_imports_only_the_rows_below_it():
             if imported in rank and imported != module and rank[imported] <= rank[module]}
   assert upward == set()
   assert rank["training"] < rank["step"] and "model" not in project_imports("training")
+
+
+def test_every_function_is_under_60_lines():
+  """ARCHITECTURE.md, invariant 14: every def of the project's Python files, nested ones too."""
+  files = [path for pattern in ("*.py", "bench/*.py", "tests/*.py")
+           for path in glob.glob(os.path.join(PROJECT_DIR, pattern))]
+  assert len(files) > 30, files
+  long_ones = []
+  for path in files:
+    with open(path) as f:
+      tree = ast.parse(f.read())
+    long_ones += ["%s:%d %s (%d lines)" % (os.path.relpath(path, PROJECT_DIR), node.lineno,
+                                           node.name, node.end_lineno - node.lineno + 1)
+                  for node in ast.walk(tree)
+                  if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef))
+                  and node.end_lineno - node.lineno + 1 >= 60]
+  assert long_ones == []
