@@ -14,6 +14,7 @@ import time
 
 import numpy as np
 from PIL import Image
+from tqdm import tqdm
 
 
 class UserError(Exception):
@@ -492,7 +493,6 @@ def _visualize_grid(sweeps, option):
 
 def _visualize_arange(sweeps, option):
   """Option 1: per z dimension, a grid of random z with that dimension swept over [0, 1)."""
-  from tqdm import tqdm
   dcgan, written = sweeps.dcgan, []
   for idx in tqdm(range(dcgan.z_dim), desc="option 1: z dimensions", leave=False, disable=None):
     z = sweeps.rng.uniform(-1, 1, size=(sweeps.batch, dcgan.z_dim))
@@ -504,7 +504,6 @@ def _visualize_arange(sweeps, option):
 
 def _visualize_random_sweeps(sweeps, option):
   """Option 2: random dimensions, each swept around a small random z, one GIF each."""
-  from tqdm import tqdm
   dcgan, rng, written = sweeps.dcgan, sweeps.rng, []
   for idx in tqdm([rng.randint(0, dcgan.z_dim) for _ in range(dcgan.z_dim)],
                   desc="option 2: random dimensions", leave=False, disable=None):
@@ -518,7 +517,6 @@ def _visualize_random_sweeps(sweeps, option):
 def _visualize_sweeps_from_zero(sweeps, option):
   """Options 3 and 4: per dimension, a sweep from z = 0, one GIF each; 4 adds every sweep side
   by side in one GIF."""
-  from tqdm import tqdm
   dcgan, batch, image_set, written = sweeps.dcgan, sweeps.batch, [], []
   for idx in tqdm(range(dcgan.z_dim), desc="option %d: z dimensions" % option, leave=False,
                   disable=None):
