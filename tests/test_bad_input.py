@@ -61,6 +61,10 @@ CASES = {
         lambda p: setup_faces(p, 8), FACES + ["--train", "--train_size", "3"],
         "--train_size 3 uses 3 of the dataset's 8 images, fewer than one batch of 4; raise "
         "--train_size or lower --batch_size."),
+    "--train_size and the dataset smaller than one batch": (
+        lambda p: setup_faces(p, 3), FACES + ["--train", "--train_size", "2"],
+        "--train_size 2 uses 2 of the dataset's 3 images, fewer than one batch of 4; lower "
+        "--batch_size."),
     "no readable image at all": (lambda p: [(p / "data" / "faces").mkdir(parents=True),
                                             (p / "data" / "faces" / "a.jpg").write_text("text")],
                                  FACES + ["--train"], "None of the 1 files"),
