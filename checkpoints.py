@@ -5,7 +5,6 @@ not fit (docs/ARCHITECTURE.md).
 Names are the original's: 'model.b<batch_size>-<counter>' in the run's checkpoint folder.
 """
 import errno
-import glob
 import os
 import re
 import shutil
@@ -21,12 +20,28 @@ import tensorflow.compat.v1 as tf  # noqa: E402
 from utils import UserError  # noqa: E402
 
 
+def named_checkpoint(checkpoint_dir):
+  """The path in checkpoint_dir of the checkpoint the folder's 'checkpoint' file names, or None.
+
+  Found by its file name in checkpoint_dir itself: the file keeps the paths it was written with
+  (absolute ones, as the original's), so a run folder copied or moved elsewhere would otherwise
+  name its old place."""
+  state = tf.train.get_checkpoint_state(checkpoint_dir)
+  if not (state and state.model_checkpoint_path):
+    return None
+  return os.path.join(checkpoint_dir, os.path.basename(state.model_checkpoint_path))
+
+
 def last_checkpoint(checkpoint_dir):
-  """The checkpoint the folder's 'checkpoint' file points at, or 'none'."""
+  """The loadable checkpoint the folder's 'checkpoint' file names (named_checkpoint), or
+  'none'."""
   try:
-    return tf.train.latest_checkpoint(checkpoint_dir) or "none"
+    path = named_checkpoint(checkpoint_dir)
   except (tf.errors.OpError, ValueError):
     return "none"
+  if path and (os.path.exists(path + ".index") or os.path.isfile(path)):
+    return path
+  return "none"
 
 
 # What a failed write says when the disk, a quota or a file-size limit is what stopped it.
@@ -49,29 +64,68 @@ def megabytes(size):
   return "%.0f MB" % max(1.0, size / 1e6)
 
 
-def remove_partial(checkpoint_dir, name):
-  """Remove what a failed save of checkpoint `name` left in checkpoint_dir (its .tempstate
-  files, its _temp folder, a half-written index or meta), unless it is a complete checkpoint
-  the folder's state names."""
-  state = tf.train.get_checkpoint_state(checkpoint_dir)
+# A checkpoint's files: '<name>.index', '<name>.data-00000-of-00001' and '<name>.meta'; while
+# TensorFlow writes them, also '<name>_temp/' (a sharded save's parts) and files written aside
+# before their rename ('.tempstate<N>', '.tmp<hex>'; the 'checkpoint' file's too).
+CHECKPOINT_FILE = re.compile(r"(model\.b\d+-\d+|checkpoint)([._].+)")
+TEMPORARY = re.compile(r"_temp|\.tempstate|\.tmp")
+
+
+def remove_abandoned(checkpoint_dir):
+  """Remove what saves that never finished left in checkpoint_dir: every file TensorFlow
+  writes aside before renaming it, and the files of each checkpoint that the folder's
+  'checkpoint' file does not name and that lacks its index, data or meta graph (a save stopped
+  before it was recorded; a complete checkpoint copied in by hand stays).  Returns
+  [(name, bytes)] of what was removed."""
+  if not os.path.isdir(checkpoint_dir):
+    return []
+  try:
+    state = tf.train.get_checkpoint_state(checkpoint_dir)
+  except (tf.errors.OpError, ValueError):
+    return []  # which checkpoints it records is unknown: nothing is removed
   kept = {os.path.basename(p) for p in (state.all_model_checkpoint_paths if state else [])}
-  if name in kept:
-    return
-  for path in glob.glob(os.path.join(glob.escape(checkpoint_dir), glob.escape(name) + "[._]*")):
-    if os.path.isdir(path):
-      shutil.rmtree(path, ignore_errors=True)
-    elif os.path.exists(path):
-      os.remove(path)
+  groups = {}
+  for entry in os.listdir(checkpoint_dir):
+    match = CHECKPOINT_FILE.fullmatch(entry)
+    if match:
+      groups.setdefault(match.group(1), []).append(match.group(2))
+  removed = []
+  for name, endings in sorted(groups.items()):
+    complete = (".index" in endings and ".meta" in endings
+                and any(e.startswith(".data-") and not TEMPORARY.search(e) for e in endings))
+    if not (name == "checkpoint" or name in kept or complete):
+      doomed = endings
+    else:
+      doomed = [e for e in endings if TEMPORARY.search(e)]
+    if doomed:
+      removed.append((name, sum(_remove(os.path.join(checkpoint_dir, name + e)) for e in doomed)))
+  return removed
+
+
+def _remove(path):
+  """Remove a file or a folder; the bytes it held."""
+  if os.path.isdir(path) and not os.path.islink(path):
+    size = sum(os.path.getsize(os.path.join(d, f)) for d, _, files in os.walk(path) for f in files)
+    shutil.rmtree(path, ignore_errors=True)
+    return size
+  size = os.path.getsize(path)
+  os.remove(path)
+  return size
+
+
+def describe_removed(removed):
+  """'model.b64-66 (130 MB)' for remove_abandoned's answer."""
+  return ", ".join("%s (%s)" % (name, megabytes(size) if size >= 1e6 else "under 1 MB")
+                   for name, size in removed)
 
 
 def checkpoint_shapes(checkpoint_dir):
   """(path, {variable: shape}) of the checkpoint checkpoint_dir's state names, or (None, None)."""
   if not os.path.isdir(checkpoint_dir):
     return None, None
-  ckpt = tf.train.get_checkpoint_state(checkpoint_dir)
-  if not (ckpt and ckpt.model_checkpoint_path):
+  path = named_checkpoint(checkpoint_dir)
+  if path is None:
     return None, None
-  path = os.path.join(checkpoint_dir, os.path.basename(ckpt.model_checkpoint_path))
   try:
     return path, tf.train.load_checkpoint(path).get_variable_to_shape_map()
   except (tf.errors.OpError, ValueError) as err:
@@ -220,7 +274,7 @@ class Checkpoints(object):
     try:
       return self.save(sess, checkpoint_dir, prefix, step)
     except (tf.errors.OpError, OSError) as err:
-      remove_partial(checkpoint_dir, "%s-%d" % (prefix, step))
+      remove_abandoned(checkpoint_dir)
       cause = write_failure_cause(err)
       space = ""
       if cause in SPACE_CAUSES:

@@ -12,7 +12,8 @@ import numpy as np
 
 import cluster as cluster_module  # (decides oneDNN before TensorFlow loads)
 import tensorflow.compat.v1 as tf
-from checkpoints import checkpoint_counter, checkpoint_prefix, last_checkpoint
+from checkpoints import (checkpoint_counter, checkpoint_prefix, describe_removed,
+                         last_checkpoint, remove_abandoned)
 from step import feed_dict
 from utils import UserError, save_sample_grid
 
@@ -262,6 +263,10 @@ class RunWrites(object):
   def __init__(self, job, settings, loaded):
     self.job, self.settings = job, settings
     os.makedirs(settings.sample_dir, exist_ok=True)
+    removed = remove_abandoned(settings.checkpoint_dir)
+    if removed:
+      print(" [*] Removed what an unfinished save had left in %s: %s"
+            % (settings.checkpoint_dir, describe_removed(removed)))
     if loaded:
       job.checkpoints.keep_track(settings.checkpoint_dir)  # --max_to_keep counts old ones
     # The graph goes into the events once, when the run starts (TensorBoard warns of a run
@@ -295,6 +300,11 @@ class RunWrites(object):
   def where(self):
     return last_checkpoint(self.settings.checkpoint_dir)
 
+  def abandon(self):
+    """Exiting in the middle of a save: remove what it had written (checkpoints.remove_abandoned);
+    [(name, bytes)] removed."""
+    return remove_abandoned(self.settings.checkpoint_dir)
+
   def close(self):
     self.events.close()
 
@@ -319,6 +329,9 @@ class NoWrites(object):
 
   def where(self):
     return "written by the chief (worker 0)"
+
+  def abandon(self):
+    return []
 
   def close(self):
     pass

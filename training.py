@@ -15,6 +15,7 @@ import time
 import numpy as np
 from tqdm import tqdm
 
+from checkpoints import describe_removed
 from dataset import prefetch
 from replicas import batches_per_epoch
 from step import batch_z, feed_dict, run_iteration
@@ -77,14 +78,15 @@ class StopRequest(object):
   grids are written by rename, so exiting at any moment leaves the last complete checkpoint
   loadable.  Nothing here depends on printing: where the output's reader is gone (a pipe whose
   reader died with the same Ctrl-C, a closed terminal), the messages are dropped and the stop
-  goes on.  where() names the last checkpoint ('none' before the first)."""
+  goes on.  where() names the last checkpoint ('none' before the first); abandon() removes what
+  a save the second signal cuts short had written, [(name, bytes)] of it."""
 
   SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
   QUIT_AT_ONCE = (signal.SIGINT, signal.SIGTERM)  # as the second signal
 
-  def __init__(self, where):
+  def __init__(self, where, abandon=list):
     self.signum = None
-    self.where = where
+    self.where, self.abandon = where, abandon
     self.previous = {}
     if threading.current_thread() is threading.main_thread():
       for signum in self.SIGNALS:
@@ -96,10 +98,17 @@ class StopRequest(object):
       say(" [!] %s: stopping after this step and saving a checkpoint (send it again to quit at "
           "once)" % signal.Signals(signum).name)
     elif signum in self.QUIT_AT_ONCE:
+      try:
+        removed = self.abandon()  # a save this signal cut short (signals come between its steps)
+      except OSError:
+        removed = []  # exiting matters more
       where = self.where()
       left = ("no checkpoint was written yet, so nothing of this run can be resumed"
               if where == "none" else "the last checkpoint, %s, stays loadable" % where)
-      say("\n [!] Second signal: exiting now without saving; %s.\n" % left, file=sys.stderr)
+      cut = (" (what an unfinished save had written is removed: %s)" % describe_removed(removed)
+             if removed else "")
+      say("\n [!] Second signal: exiting now without saving%s; %s.\n" % (cut, left),
+          file=sys.stderr)
       os._exit(128 + signum)
 
   def restore(self):
@@ -205,7 +214,8 @@ def _train(job, settings, seed, loaded, counter, progress):
           "train." % (plural(start_epoch, "epoch"), settings.epoch))
     return TrainResult(counter, 0, 0.0, dict(progress.clock.seconds))
   writes = job.coordination.writes(job, settings, loaded)
-  loop = Loop(job, settings, seed, writes, StopRequest(writes.where), batch_idxs, time.time())
+  loop = Loop(job, settings, seed, writes, StopRequest(writes.where, writes.abandon), batch_idxs,
+              time.time())
   try:
     for epoch in range(start_epoch, settings.epoch):
       stopping = _epoch(loop, progress, epoch, start_idx if epoch == start_epoch else 0)

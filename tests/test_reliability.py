@@ -3,6 +3,7 @@ import hashlib
 import os
 import random
 import shlex
+import shutil
 import signal
 import subprocess
 import sys
@@ -136,14 +137,23 @@ def test_nan_losses_stop_and_keep_the_good_checkpoint(tmp_path, monkeypatch, cap
 
 
 def test_checkpoint_write_failure_keeps_the_previous_one(tmp_path, monkeypatch, capsys):
+  import checkpoints
   write_images(str(tmp_path / "data" / "faces"), 8, size=(40, 40))
-  os.makedirs(os.path.join(checkpoint_dir(tmp_path), "model.b4-3.index"))  # the write of step 3 fails
+  save = checkpoints.Checkpoints.save
+
+  def blocked(self, sess, folder, prefix, step):
+    if step == 3:  # (made now: a run's start removes what unfinished saves left)
+      os.makedirs(os.path.join(folder, "model.b4-3.index"))  # the write of step 3 fails
+    return save(self, sess, folder, prefix, step)
+
+  monkeypatch.setattr(checkpoints.Checkpoints, "save", blocked)
   code, _, err = run_main_here(tmp_path, monkeypatch, capsys,
                                *train_args("--epoch", "2", "--ckpt_freq", "1"))
   assert code == 1 and "Traceback" not in err
   assert "Could not write the checkpoint for step 3" in err
   assert "model.b4-2) is untouched" in err
   assert restores(checkpoint_dir(tmp_path)) == 2
+  assert not [f for f in os.listdir(checkpoint_dir(tmp_path)) if "b4-3" in f]
 
 
 def test_ctrl_c_with_the_pipe_reader_gone_still_saves_and_resumes(tmp_path, monkeypatch, capsys):
@@ -213,3 +223,85 @@ def test_a_second_signal_names_the_checkpoint_that_stays_or_says_there_is_none(
     assert exited.value.args == (130,)
     err = capsys.readouterr().err
     assert "Second signal: exiting now without saving; " + said in err, err
+
+
+def test_a_second_signal_during_a_save_leaves_nothing_of_it(tmp_path, monkeypatch, capsys):
+  """Ctrl-C twice while a checkpoint is written.  Python runs a signal's handler between the
+  save's steps, never inside TensorFlow's write: here the second lands after the data and
+  index are written, before the 'checkpoint' file names them and the meta graph is written."""
+  import checkpoints
+  import training
+  write_images(str(tmp_path / "data" / "faces"), 8, size=(40, 40))  # 2 steps an epoch
+
+  class Exited(Exception):
+    pass
+
+  def exit_now(code):
+    raise Exited(code)
+
+  save = checkpoints.Checkpoints.save
+
+  def cut_short(self, sess, folder, prefix, step):
+    if step < 4:
+      return save(self, sess, folder, prefix, step)
+    self.saver.save(sess, os.path.join(folder, prefix), global_step=step, write_state=False,
+                    write_meta_graph=False)
+    assert os.path.exists(os.path.join(folder, "%s-%d.index" % (prefix, step)))
+    handler = signal.getsignal(signal.SIGINT)
+    handler(signal.SIGINT, None)
+    handler(signal.SIGINT, None)
+
+  monkeypatch.setattr(training.os, "_exit", exit_now)
+  monkeypatch.setattr(checkpoints.Checkpoints, "save", cut_short)
+  with pytest.raises(Exited) as exited:
+    run_main_here(tmp_path, monkeypatch, capsys, *train_args("--epoch", "3", "--ckpt_freq", "2"))
+  assert exited.value.args == (130,)
+  err = capsys.readouterr().err
+  folder = checkpoint_dir(tmp_path)
+  assert sorted(os.listdir(folder)) == ["checkpoint", "model.b4-2.data-00000-of-00001",
+                                        "model.b4-2.index", "model.b4-2.meta"]
+  assert ("Second signal: exiting now without saving (what an unfinished save had written is "
+          "removed: model.b4-4 (") in err, err
+  assert "the last checkpoint, ./out/run/checkpoint/model.b4-2, stays loadable" in err
+  assert restores(folder) == 2
+
+
+def test_a_resume_removes_what_an_unfinished_save_left_and_says_so(tmp_path, monkeypatch, capsys):
+  """A kill in the middle of a save (SIGKILL, a power cut) leaves its data and index without a
+  meta graph, unnamed by the 'checkpoint' file; the next start of the run removes them."""
+  write_images(str(tmp_path / "data" / "faces"), 8, size=(40, 40))
+  run_main_here(tmp_path, monkeypatch, capsys, *train_args("--epoch", "1"), check=True)
+  folder = checkpoint_dir(tmp_path)
+  for ending in (".index", ".data-00000-of-00001"):  # what such a save leaves
+    shutil.copy(os.path.join(folder, "model.b4-3" + ending),
+                os.path.join(folder, "model.b4-9" + ending))
+  os.makedirs(os.path.join(folder, "model.b4-9_temp"))
+  with open(os.path.join(folder, "model.b4-9_temp", "part-00000-of-00001.index"), "wb") as f:
+    f.write(b"\0" * 100)
+  _, out, _ = run_main_here(tmp_path, monkeypatch, capsys, *train_args("--epoch", "2"), check=True)
+  assert " [*] Removed what an unfinished save had left in ./out/run/checkpoint: model.b4-9 (" in out
+  assert "resuming at counter 3" in out
+  assert sorted(os.listdir(folder)) == ["checkpoint", "model.b4-5.data-00000-of-00001",
+                                        "model.b4-5.index", "model.b4-5.meta"]
+
+
+def test_every_message_names_a_moved_runs_checkpoint_where_it_is_now(tmp_path, monkeypatch,
+                                                                     capsys):
+  """The 'checkpoint' file keeps the absolute paths a run was trained with; copied elsewhere,
+  the run's messages name its checkpoint in its new place, as loading finds it."""
+  from checkpoints import last_checkpoint
+  data = write_images(str(tmp_path / "data" / "faces"), 8, size=(40, 40))
+  first, moved = tmp_path / "first", tmp_path / "moved"
+  run_main_here(tmp_path, monkeypatch, capsys, *train_args(
+      "--epoch", "1", "--data_dir", os.path.dirname(data), "--out_dir", str(first)), check=True)
+  shutil.copytree(str(first), str(moved))
+  shutil.rmtree(str(first))
+  folder = os.path.join(str(moved), "run", "checkpoint")
+  state = tf.train.get_checkpoint_state(folder)
+  assert state.model_checkpoint_path.startswith(str(first))  # the old place, as TensorFlow wrote it
+  assert last_checkpoint(folder) == os.path.join(folder, "model.b4-3")  # the second signal's
+  code, _, err = run_main_here(tmp_path, monkeypatch, capsys, *train_args(
+      "--epoch", "20", "--ckpt_freq", "1", "--learning_rate", "1e30", "--data_dir",
+      os.path.dirname(data), "--out_dir", str(moved)))
+  assert code == 1 and "the last good checkpoint is %s." % os.path.join(folder, "model.b4-3") in err
+  assert "Couldn't match files" not in err, err
