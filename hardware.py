@@ -150,14 +150,15 @@ def import_tensorflow():
   TensorFlow logs several lines from C++ while it loads (oneDNN notices, "Could
   not find cuda drivers", "failed call to cuInit" on machines without a GPU),
   some before any log level applies, so TF_CPP_MIN_LOG_LEVEL alone does not hide
-  them. Unless the user set TF_CPP_MIN_LOG_LEVEL (0 shows everything), they are
-  hidden; Python errors still surface. For main.py and bench/.
+  them. They are hidden unless the user set TF_CPP_MIN_LOG_LEVEL=0 (show everything);
+  a level the user set (1-3) applies from then on, unset means 3. Python errors
+  still surface. For main.py and bench/.
   """
   configure()
-  if "TF_CPP_MIN_LOG_LEVEL" in os.environ:
+  if os.environ.get("TF_CPP_MIN_LOG_LEVEL", "").strip() == "0":
     import tensorflow.compat.v1 as tf_v1
     return tf_v1
-  os.environ["TF_CPP_MIN_LOG_LEVEL"] = "3"
+  os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
   sys.stderr.flush()
   saved = os.dup(2)
   devnull = os.open(os.devnull, os.O_WRONLY)

@@ -20,11 +20,14 @@ MAIN = os.path.join(PROJECT_DIR, "main.py")
 
 
 def run_main(cwd, *args, check=True):
+  """main.py in a child process, as a user who set TF_CPP_MIN_LOG_LEVEL=3 to hide TensorFlow's
+  lines runs it: none of its C++ start-up lines shows either (check)."""
   env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
   proc = subprocess.run([sys.executable, MAIN] + list(args), cwd=str(cwd), env=env,
                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, timeout=600)
   if check:
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert "absl::InitializeLog" not in proc.stderr and ".cc:" not in proc.stderr, proc.stderr
   return proc
 
 
