@@ -151,10 +151,26 @@ def never_overwritten(path, what):
   return path
 
 
+def target(run_dir, flag, counter):
+  """Where --saved_model (<run>/saved_model/<counter>) or a conversion of CONVERSIONS
+  (<run>/<kind>/model-<counter>.<kind>) writes the model of checkpoint `counter`."""
+  if flag == "saved_model":
+    return os.path.join(run_dir, "saved_model", str(counter))
+  return os.path.join(run_dir, flag, "model-%d.%s" % (counter, flag))
+
+
+def written_already(config, run_dir, counter):
+  """{flag: path} of the exports asked for (--saved_model, CONVERSIONS) that this checkpoint
+  has already: a command that trains and exports, run again once its run has trained, finds
+  them there."""
+  asked = [flag for flag in ("saved_model",) + tuple(CONVERSIONS) if getattr(config, flag)]
+  return {flag: target(run_dir, flag, counter) for flag in asked
+          if os.path.exists(target(run_dir, flag, counter))}
+
+
 def check_saved_model_target(run_dir, counter):
   """The version folder <run>/saved_model/<counter>; a UserError if it exists already."""
-  return never_overwritten(os.path.join(run_dir, "saved_model", str(counter)),
-                           "a SavedModel version")
+  return never_overwritten(target(run_dir, "saved_model", counter), "a SavedModel version")
 
 
 def write_saved_model(dcgan, path, counter):
@@ -220,8 +236,7 @@ def conversion_target(run_dir, kind, counter):
   """<run>/<kind>/model-<counter>.<kind>; a UserError if it exists already (the rule of
   SavedModel versions: an export is never overwritten) or its converter is not installed."""
   conversion = CONVERSIONS[kind]
-  path = never_overwritten(os.path.join(run_dir, kind, "model-%d.%s" % (counter, kind)),
-                           "an export")
+  path = never_overwritten(target(run_dir, kind, counter), "an export")
   missing = [m for m in conversion.modules if importlib.util.find_spec(m) is None]
   if missing:
     raise UserError("--%s needs %s, which the runtime requirements leave out: %s."

@@ -381,7 +381,10 @@ def train(config, layout, precision):
   return config.out_name
 
 
-def test(config, given, precision):
+def test(config, given, precision, after_training=False):
+  """Test mode: load the run's checkpoint and write the looks asked for (the sample grid if
+  none).  after_training: the looks of a command that trained, where an export this checkpoint
+  has already is said and skipped rather than refused (such a command, run again, exits 0)."""
   if given["dataset"]:
     validate_looks(config, labelled(config.dataset)[0])  # before looking for its runs
   run_dir, ckpt_dir = find_run(config, given["checkpoint_dir"])
@@ -398,6 +401,10 @@ def test(config, given, precision):
   if c_dim is None:
     c_dim = generated_channels(checkpoint_shapes(ckpt_dir)[1])
   counter = checkpoint_counter(checkpoint_shapes(ckpt_dir)[0])
+  if after_training:
+    config = without_written(config, run_dir, counter)
+    if not any(getattr(config, name) for name in LOOK_FLAGS):
+      return
   export.check_targets(config, run_dir, counter)  # an existing one refused before anything loads
   config.checkpoint_dir = ckpt_dir
   config.sample_dir = os.path.join(run_dir, config.sample_dir)
@@ -417,6 +424,15 @@ def test(config, given, precision):
           os.path.join(config.sample_dir, "test_%s.png" % timestamp("%Y%m%d%H%M%S")), z, labels)
       print(" [*] Sample grid written to %s" % grid)
     export.write_model(dcgan, config, run_dir, load_counter)
+
+
+def without_written(config, run_dir, counter):
+  """config without the exports checkpoint `counter` has already, each said in one line."""
+  written = export.written_already(config, run_dir, counter)
+  for flag, path in sorted(written.items()):
+    print(" [*] --%s: %s is there already (this checkpoint's), so it is not written again"
+          % (flag, path))
+  return Config(dict(config.as_dict(), **{flag: False for flag in written}))
 
 
 def check_writable(config, run_dir):
@@ -518,7 +534,7 @@ def run(argv_flags):
     looks = Config(config.as_dict())
     looks.out_name = train(config, layout, precision)
     if looks.out_name and any(getattr(looks, name) for name in LOOK_FLAGS):
-      test(looks, dict(given, checkpoint_dir=False), precision)
+      test(looks, dict(given, checkpoint_dir=False), precision, after_training=True)
   else:
     test(config, given, precision)
 

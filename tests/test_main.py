@@ -345,6 +345,30 @@ def test_resume_by_out_name(tmp_path, monkeypatch, capsys):
   assert json.load(open(flags_path))["seed"] == first_seed
 
 
+def test_a_finished_train_and_looks_command_run_again_writes_the_other_looks_and_exits_0(
+    tmp_path, monkeypatch, capsys):
+  """Scripts rerun commands: once its run has trained, the same command trains nothing, says
+  which exports this checkpoint has already, and still writes the looks that add files."""
+  write_images(str(tmp_path / "data" / "faces"), 8, size=(40, 40))
+  command = ["--dataset", "faces", "--input_height", "32", "--crop", "--output_height", "16",
+             "--batch_size", "4", "--train", "--epoch", "1", "--out_name", "run", "--seed", "1",
+             "--saved_model", "--generate", "2"]
+  run_main_here(tmp_path, monkeypatch, capsys, *command, check=True)
+  samples = tmp_path / "out" / "run" / "samples"
+  version = tmp_path / "out" / "run" / "saved_model" / "3"
+  written = os.path.getmtime(str(version / "saved_model.pb"))
+  for folder in glob.glob(str(samples / "generated_*")):
+    shutil.rmtree(folder)
+  code, out, err = run_main_here(tmp_path, monkeypatch, capsys, *command)
+  assert code == 0 and "Traceback" not in err, out[-3000:] + err[-3000:]
+  assert "nothing to train" in out
+  assert (" [*] --saved_model: %s is there already (this checkpoint's), so it is not written "
+          "again" % os.path.join("run", "saved_model", "3")) in out, out
+  assert os.path.getmtime(str(version / "saved_model.pb")) == written
+  (generated,) = glob.glob(str(samples / "generated_*"))
+  assert len(os.listdir(generated)) == 3 and "2 images in" in out
+
+
 @pytest.mark.parametrize("args,message", [
     (["--batch_size", "abc"], "flag --batch_size=abc"),
     (["--bach_size", "3"], "Unknown command line flag 'bach_size'"),
