@@ -66,6 +66,22 @@ print(json.dumps({"project_modules": mine, "dtype": str(out["served_1"].dtype),
 EXPORTS = ("--saved_model", "--tflite", "--onnx", "--kernels", "avx512")  # the CPU plan's forms
 PORTABLE = "the exported SavedModel leaves the kernel plan's CPU forms out"
 
+# The images of two runtimes, or of the project's sampler and the SavedModel, are within the
+# tolerance docs/REFERENCE.md states ("Using the generator elsewhere"): at most 1 of 255 levels
+# apart (convert.MAX_LEVELS), on at most 1 pixel in 1,000 of those compared.  Which pixels sit on
+# a rounding boundary depends on the CPU's kernels: 0 on one kind, a few in 10^5 on another.
+SHARE_EQUAL = 0.999
+
+
+def assert_within_tolerance(pairs):
+  """pairs: [(got, want)] of uint8 image batches, judged together."""
+  got = np.concatenate([np.asarray(g, np.int64).ravel() for g, _ in pairs])
+  want = np.concatenate([np.asarray(w, np.int64).ravel() for _, w in pairs])
+  assert got.shape == want.shape
+  largest, equal = int(np.max(np.abs(got - want))), float(np.mean(got == want))
+  assert largest <= convert.MAX_LEVELS and equal >= SHARE_EQUAL, (
+      "%d levels apart at most, %d of %d pixels differ" % (largest, np.sum(got != want), got.size))
+
 
 @pytest.fixture(scope="session")  # once: xdist may run other modules between its tests
 def exported(tmp_path_factory):
@@ -141,11 +157,13 @@ def test_test_mode_writes_every_export_and_says_how_each_was_checked(exported):
           "[None, 28, 28, 1]") in proc.stdout
   assert ("sample(count int64 [], label int64 [None], seed int64 []) -> images uint8 "
           "[None, 28, 28, 1]") in proc.stdout
-  assert re.search(r"TFLite model written to %s/tflite/model-101\.tflite \(serving_default; 0 of "
-                   r"255 levels from the SavedModel at batches 1 and 5 in ai_edge_litert" % run,
-                   proc.stdout), proc.stdout
-  assert ("ONNX model written to %s/onnx/model-101.onnx (serving_default; 0 of 255 levels from "
-          "the SavedModel at batches 1 and 5 in onnxruntime)" % run) in proc.stdout
+  # what each check measured, said as it was: within the documented tolerance, on any CPU kind
+  for name, path, runtime in (("TFLite", "tflite/model-101.tflite", r"ai_edge_litert[.\w]*"),
+                              ("ONNX", "onnx/model-101.onnx", "onnxruntime")):
+    said = re.search(r"%s model written to %s/%s \(serving_default; (\d+) of 255 levels from "
+                     r"the SavedModel at batches 1 and 5 in %s\)"
+                     % (name, re.escape(run), re.escape(path), runtime), proc.stdout)
+    assert said and int(said.group(1)) <= convert.MAX_LEVELS, proc.stdout
 
 
 @pytest.mark.parametrize("kind", ["conditional", "unconditional"])
@@ -195,8 +213,7 @@ def test_plain_tensorflow_2_serves_the_samplers_images_and_samples_by_seed(expor
   want = sampler_images(run_dir, z, labels)
   assert answer["served_100"].shape == (100, 28, 28, 1)
   # the sampler may use the kernel plan's CPU forms, the SavedModel TensorFlow's plain ones
-  assert np.max(np.abs(answer["served_100"].astype(int) - want)) <= 1
-  assert np.mean(answer["served_100"] == want) > 0.999
+  assert_within_tolerance([(answer["served_100"], want)])
   np.testing.assert_array_equal(answer["served_1"], answer["served_100"][:1])
   np.testing.assert_array_equal(answer["seed5"], answer["seed5_again"])
   assert np.mean(answer["seed5"] != answer["seed6"]) > 0.1
@@ -242,10 +259,12 @@ def test_onnx_runtime_gives_the_saved_models_images_at_any_batch(request, kind):
   inputs = {i.name: i for i in session.get_inputs()}
   assert sorted(inputs) == (["y", "z"] if kind == "conditional" else ["z"])
   assert isinstance(inputs["z"].shape[0], str)  # a dynamic batch
+  pairs = []
   for batch in (1, 64):
     feed = probe(description, batch)
-    got = session.run(["images"], feed)[0]
-    np.testing.assert_array_equal(got, saved_model_images(version, feed))  # 0 levels
+    pairs.append((session.run(["images"], feed)[0], saved_model_images(version, feed)))
+    assert pairs[-1][0].dtype == np.uint8 and pairs[-1][0].shape == pairs[-1][1].shape
+  assert_within_tolerance(pairs)
   if kind == "conditional":
     for bad in ([3, 12], [3, -1]):
       with pytest.raises(onnxruntime.capi.onnxruntime_pybind11_state.InvalidArgument,
@@ -293,11 +312,11 @@ def test_litert_runs_the_tflite_signature_without_tensorflow(request, kind, tmp_
   inputs = ["y", "z"] if kind == "conditional" else ["z"]
   assert report["signatures"] == {"serving_default": {"inputs": inputs, "outputs": ["images"]}}
   answer = np.load(str(tmp_path / "answer.npz"))
-  for batch in (1, 64):
-    want = saved_model_images(version, probe(description, batch))
-    got = answer["images_%d" % batch]
+  pairs = [(answer["images_%d" % batch], saved_model_images(version, probe(description, batch)))
+           for batch in (1, 64)]
+  for got, want in pairs:
     assert got.dtype == np.uint8 and got.shape == want.shape
-    assert np.max(np.abs(got.astype(int) - want)) <= 1 and np.mean(got == want) > 0.999
+  assert_within_tolerance(pairs)
   if kind == "conditional":
     assert "gather index out of bounds" in report["refused"]["twelve"]
     assert "expected type INT64" in report["refused"]["int32"]
@@ -516,4 +535,4 @@ def test_reference_snippet_runs_as_written(request, name, kind, tmp_path, pytest
     inputs["y"] = np.arange(len(z)) % description["labels"]
   want = saved_model_images(version, inputs)
   assert images.shape == want.shape == (8,) + tuple(description["image_shape"])
-  assert np.max(np.abs(images.astype(int) - want)) <= 1 and np.mean(images == want) > 0.999
+  assert_within_tolerance([(images, want)])
