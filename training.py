@@ -105,8 +105,8 @@ class StopRequest(object):
       where = self.where()
       left = ("no checkpoint was written yet, so nothing of this run can be resumed"
               if where == "none" else "the last checkpoint, %s, stays loadable" % where)
-      cut = (" (what an unfinished save had written is removed: %s)" % describe_removed(removed)
-             if removed else "")
+      cut = (" (removed what the save in progress left unfinished: %s)"
+             % describe_removed(removed) if removed else "")
       say("\n [!] Second signal: exiting now without saving%s; %s.\n" % (cut, left),
           file=sys.stderr)
       os._exit(128 + signum)

@@ -260,8 +260,8 @@ def test_a_second_signal_during_a_save_leaves_nothing_of_it(tmp_path, monkeypatc
   folder = checkpoint_dir(tmp_path)
   assert sorted(os.listdir(folder)) == ["checkpoint", "model.b4-2.data-00000-of-00001",
                                         "model.b4-2.index", "model.b4-2.meta"]
-  assert ("Second signal: exiting now without saving (what an unfinished save had written is "
-          "removed: model.b4-4 (") in err, err
+  assert ("Second signal: exiting now without saving (removed what the save in progress left "
+          "unfinished: model.b4-4 (") in err, err
   assert "the last checkpoint, ./out/run/checkpoint/model.b4-2, stays loadable" in err
   assert restores(folder) == 2
 
