@@ -362,8 +362,8 @@ def test_a_finished_train_and_looks_command_run_again_writes_the_other_looks_and
   code, out, err = run_main_here(tmp_path, monkeypatch, capsys, *command)
   assert code == 0 and "Traceback" not in err, out[-3000:] + err[-3000:]
   assert "nothing to train" in out
-  assert (" [*] --saved_model: %s is there already (this checkpoint's), so it is not written "
-          "again" % os.path.join("run", "saved_model", "3")) in out, out
+  assert (" [*] --saved_model: ./out/run/saved_model/3 is there already (this checkpoint's), so "
+          "it is not written again") in out, out
   assert os.path.getmtime(str(version / "saved_model.pb")) == written
   (generated,) = glob.glob(str(samples / "generated_*"))
   assert len(os.listdir(generated)) == 3 and "2 images in" in out
