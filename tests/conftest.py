@@ -8,11 +8,11 @@ sys.path.insert(0, PROJECT_DIR)
 
 import hardware  # noqa: E402
 
-hardware.configure()  # as main.py does: oneDNN decided before TensorFlow loads
+# as main.py does: oneDNN decided before TensorFlow loads, and its C++ start-up lines hidden
+tf = hardware.import_tensorflow()
 
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
-import tensorflow.compat.v1 as tf  # noqa: E402
 from PIL import Image  # noqa: E402
 
 tf.get_logger().setLevel("ERROR")
