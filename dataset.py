@@ -6,6 +6,8 @@ A dataset object has
   value_range    the pixel range it produces, (0, 1) or (-1, 1)
   len(data)      number of examples
   get(indices)   -> (images [n, H, W, c_dim] float32, labels [n, y_dim] or None)
+  source, digest the folder its images come from and a digest of them, or None (a run records
+                 both: recorded_source)
 
 so the training loop never asks which dataset it is training on.
 
@@ -97,11 +99,14 @@ def find_mnist_files(folder):
   return paths
 
 
-def mnist_splits(data_dir):
-  """(train_images, train_labels, test_images, test_labels, folder) as uint8 arrays.
+# What a run's record (FLAGS.json, "data_source") says of MNIST read from the bundled sample,
+# wherever the project's folder is.
+BUNDLED_SOURCE = "the bundled sample"
 
-  From <data_dir>/mnist, or the bundled real sample when that holds no MNIST.
-  """
+
+def mnist_files(data_dir, say=True):
+  """The MNIST files data_dir gives: <data_dir>/mnist's, or the bundled real sample's when that
+  holds no MNIST (said, if say)."""
   folder = os.path.join(data_dir, "mnist")
   paths = find_mnist_files(folder)
   if paths is None:
@@ -109,7 +114,42 @@ def mnist_splits(data_dir):
     if paths is None:
       raise UserError("No MNIST files in %s and the bundled sample %s is missing; run "
                       "'python download.py mnist'." % (folder, BUNDLED_MNIST_DIR))
-    print(" [*] No MNIST in %s: using the bundled real sample in %s" % (folder, BUNDLED_MNIST_DIR))
+    if say:
+      print(" [*] No MNIST in %s: using the bundled real sample in %s"
+            % (folder, BUNDLED_MNIST_DIR))
+  return paths
+
+
+def recorded_source(folder):
+  """How a run's record names the folder its data came from: BUNDLED_SOURCE for the bundled
+  sample (the same data wherever the project is), else the folder."""
+  if os.path.realpath(folder) == os.path.realpath(BUNDLED_MNIST_DIR):
+    return BUNDLED_SOURCE
+  return folder
+
+
+def files_digest(paths):
+  """A digest of the bytes of files {key: path}: the same data gives the same digest wherever it
+  lies (a run records its data's, so that test mode scores against the same data)."""
+  digest = hashlib.sha1()
+  for key, path in sorted(paths.items()):
+    with open(path, "rb") as f:
+      digest.update(key.encode() + b"\0" + f.read())
+  return digest.hexdigest()[:16]
+
+
+def mnist_identity(data_dir):
+  """(recorded_source, files_digest) of the MNIST files data_dir gives, unsaid."""
+  paths = mnist_files(data_dir, say=False)
+  return recorded_source(os.path.dirname(paths["train_images"])), files_digest(paths)
+
+
+def mnist_splits(data_dir):
+  """(train_images, train_labels, test_images, test_labels, folder) as uint8 arrays.
+
+  From <data_dir>/mnist, or the bundled real sample when that holds no MNIST.
+  """
+  paths = mnist_files(data_dir)
   source = os.path.dirname(paths["train_images"])
   splits = [read_idx(paths[key], rank) for key, rank in (("train_images", 3), ("train_labels", 1),
                                                           ("test_images", 3), ("test_labels", 1))]
@@ -133,6 +173,7 @@ class MnistData(object):
 
   def __init__(self, data_dir, output_height=28, output_width=28):
     train_x, train_y, test_x, test_y, self.source = mnist_splits(data_dir)
+    self.digest = mnist_identity(data_dir)[1]
     images = np.concatenate([train_x, test_x])
     labels = np.concatenate([train_y, test_y])
     order = np.random.RandomState(MNIST_SHUFFLE_SEED).permutation(len(images))
@@ -209,6 +250,7 @@ class ImageFolderData(object):
   def __init__(self, data_dir, dataset, input_fname_pattern, input_height, input_width,
                output_height, output_width, crop, cache_dir=None):
     folder = os.path.join(data_dir, dataset)
+    self.source, self.digest = folder, None  # (a digest of every image is not worth its time)
     pattern = os.path.join(folder, input_fname_pattern)
     if not os.path.isdir(folder):
       raise UserError("The dataset folder %s does not exist; put images there or set "

@@ -30,7 +30,7 @@ import experiments  # noqa: E402
 import export  # noqa: E402
 from checkpoints import (checkpoint_counter, checkpoint_shapes, generated_channels,  # noqa: E402
                          megabytes)
-from dataset import labelled, open_dataset  # noqa: E402
+from dataset import labelled, mnist_identity, open_dataset, recorded_source  # noqa: E402
 from model import DCGAN  # noqa: E402
 from step import Z_DISTRIBUTIONS  # noqa: E402
 from optim import INITIAL_LOSS_SCALE  # noqa: E402
@@ -167,11 +167,12 @@ flags.DEFINE_boolean("verbose", False, "Before training, list every flag and eve
 FLAGS = flags.FLAGS
 FLAG_NAMES = sorted(set(FLAGS) - _before)
 
-# Flags that shape the model, and the run's seed (so test mode's grid uses the
-# same fixed z as the training grids): test mode takes them from the run's
-# FLAGS.json unless they are given on the command line.
+# Flags that shape the model, the run's seed (so test mode's grid uses the same fixed z as the
+# training grids) and where its data was (--evaluate and --features_experiment score against the
+# run's own data): test mode takes them from the run's FLAGS.json unless they are given on the
+# command line.
 MODEL_FLAGS = ("dataset", "input_height", "input_width", "output_height", "output_width", "crop",
-               "z_dim", "z_dist", "batch_size", "input_fname_pattern", "seed")
+               "z_dim", "z_dist", "batch_size", "input_fname_pattern", "seed", "data_dir")
 
 # The ways of writing a trained model in another form (the SavedModel's conversions are
 # export.CONVERSIONS' flags), and with them the ways of looking at one: test mode's, or with
@@ -333,6 +334,8 @@ def train(config, layout, precision):
   # fail before any folder exists
   steps_per_epoch = batches_per_epoch(len(data), config.train_size, config.batch_size,
                                       cluster.num_replicas, data.unmatched_note())
+  # in FLAGS.json: the data test mode's --evaluate scores against (check_own_data)
+  config.data_source, config.data_digest = recorded_source(data.source), data.digest
   name_run(config)
   record = read_json(os.path.join(config.out_dir, "FLAGS.json"))
   if config.seed is None:
@@ -395,6 +398,8 @@ def test(config, given, precision, after_training=False):
   validate(config)
   y_dim, c_dim = labelled(config.dataset)
   validate_looks(config, y_dim)
+  if config.evaluate or config.features_experiment:
+    check_own_data(config, saved, given["data_dir"])
   if not has_checkpoint(ckpt_dir):
     raise UserError("No checkpoint in %s; train first with --train, or point --checkpoint_dir at a "
                     "checkpoint folder." % ckpt_dir)
@@ -424,6 +429,19 @@ def test(config, given, precision, after_training=False):
           os.path.join(config.sample_dir, "test_%s.png" % timestamp("%Y%m%d%H%M%S")), z, labels)
       print(" [*] Sample grid written to %s" % grid)
     export.write_model(dcgan, config, run_dir, load_counter)
+
+
+def check_own_data(config, record, data_dir_given):
+  """--evaluate and --features_experiment score against the data the run trained on (its
+  FLAGS.json's data_digest; a run written before it had none): before anything loads, a
+  one-sentence UserError if --data_dir (the run's own unless given) gives other data."""
+  trained_on = record.get("data_digest")
+  here, digest = mnist_identity(config.data_dir)
+  if trained_on and digest != trained_on:
+    raise UserError("This run was trained on other MNIST files (in %s) than --data_dir %s%s "
+                    "gives (%s); point --data_dir at a folder whose mnist folder holds the run's."
+                    % (record.get("data_source"), config.data_dir,
+                       "" if data_dir_given else " (the run's)", here))
 
 
 def without_written(config, run_dir, counter):

@@ -2,6 +2,7 @@
 import glob
 import json
 import os
+import shutil
 
 import numpy as np
 import pytest
@@ -198,3 +199,37 @@ def test_frechet_distance_and_linear_classifier():
   features = rng.randn(300, 5) + 4 * np.eye(3)[labels].dot(rng.randn(3, 5))
   predict = logistic_regression(features[:200], labels[:200], 3)
   assert np.mean(predict(features[200:]) == labels[200:]) > 0.9
+
+
+def test_evaluate_scores_against_the_runs_own_data(tmp_path, monkeypatch, capsys):
+  """A run trained with --data_dir elsewhere: test mode's --evaluate reads that data (the run's
+  FLAGS.json says where, and a digest of it), not ./data or the bundled sample; where that data
+  is gone, one sentence before anything loads, and evaluation.json stays as it was."""
+  from dataset import mnist_splits
+  from test_bad_input import idx
+  train_x, train_y, test_x, test_y, _ = mnist_splits("/nonexistent")  # the bundled sample
+  elsewhere = tmp_path / "elsewhere" / "mnist"
+  elsewhere.mkdir(parents=True)
+  for name, array in (("train-images-idx3-ubyte", train_x[:1000]),
+                      ("train-labels-idx1-ubyte", train_y[:1000]),
+                      ("t10k-images-idx3-ubyte", test_x[:300]),
+                      ("t10k-labels-idx1-ubyte", test_y[:300])):
+    (elsewhere / name).write_bytes(idx(array))
+  cwd = tmp_path / "cwd"
+  cwd.mkdir()
+  common = ["--dataset", "mnist", "--out_name", "run"]
+  run_main_here(cwd, monkeypatch, capsys, *common, "--input_height", "28", "--output_height", "28",
+                "--train", "--epoch", "1", "--train_size", "32", "--batch_size", "16", "--z_dim",
+                str(Z_DIM), "--data_dir", str(tmp_path / "elsewhere"), check=True)
+  look = common + ["--evaluate", "--evaluate_n", "5", "--classifier_dir",
+                   str(tmp_path / "classifier"), "--classifier_epochs", "1"]
+  run_main_here(cwd, monkeypatch, capsys, *look, check=True)
+  evaluation = cwd / "out" / "run" / "evaluation.json"
+  assert json.loads(evaluation.read_text())["real_reference"]["n_test"] == 300  # not 1,000
+  written = evaluation.read_bytes()
+  shutil.rmtree(str(tmp_path / "elsewhere"))
+  code, _, err = run_main_here(cwd, monkeypatch, capsys, *look)
+  assert code == 1 and "Traceback" not in err, err
+  assert ("This run was trained on other MNIST files (in %s) than --data_dir %s (the run's) "
+          "gives (the bundled sample)" % (elsewhere, tmp_path / "elsewhere")) in err, err
+  assert evaluation.read_bytes() == written
