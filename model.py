@@ -101,7 +101,7 @@ class DCGAN(object):
     z_dist: 'uniform_signed' | 'uniform_unsigned' | 'normal01'.
     seed: seeds the initial weights, data order, z and sample z (random if None).
     G_img_sum: add generated images to the TensorBoard summaries.
-    data: a dataset object from dataset.py (else train() opens one).
+    data: a dataset object from the dataset package (else train() opens one).
     precision: a precision.Precision (main.py decides it once), or its name, 'fp32',
       'fp16' or 'bf16', resolved here by precision.precision_mode for code that builds a
       DCGAN itself.  With fp16 both optimizers scale their losses dynamically

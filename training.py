@@ -26,7 +26,7 @@ from utils import UserError, plural
 # this process's roles.py coordination and replicas.Replication; the seed asked for (several
 # workers agree on the chief's in coordination.start); the Latent z; the
 # checkpoints.Checkpoints; the sampler tensor, its pixel range and the fixed (z, labels) of the
-# sample grids; the data (dataset.py); {name: value} of what shapes the model and data
+# sample grids; the data (the dataset package); {name: value} of what shapes the model and data
 # (roles.agreed_fields); the Folders; and the learning rate a config does not set.
 Job = collections.namedtuple("Job", [
     "sess", "train_ops", "feeds", "init_op", "coordination", "replication", "seed", "latent",

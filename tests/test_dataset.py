@@ -97,6 +97,32 @@ def test_missing_or_empty_folders_are_clear_errors(tmp_path):
     open_dataset("celebA", str(tmp_path), *FLAG_SIZES)
 
 
+def test_images_in_subfolders_are_named_where_the_pattern_does_not_reach(tmp_path, capsys):
+  """Class folders (<folder>/<class>/<image>) read as a flat image folder: the error names
+  the subfolders and the pattern that reads them, never suggests the pattern just given; that
+  pattern reads them as one unlabelled set, said in one line."""
+  for name in ("cats", "dogs"):
+    write_images(str(tmp_path / "pets" / name), 2, size=(20, 20), ext="png")
+  with pytest.raises(UserError) as err:
+    open_dataset("pets", str(tmp_path), "*.png", 20, None, 8, None, crop=False)
+  assert str(err.value) == (
+      "No files match %s/pets/*.png; its images are in 2 subfolders (cats, dogs), which "
+      "--input_fname_pattern '*.png' does not reach: move them into %s/pets, or read them with "
+      "--input_fname_pattern '*/*.png'." % (tmp_path, tmp_path))
+  with pytest.raises(UserError) as err:
+    open_dataset("pets", str(tmp_path), "*.jpg", 20, None, 8, None, crop=False)
+  assert "check --input_fname_pattern (for example '*.png')" in str(err.value)
+  (tmp_path / "flat").mkdir()
+  with pytest.raises(UserError) as err:
+    open_dataset("flat", str(tmp_path), "*.png", 20, None, 8, None, crop=False)
+  assert "check --input_fname_pattern (for example '*.jpg')" in str(err.value)
+  capsys.readouterr()
+  data = open_dataset("pets", str(tmp_path), "*/*.png", 20, None, 8, None, crop=False)
+  assert len(data) == 4 and data.y_dim is None
+  assert (" [!] --input_fname_pattern '*/*.png' reads the images of 2 subfolders (cats, dogs) as "
+          "one unlabelled set") in capsys.readouterr().out
+
+
 def test_labelled_needs_no_files():
   assert labelled("mnist") == (10, 1)
   assert labelled("celebA") == (None, None)

@@ -1,0 +1,101 @@
+"""The data layer: every difference between datasets lives here.
+
+A dataset object has
+  c_dim          channels of its images (1 or 3)
+  y_dim          size of its one-hot labels, or None for unlabelled data
+  value_range    the pixel range it produces, (0, 1) or (-1, 1)
+  len(data)      number of examples
+  get(indices)   -> (images [n, H, W, c_dim] float32, labels [n, y_dim] or None)
+  source, digest the folder its images come from and a digest of them, or None (a run records
+                 both: recorded_source)
+
+so the training loop never asks which dataset it is training on.
+
+One module per kind of source: MNIST ('mnist') is read straight from the IDX
+files (raw or .gz) in <data_dir>/mnist, or the real 5,000-digit sample bundled in
+this project (data/mnist5k) when they are absent (dataset/idx.py).  Any other
+dataset name is a folder of images <data_dir>/<dataset>/<input_fname_pattern>
+(dataset/folder.py).  This module opens the one a run asks for and prefetches
+its batches.
+"""
+import collections
+import concurrent.futures
+import glob
+import os
+
+from dataset.folder import ImageCache, ImageFolderData
+from dataset.idx import (BUNDLED_MNIST_DIR, MnistData, mnist_identity, mnist_splits, read_idx,
+                         recorded_source)
+from utils import UNREADABLE_IMAGE_ERRORS, image_channels
+
+# What the rest of the project reads of the data layer (its modules: one per kind of source).
+__all__ = ["BUNDLED_MNIST_DIR", "ImageCache", "ImageFolderData", "MnistData", "data_channels",
+           "labelled", "mnist_identity", "mnist_splits", "open_dataset", "prefetch", "read_idx",
+           "recorded_source"]
+
+
+def prefetch(data, batches, workers=2, depth=4):
+  """Yield data.get(indices) for each index list in batches, in order, decoded ahead.
+
+  Up to `depth` batches are being decoded by `workers` threads while the caller
+  (the Session) works on the current one; Pillow and NumPy release the GIL
+  while they decode and resize.  workers=0 decodes in the calling thread.
+  """
+  batches = iter(batches)
+  if workers <= 0:
+    for indices in batches:
+      yield data.get(indices)
+    return
+  with concurrent.futures.ThreadPoolExecutor(max_workers=workers,
+                                             thread_name_prefix="dcgan-loader") as pool:
+    pending = collections.deque()
+    try:
+      for indices in batches:
+        pending.append(pool.submit(data.get, indices))
+        if len(pending) >= depth:
+          yield pending.popleft().result()
+      while pending:
+        yield pending.popleft().result()
+    finally:
+      for future in pending:
+        future.cancel()
+
+
+def open_dataset(dataset, data_dir, input_fname_pattern, input_height, input_width,
+                 output_height, output_width, crop, cache_dir=None):
+  """The dataset object for --dataset: MNIST, or a folder of images (optionally cached).
+
+  The sizes and crop are the run's (main.py's flags, or a DCGAN's own arguments): the data
+  layer states no default of its own."""
+  if dataset == "mnist":
+    return MnistData(data_dir, output_height, output_width or output_height)
+  return ImageFolderData(data_dir, dataset, input_fname_pattern, input_height, input_width,
+                         output_height, output_width, crop, cache_dir)
+
+
+def data_channels(dataset, data_dir, input_fname_pattern="*.jpg"):
+  """Image channels as the original DCGAN read them from the data, or None if there is none.
+
+  mnist: 1.  A folder of images: the first readable image's channels
+  (grayscale 1, colour 3).  None when the folder has no readable image.
+  """
+  c_dim = labelled(dataset)[1]
+  if c_dim is not None:
+    return c_dim
+  for path in sorted(glob.glob(os.path.join(data_dir, dataset, input_fname_pattern))):
+    try:
+      return image_channels(path)
+    except UNREADABLE_IMAGE_ERRORS:
+      continue
+  return None
+
+
+def labelled(dataset):
+  """(y_dim, c_dim) known from the dataset's name alone, without touching its files.
+
+  Test mode uses this so that a trained model samples with no dataset on disk;
+  an image folder's channel count then comes from the checkpoint.
+  """
+  if dataset == "mnist":
+    return MnistData.y_dim, MnistData.c_dim
+  return None, None
