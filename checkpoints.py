@@ -167,8 +167,8 @@ def mismatch_hint(name, saved_shape, shape, y_dim):
   differently.  Variables are checked in creation order (generator input layer first), so the
   first mismatch points at the flag that caused it."""
   if saved_shape is None:
-    return ("check --dataset: mnist trains the conditional model, every other dataset "
-            "the unconditional one")
+    return ("check --dataset and --labels: mnist, and class folders with --labels, train the "
+            "conditional model, other image folders the unconditional one")
   if name == "generator/g_h0_lin/Matrix" and saved_shape[0] != shape[0]:
     return "it was trained with --z_dim %d" % (saved_shape[0] - (y_dim or 0))
   last_layer = "generator/g_h3/w" if y_dim else "generator/g_h4/w"

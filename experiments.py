@@ -31,7 +31,8 @@ def sample_in_batches(dcgan, z, labels=None, batch_size=256):
 def check_label(label, y_dim):
   """A one-sentence UserError unless --label fits a model with y_dim labels (None: none)."""
   if label != -1 and not y_dim:
-    raise UserError("--label needs a conditional (MNIST) model; this one has no labels.")
+    raise UserError("--label needs a conditional model (MNIST, or class folders trained with "
+                    "--labels); this one has no labels.")
   if y_dim and not -1 <= label < y_dim:
     raise UserError("--label must be -1 (all) or 0-%d, not %d." % (y_dim - 1, label))
 

@@ -133,12 +133,13 @@ def generator_description(dcgan, counter):
   return {
       "z_dim": dcgan.z_dim, "z_dist": dcgan.z_dist,
       "z_range": Z_RANGES[dcgan.z_dist] and list(Z_RANGES[dcgan.z_dist]),
-      "z_dtype": "float32", "labels": dcgan.y_dim or 0,
+      "z_dtype": "float32", "labels": dcgan.y_dim or 0, "label_names": dcgan.label_names,
       "image_shape": [dcgan.output_height, dcgan.output_width, dcgan.c_dim],
       "image_dtype": "uint8", "dataset": dcgan.dataset_name, "counter": counter,
-      "inputs": {"z": "float32 [N, z_dim], drawn from z_dist (uniform in z_range, or a "
-                      "standard normal for normal01)",
-                 "y": "int64 [N], each in 0..labels-1 (conditional models only)"},
+      "inputs": dict({"z": "float32 [N, z_dim], drawn from z_dist (uniform in z_range, or a "
+                           "standard normal for normal01)"},
+                     **({"y": "int64 [N], each in 0..labels-1: the index of its class in "
+                              "label_names"} if dcgan.y_dim else {})),
       "outputs": {"images": "uint8 [N, height, width, channels]"}}
 
 

@@ -30,7 +30,7 @@ import experiments  # noqa: E402
 import export  # noqa: E402
 from checkpoints import (checkpoint_counter, checkpoint_shapes, generated_channels,  # noqa: E402
                          megabytes)
-from dataset import labelled, mnist_identity, open_dataset, recorded_source  # noqa: E402
+from dataset import described, label_count, mnist_identity, open_dataset  # noqa: E402
 from model import DCGAN  # noqa: E402
 from step import Z_DISTRIBUTIONS  # noqa: E402
 from optim import INITIAL_LOSS_SCALE  # noqa: E402
@@ -74,6 +74,9 @@ flags.DEFINE_string("sample_dir", "samples", "Folder for sample grids and test m
                     "inside the run's folder unless a path")
 flags.DEFINE_boolean("train", False, "Train (or resume) a run; without it, test mode loads a "
                      "trained run")
+flags.DEFINE_boolean("labels", False, "Image folders: read <data_dir>/<dataset>/<class>/<images> "
+                     "as labelled classes (the subfolders, sorted by name) and train the "
+                     "original's conditional model on them")
 flags.DEFINE_boolean("crop", False, "Image folders: center-crop --input_height x --input_width "
                      "before resizing (celebA: use it with --input_height 108)")
 flags.DEFINE_boolean("visualize", False, "Test mode: the original's visualizations "
@@ -225,14 +228,15 @@ def validate(config):
   check_run_name(config.out_name)
 
 
-def validate_looks(config, y_dim):
-  """Refuse test-mode flags that cannot apply to this model before anything loads."""
+def validate_looks(config, description):
+  """Refuse test-mode flags that cannot apply to a model of this data (dataset.described: what a
+  run records of it) before anything loads."""
   if config.label != -1 and not config.generate:
-    raise UserError("--label picks the digit of --generate's images; add --generate N (or drop "
+    raise UserError("--label picks the class of --generate's images; add --generate N (or drop "
                     "--label).")
-  experiments.check_label(config.label, y_dim)
+  experiments.check_label(config.label, label_count(description))
   for name in ("evaluate", "features_experiment"):
-    if getattr(config, name) and y_dim != 10:
+    if getattr(config, name) and description["kind"] != "mnist":
       raise UserError("--%s works on the conditional MNIST model (--dataset mnist) only, and this "
                       "run is --dataset %s." % (name, config.dataset))
 
@@ -242,16 +246,17 @@ def run_session_config(config, precision):
                         hardware.kernel_plan(config.kernels))
 
 
-def build_dcgan(sess, config, precision, c_dim, y_dim, data=None, cluster=None):
+def build_dcgan(sess, config, precision, c_dim, description, data=None, cluster=None):
   return DCGAN(
       sess,
+      label_names=description["labels"],
       input_width=config.input_width,
       input_height=config.input_height,
       output_width=config.output_width,
       output_height=config.output_height,
       batch_size=config.batch_size,
       sample_num=config.batch_size,
-      y_dim=y_dim,
+      y_dim=label_count(description),
       z_dim=config.z_dim,
       c_dim=c_dim,
       dataset_name=config.dataset,
@@ -280,6 +285,14 @@ def print_config(config):
     print("  %-*s %s" % (width, key, getattr(config, key)))
 
 
+def describe_labels(names):
+  """'unconditional', or 'conditional (10 classes: 0, 1, 2, ...)'."""
+  if not names:
+    return "unconditional"
+  return "conditional (%d classes: %s%s)" % (len(names), ", ".join(names[:5]),
+                                             ", ..." if len(names) > 5 else "")
+
+
 def describe_devices(cluster, batch_size):
   if cluster.num_replicas == 1:
     return "one device"
@@ -302,7 +315,7 @@ def print_summary(config, data, dcgan, cluster, resume):
     print("Training %s on %s as worker %d of %d; the chief (worker 0) writes the run folder"
           % (config.dataset, images, cluster.task_index, cluster.num_workers))
   print("  model: %s DCGAN, %dx%dx%d images, z %d %s, %.1f M parameters, %s"
-        % ("conditional" if dcgan.y_dim else "unconditional", config.output_height,
+        % (describe_labels(dcgan.label_names), config.output_height,
            config.output_width, dcgan.c_dim, config.z_dim, config.z_dist,
            count_parameters(dcgan.g_vars + dcgan.d_vars) / 1e6, config.precision))
   print("  batch %d on %s; %s; seed %d; %s a checkpoint, %d kept (--max_to_keep)"
@@ -324,18 +337,25 @@ def print_summary(config, data, dcgan, cluster, resume):
     print("  to resume after a stop: %s" % resume)
 
 
+def open_data(config):
+  """The dataset object the run's flags ask for (dataset.open_dataset)."""
+  return open_dataset(config.dataset, config.data_dir, config.input_fname_pattern,
+                      config.input_height, config.input_width, config.output_height,
+                      config.output_width, config.crop,
+                      cache_dir=expand_path(config.cache_dir) if config.cache else None,
+                      labels=config.labels)
+
+
 def train(config, layout, precision):
   """Train (or resume) the run; returns its folder name if this process wrote it (the chief)."""
   cluster = cluster_module.Cluster(layout)
-  data = open_dataset(config.dataset, config.data_dir, config.input_fname_pattern,
-                      config.input_height, config.input_width, config.output_height,
-                      config.output_width, config.crop,
-                      cache_dir=expand_path(config.cache_dir) if config.cache else None)
+  data = open_data(config)
   # fail before any folder exists
+  validate_looks(config, data.description)
   steps_per_epoch = batches_per_epoch(len(data), config.train_size, config.batch_size,
                                       cluster.num_replicas, data.unmatched_note())
-  # in FLAGS.json: the data test mode's --evaluate scores against (check_own_data)
-  config.data_source, config.data_digest = recorded_source(data.source), data.digest
+  # in FLAGS.json: what test mode builds the model for and scores against (check_own_data)
+  config.data = data.description
   name_run(config)
   record = read_json(os.path.join(config.out_dir, "FLAGS.json"))
   if config.seed is None:
@@ -348,7 +368,7 @@ def train(config, layout, precision):
   target = cluster.start(session_conf)
   started = []
   with tf.Graph().as_default(), tf.Session(target, config=session_conf) as sess:
-    dcgan = build_dcgan(sess, config, precision, data.c_dim, data.y_dim, data, cluster)
+    dcgan = build_dcgan(sess, config, precision, data.c_dim, data.description, data, cluster)
     trained = 0  # epochs the run's checkpoint has trained (the chief's; the others write nothing)
     if cluster.is_chief:
       # A run resumed with other flags fails here, before its FLAGS.json is touched.
@@ -388,23 +408,22 @@ def test(config, given, precision, after_training=False):
   """Test mode: load the run's checkpoint and write the looks asked for (the sample grid if
   none).  after_training: the looks of a command that trained, where an export this checkpoint
   has already is said and skipped rather than refused (such a command, run again, exits 0)."""
-  if given["dataset"]:
-    validate_looks(config, labelled(config.dataset)[0])  # before looking for its runs
+  if given["dataset"] and label_count(described(config.dataset)):
+    validate_looks(config, described(config.dataset))  # before looking for its runs
   run_dir, ckpt_dir = find_run(config, given["checkpoint_dir"])
   saved = read_json(os.path.join(run_dir, "FLAGS.json"))
   for name in MODEL_FLAGS:
     if not given[name] and name in saved:
       setattr(config, name, saved[name])
   validate(config)
-  y_dim, c_dim = labelled(config.dataset)
-  validate_looks(config, y_dim)
+  description = saved.get("data") or described(config.dataset)  # (recorded since 2026-12)
+  validate_looks(config, description)
   if config.evaluate or config.features_experiment:
-    check_own_data(config, saved, given["data_dir"])
+    check_own_data(config, description, given["data_dir"])
   if not has_checkpoint(ckpt_dir):
     raise UserError("No checkpoint in %s; train first with --train, or point --checkpoint_dir at a "
                     "checkpoint folder." % ckpt_dir)
-  if c_dim is None:
-    c_dim = generated_channels(checkpoint_shapes(ckpt_dir)[1])
+  c_dim = description["channels"] or generated_channels(checkpoint_shapes(ckpt_dir)[1])
   counter = checkpoint_counter(checkpoint_shapes(ckpt_dir)[0])
   if after_training:
     config = without_written(config, run_dir, counter)
@@ -417,7 +436,7 @@ def test(config, given, precision, after_training=False):
   check_writable(config, run_dir)
 
   with tf.Graph().as_default(), tf.Session(config=run_session_config(config, precision)) as sess:
-    dcgan = build_dcgan(sess, config, precision, c_dim, y_dim)
+    dcgan = build_dcgan(sess, config, precision, c_dim, description)
     sess.run(dcgan.init_op)
     load_success, load_counter = dcgan.load(ckpt_dir)
     if not load_success:
@@ -431,16 +450,16 @@ def test(config, given, precision, after_training=False):
     export.write_model(dcgan, config, run_dir, load_counter)
 
 
-def check_own_data(config, record, data_dir_given):
+def check_own_data(config, description, data_dir_given):
   """--evaluate and --features_experiment score against the data the run trained on (its
-  FLAGS.json's data_digest; a run written before it had none): before anything loads, a
+  FLAGS.json's data digest; a run written before it had none): before anything loads, a
   one-sentence UserError if --data_dir (the run's own unless given) gives other data."""
-  trained_on = record.get("data_digest")
+  trained_on = description.get("digest")
   here, digest = mnist_identity(config.data_dir)
   if trained_on and digest != trained_on:
     raise UserError("This run was trained on other MNIST files (in %s) than --data_dir %s%s "
                     "gives (%s); point --data_dir at a folder whose mnist folder holds the run's."
-                    % (record.get("data_source"), config.data_dir,
+                    % (description["source"], config.data_dir,
                        "" if data_dir_given else " (the run's)", here))
 
 
@@ -547,7 +566,6 @@ def run(argv_flags):
                                          join_timeout=config.join_timeout,
                                          step_timeout=config.step_timeout,
                                          gather_gradients=config.gather_gradients)
-    validate_looks(config, labelled(config.dataset)[0])
     cluster_module.configure_devices(layout)
     looks = Config(config.as_dict())
     looks.out_name = train(config, layout, precision)

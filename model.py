@@ -119,6 +119,8 @@ class DCGAN(object):
       several workers, unless --nogather_gradients).
     kernels: the kernel plan to build the layers with, by name (hardware.kernel_plan: 'auto'
       is this machine's), or a hardware.KernelPlan.
+    label_names: the conditional model's class names in label order (the exports carry them;
+      None: '0' to 'y_dim - 1').
   """
 
   def __init__(self, sess, input_height=108, input_width=108, crop=True,
@@ -130,13 +132,14 @@ class DCGAN(object):
                learning_rate=0.0002, beta1=0.5, z_dist='uniform_signed', seed=None,
                G_img_sum=False, data=None, precision='fp32',
                initial_loss_scale=INITIAL_LOSS_SCALE, cluster=None, gather_gradients=None,
-               kernels=hardware.DEFAULT_KERNELS):
+               kernels=hardware.DEFAULT_KERNELS, label_names=None):
     """Build the model in sess's graph (the class's docstring says what each argument does)."""
     self.sess = sess
     self.crop, self.batch_size, self.sample_num = crop, batch_size, sample_num
     self.input_height, self.input_width = input_height, input_width
     self.output_height, self.output_width = output_height, output_width
     self.y_dim, self.z_dim = y_dim, z_dim
+    self.label_names = list(label_names or [str(label) for label in range(y_dim or 0)]) or None
     self.gf_dim, self.df_dim, self.gfc_dim, self.dfc_dim = gf_dim, df_dim, gfc_dim, dfc_dim
     if c_dim is None:
       c_dim = data.c_dim if data is not None else (

@@ -23,15 +23,16 @@ import concurrent.futures
 import glob
 import os
 
+from dataset.classes import ClassFoldersData
 from dataset.folder import ImageCache, ImageFolderData
 from dataset.idx import (BUNDLED_MNIST_DIR, MnistData, mnist_identity, mnist_splits, read_idx,
                          recorded_source)
 from utils import UNREADABLE_IMAGE_ERRORS, image_channels
 
 # What the rest of the project reads of the data layer (its modules: one per kind of source).
-__all__ = ["BUNDLED_MNIST_DIR", "ImageCache", "ImageFolderData", "MnistData", "data_channels",
-           "labelled", "mnist_identity", "mnist_splits", "open_dataset", "prefetch", "read_idx",
-           "recorded_source"]
+__all__ = ["BUNDLED_MNIST_DIR", "ClassFoldersData", "ImageCache", "ImageFolderData", "MnistData",
+           "data_channels", "described", "label_count", "mnist_identity", "mnist_splits",
+           "open_dataset", "prefetch", "read_idx", "recorded_source"]
 
 
 def prefetch(data, batches, workers=2, depth=4):
@@ -62,15 +63,17 @@ def prefetch(data, batches, workers=2, depth=4):
 
 
 def open_dataset(dataset, data_dir, input_fname_pattern, input_height, input_width,
-                 output_height, output_width, crop, cache_dir=None):
-  """The dataset object for --dataset: MNIST, or a folder of images (optionally cached).
+                 output_height, output_width, crop, cache_dir=None, labels=False):
+  """The dataset object for --dataset: MNIST, a folder of images, or with labels (--labels) a
+  folder of class folders (the folders optionally cached).
 
   The sizes and crop are the run's (main.py's flags, or a DCGAN's own arguments): the data
   layer states no default of its own."""
   if dataset == "mnist":
     return MnistData(data_dir, output_height, output_width or output_height)
-  return ImageFolderData(data_dir, dataset, input_fname_pattern, input_height, input_width,
-                         output_height, output_width, crop, cache_dir)
+  folder = ClassFoldersData if labels else ImageFolderData
+  return folder(data_dir, dataset, input_fname_pattern, input_height, input_width,
+                output_height, output_width, crop, cache_dir)
 
 
 def data_channels(dataset, data_dir, input_fname_pattern="*.jpg"):
@@ -79,7 +82,7 @@ def data_channels(dataset, data_dir, input_fname_pattern="*.jpg"):
   mnist: 1.  A folder of images: the first readable image's channels
   (grayscale 1, colour 3).  None when the folder has no readable image.
   """
-  c_dim = labelled(dataset)[1]
+  c_dim = described(dataset)["channels"]
   if c_dim is not None:
     return c_dim
   for path in sorted(glob.glob(os.path.join(data_dir, dataset, input_fname_pattern))):
@@ -90,12 +93,23 @@ def data_channels(dataset, data_dir, input_fname_pattern="*.jpg"):
   return None
 
 
-def labelled(dataset):
-  """(y_dim, c_dim) known from the dataset's name alone, without touching its files.
+# What a run records of its data (FLAGS.json's "data"), as each dataset object's `description`
+# gives it: its kind ("mnist", "images", "classes"), the folder its images come from ("source";
+# recorded_source), a digest of its files or None, its class names in label order or None
+# ("labels": y is one-hot over them), its images' channels.
+DESCRIPTION_FIELDS = ("kind", "source", "digest", "labels", "channels")
 
-  Test mode uses this so that a trained model samples with no dataset on disk;
-  an image folder's channel count then comes from the checkpoint.
-  """
+
+def described(dataset):
+  """The description of --dataset that its name alone gives, for test mode on a run recorded
+  before runs recorded theirs: MNIST's, or an unlabelled image folder whose channels its
+  checkpoint tells (None)."""
   if dataset == "mnist":
-    return MnistData.y_dim, MnistData.c_dim
-  return None, None
+    return {"kind": "mnist", "source": None, "digest": None,
+            "labels": [str(label) for label in range(MnistData.y_dim)], "channels": MnistData.c_dim}
+  return {"kind": "images", "source": None, "digest": None, "labels": None, "channels": None}
+
+
+def label_count(description):
+  """y's width for a description: its number of classes, or None without labels."""
+  return len(description["labels"]) if description.get("labels") else None

@@ -63,27 +63,11 @@ class ImageFolderData(object):
                output_height, output_width, crop, cache_dir=None):
     folder = os.path.join(data_dir, dataset)
     self.source, self.digest = folder, None  # (a digest of every image is not worth its time)
-    pattern = os.path.join(folder, input_fname_pattern)
     if not os.path.isdir(folder):
       raise UserError("The dataset folder %s does not exist; put images there or set "
                       "--data_dir and --dataset%s." % (folder, download_hint(dataset, data_dir)))
-    self.files = sorted(f for f in glob.glob(pattern) if os.path.isfile(f))
     self.pattern = input_fname_pattern
-    matched = set(self.files)
-    self.unmatched = sorted(f for f in os.listdir(folder) if not f.startswith(".")
-                            and os.path.join(folder, f) not in matched
-                            and os.path.isfile(os.path.join(folder, f)))
-    if not self.files:
-      empty = not [f for f in os.listdir(folder) if not f.startswith(".")]
-      raise UserError("No files match %s%s; %s%s."
-                      % (pattern, self.unmatched_note(), self._where_to_look(folder),
-                         download_hint(dataset, data_dir) if empty else ""))
-    below = sorted({os.path.relpath(f, folder).split(os.sep)[0] for f in self.files
-                    if os.path.dirname(f) != folder})
-    if below:
-      print(" [!] --input_fname_pattern '%s' reads the images of %s (%s) as one unlabelled set"
-            % (input_fname_pattern, plural(len(below), "subfolder"), ", ".join(below[:5])
-               + (", ..." if len(below) > 5 else "")))
+    self.files = self._find_files(folder, download_hint(dataset, data_dir))
     self.input_height = input_height
     self.input_width = input_width or input_height
     self.output_height = output_height
@@ -106,6 +90,27 @@ class ImageFolderData(object):
                   else np.zeros(len(self.files), dtype=np.uint8))
     if self.c_dim == 1:
       print(" [*] " + self.channels_note())
+
+  def _find_files(self, folder, hint):
+    """The image files of a flat folder, sorted (self.unmatched: the others beside them); a
+    UserError naming what to change if there are none.  hint: how to download this dataset."""
+    files = sorted(f for f in glob.glob(os.path.join(folder, self.pattern)) if os.path.isfile(f))
+    matched = set(files)
+    self.unmatched = sorted(f for f in os.listdir(folder) if not f.startswith(".")
+                            and os.path.join(folder, f) not in matched
+                            and os.path.isfile(os.path.join(folder, f)))
+    if not files:
+      empty = not [f for f in os.listdir(folder) if not f.startswith(".")]
+      raise UserError("No files match %s%s; %s%s."
+                      % (os.path.join(folder, self.pattern), self.unmatched_note(),
+                         self._where_to_look(folder), hint if empty else ""))
+    below = sorted({os.path.relpath(f, folder).split(os.sep)[0] for f in files
+                    if os.path.dirname(f) != folder})
+    if below:
+      print(" [!] --input_fname_pattern '%s' reads the images of %s (%s) as one unlabelled set"
+            % (self.pattern, plural(len(below), "subfolder"), ", ".join(below[:5])
+               + (", ..." if len(below) > 5 else "")))
+    return files
 
   def _where_to_look(self, folder):
     """What to check when the pattern matched nothing: the images in subfolders if the folder's
@@ -219,12 +224,17 @@ class ImageFolderData(object):
 
   def load(self, index):
     """Image index as uint8 [H, W, c_dim]; the next readable one if it cannot be read."""
+    return self.load_at(index)[1]
+
+  def load_at(self, index):
+    """(i, image i as uint8 [H, W, c_dim]): i is index, or the next readable one's if it cannot
+    be read."""
     for step in range(len(self.files)):
       i = (index + step) % len(self.files)
       if i in self.bad:
         continue
       if self.cache is not None and self.cache.state[i] == ImageCache.FILLED:
-        return self.cache.pixels[i]
+        return i, self.cache.pixels[i]
       try:
         kind = None if self.kinds[i] else self._kind(self.files[i])
         pixels = load_image(self.files[i], self.input_height, self.input_width,
@@ -239,13 +249,19 @@ class ImageFolderData(object):
       if self.cache is not None:
         self.cache.pixels[i] = pixels
         self.cache.state[i] = ImageCache.FILLED
-      return pixels
+      return i, pixels
     raise UserError("None of the %d files in %s could be read as an image."
                     % (len(self.files), os.path.dirname(self.files[0])))
 
   def get(self, indices):
     images = np.stack([self.load(i) for i in indices])
     return images.astype(np.float32) / 127.5 - 1.0, None
+
+  @property
+  def description(self):
+    """What a run records of its data (dataset/__init__.py, DESCRIPTION_FIELDS)."""
+    return {"kind": "images", "source": self.source, "digest": self.digest, "labels": None,
+            "channels": self.c_dim}
 
   def unmatched_note(self):
     """' (N other files ... do not match ...)' where the folder holds files the pattern left out."""

@@ -75,7 +75,7 @@ def find_mnist_files(folder):
   return paths
 
 
-# What a run's record (FLAGS.json, "data_source") says of MNIST read from the bundled sample,
+# What a run's record (FLAGS.json's "data": its "source") says of MNIST read from the bundled sample,
 # wherever the project's folder is.
 BUNDLED_SOURCE = "the bundled sample"
 
@@ -169,6 +169,12 @@ class MnistData(object):
     labels = np.zeros((len(indices), self.y_dim), dtype=np.float32)
     labels[np.arange(len(indices)), self.labels[indices]] = 1.0
     return images, labels
+
+  @property
+  def description(self):
+    """What a run records of its data (dataset/__init__.py, DESCRIPTION_FIELDS)."""
+    return {"kind": "mnist", "source": recorded_source(self.source), "digest": self.digest,
+            "labels": [str(label) for label in range(self.y_dim)], "channels": self.c_dim}
 
   def report(self):
     return None

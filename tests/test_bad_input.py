@@ -224,23 +224,34 @@ def test_resume_command_replaces_flags_in_either_form_and_quotes_for_a_shell():
   assert words[0] in (sys.executable, os.path.relpath(sys.executable))
 
 
+# class folders read with --labels, as a run records them (dataset.ClassFoldersData)
+PETS = {"kind": "classes", "source": "data/pets", "digest": None, "labels": ["cat", "dog", "fox"],
+        "channels": 3}
+
+
 @pytest.mark.parametrize("dataset,flags,message", [
-    ("mnist", dict(label=3), "--label picks the digit of --generate"),
-    ("faces", dict(label=3, generate=2), "--label needs a conditional (MNIST) model"),
+    ("mnist", dict(label=3), "--label picks the class of --generate"),
+    ("faces", dict(label=3, generate=2), "--label needs a conditional model (MNIST, or class "
+                                         "folders trained with --labels)"),
     ("mnist", dict(label=10, generate=2), "--label must be -1 (all) or 0-9, not 10."),
     ("faces", dict(evaluate=True), "--evaluate works on the conditional MNIST model"),
     ("faces", dict(features_experiment=True), "--features_experiment works on the conditional"),
     ("mnist", dict(label=9, generate=2, evaluate=True, features_experiment=True), None),
     ("faces", dict(generate=2), None),
+    (PETS, dict(label=2, generate=2), None),
+    (PETS, dict(label=3, generate=2), "--label must be -1 (all) or 0-2, not 3."),
+    (PETS, dict(evaluate=True), "--evaluate works on the conditional MNIST model"),  # 3 classes
 ])
 def test_looks_that_cannot_apply_are_refused(dataset, flags, message):
   import main
-  from dataset import labelled
-  values = dict(dataset=dataset, label=-1, generate=0, evaluate=False, features_experiment=False)
+  from dataset import described
+  description = dataset if isinstance(dataset, dict) else described(dataset)
+  values = dict(dataset="pets" if isinstance(dataset, dict) else dataset, label=-1, generate=0,
+                evaluate=False, features_experiment=False)
   values.update(flags)
   config = main.Config(values)
   if message is None:
-    main.validate_looks(config, labelled(dataset)[0])
+    main.validate_looks(config, description)
   else:
     with pytest.raises(UserError, match="^" + re.escape(message)):
-      main.validate_looks(config, labelled(dataset)[0])
+      main.validate_looks(config, description)

@@ -7,9 +7,10 @@ import struct
 
 import numpy as np
 import pytest
+from PIL import Image
 
 from conftest import write_images
-from dataset import (BUNDLED_MNIST_DIR, ImageFolderData, MnistData, labelled, open_dataset,
+from dataset import (BUNDLED_MNIST_DIR, ImageFolderData, MnistData, described, open_dataset,
                      prefetch, read_idx)
 from utils import UserError
 
@@ -123,9 +124,11 @@ def test_images_in_subfolders_are_named_where_the_pattern_does_not_reach(tmp_pat
           "one unlabelled set") in capsys.readouterr().out
 
 
-def test_labelled_needs_no_files():
-  assert labelled("mnist") == (10, 1)
-  assert labelled("celebA") == (None, None)
+def test_a_dataset_named_alone_is_described_without_its_files():
+  """(test mode on a run recorded before runs recorded their data's description)"""
+  assert described("mnist")["labels"] == [str(digit) for digit in range(10)]
+  assert described("mnist")["channels"] == 1 and described("mnist")["kind"] == "mnist"
+  assert described("celebA")["labels"] is None and described("celebA")["channels"] is None
 
 
 def mixed_folder(folder, first_gray):
@@ -231,3 +234,50 @@ def test_missing_celeba_or_lsun_folder_suggests_download_py(tmp_path, monkeypatc
   with pytest.raises(UserError) as err:  # not empty: the pattern, not a download, is at fault
     open_dataset("celebA", "./data", *FLAG_SIZES)
   assert "download.py" not in str(err.value) and "face.png" in str(err.value)
+
+
+def write_classes(folder, classes, count=4, size=(20, 20)):
+  """Class folders of RGB images, each class its own colour (red, green, blue, ...)."""
+  rng = np.random.RandomState(0)
+  for label, name in enumerate(classes):
+    os.makedirs(os.path.join(folder, name), exist_ok=True)
+    colour = np.roll([220, 30, 30], label)
+    for i in range(count):
+      pixels = np.clip(colour + rng.normal(0, 10, (size[1], size[0], 3)), 0, 255).astype(np.uint8)
+      Image.fromarray(pixels).save(os.path.join(folder, name, "%s_%d.png" % (name, i)))
+  return folder
+
+
+def test_class_folders_are_labelled_by_their_folder(tmp_path):
+  write_classes(str(tmp_path / "pets"), ["dog", "cat", "fox"], count=3)
+  (tmp_path / "pets" / "fox" / "fox_9.png").write_bytes(b"not an image")  # sorts last
+  data = open_dataset("pets", str(tmp_path), "*.png", 20, None, 8, None, crop=False, labels=True)
+  assert data.label_names == ["cat", "dog", "fox"] and data.y_dim == 3 and len(data) == 10
+  assert data.description == {"kind": "classes", "source": str(tmp_path / "pets"), "digest": None,
+                              "labels": ["cat", "dog", "fox"], "channels": 3}
+  images, labels = data.get([0, 3, 6, 9])
+  assert images.shape == (4, 8, 8, 3) and 0.0 <= images.min() and images.max() <= 1.0
+  # the unreadable fox_9 is replaced by the next readable image (cat_0), and its label with it
+  np.testing.assert_array_equal(labels.argmax(1), [0, 1, 2, 0])
+  assert labels.sum() == 4
+  np.testing.assert_array_equal(images.mean((1, 2)).argmax(1), [1, 0, 2, 1])  # green, red, blue
+
+
+@pytest.mark.parametrize("layout,message", [
+    ({"pets/a.png": 1}, "--labels reads class folders (%(d)s/pets/<class>/*.png), and %(d)s/pets "
+                        "has none"),
+    ({"pets/cat/a.png": 1, "pets/dog/b.png": 1, "pets/c.png": 1},
+     "%(d)s/pets holds 1 file beside its class folders (such as c.png)"),
+    ({"pets/cat/a.png": 1}, "%(d)s/pets has one class folder (cat); a conditional model needs two "
+                            "classes or more"),
+    ({"pets/cat/a.png": 1, "pets/dog/b.jpg": 1},
+     "The class folder %(d)s/pets/dog holds no file matching *.png"),
+])
+def test_class_folders_that_are_no_set_of_classes_are_one_sentence(tmp_path, layout, message):
+  for path in layout:
+    os.makedirs(os.path.dirname(str(tmp_path / path)), exist_ok=True)
+    write_images(str(tmp_path / "scratch"), 1, size=(20, 20), ext="png")
+    os.replace(str(tmp_path / "scratch" / "img_000.png"), str(tmp_path / path))
+  with pytest.raises(UserError) as err:
+    open_dataset("pets", str(tmp_path), "*.png", 20, None, 8, None, crop=False, labels=True)
+  assert str(err.value).startswith(message % {"d": tmp_path}), str(err.value)

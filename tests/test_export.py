@@ -184,6 +184,10 @@ def test_the_saved_model_holds_portable_ops_and_describes_its_inputs(request, ki
   assert (description["labels"], description["image_shape"]) == (
       (10, [28, 28, 1]) if kind == "conditional" else (0, [16, 16, 3]))
   assert description["z_range"] == ([-1.0, 1.0] if kind == "conditional" else None)
+  # an unconditional model's description has no y; a conditional one's names its classes
+  assert ("y" in description["inputs"]) == (kind == "conditional")
+  assert description["label_names"] == ([str(digit) for digit in range(10)]
+                                        if kind == "conditional" else None)
 
 
 @pytest.fixture(scope="session")  # once: xdist may run other modules between its tests

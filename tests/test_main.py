@@ -448,3 +448,42 @@ def test_training_defaults_are_stated_once_and_equal_to_the_flags():
   for name, default in TRAIN_DEFAULTS.items():
     assert main.FLAGS[name].default == default, name
   assert main.FLAGS["learning_rate"].default == 0.0002  # DCGAN's own default, the original's
+
+
+def test_class_folders_train_the_conditional_model_and_their_names_travel_with_the_run(
+    tmp_path, monkeypatch, capsys):
+  """--labels: <data_dir>/<dataset>/<class>/<images> trains the original's conditional model;
+  the run records its classes, and test mode (no data needed) samples a class and exports the
+  generator with their names."""
+  from test_dataset import write_classes
+  write_classes(str(tmp_path / "data" / "pets"), ["cat", "dog", "fox"], count=4, size=(16, 16))
+  common = ["--dataset", "pets", "--input_fname_pattern", "*.png", "--out_name", "run"]
+  _, out, _ = run_main_here(tmp_path, monkeypatch, capsys, *common, "--labels", "--train",
+                            "--input_height", "16", "--output_height", "16", "--batch_size", "4",
+                            "--epoch", "1", "--seed", "2", check=True)
+  assert "model: conditional (3 classes: cat, dog, fox) DCGAN, 16x16x3 images" in out
+  flags = json.load(open(str(tmp_path / "out" / "run" / "FLAGS.json")))
+  assert flags["data"] == {"kind": "classes", "source": "./data/pets", "digest": None,
+                           "labels": ["cat", "dog", "fox"], "channels": 3}
+  reader = tf.train.load_checkpoint(str(tmp_path / "out" / "run" / "checkpoint" / "model.b4-4"))
+  assert reader.get_variable_to_shape_map()["generator/g_h3/w"] == [5, 5, 3, 64 * 2 + 3]  # y in G
+  shutil.rmtree(str(tmp_path / "data"))  # test mode needs no data
+  _, out, _ = run_main_here(tmp_path, monkeypatch, capsys, *common, "--generate", "3", "--label",
+                            "2", "--saved_model", check=True)
+  (folder,) = glob.glob(str(tmp_path / "out" / "run" / "samples" / "generated_*"))
+  assert len(glob.glob(os.path.join(folder, "*_label2.png"))) == 3
+  version = str(tmp_path / "out" / "run" / "saved_model" / "4")
+  with open(os.path.join(version, "assets", "generator.json")) as f:
+    about = json.load(f)
+  assert about["labels"] == 3 and about["label_names"] == ["cat", "dog", "fox"]
+  assert "y" in about["inputs"] and about["image_shape"] == [16, 16, 3]
+  with tf.Graph().as_default(), tf.Session() as sess:
+    meta = tf.saved_model.loader.load(sess, ["serve"], version)
+    sig = meta.signature_def["serving_default"]
+    run = lambda y: sess.run(sig.outputs["images"].name, {sig.inputs["z"].name: np.zeros(
+        (len(y), 100), np.float32), sig.inputs["y"].name: np.array(y, np.int64)})
+    assert run([0, 2]).shape == (2, 16, 16, 3)
+    with pytest.raises(tf.errors.InvalidArgumentError, match="y_must_be_0_to_2"):
+      run([1, 3])
+  code, _, err = run_main_here(tmp_path, monkeypatch, capsys, *common, "--evaluate")
+  assert code == 1 and "--evaluate works on the conditional MNIST model" in err

@@ -1,0 +1,72 @@
+"""Class folders <data_dir>/<dataset>/<class>/<images>, the layout of torchvision's ImageFolder
+and Keras' image_dataset_from_directory, read with --labels: the classes are the subfolders,
+sorted by name, and the model is the original's conditional one (y concatenated in G and D, as
+MNIST's) at the images' size and channels; pixels in [0, 1], as its sigmoid gives them."""
+import glob
+import os
+
+import numpy as np
+
+from dataset.folder import ImageFolderData
+from utils import UserError, plural
+
+
+class ClassFoldersData(ImageFolderData):
+  """An image folder (crop, resize, bad files, cache: ImageFolderData) whose images are labelled
+  by the class folder they lie in.  label_names: the classes, in label order; labels: each
+  file's.  A file that cannot be read is replaced by the next readable one, its label with it."""
+
+  value_range = (0.0, 1.0)
+
+  def _find_files(self, folder, hint):
+    """Every class folder's files matching the pattern, class by class; a UserError naming what
+    to change for a folder that is no set of classes."""
+    entries = [e for e in os.listdir(folder) if not e.startswith(".")]
+    classes = sorted(e for e in entries if os.path.isdir(os.path.join(folder, e)))
+    loose = sorted(e for e in entries if os.path.isfile(os.path.join(folder, e)))
+    if not classes:
+      raise UserError("--labels reads class folders (%s/<class>/%s), and %s has none; put each "
+                      "class's images in a folder of its own, or drop --labels to train on them "
+                      "unlabelled." % (folder, self.pattern, folder))
+    if loose:
+      raise UserError("%s holds %s beside its class folders (such as %s); with --labels every "
+                      "image lies in its class's folder: move them into one, or out."
+                      % (folder, plural(len(loose), "file"), loose[0]))
+    if len(classes) < 2:
+      raise UserError("%s has one class folder (%s); a conditional model needs two classes or "
+                      "more: add another, or drop --labels to train on it unlabelled."
+                      % (folder, classes[0]))
+    files, labels = [], []
+    for label, name in enumerate(classes):
+      found = sorted(f for f in glob.glob(os.path.join(glob.escape(os.path.join(folder, name)),
+                                                       self.pattern)) if os.path.isfile(f))
+      if not found:
+        raise UserError("The class folder %s holds no file matching %s; put its images there "
+                        "or remove it." % (os.path.join(folder, name), self.pattern))
+      files += found
+      labels += [label] * len(found)
+    self.unmatched = []
+    self.label_names, self.labels = classes, np.array(labels, np.int64)
+    return files
+
+  @property
+  def y_dim(self):
+    return len(self.label_names)
+
+  def get(self, indices):
+    loaded = [self.load_at(i) for i in indices]
+    images = np.stack([pixels for _, pixels in loaded]).astype(np.float32) / 255.0
+    labels = np.eye(self.y_dim, dtype=np.float32)[self.labels[[i for i, _ in loaded]]]
+    return images, labels
+
+  @property
+  def description(self):
+    return dict(super(ClassFoldersData, self).description, kind="classes",
+                labels=list(self.label_names))
+
+  def count_note(self):
+    """'3 classes: cats 40, dogs 38, fox 12' for the summary before step 1."""
+    counts = np.bincount(self.labels, minlength=self.y_dim)
+    shown = ", ".join("%s %d" % (name, count) for name, count in
+                      zip(self.label_names[:10], counts[:10]))
+    return "%d classes: %s%s" % (self.y_dim, shown, ", ..." if self.y_dim > 10 else "")
