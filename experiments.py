@@ -28,24 +28,40 @@ def sample_in_batches(dcgan, z, labels=None, batch_size=256):
   return np.concatenate(out)
 
 
-def check_label(label, y_dim):
-  """A one-sentence UserError unless --label fits a model with y_dim labels (None: none)."""
-  if label != -1 and not y_dim:
+ALL_LABELS = ("", "-1")  # --label unset (or the original's -1): every class, evenly
+
+
+def label_index(label, names):
+  """The class --label asks for, by its name or its index, of a model whose classes are names
+  (None: no labels); -1 for all of them.  A one-sentence UserError for a label that names no
+  class of this model."""
+  given = str(label).strip()
+  if given in ALL_LABELS:
+    return -1
+  if not names:
     raise UserError("--label needs a conditional model (MNIST, or class folders trained with "
                     "--labels); this one has no labels.")
-  if y_dim and not -1 <= label < y_dim:
-    raise UserError("--label must be -1 (all) or 0-%d, not %d." % (y_dim - 1, label))
+  if given in names:
+    return names.index(given)
+  if given.isdigit() and int(given) < len(names):
+    return int(given)
+  indices = "0-%d" % (len(names) - 1)
+  shown = (indices if names == [str(i) for i in range(len(names))] else
+           "%s, or their indices %s" % (", ".join(names[:10]) + (", ..." if len(names) > 10
+                                                                 else ""), indices))
+  raise UserError("--label %s names no class of this model (its classes: %s)." % (given, shown))
 
 
 def generate(dcgan, count, folder, label=-1, rng=None):
-  """count single PNGs (for MNIST: all of class `label`, or all classes evenly) and a grid."""
+  """count single PNGs (a conditional model: all of class `label`, by its name or index, or all
+  classes evenly) and a grid."""
   rng = rng or np.random.default_rng()
   if count <= 0:
     raise UserError("--generate takes a positive number of images, not %d." % count)
   z = gen_random(rng, dcgan.z_dist, (count, dcgan.z_dim))
   labels = None
   classes = None
-  check_label(label, dcgan.y_dim)
+  label = label_index(label, dcgan.label_names)
   if dcgan.y_dim:
     classes = np.full(count, label) if label >= 0 else np.arange(count) % dcgan.y_dim
     labels = one_hot(classes, dcgan.y_dim)

@@ -36,8 +36,8 @@ from step import Z_DISTRIBUTIONS  # noqa: E402
 from optim import INITIAL_LOSS_SCALE  # noqa: E402
 from precision import precision_mode, session_config  # noqa: E402
 from replicas import batches_per_epoch  # noqa: E402
-from runs import (check_run_name, check_same_counting, find_run, has_checkpoint,  # noqa: E402
-                  name_run, read_json, resume_command, write_run_folder)
+from runs import (check_run_name, check_same_classes, check_same_counting, find_run,  # noqa: E402
+                  has_checkpoint, name_run, read_json, resume_command, write_run_folder)
 from training import TrainingInterrupted  # noqa: E402
 from utils import (QuietWhenClosed, UserError, count_parameters, expand_path,  # noqa: E402
                    plural, show_all_variables, timestamp, training_pictures, visualize,
@@ -102,7 +102,8 @@ flags.DEFINE_boolean("G_img_sum", False, "Also write the generator's images to T
 flags.DEFINE_integer("visualize_option", 1, "With --visualize: 0 grid, 1 per-dimension sweeps, 2 "
                      "random-dimension GIFs, 3 single-dimension GIFs, 4 as 3 plus a merged GIF")
 flags.DEFINE_integer("generate", 0, "Test mode: write this many single generated images and a grid")
-flags.DEFINE_integer("label", -1, "With --generate on mnist: only this digit (-1: all, evenly)")
+flags.DEFINE_string("label", "", "With --generate on a conditional model: only this class, by "
+                    "its name or its index (unset: every class, evenly)")
 flags.DEFINE_boolean("walk", False, "Test mode: latent walks between random z, linear and spherical "
                      "(grid and GIF each)")
 flags.DEFINE_integer("walk_pairs", 8, "Walks in --walk")
@@ -231,10 +232,10 @@ def validate(config):
 def validate_looks(config, description):
   """Refuse test-mode flags that cannot apply to a model of this data (dataset.described: what a
   run records of it) before anything loads."""
-  if config.label != -1 and not config.generate:
+  if str(config.label).strip() not in experiments.ALL_LABELS and not config.generate:
     raise UserError("--label picks the class of --generate's images; add --generate N (or drop "
                     "--label).")
-  experiments.check_label(config.label, label_count(description))
+  experiments.label_index(config.label, description["labels"])
   for name in ("evaluate", "features_experiment"):
     if getattr(config, name) and description["kind"] != "mnist":
       raise UserError("--%s works on the conditional MNIST model (--dataset mnist) only, and this "
@@ -358,6 +359,7 @@ def train(config, layout, precision):
   config.data = data.description
   name_run(config)
   record = read_json(os.path.join(config.out_dir, "FLAGS.json"))
+  check_same_classes(data.description, record)
   if config.seed is None:
     # Resuming a run keeps its seed, so its data order and z carry on.
     config.seed = record.get("seed")

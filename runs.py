@@ -135,6 +135,19 @@ def write_run_folder(config):
                     % (config.out_dir, err.strerror or err))
 
 
+def check_same_classes(description, record):
+  """A resumed run's classes are the ones it was trained on (its FLAGS.json's data description):
+  a one-sentence UserError if the data now holds others (y's width and meaning would change)."""
+  trained = (record.get("data") or {}).get("labels")
+  if trained and description["labels"] != trained:
+    now = ("the classes " + ", ".join(description["labels"]) if description["labels"]
+           else "unlabelled images")
+    raise UserError("This run was trained on the classes %s (its FLAGS.json), and this command "
+                    "reads %s as %s; resume it with --labels and the same class folders, or start "
+                    "a new run with another --out_name." % (", ".join(trained),
+                                                           description["source"], now))
+
+
 def check_same_counting(config, path, record):
   """A resumed run's counter counts batches of its --batch_size out of its --train_size
   images: a one-sentence UserError if these flags would count otherwise."""

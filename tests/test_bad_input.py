@@ -233,13 +233,17 @@ PETS = {"kind": "classes", "source": "data/pets", "digest": None, "labels": ["ca
     ("mnist", dict(label=3), "--label picks the class of --generate"),
     ("faces", dict(label=3, generate=2), "--label needs a conditional model (MNIST, or class "
                                          "folders trained with --labels)"),
-    ("mnist", dict(label=10, generate=2), "--label must be -1 (all) or 0-9, not 10."),
+    ("mnist", dict(label=10, generate=2), "--label 10 names no class of this model (its classes: "
+                                          "0-9)."),
     ("faces", dict(evaluate=True), "--evaluate works on the conditional MNIST model"),
     ("faces", dict(features_experiment=True), "--features_experiment works on the conditional"),
     ("mnist", dict(label=9, generate=2, evaluate=True, features_experiment=True), None),
     ("faces", dict(generate=2), None),
     (PETS, dict(label=2, generate=2), None),
-    (PETS, dict(label=3, generate=2), "--label must be -1 (all) or 0-2, not 3."),
+    (PETS, dict(label=3, generate=2), "--label 3 names no class of this model (its classes: "
+                                      "cat, dog, fox, or their indices 0-2)."),
+    (PETS, dict(label="fox", generate=2), None),
+    (PETS, dict(label="wolf", generate=2), "--label wolf names no class"),
     (PETS, dict(evaluate=True), "--evaluate works on the conditional MNIST model"),  # 3 classes
 ])
 def test_looks_that_cannot_apply_are_refused(dataset, flags, message):

@@ -408,7 +408,8 @@ def test_test_mode_refuses_bad_flags_before_looking_for_a_run(tmp_path, monkeypa
                                  "12", "--generate", "3")
   assert code == 1 and "Traceback" not in err
   errors = [l for l in err.splitlines() if l.startswith("error:")]
-  assert errors == ["error: --label must be -1 (all) or 0-9, not 12."]  # not "no trained run"
+  assert errors == ["error: --label 12 names no class of this model (its classes: 0-9)."]  # not
+  # "no trained run"
 
 
 def test_evaluate_on_an_image_folder_run_is_refused_before_loading(tmp_path, monkeypatch, capsys):
@@ -467,9 +468,15 @@ def test_class_folders_train_the_conditional_model_and_their_names_travel_with_t
                            "labels": ["cat", "dog", "fox"], "channels": 3}
   reader = tf.train.load_checkpoint(str(tmp_path / "out" / "run" / "checkpoint" / "model.b4-4"))
   assert reader.get_variable_to_shape_map()["generator/g_h3/w"] == [5, 5, 3, 64 * 2 + 3]  # y in G
+  os.rename(str(tmp_path / "data" / "pets" / "fox"), str(tmp_path / "data" / "pets" / "wolf"))
+  code, _, err = run_main_here(tmp_path, monkeypatch, capsys, *common, "--labels", "--train",
+                               "--input_height", "16", "--output_height", "16", "--batch_size",
+                               "4", "--epoch", "2")
+  assert code == 1 and ("This run was trained on the classes cat, dog, fox (its FLAGS.json), and "
+                        "this command reads ./data/pets as the classes cat, dog, wolf") in err, err
   shutil.rmtree(str(tmp_path / "data"))  # test mode needs no data
   _, out, _ = run_main_here(tmp_path, monkeypatch, capsys, *common, "--generate", "3", "--label",
-                            "2", "--saved_model", check=True)
+                            "fox", "--saved_model", check=True)  # by its name (or index 2)
   (folder,) = glob.glob(str(tmp_path / "out" / "run" / "samples" / "generated_*"))
   assert len(glob.glob(os.path.join(folder, "*_label2.png"))) == 3
   version = str(tmp_path / "out" / "run" / "saved_model" / "4")
