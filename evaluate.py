@@ -1,20 +1,23 @@
-"""Measuring a trained MNIST generator, and the paper's discriminator-features experiment.
+"""Measuring a trained conditional generator, and the paper's discriminator-features experiment.
 
---evaluate: a small MNIST classifier (graph and Session too), trained once on
-the MNIST training split and cached, scores N generated digits per label:
-  * class-conditional accuracy: how often the classifier reads the label the
+--evaluate: a small classifier, the judge (graph and Session too), trained once on
+the run's own data's training split and cached by a digest of it, scores N
+generated images per class (MNIST: its training split; class folders: every
+image but each tenth, which make the test split):
+  * class-conditional accuracy: how often the judge reads the class the
     generator was asked for;
-  * Frechet distance between the classifier's penultimate-layer features of
-    the generated digits and of the real test split.
+  * Frechet distance between the judge's penultimate-layer features of
+    the generated images and of the real test split.
 Beside each stands the same figure for real data, the reference: the
-classifier's accuracy on the real test split, and the Frechet distance
-between an equally large sample of real training digits and the test split.
+judge's accuracy on the real test split, and the Frechet distance
+between an equally large sample of real training images and the test split.
 
---features_experiment (Radford et al. 2015, section 5.1): every convolutional
+--features_experiment (Radford et al. 2015, section 5.1), MNIST: every convolutional
 layer of D max-pooled to 4x4 and concatenated; a linear (multinomial logistic
 regression) classifier trained on K labelled training digits per class;
 test accuracy beside the same classifier on raw pixels.
 """
+import collections
 import hashlib
 import os
 import time
@@ -48,55 +51,95 @@ def _dense(x, units, name, activation=None):
     return activation(h) if activation else h
 
 
-class MnistClassifier(object):
-  """conv 32 - pool - conv 64 - pool - dense 128 (the features) - dense 10, in its own graph."""
+# A labelled dataset split for its judge: images float32 [N, H, W, C] in [0, 1] and int64 labels
+# of each split, where they came from, the judge's name ('MNIST', or the dataset's) and the
+# class names in label order.
+Splits = collections.namedtuple("Splits", ["train_x", "train_y", "test_x", "test_y", "source",
+                                           "name", "names"])
+
+
+def mnist_judge_splits(data_dir):
+  """MNIST's own training and test splits (dataset.mnist_splits) for its judge."""
+  train_x, train_y, test_x, test_y, source = mnist_splits(data_dir)
+  scale = lambda x: x.astype(np.float32)[..., None] / 255.0
+  return Splits(scale(train_x), train_y.astype(np.int64), scale(test_x), test_y.astype(np.int64),
+                source, "MNIST", [str(digit) for digit in range(10)])
+
+
+def folder_judge_splits(data, name, every=10):
+  """A class-folder dataset's images (dataset.ClassFoldersData, at the run's size), each
+  `every`-th held out as the test split."""
+  images, labels = [], []
+  for start in tqdm(range(0, len(data), 256), desc="reading %s" % name, leave=False,
+                    disable=None):
+    x, y = data.get(list(range(start, min(start + 256, len(data)))))
+    images.append(x)
+    labels.append(y.argmax(1))
+  x, y = np.concatenate(images), np.concatenate(labels).astype(np.int64)
+  test = np.arange(len(x)) % every == 0
+  return Splits(x[~test], y[~test], x[test], y[test], data.source, name, list(data.label_names))
+
+
+class Judge(object):
+  """conv 32 - pool - conv 64 - pool - dense 128 (the features) - dense classes, in its own
+  graph, trained on splits (Splits) once and cached in cache_dir under a digest of them."""
 
   FEATURES = 128
 
-  def __init__(self, cache_dir, data_dir, epochs=4, seed=0):
-    train_x, train_y, test_x, test_y, source = mnist_splits(data_dir)
-    self.train_x, self.train_y = train_x.astype(np.float32)[..., None] / 255.0, train_y.astype(np.int64)
-    self.test_x, self.test_y = test_x.astype(np.float32)[..., None] / 255.0, test_y.astype(np.int64)
-    digest = hashlib.sha1(train_x.tobytes() + train_y.tobytes())
+  def __init__(self, cache_dir, splits, epochs=4, seed=0):
+    self.train_x, self.train_y = splits.train_x, splits.train_y
+    self.test_x, self.test_y = splits.test_x, splits.test_y
+    self.names, self.shape = list(splits.names), self.train_x.shape[1:]
+    digest = hashlib.sha1(np.round(self.train_x * 255).astype(np.uint8).tobytes()
+                          + self.train_y.tobytes())
     digest.update(("epochs=%d seed=%d" % (epochs, seed)).encode())
     self.key = digest.hexdigest()[:12]
-    self.folder = os.path.join(cache_dir, "mnist_classifier-" + self.key)
+    self.folder = os.path.join(cache_dir, "%s_classifier-%s" % (splits.name.lower(), self.key))
+    self._build(seed)
+    ckpt = tf.train.latest_checkpoint(self.folder)
+    if ckpt:
+      self.saver.restore(self.sess, ckpt)
+      print(" [*] %s classifier loaded from %s" % (splits.name, self.folder))
+    else:
+      print(" [*] Training the %s classifier once (%s on %d images from %s); it is cached "
+            "in %s" % (splits.name, plural(epochs, "epoch"), len(self.train_x), splits.source,
+                       self.folder))
+      self._train(epochs, seed)
+    test_predicted, self.test_features = self.predict(self.test_x)
+    self.test_accuracy = float(np.mean(test_predicted == self.test_y))
+
+  def _build(self, seed):
+    height, width, channels = self.shape
     self.graph = tf.Graph()
     with self.graph.as_default():
       tf.set_random_seed(seed)
-      self.x = tf.placeholder(tf.float32, [None, 28, 28, 1], name="x")
+      self.x = tf.placeholder(tf.float32, [None, height, width, channels], name="x")
       self.labels = tf.placeholder(tf.int64, [None], name="labels")
-      h = _conv(self.x, 32, "c_conv1")
-      h = _conv(h, 64, "c_conv2")
-      self.features = _dense(tf.reshape(h, [-1, 7 * 7 * 64]), self.FEATURES, "c_fc1", tf.nn.relu)
-      self.logits = _dense(self.features, 10, "c_fc2")
+      h = _conv(_conv(self.x, 32, "c_conv1"), 64, "c_conv2")
+      flat = int(np.prod(h.shape.as_list()[1:]))
+      self.features = _dense(tf.reshape(h, [-1, flat]), self.FEATURES, "c_fc1", tf.nn.relu)
+      self.logits = _dense(self.features, len(self.names), "c_fc2")
       loss = tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(
           labels=self.labels, logits=self.logits))
       self.train_op = tf.train.AdamOptimizer(1e-3).minimize(loss)
       self.saver = tf.train.Saver()
-      init = tf.global_variables_initializer()
+      self.init = tf.global_variables_initializer()
     self.sess = tf.Session(graph=self.graph)
-    ckpt = tf.train.latest_checkpoint(self.folder)
-    if ckpt:
-      self.saver.restore(self.sess, ckpt)
-      print(" [*] MNIST classifier loaded from %s" % self.folder)
-    else:
-      print(" [*] Training the MNIST classifier once (%s on %d digits from %s); it is cached "
-            "in %s" % (plural(epochs, "epoch"), len(train_x), source, self.folder))
-      self.sess.run(init)
-      rng = np.random.RandomState(seed)
-      for epoch in range(epochs):
-        order = rng.permutation(len(self.train_x))
-        for start in tqdm(range(0, len(order), 64), desc="classifier epoch %d" % epoch, leave=False, disable=None):
-          idx = order[start:start + 64]
-          self.sess.run(self.train_op, {self.x: self.train_x[idx], self.labels: self.train_y[idx]})
-      os.makedirs(self.folder, exist_ok=True)
-      self.saver.save(self.sess, os.path.join(self.folder, "classifier"))
-    test_predicted, self.test_features = self.predict(self.test_x)
-    self.test_accuracy = float(np.mean(test_predicted == self.test_y))
+
+  def _train(self, epochs, seed):
+    self.sess.run(self.init)
+    rng = np.random.RandomState(seed)
+    for epoch in range(epochs):
+      order = rng.permutation(len(self.train_x))
+      for start in tqdm(range(0, len(order), 64), desc="classifier epoch %d" % epoch,
+                        leave=False, disable=None):
+        idx = order[start:start + 64]
+        self.sess.run(self.train_op, {self.x: self.train_x[idx], self.labels: self.train_y[idx]})
+    os.makedirs(self.folder, exist_ok=True)
+    self.saver.save(self.sess, os.path.join(self.folder, "classifier"))
 
   def predict(self, images, batch_size=500):
-    """(predicted labels, features) for images [N, 28, 28, 1] in [0, 1]."""
+    """(predicted labels, features) for images [N, H, W, C] in [0, 1], at the judge's size."""
     preds, feats = [], []
     for start in range(0, len(images), batch_size):
       logits, features = self.sess.run([self.logits, self.features],
@@ -121,37 +164,45 @@ def frechet_distance(a, b):
   return float(np.sum((mu_a - mu_b) ** 2) + np.trace(cov_a) + np.trace(cov_b) - 2.0 * trace_covmean)
 
 
-def to_mnist_size(images):
-  """Generated images [N, H, W, 1] in [0, 1] -> [N, 28, 28, 1] for the classifier."""
-  if images.shape[1:3] == (28, 28):
+def to_size(images, height, width):
+  """Generated images [N, h, w, C] in [0, 1] -> [N, height, width, C] for the judge."""
+  if images.shape[1:3] == (height, width):
     return images.astype(np.float32)
-  return np.stack([resize(img[:, :, 0] * 255.0, 28, 28) / 255.0 for img in images])[..., None]
+  gray = images.shape[-1] == 1
+  resized = [resize((img[:, :, 0] if gray else img) * 255.0, height, width) / 255.0
+             for img in images]
+  return np.stack(resized).reshape((len(images), height, width, images.shape[-1]))
 
 
-def evaluate_mnist(dcgan, classifier, per_label=100, seed=0):
-  """The --evaluate figures as a dict."""
-  if dcgan.y_dim != 10 or dcgan.c_dim != 1:
-    raise UserError("--evaluate scores the conditional MNIST model (--dataset mnist) only.")
+def evaluate_conditional(dcgan, judge, per_label=100, seed=0):
+  """The --evaluate figures as a dict: per_label generated images of each class, judged."""
+  classes_n = len(judge.names)
+  if dcgan.y_dim != classes_n or dcgan.c_dim != judge.shape[2]:
+    raise UserError("--evaluate's judge knows %d classes of %d-channel images, and this model "
+                    "makes %s classes of %d-channel ones; evaluate it on the data it was "
+                    "trained on." % (classes_n, judge.shape[2], dcgan.y_dim, dcgan.c_dim))
   rng = np.random.default_rng(seed)
-  classes = np.repeat(np.arange(10), per_label)
+  classes = np.repeat(np.arange(classes_n), per_label)
   z = gen_random(rng, dcgan.z_dist, (len(classes), dcgan.z_dim))
-  generated = to_mnist_size(sample_in_batches(dcgan, z, one_hot(classes, 10)))
-  predicted, gen_features = classifier.predict(generated)
-  test_features = classifier.test_features
-  reference_idx = np.random.RandomState(seed).choice(len(classifier.train_x),
-                                                    min(len(classes), len(classifier.train_x)),
+  generated = to_size(sample_in_batches(dcgan, z, one_hot(classes, classes_n)),
+                      judge.shape[0], judge.shape[1])
+  predicted, gen_features = judge.predict(generated)
+  test_features = judge.test_features
+  reference_idx = np.random.RandomState(seed).choice(len(judge.train_x),
+                                                    min(len(classes), len(judge.train_x)),
                                                     replace=False)
-  _, reference_features = classifier.predict(classifier.train_x[reference_idx])
-  per_class = [float(np.mean(predicted[classes == k] == k)) for k in range(10)]
+  _, reference_features = judge.predict(judge.train_x[reference_idx])
+  per_class = [float(np.mean(predicted[classes == k] == k)) for k in range(classes_n)]
   return {
       "generated": {"n": int(len(classes)), "per_label": per_label,
                     "class_conditional_accuracy": float(np.mean(predicted == classes)),
                     "per_class_accuracy": per_class,
                     "frechet_distance": frechet_distance(gen_features, test_features)},
-      "real_reference": {"test_accuracy": classifier.test_accuracy,
+      "real_reference": {"test_accuracy": judge.test_accuracy,
                          "frechet_distance": frechet_distance(reference_features, test_features),
-                         "n_train_sample": int(len(reference_idx)), "n_test": int(len(classifier.test_x))},
-      "classifier": {"folder": classifier.folder, "features": MnistClassifier.FEATURES},
+                         "n_train_sample": int(len(reference_idx)), "n_test": int(len(judge.test_x))},
+      "classifier": {"folder": judge.folder, "features": Judge.FEATURES,
+                     "classes": judge.names},
   }
 
 
@@ -162,8 +213,9 @@ def print_evaluation(result):
                                      100 * r["test_accuracy"]))
   print("%-36s %12.3f %16.3f" % ("Frechet distance to the test split", g["frechet_distance"],
                                  r["frechet_distance"]))
-  print("per-class accuracy of generated digits: " +
-        " ".join("%d:%.0f%%" % (k, 100 * a) for k, a in enumerate(g["per_class_accuracy"])))
+  names = result["classifier"]["classes"]
+  print("per-class accuracy of generated images: " +
+        " ".join("%s:%.0f%%" % (names[k], 100 * a) for k, a in enumerate(g["per_class_accuracy"])))
 
 
 # ----------------------------------------------------------------------------

@@ -124,7 +124,8 @@ def parse_arithmetic(expression, pool_labels=None, exemplars=3):
     term = term.strip()
     if term.startswith("label:"):
       if pool_labels is None:
-        raise UserError("'%s' needs a conditional (mnist) model; give pool indices instead." % term)
+        raise UserError("'%s' needs a conditional model (MNIST, or class folders trained with "
+                        "--labels); give pool indices instead." % term)
       label = int(term[len("label:"):])
       indices = [int(i) for i in np.flatnonzero(pool_labels == label)[:exemplars]]
       if not indices:

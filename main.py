@@ -175,8 +175,8 @@ FLAG_NAMES = sorted(set(FLAGS) - _before)
 # training grids) and where its data was (--evaluate and --features_experiment score against the
 # run's own data): test mode takes them from the run's FLAGS.json unless they are given on the
 # command line.
-MODEL_FLAGS = ("dataset", "input_height", "input_width", "output_height", "output_width", "crop",
-               "z_dim", "z_dist", "batch_size", "input_fname_pattern", "seed", "data_dir")
+MODEL_FLAGS = ("dataset", "labels", "input_height", "input_width", "output_height", "output_width",
+               "crop", "z_dim", "z_dist", "batch_size", "input_fname_pattern", "seed", "data_dir")
 
 # The ways of writing a trained model in another form (the SavedModel's conversions are
 # export.CONVERSIONS' flags), and with them the ways of looking at one: test mode's, or with
@@ -236,10 +236,14 @@ def validate_looks(config, description):
     raise UserError("--label picks the class of --generate's images; add --generate N (or drop "
                     "--label).")
   experiments.label_index(config.label, description["labels"])
-  for name in ("evaluate", "features_experiment"):
-    if getattr(config, name) and description["kind"] != "mnist":
-      raise UserError("--%s works on the conditional MNIST model (--dataset mnist) only, and this "
-                      "run is --dataset %s." % (name, config.dataset))
+  if config.evaluate and not description["labels"]:
+    raise UserError("--evaluate judges how often a conditional model's images show the class "
+                    "asked for, and this run's data (--dataset %s) has no labels, so it cannot be "
+                    "measured here; train on labelled data (MNIST, or class folders with --labels) "
+                    "to evaluate." % config.dataset)
+  if config.features_experiment and description["kind"] != "mnist":
+    raise UserError("--features_experiment works on the conditional MNIST model (--dataset mnist) "
+                    "only, and this run is --dataset %s." % config.dataset)
 
 
 def run_session_config(config, precision):
@@ -443,7 +447,7 @@ def test(config, given, precision, after_training=False):
     load_success, load_counter = dcgan.load(ckpt_dir)
     if not load_success:
       raise UserError("Checkpoint not found in %s." % ckpt_dir)
-    looked = run_experiments(dcgan, config, run_dir, load_counter)
+    looked = run_experiments(dcgan, config, run_dir, load_counter, description)
     if not (looked or any(getattr(config, name) for name in WRITE_FLAGS)):
       z, labels = dcgan.sample_inputs()
       grid = dcgan.save_sample_grid(
@@ -456,6 +460,8 @@ def check_own_data(config, description, data_dir_given):
   """--evaluate and --features_experiment score against the data the run trained on (its
   FLAGS.json's data digest; a run written before it had none): before anything loads, a
   one-sentence UserError if --data_dir (the run's own unless given) gives other data."""
+  if description["kind"] != "mnist":
+    return  # (an image folder is read where --data_dir says; only MNIST's files have a digest)
   trained_on = description.get("digest")
   here, digest = mnist_identity(config.data_dir)
   if trained_on and digest != trained_on:
@@ -498,7 +504,26 @@ def check_writable(config, run_dir):
                                                                          fix))
 
 
-def run_experiments(dcgan, config, run_dir, counter):
+def run_evaluation(dcgan, config, run_dir, counter, description):
+  """--evaluate: the run's own data's judge (evaluate.Judge) scores the model; the path of
+  evaluation.json."""
+  import evaluate
+  if description["kind"] == "mnist":
+    splits = evaluate.mnist_judge_splits(config.data_dir)
+  else:
+    splits = evaluate.folder_judge_splits(open_data(config), config.dataset)
+  judge = evaluate.Judge(expand_path(config.classifier_dir), splits,
+                         epochs=config.classifier_epochs)
+  try:
+    result = evaluate.evaluate_conditional(dcgan, judge, config.evaluate_n, seed=config.seed or 0)
+  finally:
+    judge.close()
+  result.update(checkpoint=config.checkpoint_dir, counter=counter)
+  evaluate.print_evaluation(result)
+  return write_json_atomic(os.path.join(run_dir, "evaluation.json"), result)
+
+
+def run_experiments(dcgan, config, run_dir, counter, description):
   """The test-mode ways of looking at a model that were asked for; True if any was."""
   import evaluate
   seed = config.seed
@@ -527,15 +552,7 @@ def run_experiments(dcgan, config, run_dir, counter):
                                                config.arithmetic_pool,
                                                rng=np.random.default_rng(seed)))
   if config.evaluate:
-    classifier = evaluate.MnistClassifier(expand_path(config.classifier_dir), config.data_dir,
-                                          epochs=config.classifier_epochs)
-    try:
-      result = evaluate.evaluate_mnist(dcgan, classifier, config.evaluate_n, seed=seed or 0)
-    finally:
-      classifier.close()
-    result.update(checkpoint=config.checkpoint_dir, counter=counter)
-    evaluate.print_evaluation(result)
-    written += report([write_json_atomic(os.path.join(run_dir, "evaluation.json"), result)])
+    written += report([run_evaluation(dcgan, config, run_dir, counter, description)])
   if config.features_experiment:
     result = evaluate.features_experiment(dcgan, config.data_dir, config.labels_per_class, seed or 0)
     print("linear classifier, %d labels per class: D features %.2f%% (%d dims), raw pixels %.2f%%"

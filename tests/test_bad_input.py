@@ -235,7 +235,9 @@ PETS = {"kind": "classes", "source": "data/pets", "digest": None, "labels": ["ca
                                          "folders trained with --labels)"),
     ("mnist", dict(label=10, generate=2), "--label 10 names no class of this model (its classes: "
                                           "0-9)."),
-    ("faces", dict(evaluate=True), "--evaluate works on the conditional MNIST model"),
+    ("faces", dict(evaluate=True), "--evaluate judges how often a conditional model's images "
+                                   "show the class asked for, and this run's data (--dataset "
+                                   "faces) has no labels"),
     ("faces", dict(features_experiment=True), "--features_experiment works on the conditional"),
     ("mnist", dict(label=9, generate=2, evaluate=True, features_experiment=True), None),
     ("faces", dict(generate=2), None),
@@ -244,7 +246,8 @@ PETS = {"kind": "classes", "source": "data/pets", "digest": None, "labels": ["ca
                                       "cat, dog, fox, or their indices 0-2)."),
     (PETS, dict(label="fox", generate=2), None),
     (PETS, dict(label="wolf", generate=2), "--label wolf names no class"),
-    (PETS, dict(evaluate=True), "--evaluate works on the conditional MNIST model"),  # 3 classes
+    (PETS, dict(evaluate=True), None),  # its own judge
+    (PETS, dict(features_experiment=True), "--features_experiment works on the conditional MNIST"),
 ])
 def test_looks_that_cannot_apply_are_refused(dataset, flags, message):
   import main

@@ -420,7 +420,7 @@ def test_evaluate_on_an_image_folder_run_is_refused_before_loading(tmp_path, mon
   code, out, err = run_main_here(tmp_path, monkeypatch, capsys, "--out_name", "faces run",
                                  "--evaluate")
   assert code == 1 and "Traceback" not in err
-  assert "--evaluate works on the conditional MNIST model" in err  # not a restore error
+  assert "this run's data (--dataset faces) has no labels" in err  # not a restore error
 
 
 def test_files_left_out_by_the_pattern_are_named(tmp_path, monkeypatch, capsys):
@@ -474,6 +474,17 @@ def test_class_folders_train_the_conditional_model_and_their_names_travel_with_t
                                "4", "--epoch", "2")
   assert code == 1 and ("This run was trained on the classes cat, dog, fox (its FLAGS.json), and "
                         "this command reads ./data/pets as the classes cat, dog, wolf") in err, err
+  os.rename(str(tmp_path / "data" / "pets" / "wolf"), str(tmp_path / "data" / "pets" / "fox"))
+  # --evaluate: a judge trained on the run's own classes (each tenth image its test split)
+  _, out, _ = run_main_here(tmp_path, monkeypatch, capsys, *common, "--evaluate", "--evaluate_n",
+                            "4", "--classifier_dir", str(tmp_path / "judges"),
+                            "--classifier_epochs", "1", check=True)
+  assert "Training the pets classifier once (1 epoch on 10 images from ./data/pets)" in out, out
+  result = json.load(open(str(tmp_path / "out" / "run" / "evaluation.json")))
+  assert result["classifier"]["classes"] == ["cat", "dog", "fox"]
+  assert result["generated"]["n"] == 12 and len(result["generated"]["per_class_accuracy"]) == 3
+  assert result["real_reference"]["n_test"] == 2
+  assert "per-class accuracy of generated images: cat:" in out
   shutil.rmtree(str(tmp_path / "data"))  # test mode needs no data
   _, out, _ = run_main_here(tmp_path, monkeypatch, capsys, *common, "--generate", "3", "--label",
                             "fox", "--saved_model", check=True)  # by its name (or index 2)
@@ -492,5 +503,5 @@ def test_class_folders_train_the_conditional_model_and_their_names_travel_with_t
     assert run([0, 2]).shape == (2, 16, 16, 3)
     with pytest.raises(tf.errors.InvalidArgumentError, match="y_must_be_0_to_2"):
       run([1, 3])
-  code, _, err = run_main_here(tmp_path, monkeypatch, capsys, *common, "--evaluate")
-  assert code == 1 and "--evaluate works on the conditional MNIST model" in err
+  code, _, err = run_main_here(tmp_path, monkeypatch, capsys, *common, "--features_experiment")
+  assert code == 1 and "--features_experiment works on the conditional MNIST model" in err

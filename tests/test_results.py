@@ -165,7 +165,7 @@ def test_image_folder_model_looks_without_labels(tmp_path, monkeypatch, capsys):
   (folder,) = glob.glob(os.path.join(samples, "generated_*"))
   assert sorted(os.listdir(folder)) == ["000001.png", "000002.png", "000003.png", "grid.png"]
   assert Image.open(os.path.join(folder, "000001.png")).mode == "RGB"
-  for args, message in ((["--evaluate"], "conditional MNIST model"),
+  for args, message in ((["--evaluate"], "has no labels, so it cannot be measured here"),
                         (["--generate", "2", "--label", "1"], "needs a conditional"),
                         (["--arithmetic", "label:1 - label:2"], "needs a conditional")):
     code, _, err = run_main_here(tmp_path, monkeypatch, capsys, "--dataset", "faces", *args)
