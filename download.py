@@ -1,9 +1,10 @@
 """Download the datasets main.py trains on.
 
-    python download.py mnist celebA lsun [--data_dir ./data] [--mirror URL]
+    python download.py mnist fashion_mnist celebA lsun [--data_dir ./data] [--mirror URL]
 
   mnist   the four IDX .gz files into <data_dir>/mnist (main.py reads them as they are), each
           from the first of the well-known mirrors (MNIST_SOURCES) that serves it intact
+  fashion_mnist  the same for Fashion-MNIST into <data_dir>/fashion_mnist (FASHION_MNIST_SOURCES)
   celebA  img_align_celeba.zip, extracted to <data_dir>/celebA/*.jpg
   lsun    <category>_train_lmdb.zip (bedroom by default) into <data_dir>/lsun_lmdb, and its
           images written out to <data_dir>/lsun/ for main.py (see --lsun_limit)
@@ -54,6 +55,18 @@ MNIST_FILES = (  # (name, published MD5, IDX rank)
     ("train-labels-idx1-ubyte.gz", "d53e105ee54ea40749a09fcbcd1e9432", 1),
     ("t10k-images-idx3-ubyte.gz", "9fb629c4189551a2d022fa330f9573f3", 3),
     ("t10k-labels-idx1-ubyte.gz", "ec29112dd5afa0611ce80d1b7f02629c", 1),
+)
+# Fashion-MNIST (Zalando Research, MIT licence): its own host, then its repository's copy; the
+# published MD5s, as torchvision lists them.
+FASHION_MNIST_SOURCES = (
+    "http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/",
+    "https://raw.githubusercontent.com/zalandoresearch/fashion-mnist/master/data/fashion/",
+)
+FASHION_MNIST_FILES = (  # (name, published MD5, IDX rank)
+    ("train-images-idx3-ubyte.gz", "8d4fb7e6c68d591d4c3dfef9ec88bf0d", 3),
+    ("train-labels-idx1-ubyte.gz", "25c81989df183df01b3e8a0aad5dffbe", 1),
+    ("t10k-images-idx3-ubyte.gz", "bef4ecab320f06d8554ea6380940ec79", 3),
+    ("t10k-labels-idx1-ubyte.gz", "bb300cfdad3c16e7a12a480ee83cd310", 1),
 )
 CELEBA_ZIP = "img_align_celeba.zip"
 CELEBA_MD5 = "00d2c5bc6d35e252742224ab0c1e8fcb"
@@ -385,16 +398,25 @@ def mark_complete(folder, info):
 # datasets
 
 
-def download_mnist(data_dir, mirror=None):
+def idx_download(dataset):
+  """(its name in messages, the sources tried in turn, its files) of an IDX dataset."""
+  if dataset == "fashion_mnist":
+    return "Fashion-MNIST", FASHION_MNIST_SOURCES, FASHION_MNIST_FILES
+  return "MNIST", MNIST_SOURCES, MNIST_FILES
+
+
+def download_mnist(data_dir, mirror=None, dataset="mnist"):
+  """The four IDX files of MNIST (or of dataset: fashion_mnist) into <data_dir>/<dataset>."""
   from dataset import read_idx
-  folder = os.path.join(data_dir, "mnist")
+  title, official, published = idx_download(dataset)
+  folder = os.path.join(data_dir, dataset)
   if complete(folder):
-    print("Found MNIST - skip")
+    print("Found %s - skip" % title)
     return folder
   os.makedirs(folder, exist_ok=True)
-  sources = [mirror] if mirror else list(MNIST_SOURCES)
+  sources = [mirror] if mirror else list(official)
   files = {}
-  for name, md5, rank in MNIST_FILES:
+  for name, md5, rank in published:
     dest = os.path.join(folder, name)
     if os.path.exists(dest):
       read_idx(dest, rank)  # landed earlier in an interrupted run: still check it reads
@@ -404,8 +426,8 @@ def download_mnist(data_dir, mirror=None):
                               validate=lambda path, rank=rank: read_idx(path, rank),
                               record_dir=data_dir)
     files[name] = {"sha256": sha256, "url": url}
-  mark_complete(folder, {"dataset": "mnist", "files": files})
-  print(" [*] MNIST is in %s" % folder)
+  mark_complete(folder, {"dataset": dataset, "files": files})
+  print(" [*] %s is in %s" % (title, folder))
   return folder
 
 
@@ -506,8 +528,9 @@ def download_lsun(data_dir, mirror=None, category="bedroom", limit=0):
 
 def parse_args(argv):
   parser = argparse.ArgumentParser(description="Download datasets for DCGAN.")
-  parser.add_argument("datasets", metavar="N", type=str, nargs="+", choices=["celebA", "lsun", "mnist"],
-                      help="name of dataset to download [celebA, lsun, mnist]")
+  parser.add_argument("datasets", metavar="N", type=str, nargs="+",
+                      choices=["celebA", "lsun", "mnist", "fashion_mnist"],
+                      help="name of dataset to download [celebA, lsun, mnist, fashion_mnist]")
   parser.add_argument("--data_dir", default="./data", help="where datasets go [./data]")
   parser.add_argument("--mirror", default=None, metavar="URL",
                       help="fetch the same file names from URL instead of the official hosts")
@@ -528,8 +551,9 @@ def main(argv=None):
       download_celeb_a(args.data_dir, mirror)
     if "lsun" in args.datasets:
       download_lsun(args.data_dir, mirror, args.lsun_category, args.lsun_limit)
-    if "mnist" in args.datasets:
-      download_mnist(args.data_dir, mirror)
+    for dataset in ("mnist", "fashion_mnist"):
+      if dataset in args.datasets:
+        download_mnist(args.data_dir, mirror, dataset)
   except Unreachable as err:
     print("error: %s" % (mirror_failed(err, mirror) if mirror else err), file=sys.stderr)
     return 1

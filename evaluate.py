@@ -27,7 +27,7 @@ import scipy.optimize
 import tensorflow.compat.v1 as tf
 from tqdm import tqdm
 
-from dataset import mnist_splits
+from dataset import IDX_DATASETS, mnist_splits
 from experiments import one_hot, sample_in_batches
 from step import gen_random
 from utils import UserError, plural, resize
@@ -58,12 +58,13 @@ Splits = collections.namedtuple("Splits", ["train_x", "train_y", "test_x", "test
                                            "name", "names"])
 
 
-def mnist_judge_splits(data_dir):
-  """MNIST's own training and test splits (dataset.mnist_splits) for its judge."""
-  train_x, train_y, test_x, test_y, source = mnist_splits(data_dir)
+def mnist_judge_splits(data_dir, dataset="mnist"):
+  """An IDX dataset's own training and test splits (dataset.mnist_splits) for its judge."""
+  train_x, train_y, test_x, test_y, source = mnist_splits(data_dir, dataset)
   scale = lambda x: x.astype(np.float32)[..., None] / 255.0
+  idx = IDX_DATASETS[dataset]
   return Splits(scale(train_x), train_y.astype(np.int64), scale(test_x), test_y.astype(np.int64),
-                source, "MNIST", [str(digit) for digit in range(10)])
+                source, idx.title, list(idx.names))
 
 
 def folder_judge_splits(data, name, every=10):
@@ -257,16 +258,18 @@ def d_features(dcgan, images, batch_size=256):
   return np.concatenate(feats).astype(np.float64)
 
 
-def features_experiment(dcgan, data_dir, per_class=10, seed=0):
-  """Test accuracy of a linear classifier on D's features vs on raw pixels, K labels per class."""
+def features_experiment(dcgan, data_dir, per_class=10, seed=0, dataset="mnist"):
+  """Test accuracy of a linear classifier on D's features vs on raw pixels, K labels per class
+  of an IDX dataset (MNIST's unless dataset says)."""
   if dcgan.c_dim != 1 or (dcgan.output_height, dcgan.output_width) != (28, 28):
     raise UserError("The features experiment needs a model of 28x28 MNIST digits (--dataset mnist).")
-  train_x, train_y, test_x, test_y, _ = mnist_splits(data_dir)
+  train_x, train_y, test_x, test_y, _ = mnist_splits(data_dir, dataset)
+  classes = len(IDX_DATASETS[dataset].names)
   rng = np.random.RandomState(seed)
   chosen = np.concatenate([rng.choice(np.flatnonzero(train_y == k), per_class, replace=False)
-                           for k in range(10) if np.count_nonzero(train_y == k) >= per_class])
-  if len(chosen) < 10 * per_class:
-    raise UserError("The training split has fewer than %d digits of some class." % per_class)
+                           for k in range(classes) if np.count_nonzero(train_y == k) >= per_class])
+  if len(chosen) < classes * per_class:
+    raise UserError("The training split has fewer than %d images of some class." % per_class)
   scale = lambda x: x.astype(np.float32)[..., None] / 255.0
   train_images, test_images = scale(train_x[chosen]), scale(test_x)
   labels = train_y[chosen].astype(np.int64)
@@ -276,7 +279,7 @@ def features_experiment(dcgan, data_dir, per_class=10, seed=0):
       ("discriminator_features", d_features(dcgan, train_images), d_features(dcgan, test_images)),
       ("raw_pixels", train_images.reshape(len(chosen), -1).astype(np.float64),
        test_images.reshape(len(test_x), -1).astype(np.float64))):
-    predict = logistic_regression(train_f, labels, 10)
+    predict = logistic_regression(train_f, labels, classes)
     result[name] = {"dimensions": int(train_f.shape[1]),
                     "test_accuracy": float(np.mean(predict(test_f) == test_y))}
   result["seconds"] = round(time.time() - start, 2)

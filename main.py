@@ -30,7 +30,7 @@ import experiments  # noqa: E402
 import export  # noqa: E402
 from checkpoints import (checkpoint_counter, checkpoint_shapes, generated_channels,  # noqa: E402
                          megabytes)
-from dataset import described, label_count, mnist_identity, open_dataset  # noqa: E402
+from dataset import IDX_DATASETS, described, label_count, mnist_identity, open_dataset  # noqa: E402
 from model import DCGAN  # noqa: E402
 from step import Z_DISTRIBUTIONS  # noqa: E402
 from optim import INITIAL_LOSS_SCALE  # noqa: E402
@@ -60,7 +60,8 @@ flags.DEFINE_integer("input_width", None, "Width of the --crop center crop (unse
 flags.DEFINE_integer("output_height", 64, "Height of the generated images (MNIST's own: 28)")
 flags.DEFINE_integer("output_width", None, "Width of the generated images (unset: "
                      "--output_height)")
-flags.DEFINE_string("dataset", "celebA", "mnist (conditional, labels fed to G and D), or the name "
+flags.DEFINE_string("dataset", "celebA", "mnist or fashion_mnist (conditional, labels fed to G "
+                    "and D), or the name "
                     "of an image folder under --data_dir (celebA, lsun, any other)")
 flags.DEFINE_string("input_fname_pattern", "*.jpg", "Image folders: glob of the image files")
 flags.DEFINE_string("data_dir", "./data", "Folder holding the datasets' folders")
@@ -112,14 +113,15 @@ flags.DEFINE_string("arithmetic", "", "Test mode: z arithmetic on averaged exemp
                     "'1,2,3 - 4,5,6 + 7,8,9' (indices in arithmetic_pool.png) or, for mnist, "
                     "'label:3 - label:3 + label:8'")
 flags.DEFINE_integer("arithmetic_pool", 64, "Samples in the exemplar pool of --arithmetic")
-flags.DEFINE_boolean("evaluate", False, "Test mode, mnist: class-conditional accuracy and Frechet "
-                     "distance of generated digits, beside the real test split's; writes "
-                     "evaluation.json")
-flags.DEFINE_integer("evaluate_n", 100, "Generated digits per label for --evaluate")
-flags.DEFINE_string("classifier_dir", "checkpoint", "Where the --evaluate MNIST classifier is "
-                    "cached (relative to the working folder)")
+flags.DEFINE_boolean("evaluate", False, "Test mode, a conditional run: class-conditional accuracy "
+                     "and Frechet distance of generated images by a classifier trained on the "
+                     "run's own data, beside its real test split's; writes evaluation.json")
+flags.DEFINE_integer("evaluate_n", 100, "Generated images per class for --evaluate")
+flags.DEFINE_string("classifier_dir", "checkpoint", "Where --evaluate's classifiers are cached "
+                    "(relative to the working folder)")
 flags.DEFINE_integer("classifier_epochs", 4, "Epochs to train the --evaluate classifier")
-flags.DEFINE_boolean("features_experiment", False, "Test mode, mnist: linear classifier on D's "
+flags.DEFINE_boolean("features_experiment", False, "Test mode, an IDX dataset (mnist, "
+                     "fashion_mnist): linear classifier on D's "
                      "features vs raw pixels (the paper's experiment); writes d_features.json")
 flags.DEFINE_integer("labels_per_class", 10, "Labelled digits per class for --features_experiment")
 flags.DEFINE_boolean("training_pictures", False, "Test mode: the run's training-progress GIF and "
@@ -241,9 +243,9 @@ def validate_looks(config, description):
                     "asked for, and this run's data (--dataset %s) has no labels, so it cannot be "
                     "measured here; train on labelled data (MNIST, or class folders with --labels) "
                     "to evaluate." % config.dataset)
-  if config.features_experiment and description["kind"] != "mnist":
-    raise UserError("--features_experiment works on the conditional MNIST model (--dataset mnist) "
-                    "only, and this run is --dataset %s." % config.dataset)
+  if config.features_experiment and description["kind"] not in IDX_DATASETS:
+    raise UserError("--features_experiment works on the conditional MNIST model (--dataset mnist, "
+                    "or fashion_mnist) only, and this run is --dataset %s." % config.dataset)
 
 
 def run_session_config(config, precision):
@@ -460,15 +462,16 @@ def check_own_data(config, description, data_dir_given):
   """--evaluate and --features_experiment score against the data the run trained on (its
   FLAGS.json's data digest; a run written before it had none): before anything loads, a
   one-sentence UserError if --data_dir (the run's own unless given) gives other data."""
-  if description["kind"] != "mnist":
-    return  # (an image folder is read where --data_dir says; only MNIST's files have a digest)
+  kind = description["kind"]
+  if kind not in IDX_DATASETS:
+    return  # (an image folder is read where --data_dir says; only IDX files have a digest)
   trained_on = description.get("digest")
-  here, digest = mnist_identity(config.data_dir)
+  here, digest = mnist_identity(config.data_dir, kind)
   if trained_on and digest != trained_on:
-    raise UserError("This run was trained on other MNIST files (in %s) than --data_dir %s%s "
-                    "gives (%s); point --data_dir at a folder whose mnist folder holds the run's."
-                    % (description["source"], config.data_dir,
-                       "" if data_dir_given else " (the run's)", here))
+    raise UserError("This run was trained on other %s files (in %s) than --data_dir %s%s "
+                    "gives (%s); point --data_dir at a folder whose %s folder holds the run's."
+                    % (IDX_DATASETS[kind].title, description["source"], config.data_dir,
+                       "" if data_dir_given else " (the run's)", here, kind))
 
 
 def without_written(config, run_dir, counter):
@@ -508,8 +511,8 @@ def run_evaluation(dcgan, config, run_dir, counter, description):
   """--evaluate: the run's own data's judge (evaluate.Judge) scores the model; the path of
   evaluation.json."""
   import evaluate
-  if description["kind"] == "mnist":
-    splits = evaluate.mnist_judge_splits(config.data_dir)
+  if description["kind"] in IDX_DATASETS:
+    splits = evaluate.mnist_judge_splits(config.data_dir, description["kind"])
   else:
     splits = evaluate.folder_judge_splits(open_data(config), config.dataset)
   judge = evaluate.Judge(expand_path(config.classifier_dir), splits,
@@ -554,7 +557,8 @@ def run_experiments(dcgan, config, run_dir, counter, description):
   if config.evaluate:
     written += report([run_evaluation(dcgan, config, run_dir, counter, description)])
   if config.features_experiment:
-    result = evaluate.features_experiment(dcgan, config.data_dir, config.labels_per_class, seed or 0)
+    result = evaluate.features_experiment(dcgan, config.data_dir, config.labels_per_class,
+                                          seed or 0, dataset=config.dataset)
     print("linear classifier, %d labels per class: D features %.2f%% (%d dims), raw pixels %.2f%%"
           % (config.labels_per_class, 100 * result["discriminator_features"]["test_accuracy"],
              result["discriminator_features"]["dimensions"], 100 * result["raw_pixels"]["test_accuracy"]))

@@ -11,12 +11,13 @@ A dataset object has
 
 so the training loop never asks which dataset it is training on.
 
-One module per kind of source: MNIST ('mnist') is read straight from the IDX
-files (raw or .gz) in <data_dir>/mnist, or the real 5,000-digit sample bundled in
-this project (data/mnist5k) when they are absent (dataset/idx.py).  Any other
-dataset name is a folder of images <data_dir>/<dataset>/<input_fname_pattern>
-(dataset/folder.py).  This module opens the one a run asks for and prefetches
-its batches.
+One module per kind of source: the IDX datasets ('mnist', 'fashion_mnist') are read
+straight from their files (raw or .gz) in <data_dir>/<dataset>, MNIST's from the
+real 5,000-digit sample bundled in this project (data/mnist5k) when they are
+absent (dataset/idx.py).  Any other dataset name is a folder of images
+<data_dir>/<dataset>/<input_fname_pattern> (dataset/folder.py), or with --labels a
+folder of class folders (dataset/classes.py).  This module opens the one a run
+asks for and prefetches its batches.
 """
 import collections
 import concurrent.futures
@@ -25,12 +26,12 @@ import os
 
 from dataset.classes import ClassFoldersData
 from dataset.folder import ImageCache, ImageFolderData
-from dataset.idx import (BUNDLED_MNIST_DIR, MnistData, mnist_identity, mnist_splits, read_idx,
-                         recorded_source)
+from dataset.idx import (BUNDLED_MNIST_DIR, IDX_DATASETS, MnistData, mnist_identity,
+                         mnist_splits, read_idx, recorded_source)
 from utils import UNREADABLE_IMAGE_ERRORS, image_channels
 
 # What the rest of the project reads of the data layer (its modules: one per kind of source).
-__all__ = ["BUNDLED_MNIST_DIR", "ClassFoldersData", "ImageCache", "ImageFolderData", "MnistData",
+__all__ = ["BUNDLED_MNIST_DIR", "IDX_DATASETS", "ClassFoldersData", "ImageCache", "ImageFolderData", "MnistData",
            "data_channels", "described", "label_count", "mnist_identity", "mnist_splits",
            "open_dataset", "prefetch", "read_idx", "recorded_source"]
 
@@ -69,8 +70,8 @@ def open_dataset(dataset, data_dir, input_fname_pattern, input_height, input_wid
 
   The sizes and crop are the run's (main.py's flags, or a DCGAN's own arguments): the data
   layer states no default of its own."""
-  if dataset == "mnist":
-    return MnistData(data_dir, output_height, output_width or output_height)
+  if dataset in IDX_DATASETS:
+    return MnistData(data_dir, output_height, output_width or output_height, dataset)
   folder = ClassFoldersData if labels else ImageFolderData
   return folder(data_dir, dataset, input_fname_pattern, input_height, input_width,
                 output_height, output_width, crop, cache_dir)
@@ -94,7 +95,7 @@ def data_channels(dataset, data_dir, input_fname_pattern="*.jpg"):
 
 
 # What a run records of its data (FLAGS.json's "data"), as each dataset object's `description`
-# gives it: its kind ("mnist", "images", "classes"), the folder its images come from ("source";
+# gives it: its kind (an IDX dataset's name, "mnist" or "fashion_mnist"; "images"; "classes"), the folder its images come from ("source";
 # recorded_source), a digest of its files or None, its class names in label order or None
 # ("labels": y is one-hot over them), its images' channels.
 DESCRIPTION_FIELDS = ("kind", "source", "digest", "labels", "channels")
@@ -104,9 +105,9 @@ def described(dataset):
   """The description of --dataset that its name alone gives, for test mode on a run recorded
   before runs recorded theirs: MNIST's, or an unlabelled image folder whose channels its
   checkpoint tells (None)."""
-  if dataset == "mnist":
-    return {"kind": "mnist", "source": None, "digest": None,
-            "labels": [str(label) for label in range(MnistData.y_dim)], "channels": MnistData.c_dim}
+  if dataset in IDX_DATASETS:
+    return {"kind": dataset, "source": None, "digest": None,
+            "labels": list(IDX_DATASETS[dataset].names), "channels": MnistData.c_dim}
   return {"kind": "images", "source": None, "digest": None, "labels": None, "channels": None}
 
 

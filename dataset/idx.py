@@ -1,5 +1,7 @@
-"""MNIST's IDX files (raw or .gz) in <data_dir>/mnist, or the real 5,000-digit sample bundled
-in this project (data/mnist5k): labelled, pixels in [0, 1]; and what a run records of them."""
+"""IDX datasets, four IDX files (raw or .gz) in <data_dir>/<dataset>: MNIST (or, without its
+files, the real 5,000-digit sample bundled in this project, data/mnist5k) and Fashion-MNIST;
+labelled, pixels in [0, 1]; and what a run records of them."""
+import collections
 import gzip
 import hashlib
 import os
@@ -20,6 +22,16 @@ MNIST_FILES = {
 }
 MNIST_SHUFFLE_SEED = 547  # the original's fixed shuffle of train + test
 IDX_UBYTE = 0x08
+
+# An IDX dataset, by its --dataset name: its name in messages, its class names in label order,
+# and the sample bundled with the project that stands in for its files (None: none).
+IdxSet = collections.namedtuple("IdxSet", ["title", "names", "bundled"])
+IDX_DATASETS = {
+    "mnist": IdxSet("MNIST", [str(digit) for digit in range(10)], BUNDLED_MNIST_DIR),
+    "fashion_mnist": IdxSet("Fashion-MNIST", ["T-shirt/top", "Trouser", "Pullover", "Dress",
+                                              "Coat", "Sandal", "Shirt", "Sneaker", "Bag",
+                                              "Ankle boot"], None),
+}
 
 
 def read_idx(path, ndim):
@@ -54,8 +66,8 @@ def read_idx(path, ndim):
   return np.frombuffer(raw, dtype=np.uint8, count=count, offset=header).reshape(dims)
 
 
-def find_mnist_files(folder):
-  """Paths of the four MNIST IDX files in folder (raw or .gz); None if there are none.
+def find_mnist_files(folder, dataset="mnist"):
+  """Paths of the four IDX files of an IDX dataset in folder (raw or .gz); None if there are none.
 
   A folder holding some of them but not all is an error, not a reason to fall
   back silently: it is what an interrupted download leaves.
@@ -70,8 +82,8 @@ def find_mnist_files(folder):
     return None
   if len(paths) < len(MNIST_FILES):
     missing = sorted(MNIST_FILES[k] for k in MNIST_FILES if k not in paths)
-    raise UserError("MNIST in %s is incomplete (missing %s); run 'python download.py mnist'."
-                    % (folder, ", ".join(missing)))
+    raise UserError("%s in %s is incomplete (missing %s); run 'python download.py %s'."
+                    % (IDX_DATASETS[dataset].title, folder, ", ".join(missing), dataset))
   return paths
 
 
@@ -80,19 +92,23 @@ def find_mnist_files(folder):
 BUNDLED_SOURCE = "the bundled sample"
 
 
-def mnist_files(data_dir, say=True):
-  """The MNIST files data_dir gives: <data_dir>/mnist's, or the bundled real sample's when that
-  holds no MNIST (said, if say)."""
-  folder = os.path.join(data_dir, "mnist")
-  paths = find_mnist_files(folder)
-  if paths is None:
-    paths = find_mnist_files(BUNDLED_MNIST_DIR)
+def mnist_files(data_dir, say=True, dataset="mnist"):
+  """The files of an IDX dataset data_dir gives: <data_dir>/<dataset>'s, or its bundled sample's
+  when that holds none (said, if say)."""
+  idx = IDX_DATASETS[dataset]
+  folder = os.path.join(data_dir, dataset)
+  paths = find_mnist_files(folder, dataset)
+  if paths is None and idx.bundled:
+    paths = find_mnist_files(idx.bundled, dataset)
     if paths is None:
-      raise UserError("No MNIST files in %s and the bundled sample %s is missing; run "
-                      "'python download.py mnist'." % (folder, BUNDLED_MNIST_DIR))
+      raise UserError("No %s files in %s and the bundled sample %s is missing; run "
+                      "'python download.py %s'." % (idx.title, folder, idx.bundled, dataset))
     if say:
-      print(" [*] No MNIST in %s: using the bundled real sample in %s"
-            % (folder, BUNDLED_MNIST_DIR))
+      print(" [*] No %s in %s: using the bundled real sample in %s"
+            % (idx.title, folder, idx.bundled))
+  if paths is None:
+    raise UserError("No %s files in %s; run 'python download.py %s --data_dir %s'."
+                    % (idx.title, folder, dataset, data_dir))
   return paths
 
 
@@ -114,42 +130,45 @@ def files_digest(paths):
   return digest.hexdigest()[:16]
 
 
-def mnist_identity(data_dir):
-  """(recorded_source, files_digest) of the MNIST files data_dir gives, unsaid."""
-  paths = mnist_files(data_dir, say=False)
+def mnist_identity(data_dir, dataset="mnist"):
+  """(recorded_source, files_digest) of the IDX dataset's files data_dir gives, unsaid."""
+  paths = mnist_files(data_dir, say=False, dataset=dataset)
   return recorded_source(os.path.dirname(paths["train_images"])), files_digest(paths)
 
 
-def mnist_splits(data_dir):
+def mnist_splits(data_dir, dataset="mnist"):
   """(train_images, train_labels, test_images, test_labels, folder) as uint8 arrays.
 
-  From <data_dir>/mnist, or the bundled real sample when that holds no MNIST.
+  From <data_dir>/<dataset> (mnist_files: MNIST's bundled sample when that holds no MNIST).
   """
-  paths = mnist_files(data_dir)
+  idx = IDX_DATASETS[dataset]
+  paths = mnist_files(data_dir, dataset=dataset)
   source = os.path.dirname(paths["train_images"])
   splits = [read_idx(paths[key], rank) for key, rank in (("train_images", 3), ("train_labels", 1),
                                                           ("test_images", 3), ("test_labels", 1))]
   for images, labels in ((splits[0], splits[1]), (splits[2], splits[3])):
     if len(images) != len(labels):
-      raise UserError("The MNIST files in %s disagree: %d images but %d labels."
-                      % (source, len(images), len(labels)))
-    if labels.size and labels.max() >= 10:
-      raise UserError("The MNIST label files in %s hold a label %d; labels must be 0-9."
-                      % (source, labels.max()))
+      raise UserError("The %s files in %s disagree: %d images but %d labels."
+                      % (idx.title, source, len(images), len(labels)))
+    if labels.size and labels.max() >= len(idx.names):
+      raise UserError("The %s label files in %s hold a label %d; labels must be 0-%d."
+                      % (idx.title, source, labels.max(), len(idx.names) - 1))
   return tuple(splits) + (source,)
 
 
 class MnistData(object):
-  """MNIST train + test, shuffled once with the original's seed 547, pixels in [0, 1]."""
+  """An IDX dataset's train + test (MNIST unless dataset says), shuffled once with the original's
+  seed 547, pixels in [0, 1]."""
 
   c_dim = 1
-  y_dim = 10
   value_range = (0.0, 1.0)
   native_size = (28, 28)  # the digits' own size (other sizes are resized to)
 
-  def __init__(self, data_dir, output_height=28, output_width=28):
-    train_x, train_y, test_x, test_y, self.source = mnist_splits(data_dir)
-    self.digest = mnist_identity(data_dir)[1]
+  def __init__(self, data_dir, output_height=28, output_width=28, dataset="mnist"):
+    self.dataset, self.label_names = dataset, list(IDX_DATASETS[dataset].names)
+    self.y_dim = len(self.label_names)
+    train_x, train_y, test_x, test_y, self.source = mnist_splits(data_dir, dataset)
+    self.digest = mnist_identity(data_dir, dataset)[1]
     images = np.concatenate([train_x, test_x])
     labels = np.concatenate([train_y, test_y])
     order = np.random.RandomState(MNIST_SHUFFLE_SEED).permutation(len(images))
@@ -173,8 +192,8 @@ class MnistData(object):
   @property
   def description(self):
     """What a run records of its data (dataset/__init__.py, DESCRIPTION_FIELDS)."""
-    return {"kind": "mnist", "source": recorded_source(self.source), "digest": self.digest,
-            "labels": [str(label) for label in range(self.y_dim)], "channels": self.c_dim}
+    return {"kind": self.dataset, "source": recorded_source(self.source), "digest": self.digest,
+            "labels": list(self.label_names), "channels": self.c_dim}
 
   def report(self):
     return None

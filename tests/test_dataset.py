@@ -281,3 +281,10 @@ def test_class_folders_that_are_no_set_of_classes_are_one_sentence(tmp_path, lay
   with pytest.raises(UserError) as err:
     open_dataset("pets", str(tmp_path), "*.png", 20, None, 8, None, crop=False, labels=True)
   assert str(err.value).startswith(message % {"d": tmp_path}), str(err.value)
+
+
+def test_an_idx_dataset_without_its_files_says_how_to_download_it(tmp_path):
+  with pytest.raises(UserError) as err:
+    open_dataset("fashion_mnist", str(tmp_path), *FLAG_SIZES)
+  assert str(err.value) == ("No Fashion-MNIST files in %s/fashion_mnist; run 'python download.py "
+                            "fashion_mnist --data_dir %s'." % (tmp_path, tmp_path))

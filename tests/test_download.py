@@ -364,3 +364,28 @@ def test_a_truncated_or_wrong_archive_leaves_nothing_where_the_loader_reads(tmp_
   assert left == []  # no zip, no .part, no celebA folder for the loader to find
   with pytest.raises(UserError):
     open_dataset("celebA", str(data_dir), "*.jpg", 108, None, 64, None, crop=True)
+
+
+def test_fashion_mnist_lands_beside_mnist_and_trains_as_its_ten_classes(tmp_path, monkeypatch):
+  """download.py fashion_mnist: the same four IDX names, their own folder, published MD5s (here
+  the made-up files' own, from the test's server as the official host), resumable as MNIST's."""
+  from test_results import write_fashion
+  write_fashion(str(tmp_path / "made"))
+  files = {name: open(str(tmp_path / "made" / name), "rb").read()
+           for name in os.listdir(str(tmp_path / "made"))}
+  monkeypatch.setattr(download, "FASHION_MNIST_FILES", tuple(
+      (name, hashlib.md5(files[name]).hexdigest(), rank)
+      for name, _, rank in download.FASHION_MNIST_FILES))
+  data_dir = str(tmp_path / "data")
+  with FileServer(files) as server:
+    monkeypatch.setattr(download, "FASHION_MNIST_SOURCES", (closed_port_url(), server.url))
+    assert download.main(["fashion_mnist", "--data_dir", data_dir]) == 0
+    assert sorted(os.listdir(os.path.join(data_dir, "fashion_mnist"))) == sorted(
+        [download.MARKER] + list(files))
+    requests = len(server.requests)
+    assert download.main(["fashion_mnist", "--data_dir", data_dir]) == 0
+    assert len(server.requests) == requests  # present: nothing fetched again
+  data = open_dataset("fashion_mnist", data_dir, "*.jpg", 28, None, 28, None, False)
+  assert len(data) == 160 and data.y_dim == 10 and data.label_names[0] == "T-shirt/top"
+  assert data.description["kind"] == "fashion_mnist"
+  assert not os.path.exists(os.path.join(data_dir, "mnist"))
