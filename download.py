@@ -1,10 +1,11 @@
 """Download the datasets main.py trains on.
 
-    python download.py mnist fashion_mnist celebA lsun [--data_dir ./data] [--mirror URL]
+    python download.py mnist fashion_mnist cifar10 celebA lsun [--data_dir ./data] [--mirror URL]
 
   mnist   the four IDX .gz files into <data_dir>/mnist (main.py reads them as they are), each
           from the first of the well-known mirrors (MNIST_SOURCES) that serves it intact
   fashion_mnist  the same for Fashion-MNIST into <data_dir>/fashion_mnist (FASHION_MNIST_SOURCES)
+  cifar10 cifar-10-python.tar.gz, its python batches extracted to <data_dir>/cifar10
   celebA  img_align_celeba.zip, extracted to <data_dir>/celebA/*.jpg
   lsun    <category>_train_lmdb.zip (bedroom by default) into <data_dir>/lsun_lmdb, and its
           images written out to <data_dir>/lsun/ for main.py (see --lsun_limit)
@@ -29,11 +30,13 @@ import re
 import shutil
 import socket
 import sys
+import tarfile
 import tempfile
 import time
 import urllib.error
 import urllib.request
 import zipfile
+import zlib
 
 from tqdm import tqdm
 
@@ -68,6 +71,9 @@ FASHION_MNIST_FILES = (  # (name, published MD5, IDX rank)
     ("t10k-images-idx3-ubyte.gz", "bef4ecab320f06d8554ea6380940ec79", 3),
     ("t10k-labels-idx1-ubyte.gz", "bb300cfdad3c16e7a12a480ee83cd310", 1),
 )
+CIFAR10_TAR = "cifar-10-python.tar.gz"
+CIFAR10_MD5 = "c58f30108f718f92721af3b95e74349a"  # published (the page below; torchvision's too)
+CIFAR10_SOURCE = "https://www.cs.toronto.edu/~kriz/"
 CELEBA_ZIP = "img_align_celeba.zip"
 CELEBA_MD5 = "00d2c5bc6d35e252742224ab0c1e8fcb"
 CELEBA_DRIVE_ID = "0B7EVK8r0v71pZjFTYXZWM3FlRnM"
@@ -431,6 +437,62 @@ def download_mnist(data_dir, mirror=None, dataset="mnist"):
   return folder
 
 
+def validate_tar(path):
+  """Read a .tar.gz through (its gzip CRC, every header); a UserError for one that is not."""
+  try:
+    with tarfile.open(path, "r:gz") as archive:
+      for member in archive:
+        if member.isfile():
+          archive.extractfile(member).read()
+  except (tarfile.TarError, OSError, EOFError, zlib.error) as err:
+    raise UserError("not a readable tar.gz archive: %s" % err)
+
+
+def extract_tar(tar_path, target, strip_prefix):
+  """The archive's files under strip_prefix, extracted into a temporary folder beside target and
+  renamed to target; tarfile's 'data' filter refuses any member that would land outside it, or
+  a link, device or other special file."""
+  parent = os.path.dirname(os.path.abspath(target))
+  staging = tempfile.mkdtemp(prefix="." + os.path.basename(target) + ".partial-", dir=parent)
+  try:
+    with tarfile.open(tar_path, "r:gz") as archive:
+      members = []
+      for member in archive.getmembers():
+        if member.name.startswith(strip_prefix) and member.name != strip_prefix.rstrip("/"):
+          members.append(member.replace(name=member.name[len(strip_prefix):]))
+        elif not member.isdir():
+          members.append(member)
+      archive.extractall(staging, members=members, filter="data")
+    os.rename(staging, target)
+  except tarfile.FilterError as err:
+    raise UserError("The archive %s holds an entry that would be written outside %s (%s); "
+                    "nothing was extracted." % (tar_path, target, err))
+  finally:
+    shutil.rmtree(staging, ignore_errors=True)
+
+
+def download_cifar10(data_dir, mirror=None):
+  """CIFAR-10's python batches into <data_dir>/cifar10, from its published tar.gz."""
+  from dataset import CifarData
+  folder = os.path.join(data_dir, "cifar10")
+  if complete(folder):
+    print("Found CIFAR-10 - skip")
+    return folder
+  tar_path = os.path.join(data_dir, CIFAR10_TAR)
+  url = (mirror or CIFAR10_SOURCE) + CIFAR10_TAR
+  if not os.path.exists(tar_path):
+    fetch(url, tar_path, expected_md5=CIFAR10_MD5, official=not mirror, validate=validate_tar,
+          record_dir=data_dir)
+  if os.path.isdir(folder):
+    shutil.rmtree(folder)  # an earlier extraction that did not finish (no marker)
+  extract_tar(tar_path, folder, strip_prefix="cifar-10-batches-py/")
+  data = CifarData(data_dir)  # reads: a broken batch is said here, not at training
+  mark_complete(folder, {"dataset": "cifar10", "images": len(data), "source": url})
+  os.remove(tar_path)
+  print(" [*] CIFAR-10: %d images of %d classes in %s" % (len(data), data.y_dim, folder))
+  return folder
+
+
 def download_celeb_a(data_dir, mirror=None):
   folder = os.path.join(data_dir, "celebA")
   if complete(folder):
@@ -529,8 +591,9 @@ def download_lsun(data_dir, mirror=None, category="bedroom", limit=0):
 def parse_args(argv):
   parser = argparse.ArgumentParser(description="Download datasets for DCGAN.")
   parser.add_argument("datasets", metavar="N", type=str, nargs="+",
-                      choices=["celebA", "lsun", "mnist", "fashion_mnist"],
-                      help="name of dataset to download [celebA, lsun, mnist, fashion_mnist]")
+                      choices=["celebA", "lsun", "mnist", "fashion_mnist", "cifar10"],
+                      help="name of dataset to download [celebA, lsun, mnist, fashion_mnist, "
+                      "cifar10]")
   parser.add_argument("--data_dir", default="./data", help="where datasets go [./data]")
   parser.add_argument("--mirror", default=None, metavar="URL",
                       help="fetch the same file names from URL instead of the official hosts")
@@ -554,6 +617,8 @@ def main(argv=None):
     for dataset in ("mnist", "fashion_mnist"):
       if dataset in args.datasets:
         download_mnist(args.data_dir, mirror, dataset)
+    if "cifar10" in args.datasets:
+      download_cifar10(args.data_dir, mirror)
   except Unreachable as err:
     print("error: %s" % (mirror_failed(err, mirror) if mirror else err), file=sys.stderr)
     return 1

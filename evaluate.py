@@ -27,7 +27,7 @@ import scipy.optimize
 import tensorflow.compat.v1 as tf
 from tqdm import tqdm
 
-from dataset import IDX_DATASETS, mnist_splits
+from dataset import IDX_DATASETS, mnist_splits, split_dataset, title
 from experiments import one_hot, sample_in_batches
 from step import gen_random
 from utils import UserError, plural, resize
@@ -58,13 +58,16 @@ Splits = collections.namedtuple("Splits", ["train_x", "train_y", "test_x", "test
                                            "name", "names"])
 
 
-def mnist_judge_splits(data_dir, dataset="mnist"):
-  """An IDX dataset's own training and test splits (dataset.mnist_splits) for its judge."""
-  train_x, train_y, test_x, test_y, source = mnist_splits(data_dir, dataset)
-  scale = lambda x: x.astype(np.float32)[..., None] / 255.0
-  idx = IDX_DATASETS[dataset]
+def published_judge_splits(data_dir, kind="mnist"):
+  """A published dataset's own training and test splits (dataset.split_dataset: MNIST's,
+  Fashion-MNIST's, CIFAR-10's) for its judge; None for another kind of data."""
+  published = split_dataset(data_dir, kind)
+  if published is None:
+    return None
+  train_x, train_y, test_x, test_y, source, names = published
+  scale = lambda x: (x.astype(np.float32) / 255.0).reshape(x.shape[:3] + (-1,))
   return Splits(scale(train_x), train_y.astype(np.int64), scale(test_x), test_y.astype(np.int64),
-                source, idx.title, list(idx.names))
+                source, title(kind), list(names))
 
 
 def folder_judge_splits(data, name, every=10):

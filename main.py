@@ -30,7 +30,8 @@ import experiments  # noqa: E402
 import export  # noqa: E402
 from checkpoints import (checkpoint_counter, checkpoint_shapes, generated_channels,  # noqa: E402
                          megabytes)
-from dataset import IDX_DATASETS, described, label_count, mnist_identity, open_dataset  # noqa: E402
+from dataset import (IDX_DATASETS, data_identity, described, label_count, open_dataset,  # noqa: E402
+                     title)
 from model import DCGAN  # noqa: E402
 from step import Z_DISTRIBUTIONS  # noqa: E402
 from optim import INITIAL_LOSS_SCALE  # noqa: E402
@@ -462,15 +463,14 @@ def check_own_data(config, description, data_dir_given):
   """--evaluate and --features_experiment score against the data the run trained on (its
   FLAGS.json's data digest; a run written before it had none): before anything loads, a
   one-sentence UserError if --data_dir (the run's own unless given) gives other data."""
-  kind = description["kind"]
-  if kind not in IDX_DATASETS:
-    return  # (an image folder is read where --data_dir says; only IDX files have a digest)
-  trained_on = description.get("digest")
-  here, digest = mnist_identity(config.data_dir, kind)
-  if trained_on and digest != trained_on:
+  kind, trained_on = description["kind"], description.get("digest")
+  if not trained_on:
+    return  # (an image folder is read where --data_dir says: only published files have a digest)
+  here, digest = data_identity(config.data_dir, kind)
+  if digest != trained_on:
     raise UserError("This run was trained on other %s files (in %s) than --data_dir %s%s "
                     "gives (%s); point --data_dir at a folder whose %s folder holds the run's."
-                    % (IDX_DATASETS[kind].title, description["source"], config.data_dir,
+                    % (title(kind), description["source"], config.data_dir,
                        "" if data_dir_given else " (the run's)", here, kind))
 
 
@@ -511,10 +511,8 @@ def run_evaluation(dcgan, config, run_dir, counter, description):
   """--evaluate: the run's own data's judge (evaluate.Judge) scores the model; the path of
   evaluation.json."""
   import evaluate
-  if description["kind"] in IDX_DATASETS:
-    splits = evaluate.mnist_judge_splits(config.data_dir, description["kind"])
-  else:
-    splits = evaluate.folder_judge_splits(open_data(config), config.dataset)
+  splits = (evaluate.published_judge_splits(config.data_dir, description["kind"])
+            or evaluate.folder_judge_splits(open_data(config), config.dataset))
   judge = evaluate.Judge(expand_path(config.classifier_dir), splits,
                          epochs=config.classifier_epochs)
   try:

@@ -24,16 +24,18 @@ import concurrent.futures
 import glob
 import os
 
+from dataset.cifar import CIFAR10, CifarData, cifar_paths, cifar_splits
 from dataset.classes import ClassFoldersData
 from dataset.folder import ImageCache, ImageFolderData
-from dataset.idx import (BUNDLED_MNIST_DIR, IDX_DATASETS, MnistData, mnist_identity,
-                         mnist_splits, read_idx, recorded_source)
+from dataset.idx import (BUNDLED_MNIST_DIR, IDX_DATASETS, MnistData, files_digest,
+                         mnist_identity, mnist_splits, read_idx, recorded_source)
 from utils import UNREADABLE_IMAGE_ERRORS, image_channels
 
 # What the rest of the project reads of the data layer (its modules: one per kind of source).
-__all__ = ["BUNDLED_MNIST_DIR", "IDX_DATASETS", "ClassFoldersData", "ImageCache", "ImageFolderData", "MnistData",
-           "data_channels", "described", "label_count", "mnist_identity", "mnist_splits",
-           "open_dataset", "prefetch", "read_idx", "recorded_source"]
+__all__ = ["BUNDLED_MNIST_DIR", "CIFAR10", "IDX_DATASETS", "ClassFoldersData", "CifarData",
+           "ImageCache", "ImageFolderData", "MnistData", "data_channels", "data_identity",
+           "described", "label_count", "mnist_identity", "mnist_splits", "open_dataset",
+           "prefetch", "read_idx", "recorded_source", "split_dataset", "title"]
 
 
 def prefetch(data, batches, workers=2, depth=4):
@@ -72,6 +74,8 @@ def open_dataset(dataset, data_dir, input_fname_pattern, input_height, input_wid
   layer states no default of its own."""
   if dataset in IDX_DATASETS:
     return MnistData(data_dir, output_height, output_width or output_height, dataset)
+  if dataset == CIFAR10:
+    return CifarData(data_dir, output_height, output_width or output_height)
   folder = ClassFoldersData if labels else ImageFolderData
   return folder(data_dir, dataset, input_fname_pattern, input_height, input_width,
                 output_height, output_width, crop, cache_dir)
@@ -108,9 +112,45 @@ def described(dataset):
   if dataset in IDX_DATASETS:
     return {"kind": dataset, "source": None, "digest": None,
             "labels": list(IDX_DATASETS[dataset].names), "channels": MnistData.c_dim}
+  if dataset == CIFAR10:
+    return {"kind": dataset, "source": None, "digest": None, "labels": list(CIFAR10_NAMES),
+            "channels": CifarData.c_dim}
   return {"kind": "images", "source": None, "digest": None, "labels": None, "channels": None}
 
 
 def label_count(description):
   """y's width for a description: its number of classes, or None without labels."""
   return len(description["labels"]) if description.get("labels") else None
+
+
+CIFAR10_NAMES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship",
+                 "truck")  # (its batches.meta's, for a description without the data)
+
+
+def title(kind):
+  """A published dataset's name in messages ('MNIST', 'Fashion-MNIST', 'CIFAR-10'), or kind."""
+  if kind in IDX_DATASETS:
+    return IDX_DATASETS[kind].title
+  return "CIFAR-10" if kind == CIFAR10 else kind
+
+
+def split_dataset(data_dir, kind):
+  """(train_x, train_y, test_x, test_y, folder, class names) of a dataset published with its own
+  training and test splits (an IDX dataset, CIFAR-10): uint8 images [N, H, W(, 3)], int labels;
+  None for another kind."""
+  if kind in IDX_DATASETS:
+    return mnist_splits(data_dir, kind) + (list(IDX_DATASETS[kind].names),)
+  if kind == CIFAR10:
+    return cifar_splits(data_dir)
+  return None
+
+
+def data_identity(data_dir, kind):
+  """(recorded_source, digest) of the files of a published dataset data_dir gives, unsaid;
+  None for a kind without a digest (an image folder)."""
+  if kind in IDX_DATASETS:
+    return mnist_identity(data_dir, kind)
+  if kind == CIFAR10:
+    paths = cifar_paths(data_dir)
+    return recorded_source(os.path.dirname(paths["batches.meta"])), files_digest(paths)
+  return None

@@ -288,3 +288,61 @@ def test_an_idx_dataset_without_its_files_says_how_to_download_it(tmp_path):
     open_dataset("fashion_mnist", str(tmp_path), *FLAG_SIZES)
   assert str(err.value) == ("No Fashion-MNIST files in %s/fashion_mnist; run 'python download.py "
                             "fashion_mnist --data_dir %s'." % (tmp_path, tmp_path))
+
+
+CIFAR_NAMES = [b"airplane", b"automobile", b"bird", b"cat", b"deer", b"dog", b"frog", b"horse",
+               b"ship", b"truck"]
+
+
+def write_cifar(folder, per_batch=12, seed=0):
+  """CIFAR-10's python batches as its tarball holds them (pickled dicts of bytes keys, 'data'
+  uint8 [N, 3072] in R, G, B planes): made-up images, class k a bright square at column 3k."""
+  import pickle
+  rng = np.random.RandomState(seed)
+  os.makedirs(folder, exist_ok=True)
+  for name in ["data_batch_%d" % i for i in range(1, 6)] + ["test_batch"]:
+    labels = [int(k) for k in rng.randint(0, 10, per_batch)]
+    images = rng.randint(0, 60, (per_batch, 32, 32, 3)).astype(np.uint8)
+    for i, k in enumerate(labels):
+      images[i, 10:20, 3 * k:3 * k + 4, :] = 240
+    batch = {b"batch_label": name.encode(), b"labels": labels,
+             b"data": images.transpose(0, 3, 1, 2).reshape(per_batch, 3072),
+             b"filenames": [b"x.png"] * per_batch}
+    with open(os.path.join(folder, name), "wb") as f:
+      pickle.dump(batch, f, protocol=4)
+  with open(os.path.join(folder, "batches.meta"), "wb") as f:
+    pickle.dump({b"label_names": CIFAR_NAMES, b"num_vis": 3072}, f, protocol=4)
+  return folder
+
+
+def test_cifar10_batches_are_read_as_ten_named_classes_of_colour_images(tmp_path):
+  write_cifar(str(tmp_path / "cifar10"))
+  data = open_dataset("cifar10", str(tmp_path), *FLAG_SIZES[:4] + (None, False))
+  assert len(data) == 72 and data.y_dim == 10 and data.label_names[8] == "ship"
+  assert data.description["kind"] == "cifar10" and data.description["channels"] == 3
+  images, labels = data.get(list(range(6)))
+  assert images.shape == (6, 64, 64, 3) and 0.0 <= images.min() and images.max() <= 1.0
+  assert labels.shape == (6, 10) and (labels.sum(1) == 1).all()
+  native = open_dataset("cifar10", str(tmp_path), "*.jpg", 108, None, 32, None, False)
+  x, y = native.get([0])
+  column = int(np.argmax(x[0, 15, :, 0]))  # the class's square, read back from the pixels
+  assert column // 3 == int(y[0].argmax())
+
+
+def test_a_cifar10_batch_that_asks_for_anything_but_arrays_is_refused(tmp_path):
+  import pickle
+  folder = write_cifar(str(tmp_path / "cifar10"))
+
+  class Payload(object):
+    def __reduce__(self):
+      return (os.system, ("echo ran > %s" % (tmp_path / "ran"),))
+
+  with open(os.path.join(folder, "data_batch_3"), "wb") as f:
+    pickle.dump({b"data": Payload()}, f, protocol=4)
+  with pytest.raises(UserError) as err:
+    open_dataset("cifar10", str(tmp_path), *FLAG_SIZES)
+  assert "data_batch_3 is not a CIFAR-10 python batch (it asks for posix.system" in str(err.value)
+  assert not (tmp_path / "ran").exists()
+  os.remove(os.path.join(folder, "test_batch"))
+  with pytest.raises(UserError, match="is incomplete \\(missing test_batch\\)"):
+    open_dataset("cifar10", str(tmp_path), *FLAG_SIZES)

@@ -1,4 +1,5 @@
 """download.py against a local HTTP server serving the real MNIST sample and built archives."""
+import glob
 import gzip
 import hashlib
 import io
@@ -6,6 +7,7 @@ import json
 import os
 import subprocess
 import sys
+import tarfile
 import zipfile
 
 import numpy as np
@@ -389,3 +391,38 @@ def test_fashion_mnist_lands_beside_mnist_and_trains_as_its_ten_classes(tmp_path
   assert len(data) == 160 and data.y_dim == 10 and data.label_names[0] == "T-shirt/top"
   assert data.description["kind"] == "fashion_mnist"
   assert not os.path.exists(os.path.join(data_dir, "mnist"))
+
+
+def tar_gz_bytes(folder, prefix):
+  out = io.BytesIO()
+  with tarfile.open(fileobj=out, mode="w:gz") as archive:
+    archive.add(folder, arcname=prefix)
+  return out.getvalue()
+
+
+def test_cifar10_tarball_lands_as_its_batches_and_an_escaping_entry_is_refused(tmp_path):
+  from test_dataset import write_cifar
+  write_cifar(str(tmp_path / "made"))
+  data_dir = str(tmp_path / "data")
+  with FileServer({download.CIFAR10_TAR: tar_gz_bytes(str(tmp_path / "made"),
+                                                      "cifar-10-batches-py")}) as server:
+    proc = run_download("cifar10", "--data_dir", data_dir, "--mirror", server.url)
+    assert proc.returncode == 0, proc.stderr
+    assert "CIFAR-10: 72 images of 10 classes in" in proc.stdout
+    assert sorted(os.listdir(os.path.join(data_dir, "cifar10"))) == sorted(
+        [download.MARKER, "batches.meta", "test_batch"] + ["data_batch_%d" % i for i in range(1, 6)])
+    assert not os.path.exists(os.path.join(data_dir, download.CIFAR10_TAR))
+    requests = len(server.requests)
+    assert download.main(["cifar10", "--data_dir", data_dir, "--mirror", server.url]) == 0
+    assert len(server.requests) == requests
+  evil = io.BytesIO()
+  with tarfile.open(fileobj=evil, mode="w:gz") as archive:
+    entry = tarfile.TarInfo("cifar-10-batches-py/../../escaped")
+    entry.size = 2
+    archive.addfile(entry, io.BytesIO(b"hi"))
+  other = str(tmp_path / "other")
+  with FileServer({download.CIFAR10_TAR: evil.getvalue()}) as server:
+    proc = run_download("cifar10", "--data_dir", other, "--mirror", server.url)
+  assert proc.returncode == 1 and "would be written outside" in proc.stderr, proc.stderr
+  assert not os.path.exists(os.path.join(other, "cifar10")) and not glob.glob(
+      str(tmp_path / "**" / "escaped"), recursive=True)

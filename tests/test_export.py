@@ -339,7 +339,7 @@ def test_sampled_sevens_are_sevens_as_often_as_generated_ones(exported, served, 
   (folder,) = glob.glob(os.path.join(run_dir, "samples", "generated_*"))
   generated = np.stack([np.asarray(Image.open(p), np.float32) / 255.0 for p in
                         sorted(glob.glob(os.path.join(folder, "*_label7.png")))])[..., None]
-  classifier = evaluate.Judge(str(cwd / "classifier"), evaluate.mnist_judge_splits("/nonexistent"),
+  classifier = evaluate.Judge(str(cwd / "classifier"), evaluate.published_judge_splits("/nonexistent"),
                               epochs=2)
   try:
     rates = [float(np.mean(classifier.predict(images)[0] == 7)) for images in (sampled, generated)]

@@ -275,3 +275,23 @@ def test_fashion_mnist_trains_with_its_class_names_and_is_judged_by_its_own_clas
   with open(os.path.join(version, "assets", "generator.json")) as f:
     about = json.load(f)
   assert about["label_names"][9] == "Ankle boot" and about["dataset"] == "fashion_mnist"
+
+
+def test_cifar10_trains_32x32_colour_with_its_class_names(tmp_path, monkeypatch, capsys):
+  from test_dataset import write_cifar
+  write_cifar(str(tmp_path / "data" / "cifar10"))
+  common = ["--dataset", "cifar10", "--out_name", "run"]
+  _, out, _ = run_main_here(tmp_path, monkeypatch, capsys, *common, "--train", "--input_height",
+                            "32", "--output_height", "32", "--epoch", "1", "--train_size", "16",
+                            "--batch_size", "8", "--z_dim", str(Z_DIM), check=True)
+  assert "model: conditional (10 classes: airplane, automobile, bird, cat, deer, ...) DCGAN, " \
+         "32x32x3 images" in out
+  _, out, _ = run_main_here(tmp_path, monkeypatch, capsys, *common, "--generate", "2", "--label",
+                            "ship", "--evaluate", "--evaluate_n", "2", "--classifier_dir",
+                            str(tmp_path / "judges"), "--classifier_epochs", "1", check=True)
+  assert "Training the CIFAR-10 classifier once (1 epoch on 60 images from " in out
+  result = json.load(open(str(tmp_path / "out" / "run" / "evaluation.json")))
+  assert result["classifier"]["classes"][8] == "ship" and result["real_reference"]["n_test"] == 12
+  (folder,) = glob.glob(str(tmp_path / "out" / "run" / "samples" / "generated_*"))
+  assert len(glob.glob(os.path.join(folder, "*_label8.png"))) == 2
+  assert Image.open(os.path.join(folder, "000001_label8.png")).size == (32, 32)
