@@ -8,7 +8,24 @@ import os
 import numpy as np
 
 from dataset.folder import ImageFolderData
-from utils import UserError, plural
+from utils import UNREADABLE_IMAGE_ERRORS, UserError, image_channels, plural
+
+
+def _check_readable(folder, files):
+  """A one-sentence UserError if none of a class's files is a readable image (an unreadable one
+  is replaced by the next readable file, which would lie in another class); the first readable
+  one ends the search, so a class of good images costs one header read."""
+  reasons = []
+  for path in files:
+    try:
+      image_channels(path)
+      return
+    except UNREADABLE_IMAGE_ERRORS as err:
+      reasons.append((os.path.basename(path), str(err).splitlines()[0] if str(err) else
+                      type(err).__name__))
+  raise UserError("The class folder %s holds no readable image (%s, such as %s: %s); put its "
+                  "images there or remove it." % (folder, plural(len(files), "file"),
+                                                  reasons[0][0], reasons[0][1]))
 
 
 class ClassFoldersData(ImageFolderData):
@@ -43,6 +60,7 @@ class ClassFoldersData(ImageFolderData):
       if not found:
         raise UserError("The class folder %s holds no file matching %s; put its images there "
                         "or remove it." % (os.path.join(folder, name), self.pattern))
+      _check_readable(os.path.join(folder, name), found)
       files += found
       labels += [label] * len(found)
     self.unmatched = []

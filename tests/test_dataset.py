@@ -272,12 +272,16 @@ def test_class_folders_are_labelled_by_their_folder(tmp_path):
                             "classes or more"),
     ({"pets/cat/a.png": 1, "pets/dog/b.jpg": 1},
      "The class folder %(d)s/pets/dog holds no file matching *.png"),
+    ({"pets/cat/a.png": 1, "pets/dog/b.png": None, "pets/dog/c.png": None},
+     "The class folder %(d)s/pets/dog holds no readable image (2 files, such as b.png: "),
 ])
 def test_class_folders_that_are_no_set_of_classes_are_one_sentence(tmp_path, layout, message):
-  for path in layout:
+  for path, readable in layout.items():
     os.makedirs(os.path.dirname(str(tmp_path / path)), exist_ok=True)
     write_images(str(tmp_path / "scratch"), 1, size=(20, 20), ext="png")
     os.replace(str(tmp_path / "scratch" / "img_000.png"), str(tmp_path / path))
+    if not readable:
+      (tmp_path / path).write_bytes(b"not an image")
   with pytest.raises(UserError) as err:
     open_dataset("pets", str(tmp_path), "*.png", 20, None, 8, None, crop=False, labels=True)
   assert str(err.value).startswith(message % {"d": tmp_path}), str(err.value)
