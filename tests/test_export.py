@@ -108,11 +108,27 @@ def folder_exported(tmp_path_factory):
   return cwd, only_run_folder(cwd), proc
 
 
+@pytest.fixture(scope="session")  # once: xdist may run other modules between its tests
+def classes_exported(tmp_path_factory):
+  """A conditional model of RGB class folders (--labels: three classes, 16 px), every export:
+  the label range its exports enforce is its own, not MNIST's."""
+  from test_dataset import write_classes
+  cwd = tmp_path_factory.mktemp("export_classes")
+  write_classes(str(cwd / "data" / "pets"), ["cat", "dog", "fox"], count=4, size=(16, 16))
+  proc = run_main(cwd, "--dataset", "pets", "--input_fname_pattern", "*.png", "--labels",
+                  "--input_height", "16", "--output_height", "16", "--batch_size", "4",
+                  "--epoch", "1", "--z_dim", "6", "--seed", "3", "--train", *EXPORTS)
+  return cwd, only_run_folder(cwd), proc
+
+
+MODELS = {"conditional": "exported", "unconditional": "folder_exported",
+          "classes": "classes_exported"}
+
+
 def model_of(request, kind):
-  """(run folder, SavedModel version folder, description) of the conditional or unconditional
-  exported model."""
-  _, run_dir, _ = request.getfixturevalue("exported" if kind == "conditional" else
-                                          "folder_exported")
+  """(run folder, SavedModel version folder, description) of the conditional MNIST,
+  unconditional image-folder or class-folders exported model."""
+  _, run_dir, _ = request.getfixturevalue(MODELS[kind])
   (version,) = glob.glob(os.path.join(run_dir, "saved_model", "*"))
   with open(os.path.join(version, "assets", "generator.json")) as f:
     return run_dir, version, json.load(f)
@@ -250,7 +266,7 @@ def test_saved_model_cli_lists_both_signatures(exported):
     assert "dtype: DT_UINT8" in out and "shape: (-1, 28, 28, 1)" in out
 
 
-@pytest.mark.parametrize("kind", ["conditional", "unconditional"])
+@pytest.mark.parametrize("kind", ["conditional", "unconditional", "classes"])
 def test_onnx_runtime_gives_the_saved_models_images_at_any_batch(request, kind):
   import onnx
   import onnxruntime
@@ -261,7 +277,7 @@ def test_onnx_runtime_gives_the_saved_models_images_at_any_batch(request, kind):
   assert json.loads({p.key: p.value for p in model.metadata_props}["generator.json"]) == description
   session = onnxruntime.InferenceSession(path, providers=["CPUExecutionProvider"])
   inputs = {i.name: i for i in session.get_inputs()}
-  assert sorted(inputs) == (["y", "z"] if kind == "conditional" else ["z"])
+  assert sorted(inputs) == (["y", "z"] if description["labels"] else ["z"])
   assert isinstance(inputs["z"].shape[0], str)  # a dynamic batch
   pairs = []
   for batch in (1, 64):
@@ -269,10 +285,11 @@ def test_onnx_runtime_gives_the_saved_models_images_at_any_batch(request, kind):
     pairs.append((session.run(["images"], feed)[0], saved_model_images(version, feed)))
     assert pairs[-1][0].dtype == np.uint8 and pairs[-1][0].shape == pairs[-1][1].shape
   assert_within_tolerance(pairs)
-  if kind == "conditional":
-    for bad in ([3, 12], [3, -1]):
+  classes = description["labels"]
+  if classes:  # this model's own range: 0-9 for MNIST, 0-2 for three class folders
+    for bad in ([0, classes], [0, -1]):
       with pytest.raises(onnxruntime.capi.onnxruntime_pybind11_state.InvalidArgument,
-                         match="y_must_be_0_to_9"):
+                         match="y_must_be_0_to_%d" % (classes - 1)):
         session.run(["images"], {"z": feed["z"][:2], "y": np.array(bad)})
 
 
@@ -301,7 +318,7 @@ print(json.dumps({"signatures": interpreter.get_signature_list(), "refused": ref
 """
 
 
-@pytest.mark.parametrize("kind", ["conditional", "unconditional"])
+@pytest.mark.parametrize("kind", ["conditional", "unconditional", "classes"])
 def test_litert_runs_the_tflite_signature_without_tensorflow(request, kind, tmp_path, capsys):
   run_dir, version, description = model_of(request, kind)
   path = os.path.join(run_dir, "tflite", "model-%d.tflite" % description["counter"])
@@ -313,7 +330,7 @@ def test_litert_runs_the_tflite_signature_without_tensorflow(request, kind, tmp_
   assert proc.returncode == 0, proc.stderr[-3000:]
   report = json.loads(proc.stdout.strip().splitlines()[-1])
   assert report["tensorflow"] is False
-  inputs = ["y", "z"] if kind == "conditional" else ["z"]
+  inputs = ["y", "z"] if description["labels"] else ["z"]
   assert report["signatures"] == {"serving_default": {"inputs": inputs, "outputs": ["images"]}}
   answer = np.load(str(tmp_path / "answer.npz"))
   pairs = [(answer["images_%d" % batch], saved_model_images(version, probe(description, batch)))
@@ -321,7 +338,7 @@ def test_litert_runs_the_tflite_signature_without_tensorflow(request, kind, tmp_
   for got, want in pairs:
     assert got.dtype == np.uint8 and got.shape == want.shape
   assert_within_tolerance(pairs)
-  if kind == "conditional":
+  if description["labels"]:
     assert "gather index out of bounds" in report["refused"]["twelve"]
     assert "expected type INT64" in report["refused"]["int32"]
   capsys.readouterr()
