@@ -350,3 +350,32 @@ def test_a_cifar10_batch_that_asks_for_anything_but_arrays_is_refused(tmp_path):
   os.remove(os.path.join(folder, "test_batch"))
   with pytest.raises(UserError, match="is incomplete \\(missing test_batch\\)"):
     open_dataset("cifar10", str(tmp_path), *FLAG_SIZES)
+
+
+def write_mnist_as_class_folders(folder):
+  """The bundled MNIST sample (train + test) as PNG class folders 0-9, one file per digit."""
+  from dataset import mnist_splits
+  train_x, train_y, test_x, test_y, _ = mnist_splits("/nonexistent")
+  for i, (image, label) in enumerate(zip(np.concatenate([train_x, test_x]),
+                                         np.concatenate([train_y, test_y]))):
+    os.makedirs(os.path.join(folder, str(label)), exist_ok=True)
+    Image.fromarray(image).save(os.path.join(folder, str(label), "%05d.png" % i))
+  return folder
+
+
+def test_mnist_as_class_folders_is_read_as_the_same_digits_and_labels(tmp_path):
+  """The folder path feeds the conditional model exactly what the IDX path does: the same 5,000
+  images, pixel for pixel, each with its own label (in another order)."""
+  write_mnist_as_class_folders(str(tmp_path / "digits"))
+  folder = open_dataset("digits", str(tmp_path), "*.png", 28, None, 28, None, False, labels=True)
+  idx = MnistData("/nonexistent")
+  assert folder.label_names == [str(d) for d in range(10)] and folder.c_dim == 1
+  assert len(folder) == len(idx) == 5000 and folder.value_range == idx.value_range
+
+  def pairs(data):
+    """Every (image's bytes, label) of data, sorted."""
+    images, labels = data.get(list(range(len(data))))
+    rows = np.round(images * 255).astype(np.uint8).reshape(len(data), -1)
+    return sorted(zip([row.tobytes() for row in rows], labels.argmax(1).tolist()))
+
+  assert pairs(folder) == pairs(idx)
