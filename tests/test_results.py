@@ -263,7 +263,7 @@ def test_fashion_mnist_trains_with_its_class_names_and_is_judged_by_its_own_clas
   _, out, _ = run_main_here(tmp_path, monkeypatch, capsys, *common, "--generate", "4", "--label",
                             "Trouser", "--evaluate", "--evaluate_n", "5", "--classifier_dir",
                             str(tmp_path / "judges"), "--classifier_epochs", "3",
-                            "--saved_model", check=True)
+                            "--saved_model", "--onnx", check=True)
   assert "Training the Fashion-MNIST classifier once (3 epochs on 120 images from " in out
   result = json.load(open(str(tmp_path / "out" / "run" / "evaluation.json")))
   assert result["classifier"]["classes"][1] == "Trouser" and result["real_reference"]["n_test"] == 40
@@ -275,6 +275,37 @@ def test_fashion_mnist_trains_with_its_class_names_and_is_judged_by_its_own_clas
   with open(os.path.join(version, "assets", "generator.json")) as f:
     about = json.load(f)
   assert about["label_names"][9] == "Ankle boot" and about["dataset"] == "fashion_mnist"
+  # the ONNX file carries the names, and its own range (0-9) is enforced by the model
+  import onnx
+  import onnxruntime
+  (path,) = glob.glob(str(tmp_path / "out" / "run" / "onnx" / "*.onnx"))
+  meta = {p.key: p.value for p in onnx.load(path).metadata_props}
+  assert json.loads(meta["generator.json"])["label_names"] == about["label_names"]
+  session = onnxruntime.InferenceSession(path, providers=["CPUExecutionProvider"])
+  z = np.zeros((2, Z_DIM), np.float32)
+  assert session.run(["images"], {"z": z, "y": np.array([0, 9])})[0].shape == (2, 28, 28, 1)
+  with pytest.raises(onnxruntime.capi.onnxruntime_pybind11_state.InvalidArgument,
+                     match="y_must_be_0_to_9"):
+    session.run(["images"], {"z": z, "y": np.array([0, 10])})
+
+
+def test_a_run_recorded_before_runs_recorded_their_data_still_samples(tmp_path, monkeypatch,
+                                                                     capsys):
+  """MNIST runs of earlier versions have no "data" in their FLAGS.json: test mode describes them
+  by their --dataset, as before."""
+  common = ["--dataset", "mnist", "--out_name", "old"]
+  run_main_here(tmp_path, monkeypatch, capsys, *common, "--train", "--input_height", "28",
+                "--output_height", "28", "--epoch", "1", "--train_size", "32", "--batch_size",
+                "16", "--z_dim", str(Z_DIM), check=True)
+  flags_path = tmp_path / "out" / "old" / "FLAGS.json"
+  record = json.loads(flags_path.read_text())
+  for key in ("data", "labels"):
+    record.pop(key)
+  flags_path.write_text(json.dumps(record))
+  _, out, _ = run_main_here(tmp_path, monkeypatch, capsys, *common, "--generate", "3", "--label",
+                            "7", check=True)
+  (folder,) = glob.glob(str(tmp_path / "out" / "old" / "samples" / "generated_*"))
+  assert len(glob.glob(os.path.join(folder, "*_label7.png"))) == 3
 
 
 def test_cifar10_trains_32x32_colour_with_its_class_names(tmp_path, monkeypatch, capsys):
