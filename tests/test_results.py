@@ -263,7 +263,7 @@ def test_fashion_mnist_trains_with_its_class_names_and_is_judged_by_its_own_clas
   _, out, _ = run_main_here(tmp_path, monkeypatch, capsys, *common, "--generate", "4", "--label",
                             "Trouser", "--evaluate", "--evaluate_n", "5", "--classifier_dir",
                             str(tmp_path / "judges"), "--classifier_epochs", "3",
-                            "--saved_model", "--onnx", check=True)
+                            "--saved_model", "--onnx", "--tflite", check=True)
   assert "Training the Fashion-MNIST classifier once (3 epochs on 120 images from " in out
   result = json.load(open(str(tmp_path / "out" / "run" / "evaluation.json")))
   assert result["classifier"]["classes"][1] == "Trouser" and result["real_reference"]["n_test"] == 40
@@ -287,6 +287,19 @@ def test_fashion_mnist_trains_with_its_class_names_and_is_judged_by_its_own_clas
   with pytest.raises(onnxruntime.capi.onnxruntime_pybind11_state.InvalidArgument,
                      match="y_must_be_0_to_9"):
     session.run(["images"], {"z": z, "y": np.array([0, 10])})
+  # and in LiteRT and TensorFlow
+  from ai_edge_litert.interpreter import Interpreter
+  (path,) = glob.glob(str(tmp_path / "out" / "run" / "tflite" / "*.tflite"))
+  runner = Interpreter(model_path=path).get_signature_runner("serving_default")
+  assert runner(z=z, y=np.array([0, 9]))["images"].shape == (2, 28, 28, 1)
+  with pytest.raises((RuntimeError, ValueError), match="gather index out of bounds"):
+    runner(z=z, y=np.array([0, 10]))
+  import tensorflow.compat.v1 as tf
+  with tf.Graph().as_default(), tf.Session() as sess:
+    sig = tf.saved_model.loader.load(sess, ["serve"], version).signature_def["serving_default"]
+    with pytest.raises(tf.errors.InvalidArgumentError, match="y_must_be_0_to_9"):
+      sess.run(sig.outputs["images"].name, {sig.inputs["z"].name: z,
+                                            sig.inputs["y"].name: np.array([0, 10])})
 
 
 def test_a_run_recorded_before_runs_recorded_their_data_still_samples(tmp_path, monkeypatch,
