@@ -13,6 +13,7 @@ largest difference; an error is one line "error: KIND: ..." on stderr and exit s
 """
 import json
 import os
+import re
 import subprocess
 import sys
 
@@ -95,6 +96,30 @@ def tf2onnx_command(saved_model, output):
           "--output", output]
 
 
+# A label input's Gather, as the exported SavedModel names it ('y_must_be_0_to_9': export.py's
+# LABEL_RULE), and the last label it takes.
+LABEL_RULE = re.compile(r"_must_be_0_to_(\d+)$")
+
+
+def refuse_negative_labels(graph):
+  """ONNX's Gather reads a negative index from the end (-1: the last class), where TensorFlow's
+  refuses it: before each label rule's Gather, a negative label becomes one past the last class,
+  so that ONNX Runtime refuses it too (naming that index and the rule)."""
+  from onnx import helper, numpy_helper
+  for gather in [n for n in graph.node if n.op_type == "Gather" and LABEL_RULE.search(n.name)]:
+    past = int(LABEL_RULE.search(gather.name).group(1)) + 1
+    zero, limit, negative, index = (gather.name + "/" + part
+                                    for part in ("zero", "past", "negative", "index"))
+    graph.initializer.extend([numpy_helper.from_array(np.array(0, np.int64), zero),
+                              numpy_helper.from_array(np.array(past, np.int64), limit)])
+    at = list(graph.node).index(gather)
+    graph.node.insert(at, helper.make_node("Where", [negative, limit, gather.input[1]], [index],
+                                           name=index))
+    graph.node.insert(at, helper.make_node("Less", [gather.input[1], zero], [negative],
+                                           name=negative))
+    gather.input[1] = index
+
+
 def to_onnx(saved_model, output, description):
   """tf2onnx on serving_default, refused if it logged an error (it exits 0 after dropping an
   op it cannot convert), checked by onnx.checker, the description written into the file's
@@ -111,6 +136,7 @@ def to_onnx(saved_model, output, description):
         (errors or proc.stdout.strip().splitlines() or ["exit status %d" % proc.returncode])[0]))
   import onnx
   model = onnx.load(output)
+  refuse_negative_labels(model.graph)
   entry = model.metadata_props.add()
   entry.key, entry.value = "generator.json", json.dumps(description)
   try:

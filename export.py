@@ -63,17 +63,19 @@ def draw_z(z_dist, seed, count, z_dim):
 def label_inputs(dcgan, name):
   """The conditional model's int64 label input [None] and its one-hot rows (None, None without
   labels).  A label outside 0..y_dim-1 is refused by the model itself, in every runtime: the
-  rows are gathered from an identity matrix (a negative label is moved out of range first, as
-  ONNX's Gather would read -1 as the last row), and each runtime's Gather refuses an index
-  beyond it; the op's name says the rule in TensorFlow's message."""
+  rows are gathered from an identity matrix, and each runtime's Gather refuses an index beyond
+  it, TensorFlow's naming the label given and the rule (the op's name, LABEL_RULE).  ONNX's
+  Gather reads a negative index from the end, so convert.py moves negative labels out of range
+  in the ONNX file, before this op."""
   if not dcgan.y_dim:
     return None, None
   labels = tf.placeholder(tf.int64, [None], name=name)
-  in_range = tf.where(labels < 0, tf.fill(tf.shape(labels), tf.constant(dcgan.y_dim, tf.int64)),
-                      labels)
-  rule = "%s_must_be_0_to_%d" % (name, dcgan.y_dim - 1)
-  return labels, tf.gather(tf.constant(np.eye(dcgan.y_dim, dtype=np.float32)), in_range,
-                           name=rule)
+  rule = LABEL_RULE % (name, dcgan.y_dim - 1)
+  return labels, tf.gather(tf.constant(np.eye(dcgan.y_dim, dtype=np.float32)), labels, name=rule)
+
+
+# The name of a label input's Gather (label_inputs); convert.py finds it by this form.
+LABEL_RULE = "%s_must_be_0_to_%d"
 
 
 def generator_values(dcgan):

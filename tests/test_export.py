@@ -241,6 +241,7 @@ def test_plain_tensorflow_2_serves_the_samplers_images_and_samples_by_seed(expor
   assert "expected to be a int64 tensor but is a int32 tensor" in refused["int32"]
   assert "indices[1] = 12 is not in [0, 10)" in refused["twelve"]
   assert "y_must_be_0_to_9" in refused["twelve"] and "y_must_be_0_to_9" in refused["negative"]
+  assert "indices[1] = -1 is not in [0, 10)" in refused["negative"]  # the label given, named
 
 
 def test_saved_model_cli_lists_both_signatures(exported):
