@@ -21,6 +21,7 @@ complete.  A dataset folder counts as present once its '.complete.json' is
 written, last; running the command again then does nothing.
 """
 import argparse
+import contextlib
 import hashlib
 import http.client
 import json
@@ -357,29 +358,15 @@ def safe_members(zf, target):
   return members
 
 
-def extract_zip(zip_path, target, strip_prefix=""):
-  """Extract into a temporary folder beside target, then rename it to target.
-
-  strip_prefix ('img_align_celeba/') is removed from member names so the files
-  land directly in target.  Nothing appears under target's name until every
-  member is out.
-  """
+@contextlib.contextmanager
+def staged(target):
+  """A temporary folder beside target to extract into: when the block ends, what it holds moves
+  into target (made if absent); on an error it is removed.  Nothing appears under target's name
+  until every member is out."""
   parent = os.path.dirname(os.path.abspath(target))
   staging = tempfile.mkdtemp(prefix="." + os.path.basename(target) + ".partial-", dir=parent)
   try:
-    with zipfile.ZipFile(zip_path) as zf:
-      members = safe_members(zf, staging)
-      for info in tqdm(members, desc="extracting " + os.path.basename(zip_path), unit="file",
-                       leave=False, disable=None):
-        name = info.filename.replace("\\", "/")
-        if strip_prefix and name.startswith(strip_prefix):
-          name = name[len(strip_prefix):]
-        if not name or name.endswith("/"):
-          continue
-        out = os.path.join(staging, name)
-        os.makedirs(os.path.dirname(out), exist_ok=True)
-        with zf.open(info) as src, open(out, "wb") as dst:
-          shutil.copyfileobj(src, dst, CHUNK)
+    yield staging
     if os.path.isdir(target):
       for name in os.listdir(staging):
         os.replace(os.path.join(staging, name), os.path.join(target, name))
@@ -389,6 +376,27 @@ def extract_zip(zip_path, target, strip_prefix=""):
   except BaseException:
     shutil.rmtree(staging, ignore_errors=True)
     raise
+
+
+def extract_zip(zip_path, target, strip_prefix=""):
+  """Extract into a temporary folder beside target, then move it into target (staged).
+
+  strip_prefix ('img_align_celeba/') is removed from member names so the files
+  land directly in target.
+  """
+  with staged(target) as staging, zipfile.ZipFile(zip_path) as zf:
+    members = safe_members(zf, staging)
+    for info in tqdm(members, desc="extracting " + os.path.basename(zip_path), unit="file",
+                     leave=False, disable=None):
+      name = info.filename.replace("\\", "/")
+      if strip_prefix and name.startswith(strip_prefix):
+        name = name[len(strip_prefix):]
+      if not name or name.endswith("/"):
+        continue
+      out = os.path.join(staging, name)
+      os.makedirs(os.path.dirname(out), exist_ok=True)
+      with zf.open(info) as src, open(out, "wb") as dst:
+        shutil.copyfileobj(src, dst, CHUNK)
 
 
 def complete(folder):
@@ -450,12 +458,10 @@ def validate_tar(path):
 
 def extract_tar(tar_path, target, strip_prefix):
   """The archive's files under strip_prefix, extracted into a temporary folder beside target and
-  renamed to target; tarfile's 'data' filter refuses any member that would land outside it, or
-  a link, device or other special file."""
-  parent = os.path.dirname(os.path.abspath(target))
-  staging = tempfile.mkdtemp(prefix="." + os.path.basename(target) + ".partial-", dir=parent)
+  moved into it (staged); tarfile's 'data' filter refuses any member that would land outside
+  it, or a link, device or other special file."""
   try:
-    with tarfile.open(tar_path, "r:gz") as archive:
+    with staged(target) as staging, tarfile.open(tar_path, "r:gz") as archive:
       members = []
       for member in archive.getmembers():
         if member.name.startswith(strip_prefix) and member.name != strip_prefix.rstrip("/"):
@@ -463,12 +469,9 @@ def extract_tar(tar_path, target, strip_prefix):
         elif not member.isdir():
           members.append(member)
       archive.extractall(staging, members=members, filter="data")
-    os.rename(staging, target)
   except tarfile.FilterError as err:
     raise UserError("The archive %s holds an entry that would be written outside %s (%s); "
                     "nothing was extracted." % (tar_path, target, err))
-  finally:
-    shutil.rmtree(staging, ignore_errors=True)
 
 
 def download_cifar10(data_dir, mirror=None):
