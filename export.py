@@ -166,9 +166,9 @@ def written_already(config, run_dir, counter):
   """{flag: path} of the exports asked for (--saved_model, CONVERSIONS) that this checkpoint
   has already: a command that trains and exports, run again once its run has trained, finds
   them there."""
-  asked = [flag for flag in ("saved_model",) + tuple(CONVERSIONS) if getattr(config, flag)]
-  return {flag: target(run_dir, flag, counter) for flag in asked
-          if os.path.exists(target(run_dir, flag, counter))}
+  asked = {flag: target(run_dir, flag, counter) for flag in ("saved_model",) + tuple(CONVERSIONS)
+           if getattr(config, flag)}
+  return {flag: path for flag, path in asked.items() if os.path.exists(path)}
 
 
 def check_saved_model_target(run_dir, counter):

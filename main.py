@@ -432,8 +432,9 @@ def test(config, given, precision, after_training=False):
   if not has_checkpoint(ckpt_dir):
     raise UserError("No checkpoint in %s; train first with --train, or point --checkpoint_dir at a "
                     "checkpoint folder." % ckpt_dir)
-  c_dim = description["channels"] or generated_channels(checkpoint_shapes(ckpt_dir)[1])
-  counter = checkpoint_counter(checkpoint_shapes(ckpt_dir)[0])
+  path, shapes = checkpoint_shapes(ckpt_dir)
+  c_dim = description["channels"] or generated_channels(shapes)
+  counter = checkpoint_counter(path)
   if after_training:
     config = without_written(config, run_dir, counter)
     if not any(getattr(config, name) for name in LOOK_FLAGS):

@@ -74,7 +74,11 @@ def _images_and_labels(path, classes):
 def cifar_splits(data_dir):
   """(train_images, train_labels, test_images, test_labels, folder, class names): uint8
   [N, 32, 32, 3] images and int64 labels."""
-  paths = cifar_paths(data_dir)
+  return read_splits(cifar_paths(data_dir))
+
+
+def read_splits(paths):
+  """cifar_splits of the batches {name: path}."""
   names = [n.decode() if isinstance(n, bytes) else str(n)
            for n in read_batch(paths[META]).get("label_names", [])]
   if len(names) < 2:
@@ -95,9 +99,10 @@ class CifarData(object):
   native_size = (32, 32)
 
   def __init__(self, data_dir, output_height=32, output_width=32):
-    train_x, train_y, test_x, test_y, self.source, self.label_names = cifar_splits(data_dir)
+    paths = cifar_paths(data_dir)
+    train_x, train_y, test_x, test_y, self.source, self.label_names = read_splits(paths)
     self.y_dim = len(self.label_names)
-    self.digest = files_digest(cifar_paths(data_dir))
+    self.digest = files_digest(paths)
     images, labels = np.concatenate([train_x, test_x]), np.concatenate([train_y, test_y])
     order = np.random.RandomState(MNIST_SHUFFLE_SEED).permutation(len(images))
     self.images, self.labels = images[order], labels[order]

@@ -81,10 +81,3 @@ class ClassFoldersData(ImageFolderData):
   def description(self):
     return dict(super(ClassFoldersData, self).description, kind="classes",
                 labels=list(self.label_names))
-
-  def count_note(self):
-    """'3 classes: cats 40, dogs 38, fox 12' for the summary before step 1."""
-    counts = np.bincount(self.labels, minlength=self.y_dim)
-    shown = ", ".join("%s %d" % (name, count) for name, count in
-                      zip(self.label_names[:10], counts[:10]))
-    return "%d classes: %s%s" % (self.y_dim, shown, ", ..." if self.y_dim > 10 else "")

@@ -141,8 +141,12 @@ def mnist_splits(data_dir, dataset="mnist"):
 
   From <data_dir>/<dataset> (mnist_files: MNIST's bundled sample when that holds no MNIST).
   """
+  return read_splits(mnist_files(data_dir, dataset=dataset), dataset)
+
+
+def read_splits(paths, dataset):
+  """mnist_splits of the IDX dataset's files {key: path}."""
   idx = IDX_DATASETS[dataset]
-  paths = mnist_files(data_dir, dataset=dataset)
   source = os.path.dirname(paths["train_images"])
   splits = [read_idx(paths[key], rank) for key, rank in (("train_images", 3), ("train_labels", 1),
                                                           ("test_images", 3), ("test_labels", 1))]
@@ -167,8 +171,9 @@ class MnistData(object):
   def __init__(self, data_dir, output_height=28, output_width=28, dataset="mnist"):
     self.dataset, self.label_names = dataset, list(IDX_DATASETS[dataset].names)
     self.y_dim = len(self.label_names)
-    train_x, train_y, test_x, test_y, self.source = mnist_splits(data_dir, dataset)
-    self.digest = mnist_identity(data_dir, dataset)[1]
+    paths = mnist_files(data_dir, dataset=dataset)
+    train_x, train_y, test_x, test_y, self.source = read_splits(paths, dataset)
+    self.digest = files_digest(paths)
     images = np.concatenate([train_x, test_x])
     labels = np.concatenate([train_y, test_y])
     order = np.random.RandomState(MNIST_SHUFFLE_SEED).permutation(len(images))
