@@ -15,6 +15,7 @@ import pytest
 from PIL import Image
 
 import download
+import fetching
 from conftest import PROJECT_DIR
 from dataset import MnistData, open_dataset
 from http_server import FileServer, closed_port_url
@@ -202,7 +203,7 @@ def test_mnist_partial_of_a_mirror_that_keeps_breaking_off_is_not_resumed_from_t
   with FileServer(dict(files, **{name: other_digits(files[name])})) as flaky, \
        FileServer(files) as steady:
     flaky.cut_after = AlwaysCut({name: 50000})
-    monkeypatch.setattr(download, "RETRIES", 1)
+    monkeypatch.setattr(fetching, "RETRIES", 1)
     use_sources(monkeypatch, flaky.url, steady.url)
     assert download.main(["mnist", "--data_dir", str(tmp_path)]) == 0
     assert [r for n, r in steady.requests if n == name] == [None]  # from byte 0
@@ -216,7 +217,7 @@ def test_mnist_interrupted_partial_is_resumed_from_the_mirror_it_came_from(tmp_p
   name = "train-images-idx3-ubyte.gz"
   with FileServer(files) as flaky, FileServer(files) as other:
     flaky.cut_after = AlwaysCut({name: 50000})
-    monkeypatch.setattr(download, "RETRIES", 1)
+    monkeypatch.setattr(fetching, "RETRIES", 1)
     use_sources(monkeypatch, closed_port_url(), flaky.url)
     assert download.main(["mnist", "--data_dir", str(tmp_path)]) == 1  # 100000 bytes kept
     flaky.cut_after = {}
@@ -243,7 +244,7 @@ def test_mnist_partial_of_unknown_origin_is_not_resumed_from_several_mirrors(tmp
 def test_published_md5_mismatch_from_the_official_source_is_rejected(tmp_path):
   with FileServer({"f.bin": b"not the real file"}) as server:
     with pytest.raises(UserError, match="MD5 .* the published one"):
-      download.fetch(server.url + "f.bin", str(tmp_path / "f.bin"), expected_md5="0" * 32,
+      fetching.fetch(server.url + "f.bin", str(tmp_path / "f.bin"), expected_md5="0" * 32,
                      official=True)
   assert os.listdir(str(tmp_path)) == []
 
@@ -251,11 +252,11 @@ def test_published_md5_mismatch_from_the_official_source_is_rejected(tmp_path):
 def test_recorded_checksum_is_rechecked(tmp_path):
   with FileServer({"f.bin": b"first version"}) as server:
     dest = str(tmp_path / "f.bin")
-    download.fetch(server.url + "f.bin", dest, record_dir=str(tmp_path))
+    fetching.fetch(server.url + "f.bin", dest, record_dir=str(tmp_path))
     os.remove(dest)
     server.files["f.bin"] = b"other bytes!!"
     with pytest.raises(UserError, match="does not match the sha256 recorded"):
-      download.fetch(server.url + "f.bin", dest, record_dir=str(tmp_path))
+      fetching.fetch(server.url + "f.bin", dest, record_dir=str(tmp_path))
   assert not os.path.exists(dest)
 
 
