@@ -26,12 +26,11 @@ tf = hardware.import_tensorflow()
 tf.get_logger().setLevel("ERROR")
 
 import cluster as cluster_module  # noqa: E402
-import experiments  # noqa: E402
 import export  # noqa: E402
+import looks  # noqa: E402
 from checkpoints import (checkpoint_counter, checkpoint_shapes, generated_channels,  # noqa: E402
                          megabytes)
-from dataset import (IDX_DATASETS, data_identity, described, label_count, open_dataset,  # noqa: E402
-                     title)
+from dataset import described, label_count, open_run_data  # noqa: E402
 from model import DCGAN  # noqa: E402
 from step import Z_DISTRIBUTIONS  # noqa: E402
 from optim import INITIAL_LOSS_SCALE  # noqa: E402
@@ -41,8 +40,8 @@ from runs import (check_run_name, check_same_classes, check_same_counting, find_
                   has_checkpoint, name_run, read_json, resume_command, write_run_folder)
 from training import TrainingInterrupted  # noqa: E402
 from utils import (QuietWhenClosed, UserError, count_parameters, expand_path,  # noqa: E402
-                   plural, show_all_variables, timestamp, training_pictures, visualize,
-                   writable_folder, write_json_atomic, written_summary)
+                   plural, show_all_variables, timestamp, training_pictures,
+                   written_summary)
 
 _before = set(flags.FLAGS)
 # Help texts say what each flag does here; absl adds each default, "(default: ...)", so no
@@ -181,14 +180,6 @@ FLAG_NAMES = sorted(set(FLAGS) - _before)
 MODEL_FLAGS = ("dataset", "labels", "input_height", "input_width", "output_height", "output_width",
                "crop", "z_dim", "z_dist", "batch_size", "input_fname_pattern", "seed", "data_dir")
 
-# The ways of writing a trained model in another form (the SavedModel's conversions are
-# export.CONVERSIONS' flags), and with them the ways of looking at one: test mode's, or with
-# --train after training, as the original ran --visualize, --export and --freeze after dcgan.train.
-WRITE_FLAGS = ("export", "freeze", "saved_model") + tuple(export.CONVERSIONS)
-LOOK_FLAGS = ("visualize", "generate", "walk", "arithmetic", "evaluate", "features_experiment",
-              "training_pictures") + WRITE_FLAGS
-
-
 class Config(object):
   """The run's effective settings: the flags after defaults and paths are resolved."""
 
@@ -230,23 +221,6 @@ def validate(config):
   if not 0 <= config.visualize_option <= 4:
     raise UserError("--visualize_option must be 0-4, not %d." % config.visualize_option)
   check_run_name(config.out_name)
-
-
-def validate_looks(config, description):
-  """Refuse test-mode flags that cannot apply to a model of this data (dataset.described: what a
-  run records of it) before anything loads."""
-  if str(config.label).strip() not in experiments.ALL_LABELS and not config.generate:
-    raise UserError("--label picks the class of --generate's images; add --generate N (or drop "
-                    "--label).")
-  experiments.label_index(config.label, description["labels"])
-  if config.evaluate and not description["labels"]:
-    raise UserError("--evaluate judges how often a conditional model's images show the class "
-                    "asked for, and this run's data (--dataset %s) has no labels, so it cannot be "
-                    "measured here; train on labelled data (MNIST, or class folders with --labels) "
-                    "to evaluate." % config.dataset)
-  if config.features_experiment and description["kind"] not in IDX_DATASETS:
-    raise UserError("--features_experiment works on the conditional MNIST model (--dataset mnist, "
-                    "or fashion_mnist) only, and this run is --dataset %s." % config.dataset)
 
 
 def run_session_config(config, precision):
@@ -345,21 +319,12 @@ def print_summary(config, data, dcgan, cluster, resume):
     print("  to resume after a stop: %s" % resume)
 
 
-def open_data(config):
-  """The dataset object the run's flags ask for (dataset.open_dataset)."""
-  return open_dataset(config.dataset, config.data_dir, config.input_fname_pattern,
-                      config.input_height, config.input_width, config.output_height,
-                      config.output_width, config.crop,
-                      cache_dir=expand_path(config.cache_dir) if config.cache else None,
-                      labels=config.labels)
-
-
 def train(config, layout, precision):
   """Train (or resume) the run; returns its folder name if this process wrote it (the chief)."""
   cluster = cluster_module.Cluster(layout)
-  data = open_data(config)
+  data = open_run_data(config)
   # fail before any folder exists
-  validate_looks(config, data.description)
+  looks.validate(config, data.description)
   steps_per_epoch = batches_per_epoch(len(data), config.train_size, config.batch_size,
                                       cluster.num_replicas, data.unmatched_note())
   # in FLAGS.json: what test mode builds the model for and scores against (check_own_data)
@@ -418,7 +383,7 @@ def test(config, given, precision, after_training=False):
   none).  after_training: the looks of a command that trained, where an export this checkpoint
   has already is said and skipped rather than refused (such a command, run again, exits 0)."""
   if given["dataset"] and label_count(described(config.dataset)):
-    validate_looks(config, described(config.dataset))  # before looking for its runs
+    looks.validate(config, described(config.dataset))  # before looking for its runs
   run_dir, ckpt_dir = find_run(config, given["checkpoint_dir"])
   saved = read_json(os.path.join(run_dir, "FLAGS.json"))
   for name in MODEL_FLAGS:
@@ -426,9 +391,9 @@ def test(config, given, precision, after_training=False):
       setattr(config, name, saved[name])
   validate(config)
   description = saved.get("data") or described(config.dataset)  # (recorded since 2026-12)
-  validate_looks(config, description)
+  looks.validate(config, description)
   if config.evaluate or config.features_experiment:
-    check_own_data(config, description, given["data_dir"])
+    looks.check_own_data(config, description, given["data_dir"])
   if not has_checkpoint(ckpt_dir):
     raise UserError("No checkpoint in %s; train first with --train, or point --checkpoint_dir at a "
                     "checkpoint folder." % ckpt_dir)
@@ -437,13 +402,13 @@ def test(config, given, precision, after_training=False):
   counter = checkpoint_counter(path)
   if after_training:
     config = without_written(config, run_dir, counter)
-    if not any(getattr(config, name) for name in LOOK_FLAGS):
+    if not any(getattr(config, name) for name in looks.LOOK_FLAGS):
       return
   export.check_targets(config, run_dir, counter)  # an existing one refused before anything loads
   config.checkpoint_dir = ckpt_dir
   config.sample_dir = os.path.join(run_dir, config.sample_dir)
   config.out_dir = run_dir
-  check_writable(config, run_dir)
+  looks.check_writable(config, run_dir)
 
   with tf.Graph().as_default(), tf.Session(config=run_session_config(config, precision)) as sess:
     dcgan = build_dcgan(sess, config, precision, c_dim, description)
@@ -451,28 +416,13 @@ def test(config, given, precision, after_training=False):
     load_success, load_counter = dcgan.load(ckpt_dir)
     if not load_success:
       raise UserError("Checkpoint not found in %s." % ckpt_dir)
-    looked = run_experiments(dcgan, config, run_dir, load_counter, description)
-    if not (looked or any(getattr(config, name) for name in WRITE_FLAGS)):
+    looked = looks.run(dcgan, config, run_dir, load_counter, description)
+    if not (looked or any(getattr(config, name) for name in looks.WRITE_FLAGS)):
       z, labels = dcgan.sample_inputs()
       grid = dcgan.save_sample_grid(
           os.path.join(config.sample_dir, "test_%s.png" % timestamp("%Y%m%d%H%M%S")), z, labels)
       print(" [*] Sample grid written to %s" % grid)
     export.write_model(dcgan, config, run_dir, load_counter)
-
-
-def check_own_data(config, description, data_dir_given):
-  """--evaluate and --features_experiment score against the data the run trained on (its
-  FLAGS.json's data digest; a run written before it had none): before anything loads, a
-  one-sentence UserError if --data_dir (the run's own unless given) gives other data."""
-  kind, trained_on = description["kind"], description.get("digest")
-  if not trained_on:
-    return  # (an image folder is read where --data_dir says: only published files have a digest)
-  here, digest = data_identity(config.data_dir, kind)
-  if digest != trained_on:
-    raise UserError("This run was trained on other %s files (in %s) than --data_dir %s%s "
-                    "gives (%s); point --data_dir at a folder whose %s folder holds the run's."
-                    % (title(kind), description["source"], config.data_dir,
-                       "" if data_dir_given else " (the run's)", here, kind))
 
 
 def without_written(config, run_dir, counter):
@@ -482,92 +432,6 @@ def without_written(config, run_dir, counter):
     print(" [*] --%s: %s is there already (this checkpoint's), so it is not written again"
           % (flag, path))
   return Config(dict(config.as_dict(), **{flag: False for flag in written}))
-
-
-def check_writable(config, run_dir):
-  """Before anything loads: a one-sentence UserError naming the first folder that the looks
-  asked for would write into and cannot (a read-only run folder, say)."""
-  samples = [name for name in ("visualize", "generate", "walk", "arithmetic", "training_pictures")
-             if getattr(config, name)]
-  if not samples and not any(getattr(config, name) for name in LOOK_FLAGS):
-    samples = ["test mode's sample grid"]
-  elsewhere = "copy the run folder to a place you can write to and point --out_dir there"
-  targets = [(config.sample_dir, samples, "give --sample_dir a folder you can write to"),
-             (run_dir, [name for name in ("evaluate", "features_experiment", "saved_model")
-                        + tuple(export.CONVERSIONS) if getattr(config, name)], elsewhere),
-             (config.checkpoint_dir, [name for name in ("export", "freeze")
-                                      if getattr(config, name)], elsewhere)]
-  if config.evaluate:
-    targets.append((expand_path(config.classifier_dir), ["the --evaluate classifier's cache"],
-                    "give --classifier_dir a folder you can write to"))
-  for folder, looks, fix in targets:
-    reason = looks and writable_folder(folder)
-    if reason:
-      names = ", ".join(look if " " in look else "--" + look for look in looks)
-      raise UserError("Cannot write into %s (%s), where %s writes; %s." % (folder, reason, names,
-                                                                         fix))
-
-
-def run_evaluation(dcgan, config, run_dir, counter, description):
-  """--evaluate: the run's own data's judge (evaluate.Judge) scores the model; the path of
-  evaluation.json."""
-  import evaluate
-  splits = (evaluate.published_judge_splits(config.data_dir, description["kind"])
-            or evaluate.folder_judge_splits(open_data(config), config.dataset))
-  judge = evaluate.Judge(expand_path(config.classifier_dir), splits,
-                         epochs=config.classifier_epochs)
-  try:
-    result = evaluate.evaluate_conditional(dcgan, judge, config.evaluate_n, seed=config.seed or 0)
-  finally:
-    judge.close()
-  result.update(checkpoint=config.checkpoint_dir, counter=counter)
-  evaluate.print_evaluation(result)
-  return write_json_atomic(os.path.join(run_dir, "evaluation.json"), result)
-
-
-def run_experiments(dcgan, config, run_dir, counter, description):
-  """The test-mode ways of looking at a model that were asked for; True if any was."""
-  import evaluate
-  seed = config.seed
-  stamp = timestamp("%Y%m%d%H%M%S")
-  written = []
-
-  def report(paths):
-    """Say what one look wrote (one line for a folder of many files), as it finishes."""
-    for line in written_summary(paths):
-      print(" [*] " + line)
-    return list(paths)
-
-  if config.visualize:
-    written += report(visualize(dcgan.sess, dcgan, config, config.visualize_option,
-                                config.sample_dir, rng=np.random.RandomState(seed)))
-  if config.generate:
-    folder, grid = experiments.generate(dcgan, config.generate, os.path.join(
-        config.sample_dir, "generated_" + stamp), config.label, np.random.default_rng(seed))
-    print(" [*] %d images in %s" % (config.generate, folder))
-    written += report([grid])
-  if config.walk:
-    written += report(experiments.latent_walks(dcgan, config.sample_dir, config.walk_pairs,
-                                               config.walk_steps, np.random.default_rng(seed)))
-  if config.arithmetic:
-    written += report(experiments.z_arithmetic(dcgan, config.sample_dir, config.arithmetic,
-                                               config.arithmetic_pool,
-                                               rng=np.random.default_rng(seed)))
-  if config.evaluate:
-    written += report([run_evaluation(dcgan, config, run_dir, counter, description)])
-  if config.features_experiment:
-    result = evaluate.features_experiment(dcgan, config.data_dir, config.labels_per_class,
-                                          seed or 0, dataset=config.dataset)
-    print("linear classifier, %d labels per class: D features %.2f%% (%d dims), raw pixels %.2f%%"
-          % (config.labels_per_class, 100 * result["discriminator_features"]["test_accuracy"],
-             result["discriminator_features"]["dimensions"], 100 * result["raw_pixels"]["test_accuracy"]))
-    written += report([write_json_atomic(os.path.join(run_dir, "d_features.json"), result)])
-  if config.training_pictures:
-    pictures = training_pictures(config.sample_dir, os.path.join(run_dir, "logs"))
-    if not pictures:
-      raise UserError("The run %s has no sample grids or logs to draw." % run_dir)
-    written += report(pictures)
-  return bool(written)
 
 
 def run(argv_flags):
@@ -589,10 +453,10 @@ def run(argv_flags):
                                          step_timeout=config.step_timeout,
                                          gather_gradients=config.gather_gradients)
     cluster_module.configure_devices(layout)
-    looks = Config(config.as_dict())
-    looks.out_name = train(config, layout, precision)
-    if looks.out_name and any(getattr(looks, name) for name in LOOK_FLAGS):
-      test(looks, dict(given, checkpoint_dir=False), precision, after_training=True)
+    after = Config(config.as_dict())
+    after.out_name = train(config, layout, precision)
+    if after.out_name and any(getattr(after, name) for name in looks.LOOK_FLAGS):
+      test(after, dict(given, checkpoint_dir=False), precision, after_training=True)
   else:
     test(config, given, precision)
 

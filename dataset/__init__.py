@@ -29,12 +29,12 @@ from dataset.classes import ClassFoldersData
 from dataset.folder import ImageCache, ImageFolderData
 from dataset.idx import (BUNDLED_MNIST_DIR, IDX_DATASETS, MnistData, files_digest,
                          mnist_identity, mnist_splits, read_idx, recorded_source)
-from utils import UNREADABLE_IMAGE_ERRORS, image_channels
+from utils import UNREADABLE_IMAGE_ERRORS, expand_path, image_channels
 
 # What the rest of the project reads of the data layer (its modules: one per kind of source).
 __all__ = ["BUNDLED_MNIST_DIR", "CIFAR10", "IDX_DATASETS", "ClassFoldersData", "CifarData",
            "ImageCache", "ImageFolderData", "MnistData", "data_channels", "data_identity",
-           "described", "label_count", "mnist_identity", "mnist_splits", "open_dataset",
+           "described", "label_count", "mnist_identity", "mnist_splits", "open_dataset", "open_run_data",
            "prefetch", "read_idx", "recorded_source", "split_dataset", "title"]
 
 
@@ -79,6 +79,15 @@ def open_dataset(dataset, data_dir, input_fname_pattern, input_height, input_wid
   folder = ClassFoldersData if labels else ImageFolderData
   return folder(data_dir, dataset, input_fname_pattern, input_height, input_width,
                 output_height, output_width, crop, cache_dir)
+
+
+def open_run_data(config):
+  """The dataset object a run's settings ask for (open_dataset; config: the flags' names)."""
+  return open_dataset(config.dataset, config.data_dir, config.input_fname_pattern,
+                      config.input_height, config.input_width, config.output_height,
+                      config.output_width, config.crop,
+                      cache_dir=expand_path(config.cache_dir) if config.cache else None,
+                      labels=config.labels)
 
 
 def data_channels(dataset, data_dir, input_fname_pattern="*.jpg"):

@@ -59,14 +59,19 @@ def test_every_module_imports_only_the_rows_below_it():
   assert rank["training"] < rank["step"] and "model" not in project_imports("training")
 
 
+def python_files():
+  """Every Python file of the project: its modules and packages, bench/ and tests/."""
+  files = sorted({path for pattern in ("*.py", "*/__init__.py", "dataset/*.py", "bench/*.py",
+                                       "tests/*.py")
+                  for path in glob.glob(os.path.join(PROJECT_DIR, pattern))})
+  assert len(files) > 30, files
+  return files
+
+
 def test_every_function_is_under_60_lines():
   """ARCHITECTURE.md, invariant 14: every def of the project's Python files, nested ones too."""
-  files = [path for pattern in ("*.py", "*/__init__.py", "dataset/*.py", "bench/*.py",
-                                 "tests/*.py")
-           for path in glob.glob(os.path.join(PROJECT_DIR, pattern))]
-  assert len(files) > 30, files
   long_ones = []
-  for path in files:
+  for path in python_files():
     with open(path) as f:
       tree = ast.parse(f.read())
     long_ones += ["%s:%d %s (%d lines)" % (os.path.relpath(path, PROJECT_DIR), node.lineno,
@@ -75,3 +80,19 @@ def test_every_function_is_under_60_lines():
                   if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef))
                   and node.end_lineno - node.lineno + 1 >= 60]
   assert long_ones == []
+
+
+def test_no_module_over_600_lines_or_class_over_400():
+  """ARCHITECTURE.md, invariant 15."""
+  large = []
+  for path in python_files():
+    with open(path) as f:
+      text = f.read()
+    name = os.path.relpath(path, PROJECT_DIR)
+    if text.count("\n") > 600:
+      large.append("%s (%d lines)" % (name, text.count("\n")))
+    large += ["%s:%d class %s (%d lines)" % (name, node.lineno, node.name,
+                                             node.end_lineno - node.lineno + 1)
+              for node in ast.walk(ast.parse(text))
+              if isinstance(node, ast.ClassDef) and node.end_lineno - node.lineno + 1 > 400]
+  assert large == []

@@ -250,6 +250,7 @@ PETS = {"kind": "classes", "source": "data/pets", "digest": None, "labels": ["ca
     (PETS, dict(features_experiment=True), "--features_experiment works on the conditional MNIST"),
 ])
 def test_looks_that_cannot_apply_are_refused(dataset, flags, message):
+  import looks
   import main
   from dataset import described
   description = dataset if isinstance(dataset, dict) else described(dataset)
@@ -258,7 +259,7 @@ def test_looks_that_cannot_apply_are_refused(dataset, flags, message):
   values.update(flags)
   config = main.Config(values)
   if message is None:
-    main.validate_looks(config, description)
+    looks.validate(config, description)
   else:
     with pytest.raises(UserError, match="^" + re.escape(message)):
-      main.validate_looks(config, description)
+      looks.validate(config, description)

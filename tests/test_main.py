@@ -403,7 +403,7 @@ def test_dataset_smaller_than_a_batch(tmp_path, monkeypatch, capsys):
 
 
 def test_test_mode_refuses_bad_flags_before_looking_for_a_run(tmp_path, monkeypatch, capsys):
-  """(main.validate_looks has the cases: tests/test_bad_input.py)"""
+  """(looks.validate has the cases: tests/test_bad_input.py)"""
   code, out, err = run_main_here(tmp_path, monkeypatch, capsys, "--dataset", "mnist", "--label",
                                  "12", "--generate", "3")
   assert code == 1 and "Traceback" not in err
