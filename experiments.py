@@ -12,7 +12,7 @@ from tqdm import tqdm
 
 from step import gen_random
 from utils import (UserError, atomic_output, image_manifold_size, imsave, make_gif, merge,
-                   save_images, to_uint8)
+                   save_images, save_labelled_grid, to_uint8)
 
 
 def one_hot(labels, y_dim):
@@ -71,9 +71,8 @@ def generate(dcgan, count, folder, label=-1, rng=None):
   for i in tqdm(range(count), desc="writing images", unit="img", leave=False, disable=None):
     name = "%06d.png" % (i + 1) if classes is None else "%06d_label%d.png" % (i + 1, classes[i])
     imsave(pixels[i], os.path.join(folder, name))
-  shown = images[:256]
-  grid = save_images(shown, image_manifold_size(len(shown)), os.path.join(folder, "grid.png"),
-                     dcgan.value_range)
+  grid = save_labelled_grid(images[:256], None if labels is None else labels[:256],
+                            os.path.join(folder, "grid.png"), dcgan.value_range)
   return folder, grid
 
 

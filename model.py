@@ -351,12 +351,13 @@ class DCGAN(object):
     return step.feed_dict(self.feeds, z, labels, images, learning_rate)
 
   def sample_inputs(self, num=None):
-    """The fixed z (and labels, cycling 0..y_dim-1) behind every sample grid of a run."""
+    """The fixed z (and labels: every class, as evenly as num allows, in order) behind every
+    sample grid of a run, whose rows follow the classes (utils.grid_layout)."""
     num = num or self.sample_num
     z = gen_random(np.random.default_rng([self.seed, 2]), self.z_dist, (num, self.z_dim))
     labels = None
     if self.y_dim:
-      labels = np.eye(self.y_dim, dtype=np.float32)[np.arange(num) % self.y_dim]
+      labels = np.eye(self.y_dim, dtype=np.float32)[np.arange(num) * self.y_dim // num]
     return z, labels
 
   def sample(self, z, labels=None):
@@ -364,7 +365,7 @@ class DCGAN(object):
 
   def save_sample_grid(self, path, z, labels=None):
     return save_sample_grid(self.sess, self.sampler, self.feed(z, labels), path,
-                            self.value_range)
+                            self.value_range, labels)
 
   # --------------------------------------------------------------------------
   # training

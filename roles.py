@@ -283,7 +283,7 @@ class RunWrites(object):
     if not (unless_there and os.path.exists(path)):
       job = self.job
       save_sample_grid(job.sess, job.sampler, feed_dict(job.feeds, *job.sample), path,
-                       job.value_range)
+                       job.value_range, job.sample[1])
 
   def checkpoint(self, counter, feed):
     """Save a checkpoint if the model is still healthy (Checkpoints.save_checked): the sampler

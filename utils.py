@@ -173,15 +173,38 @@ def image_manifold_size(num_images):
   return rows, cols
 
 
-def merge(images, size):
-  """Tile images [N, H, W, C] into one [rows*H, cols*W, C] array; empty cells are 0."""
+def grid_layout(count, labels=None):
+  """((rows, cols), cells) of a grid of count images: the most nearly square grid, images in
+  order (cells None), or with their labels (one-hot) each class's images in rows of their own,
+  classes in order (cells: each image's cell), as long as the classes shown are at most twice
+  the square grid's rows (more keep the order given)."""
+  rows, cols = image_manifold_size(count)
+  if labels is None:
+    return (rows, cols), None
+  classes = np.argmax(np.asarray(labels)[:count], axis=1)
+  present = np.unique(classes)
+  if len(present) > 2 * rows:
+    return (rows, cols), None
+  cols = min(cols, max(int(np.sum(classes == c)) for c in present))
+  cells, row = np.zeros(count, np.int64), 0
+  for c in present:
+    members = np.flatnonzero(classes == c)
+    cells[members] = row * cols + np.arange(len(members))
+    row += -(-len(members) // cols)
+  return (row, cols), cells
+
+
+def merge(images, size, cells=None):
+  """Tile images [N, H, W, C] into one [rows*H, cols*W, C] array, image i in cell i (or cells[i],
+  counted along the rows); empty cells are 0."""
   rows, cols = size
   n, h, w, c = images.shape
-  if n > rows * cols:
+  cells = np.arange(n) if cells is None else cells
+  if n and max(cells) >= rows * cols:
     raise ValueError("%d images do not fit a %dx%d grid" % (n, rows, cols))
   grid = np.zeros((h * rows, w * cols, c), dtype=images.dtype)
   for idx in range(n):
-    r, q = divmod(idx, cols)
+    r, q = divmod(int(cells[idx]), cols)
     grid[r * h:(r + 1) * h, q * w:(q + 1) * w, :] = images[idx]
   return grid
 
@@ -275,20 +298,26 @@ def imsave(image, path):
   return path
 
 
-def save_images(images, size, image_path, value_range=(-1.0, 1.0)):
-  """Save a batch [N, H, W, C] as one grid image.
+def save_images(images, size, image_path, value_range=(-1.0, 1.0), cells=None):
+  """Save a batch [N, H, W, C] as one grid image (merge: cells places each image).
 
   value_range is the range the generator produces: (-1, 1) for tanh, (0, 1)
   for the conditional MNIST generator's sigmoid.  (The original mapped both
   with (x + 1) / 2, which greyed out every MNIST sample.)
   """
-  return imsave(merge(to_uint8(images, value_range), size), image_path)
+  return imsave(merge(to_uint8(images, value_range), size, cells), image_path)
 
 
-def save_sample_grid(sess, sampler, feed, path, value_range):
-  """Run the sampler on feed (the grid's z and labels) and save its images as one grid."""
-  samples = sess.run(sampler, feed_dict=feed)
-  return save_images(samples, image_manifold_size(len(samples)), path, value_range)
+def save_labelled_grid(images, labels, path, value_range):
+  """Save images as one grid, a conditional model's in rows by class (grid_layout)."""
+  size, cells = grid_layout(len(images), labels)
+  return save_images(images, size, path, value_range, cells)
+
+
+def save_sample_grid(sess, sampler, feed, path, value_range, labels=None):
+  """Run the sampler on feed (the grid's z and labels) and save its images as one grid, in rows
+  by class when the model is conditional (labels: the feed's)."""
+  return save_labelled_grid(sess.run(sampler, feed_dict=feed), labels, path, value_range)
 
 
 # ----------------------------------------------------------------------------
@@ -466,17 +495,20 @@ class _Sweeps(collections.namedtuple("_Sweeps", "dcgan batch rng sample_dir")):
     return np.arange(0, 1, 1.0 / self.batch)[:self.batch]
 
   def labels(self, one_label=False):
-    """Labels for the conditional model (None for the unconditional one): random per sample,
-    or one random label for a whole sweep."""
+    """Labels for the conditional model (None for the unconditional one): every class as evenly
+    as the batch allows, in order (a grid's rows follow them), or one random label for a whole
+    sweep."""
     y_dim = self.dcgan.y_dim
     if not y_dim:
       return None
     chosen = (np.full(self.batch, self.rng.randint(y_dim)) if one_label
-              else self.rng.randint(y_dim, size=self.batch))
+              else np.arange(self.batch) * y_dim // self.batch)
     return np.eye(y_dim, dtype=np.float32)[chosen]
 
   def sample(self, z, one_label=False):
-    return self.dcgan.sample(z.astype(np.float32), self.labels(one_label))
+    """(images, labels) of the batch z."""
+    labels = self.labels(one_label)
+    return self.dcgan.sample(z.astype(np.float32), labels), labels
 
   def path(self, name):
     return os.path.join(self.sample_dir, name)
@@ -487,8 +519,7 @@ def _visualize_grid(sweeps, option):
   dcgan = sweeps.dcgan
   z = sweeps.rng.uniform(-0.5, 0.5, size=(sweeps.batch, dcgan.z_dim))
   path = sweeps.path("test_%s.png" % timestamp("%Y%m%d%H%M%S"))
-  return [save_images(sweeps.sample(z), image_manifold_size(sweeps.batch), path,
-                      dcgan.value_range)]
+  return [save_labelled_grid(*sweeps.sample(z), path, dcgan.value_range)]
 
 
 def _visualize_arange(sweeps, option):
@@ -497,8 +528,8 @@ def _visualize_arange(sweeps, option):
   for idx in tqdm(range(dcgan.z_dim), desc="option 1: z dimensions", leave=False, disable=None):
     z = sweeps.rng.uniform(-1, 1, size=(sweeps.batch, dcgan.z_dim))
     z[:, idx] = sweeps.values()
-    written.append(save_images(sweeps.sample(z), image_manifold_size(sweeps.batch),
-                               sweeps.path("test_arange_%s.png" % idx), dcgan.value_range))
+    written.append(save_labelled_grid(*sweeps.sample(z), sweeps.path("test_arange_%s.png" % idx),
+                                      dcgan.value_range))
   return written
 
 
@@ -509,7 +540,7 @@ def _visualize_random_sweeps(sweeps, option):
                   desc="option 2: random dimensions", leave=False, disable=None):
     z = np.tile(rng.uniform(-0.2, 0.2, size=dcgan.z_dim), (sweeps.batch, 1))
     z[:, idx] = sweeps.values()
-    written.append(make_gif(sweeps.sample(z, one_label=True),
+    written.append(make_gif(sweeps.sample(z, one_label=True)[0],
                             sweeps.path("test_gif_%s.gif" % idx), value_range=dcgan.value_range))
   return written
 
@@ -522,7 +553,7 @@ def _visualize_sweeps_from_zero(sweeps, option):
                   disable=None):
     z = np.zeros([batch, dcgan.z_dim])
     z[:, idx] = sweeps.values()
-    image_set.append(sweeps.sample(z, one_label=True))
+    image_set.append(sweeps.sample(z, one_label=True)[0])
     written.append(make_gif(image_set[-1], sweeps.path("test_gif_%s.gif" % idx),
                             value_range=dcgan.value_range))
   if option == 4:

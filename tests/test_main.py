@@ -111,7 +111,7 @@ def test_mnist_training_writes_everything(mnist_run):
   grids = sorted(glob.glob(os.path.join(run_dir, "samples", "train_*.png")))
   assert [os.path.basename(g) for g in grids] == ["train_00000006.png"]
   grid = np.asarray(Image.open(grids[0]))
-  assert grid.shape == (8 * 28, 8 * 28)
+  assert grid.shape == (10 * 28, 7 * 28)  # 64 digits, a row per class (6 or 7 of each)
 
   events = glob.glob(os.path.join(run_dir, "logs", "events.out.tfevents.*"))
   assert len(events) == 1
@@ -144,7 +144,7 @@ def test_test_mode_finds_the_run_and_samples_without_the_dataset(mnist_run):
   proc = run_main(cwd, "--dataset", "mnist", "--data_dir", "/nonexistent")
   tests = glob.glob(os.path.join(run_dir, "samples", "test_*.png"))
   assert len(tests) == 1 and "Sample grid written" in proc.stdout
-  assert np.asarray(Image.open(tests[0])).shape == (224, 224)
+  assert np.asarray(Image.open(tests[0])).shape == (10 * 28, 7 * 28)  # as training's grids
 
 
 def test_export_and_freeze(mnist_run):

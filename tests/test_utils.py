@@ -7,8 +7,8 @@ import pytest
 from PIL import Image
 
 from conftest import write_images
-from utils import (center_crop, get_image, image_channels, image_manifold_size, imread, merge,
-                   save_images, to_uint8, write_json_atomic)
+from utils import (center_crop, get_image, grid_layout, image_channels, image_manifold_size,
+                   imread, merge, save_images, save_labelled_grid, to_uint8, write_json_atomic)
 
 
 @pytest.mark.parametrize("n,expected", [(1, (1, 1)), (7, (2, 4)), (10, (3, 4)), (64, (8, 8)),
@@ -42,6 +42,43 @@ def test_sigmoid_range_is_not_greyed_out(tmp_path):
   assert grid.shape == (6, 6)
   assert grid[0, 0] == 255 and grid[5, 5] == 0
   assert to_uint8(np.array([-1.0, 0.0, 1.0])).tolist() == [0, 128, 255]
+
+
+def rows_of_classes(count, labels):
+  """The classes in each row of grid_layout's grid, [[class, ...], ...]."""
+  (rows, cols), cells = grid_layout(count, labels)
+  found = [[] for _ in range(rows)]
+  for image, cell in enumerate(cells):
+    found[cell // cols].append(int(np.argmax(labels[image])))
+  return (rows, cols), found
+
+
+@pytest.mark.parametrize("count,classes,expected_size", [
+    (64, 10, (10, 7)),  # MNIST's sample grid: a row per digit, 6 or 7 of each
+    (64, 2, (8, 8)),  # two classes: four full rows each
+    (20, 3, (6, 5)),  # 7, 7, 6 images: two rows of five each, the second short
+    (4, 4, (4, 1))])
+def test_a_conditional_grid_has_its_classes_in_rows_of_their_own(count, classes, expected_size):
+  order = np.arange(count) * classes // count  # as DCGAN.sample_inputs labels its grid
+  labels = np.eye(classes)[np.random.RandomState(0).permutation(order)]  # in any order
+  size, rows = rows_of_classes(count, labels)
+  assert size == expected_size
+  assert sum(len(row) for row in rows) == count
+  assert all(row and len(set(row)) == 1 for row in rows), rows  # one class a row, none empty
+  firsts = [row[0] for row in rows]
+  assert firsts == sorted(firsts) and set(firsts) == set(range(classes))
+
+
+def test_a_grid_without_labels_or_with_too_many_classes_keeps_the_order_given(tmp_path):
+  assert grid_layout(64) == ((8, 8), None)
+  assert grid_layout(16, np.eye(100)[:16]) == ((4, 4), None)  # 16 classes, 4 rows: in order
+  images = np.zeros((5, 2, 3, 1), np.float32)
+  images[4] = 1.0  # the one image of class 0
+  labels = np.eye(2)[[1, 1, 1, 1, 0]]
+  grid = np.asarray(Image.open(save_labelled_grid(images, labels, str(tmp_path / "g.png"),
+                                                  (0.0, 1.0))))
+  assert grid.shape == (3 * 2, 3 * 3)  # class 0's row (one image), then class 1's two rows
+  assert (grid[0:2, 0:3] == 255).all() and grid[0:2, 3:].sum() == 0 and grid[2:].sum() == 0
 
 
 def test_merge_rejects_too_small_grid():
