@@ -103,21 +103,29 @@ LABEL_RULE = re.compile(r"_must_be_0_to_(\d+)$")
 
 def refuse_negative_labels(graph):
   """ONNX's Gather reads a negative index from the end (-1: the last class), where TensorFlow's
-  refuses it: before each label rule's Gather, a negative label becomes one past the last class,
-  so that ONNX Runtime refuses it too (naming that index and the rule)."""
+  refuses it.  Beside each label rule's Gather, the negative labels (Compress) are gathered from
+  an empty table, which refuses any index, so ONNX Runtime names the label as given (idx=-1)
+  and the rule (the node's name, the rule's with '_negative'); with none, that Gather's empty
+  rows are joined to the one-hot rows (Concat), which keeps it in the graph and changes
+  nothing."""
   from onnx import helper, numpy_helper
   for gather in [n for n in graph.node if n.op_type == "Gather" and LABEL_RULE.search(n.name)]:
-    past = int(LABEL_RULE.search(gather.name).group(1)) + 1
-    zero, limit, negative, index = (gather.name + "/" + part
-                                    for part in ("zero", "past", "negative", "index"))
+    classes = int(LABEL_RULE.search(gather.name).group(1)) + 1
+    zero, empty, negative, given, refused, rows = (
+        gather.name + "/" + part for part in ("zero", "empty", "negative", "given", "refused",
+                                              "rows"))
     graph.initializer.extend([numpy_helper.from_array(np.array(0, np.int64), zero),
-                              numpy_helper.from_array(np.array(past, np.int64), limit)])
-    at = list(graph.node).index(gather)
-    graph.node.insert(at, helper.make_node("Where", [negative, limit, gather.input[1]], [index],
-                                           name=index))
-    graph.node.insert(at, helper.make_node("Less", [gather.input[1], zero], [negative],
-                                           name=negative))
-    gather.input[1] = index
+                              numpy_helper.from_array(np.zeros((0, classes), np.float32), empty)])
+    label, one_hot = gather.input[1], gather.output[0]
+    gather.output[0] = rows
+    at = list(graph.node).index(gather) + 1
+    graph.node.insert(at, helper.make_node("Concat", [rows, refused], [one_hot], axis=0,
+                                           name=one_hot + "/checked"))
+    graph.node.insert(at, helper.make_node("Gather", [empty, given], [refused], axis=0,
+                                           name=gather.name + "_negative"))
+    graph.node.insert(at, helper.make_node("Compress", [label, negative], [given], axis=0,
+                                           name=given))
+    graph.node.insert(at, helper.make_node("Less", [label, zero], [negative], name=negative))
 
 
 def to_onnx(saved_model, output, description):

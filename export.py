@@ -65,8 +65,8 @@ def label_inputs(dcgan, name):
   labels).  A label outside 0..y_dim-1 is refused by the model itself, in every runtime: the
   rows are gathered from an identity matrix, and each runtime's Gather refuses an index beyond
   it, TensorFlow's naming the label given and the rule (the op's name, LABEL_RULE).  ONNX's
-  Gather reads a negative index from the end, so convert.py moves negative labels out of range
-  in the ONNX file, before this op."""
+  Gather reads a negative index from the end, so convert.py refuses negative labels beside this
+  op in the ONNX file (refuse_negative_labels)."""
   if not dcgan.y_dim:
     return None, None
   labels = tf.placeholder(tf.int64, [None], name=name)

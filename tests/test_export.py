@@ -288,9 +288,9 @@ def test_onnx_runtime_gives_the_saved_models_images_at_any_batch(request, kind):
   assert_within_tolerance(pairs)
   classes = description["labels"]
   if classes:  # this model's own range: 0-9 for MNIST, 0-2 for three class folders
-    for bad in ([0, classes], [0, -1]):
+    for bad in ([0, classes], [0, -1]):  # each named as given, with the rule
       with pytest.raises(onnxruntime.capi.onnxruntime_pybind11_state.InvalidArgument,
-                         match="y_must_be_0_to_%d" % (classes - 1)):
+                         match="y_must_be_0_to_%d.*idx=%d" % (classes - 1, bad[1])):
         session.run(["images"], {"z": feed["z"][:2], "y": np.array(bad)})
 
 
@@ -308,7 +308,8 @@ for batch in (1, 64):
   feed = {k[:-len("_%d" % batch)]: v for k, v in feeds.items() if k.endswith("_%d" % batch)}
   out["images_%d" % batch] = runner(**feed)["images"]
 if "y_1" in feeds:
-  for name, labels in (("twelve", np.array([3, 12])), ("int32", np.array([3, 4], np.int32))):
+  for name, labels in (("twelve", np.array([3, 12])), ("negative", np.array([0, -1])),
+                       ("int32", np.array([3, 4], np.int32))):
     try:
       runner(z=feeds["z_64"][:2], y=labels)
     except (RuntimeError, ValueError) as err:
@@ -341,6 +342,7 @@ def test_litert_runs_the_tflite_signature_without_tensorflow(request, kind, tmp_
   assert_within_tolerance(pairs)
   if description["labels"]:
     assert "gather index out of bounds" in report["refused"]["twelve"]
+    assert "gather index out of bounds" in report["refused"]["negative"]  # not the last class
     assert "expected type INT64" in report["refused"]["int32"]
   capsys.readouterr()
   tf.lite.experimental.Analyzer.analyze(model_path=path)  # prints the file's ops
