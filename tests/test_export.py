@@ -458,13 +458,15 @@ import numpy as _np
 _np.savez(_sys.argv[1], images=_np.asarray(images), z=_np.asarray(z))
 print("tensorflow loaded" if "tensorflow" in _sys.modules else "no tensorflow")
 """
-# after the TensorFlow.js snippet: what it made, and what a label of 12 does
+# after the TensorFlow.js snippet: what it made, and what labels of 12 and -1 do
 JS_AFTER = """
 generate(process.argv[2], 8).then(async ({z, images}) => {
-  let refused = null;
+  const refused = [];
   const model = await tf.loadGraphModel(process.argv[2]);
-  try { model.execute({z: z.slice(0, 2), y: tf.tensor1d([3, 12], 'int32')}); }
-  catch (err) { refused = String(err); }
+  for (const bad of [12, -1]) {
+    try { model.execute({z: z.slice(0, 2), y: tf.tensor1d([3, bad], 'int32')}); }
+    catch (err) { refused.push(String(err)); }
+  }
   require('fs').writeFileSync(process.argv[3], JSON.stringify({
       z: await z.array(), images: await images.array(), dtype: images.dtype, refused: refused}));
 }).catch(err => { console.error(err); process.exit(1); });
@@ -538,7 +540,8 @@ def run_tfjs_snippet(code, version, tmp_path, pytestconfig):
   assert proc.returncode == 0, proc.stderr[-3000:]
   with open(str(tmp_path / "made.json")) as f:
     made = json.load(f)
-  assert made["dtype"] == "int32" and "the index value 12 is not in [0, 9]" in made["refused"]
+  assert made["dtype"] == "int32" and "the index value 12 is not in [0, 9]" in made["refused"][0]
+  assert "the index value -1 is not in [0, 9]" in made["refused"][1]  # as given, not the last
   return np.array(made["images"]), np.array(made["z"], np.float32), False
 
 
