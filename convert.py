@@ -46,7 +46,10 @@ def probe_inputs(description, batch, seed=0):
   else:
     z = rng.uniform(description["z_range"][0], description["z_range"][1], shape)
   inputs = {"z": z.astype(np.float32)}
-  if description["labels"]:
+  if description.get("multi_hot"):  # attributes: each present in every other image, in turn
+    inputs["y"] = (np.arange(batch)[:, None] + np.arange(description["labels"])) % 2
+    inputs["y"] = inputs["y"].astype(np.float32)
+  elif description["labels"]:
     inputs["y"] = np.arange(batch, dtype=np.int64) % description["labels"]
   return inputs
 

@@ -65,11 +65,14 @@ FASHION_MNIST_FILES = (  # (name, published MD5, IDX rank)
 CIFAR10_TAR = "cifar-10-python.tar.gz"
 CIFAR10_MD5 = "c58f30108f718f92721af3b95e74349a"  # published (the page below; torchvision's too)
 CIFAR10_SOURCE = "https://www.cs.toronto.edu/~kriz/"
+# celebA's aligned images and their 40 attributes, from the authors' Google Drive: the files'
+# ids and MD5s as torchvision's CelebA lists them.
+CELEBA_DRIVE = "https://drive.usercontent.google.com/download?id=%s&export=download&confirm=t"
 CELEBA_ZIP = "img_align_celeba.zip"
 CELEBA_MD5 = "00d2c5bc6d35e252742224ab0c1e8fcb"
-CELEBA_DRIVE_ID = "0B7EVK8r0v71pZjFTYXZWM3FlRnM"
-CELEBA_SOURCE = ("https://drive.usercontent.google.com/download?id=%s&export=download&confirm=t"
-                 % CELEBA_DRIVE_ID)
+CELEBA_SOURCE = CELEBA_DRIVE % "0B7EVK8r0v71pZjFTYXZWM3FlRnM"
+CELEBA_ATTRIBUTES_MD5 = "75e246fa4810816ffd6ee81facbd244c"  # (its name: dataset.ATTRIBUTE_FILE)
+CELEBA_ATTRIBUTES_SOURCE = CELEBA_DRIVE % "0B7EVK8r0v71pblRyaVFSWGxPY0U"
 LSUN_SOURCE = "http://dl.yf.io/lsun/scenes/"
 
 def complete(folder):
@@ -141,10 +144,26 @@ def download_cifar10(data_dir, mirror=None):
 
 
 def download_celeb_a(data_dir, mirror=None):
+  """celebA's aligned images into <data_dir>/celebA, and beside them its attribute file (fetched
+  on its own when the images are there already, from a download before it was)."""
   folder = os.path.join(data_dir, "celebA")
   if complete(folder):
     print("Found Celeb-A - skip")
-    return folder
+  else:
+    _celeb_a_images(data_dir, folder, mirror)
+  _celeb_a_attributes(data_dir, folder, mirror)
+  return folder
+
+
+def _drive_refused(err, name, mirror):
+  """Google Drive's answer when its quota is used up (a web page, not the file), said as such."""
+  if not mirror and ("not a readable zip" in str(err) or "line 1:" in str(err)):
+    return UserError("Google Drive did not send %s (it sends a web page instead when its download "
+                     "quota is used up); try later or use --mirror URL." % name)
+  return err
+
+
+def _celeb_a_images(data_dir, folder, mirror):
   zip_path = os.path.join(data_dir, CELEBA_ZIP)
   url = mirror + CELEBA_ZIP if mirror else CELEBA_SOURCE
   if not os.path.exists(zip_path):
@@ -152,16 +171,28 @@ def download_celeb_a(data_dir, mirror=None):
       fetch(url, zip_path, expected_md5=CELEBA_MD5, official=not mirror, validate=validate_zip,
             record_dir=data_dir)
     except UserError as err:
-      if not mirror and "not a readable zip" in str(err):
-        raise UserError("Google Drive did not send %s (it sends a web page instead when its download "
-                        "quota is used up); try later or use --mirror URL." % CELEBA_ZIP)
-      raise
+      raise _drive_refused(err, CELEBA_ZIP, mirror)
   extract_zip(zip_path, folder, strip_prefix="img_align_celeba/")
   count = len([f for f in os.listdir(folder) if f.lower().endswith(".jpg")])
   mark_complete(folder, {"dataset": "celebA", "images": count, "source": url})
   os.remove(zip_path)
   print(" [*] Celeb-A: %d images in %s" % (count, folder))
-  return folder
+
+
+def _celeb_a_attributes(data_dir, folder, mirror):
+  """list_attr_celeba.txt into the images' folder (main.py --attributes reads it there)."""
+  from dataset import ATTRIBUTE_FILE, read_attribute_file
+  path = os.path.join(folder, ATTRIBUTE_FILE)
+  if os.path.exists(path):
+    return
+  url = mirror + ATTRIBUTE_FILE if mirror else CELEBA_ATTRIBUTES_SOURCE
+  try:
+    fetch(url, path, expected_md5=CELEBA_ATTRIBUTES_MD5, official=not mirror,
+          validate=read_attribute_file, record_dir=data_dir)
+  except UserError as err:
+    raise _drive_refused(err, ATTRIBUTE_FILE, mirror)
+  names, rows = read_attribute_file(path)
+  print(" [*] Celeb-A: %d attributes of %d images in %s" % (len(names), len(rows), path))
 
 
 def image_extension(data):

@@ -28,7 +28,7 @@ import tensorflow.compat.v1 as tf
 from tqdm import tqdm
 
 from dataset import IDX_DATASETS, mnist_splits, split_dataset, title
-from experiments import one_hot, sample_in_batches
+from experiments import attribute_labels, one_hot, sample_in_batches
 from step import gen_random
 from utils import UserError, plural, resize
 
@@ -71,22 +71,27 @@ def published_judge_splits(data_dir, kind="mnist"):
 
 
 def folder_judge_splits(data, name, every=10):
-  """A class-folder dataset's images (dataset.ClassFoldersData, at the run's size), each
-  `every`-th held out as the test split."""
+  """A labelled folder's images (dataset.ClassFoldersData or AttributeFolderData, at the run's
+  size), each `every`-th held out as the test split; labels int64 classes, or an attribute
+  folder's multi-hot rows (float32 [N, attributes])."""
   images, labels = [], []
+  attributes = data.description.get("y") == "multi_hot"
   for start in tqdm(range(0, len(data), 256), desc="reading %s" % name, leave=False,
                     disable=None):
     x, y = data.get(list(range(start, min(start + 256, len(data)))))
     images.append(x)
-    labels.append(y.argmax(1))
-  x, y = np.concatenate(images), np.concatenate(labels).astype(np.int64)
+    labels.append(y if attributes else y.argmax(1))
+  x, y = np.concatenate(images), np.concatenate(labels)
+  y = y.astype(np.float32 if attributes else np.int64)
   test = np.arange(len(x)) % every == 0
   return Splits(x[~test], y[~test], x[test], y[test], data.source, name, list(data.label_names))
 
 
 class Judge(object):
   """conv 32 - pool - conv 64 - pool - dense 128 (the features) - dense classes, in its own
-  graph, trained on splits (Splits) once and cached in cache_dir under a digest of them."""
+  graph, trained on splits (Splits) once and cached in cache_dir under a digest of them.  With
+  multi-hot labels (attributes) each output is one attribute's logit (sigmoid, several present
+  at once); test_accuracy is then the mean of each attribute's (attribute_accuracy)."""
 
   FEATURES = 128
 
@@ -94,6 +99,7 @@ class Judge(object):
     self.train_x, self.train_y = splits.train_x, splits.train_y
     self.test_x, self.test_y = splits.test_x, splits.test_y
     self.names, self.shape = list(splits.names), self.train_x.shape[1:]
+    self.multi_label = self.train_y.ndim == 2
     digest = hashlib.sha1(np.round(self.train_x * 255).astype(np.uint8).tobytes()
                           + self.train_y.tobytes())
     digest.update(("epochs=%d seed=%d" % (epochs, seed)).encode())
@@ -110,6 +116,8 @@ class Judge(object):
                        self.folder))
       self._train(epochs, seed)
     test_predicted, self.test_features = self.predict(self.test_x)
+    self.attribute_accuracy = (np.mean(test_predicted == self.test_y, axis=0)
+                               if self.multi_label else None)
     self.test_accuracy = float(np.mean(test_predicted == self.test_y))
 
   def _build(self, seed):
@@ -118,13 +126,18 @@ class Judge(object):
     with self.graph.as_default():
       tf.set_random_seed(seed)
       self.x = tf.placeholder(tf.float32, [None, height, width, channels], name="x")
-      self.labels = tf.placeholder(tf.int64, [None], name="labels")
       h = _conv(_conv(self.x, 32, "c_conv1"), 64, "c_conv2")
       flat = int(np.prod(h.shape.as_list()[1:]))
       self.features = _dense(tf.reshape(h, [-1, flat]), self.FEATURES, "c_fc1", tf.nn.relu)
       self.logits = _dense(self.features, len(self.names), "c_fc2")
-      loss = tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(
-          labels=self.labels, logits=self.logits))
+      if self.multi_label:
+        self.labels = tf.placeholder(tf.float32, [None, len(self.names)], name="labels")
+        loss = tf.reduce_mean(tf.nn.sigmoid_cross_entropy_with_logits(
+            labels=self.labels, logits=self.logits))
+      else:
+        self.labels = tf.placeholder(tf.int64, [None], name="labels")
+        loss = tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(
+            labels=self.labels, logits=self.logits))
       self.train_op = tf.train.AdamOptimizer(1e-3).minimize(loss)
       self.saver = tf.train.Saver()
       self.init = tf.global_variables_initializer()
@@ -143,12 +156,13 @@ class Judge(object):
     self.saver.save(self.sess, os.path.join(self.folder, "classifier"))
 
   def predict(self, images, batch_size=500):
-    """(predicted labels, features) for images [N, H, W, C] in [0, 1], at the judge's size."""
+    """(predicted labels, features) for images [N, H, W, C] in [0, 1], at the judge's size: the
+    class of each, or with attributes 1 for each one found, 0 for each not."""
     preds, feats = [], []
     for start in range(0, len(images), batch_size):
       logits, features = self.sess.run([self.logits, self.features],
                                        {self.x: images[start:start + batch_size]})
-      preds.append(logits.argmax(1))
+      preds.append((logits > 0).astype(np.float32) if self.multi_label else logits.argmax(1))
       feats.append(features)
     return np.concatenate(preds), np.concatenate(feats).astype(np.float64)
 
@@ -191,23 +205,74 @@ def evaluate_conditional(dcgan, judge, per_label=100, seed=0):
   generated = to_size(sample_in_batches(dcgan, z, one_hot(classes, classes_n)),
                       judge.shape[0], judge.shape[1])
   predicted, gen_features = judge.predict(generated)
-  test_features = judge.test_features
-  reference_idx = np.random.RandomState(seed).choice(len(judge.train_x),
-                                                    min(len(classes), len(judge.train_x)),
-                                                    replace=False)
-  _, reference_features = judge.predict(judge.train_x[reference_idx])
   per_class = [float(np.mean(predicted[classes == k] == k)) for k in range(classes_n)]
   return {
       "generated": {"n": int(len(classes)), "per_label": per_label,
                     "class_conditional_accuracy": float(np.mean(predicted == classes)),
                     "per_class_accuracy": per_class,
-                    "frechet_distance": frechet_distance(gen_features, test_features)},
-      "real_reference": {"test_accuracy": judge.test_accuracy,
-                         "frechet_distance": frechet_distance(reference_features, test_features),
-                         "n_train_sample": int(len(reference_idx)), "n_test": int(len(judge.test_x))},
+                    "frechet_distance": frechet_distance(gen_features, judge.test_features)},
+      "real_reference": real_reference(judge, len(classes), seed),
       "classifier": {"folder": judge.folder, "features": Judge.FEATURES,
                      "classes": judge.names},
   }
+
+
+def real_reference(judge, count, seed):
+  """The real data's figures beside the generated ones: the judge's accuracy on the real test
+  split, and the Frechet distance between `count` real training images and that split."""
+  reference_idx = np.random.RandomState(seed).choice(len(judge.train_x),
+                                                    min(count, len(judge.train_x)), replace=False)
+  _, reference_features = judge.predict(judge.train_x[reference_idx])
+  return {"test_accuracy": judge.test_accuracy,
+          "frechet_distance": frechet_distance(reference_features, judge.test_features),
+          "n_train_sample": int(len(reference_idx)), "n_test": int(len(judge.test_x))}
+
+
+def evaluate_attributes(dcgan, judge, frequency, per_attribute=100, seed=0):
+  """The --evaluate figures of an attribute model as a dict: for each attribute, how often the
+  judge finds it in per_attribute images asked with it and in the same z asked without it (the
+  other attributes drawn at their frequency, the same in both), beside the judge's accuracy on
+  that attribute in real held-out images; the Frechet distance of images asked at the
+  attributes' frequency."""
+  names = judge.names
+  if dcgan.y_dim != len(names) or dcgan.c_dim != judge.shape[2]:
+    raise UserError("--evaluate's judge knows %d attributes of %d-channel images, and this model "
+                    "takes %s attributes and makes %d-channel images; evaluate it on the data it "
+                    "was trained on." % (len(names), judge.shape[2], dcgan.y_dim, dcgan.c_dim))
+  rng = np.random.default_rng(seed)
+  z = gen_random(rng, dcgan.z_dist, (per_attribute, dcgan.z_dim))
+  base = attribute_labels(per_attribute, frequency, {}, rng)
+  judged = lambda labels: judge.predict(to_size(sample_in_batches(dcgan, z, labels),
+                                                judge.shape[0], judge.shape[1]))
+  _, gen_features = judged(base)
+  found = {}
+  for a, name in enumerate(names):
+    rates = []
+    for value in (1.0, 0.0):
+      labels = base.copy()
+      labels[:, a] = value
+      rates.append(float(np.mean(judged(labels)[0][:, a])))
+    found[name] = {"with": rates[0], "without": rates[1],
+                   "real_accuracy": float(judge.attribute_accuracy[a]),
+                   "frequency": float(frequency[a])}
+  return {
+      "generated": {"n": int(per_attribute), "per_attribute": found,
+                    "frechet_distance": frechet_distance(gen_features, judge.test_features)},
+      "real_reference": real_reference(judge, per_attribute, seed),
+      "classifier": {"folder": judge.folder, "features": Judge.FEATURES, "attributes": names},
+  }
+
+
+def print_attribute_evaluation(result):
+  g, r = result["generated"], result["real_reference"]
+  print("%-24s %15s %18s %16s" % ("attribute", "found: asked", "found: not asked",
+                                  "judge on real"))
+  for name, found in g["per_attribute"].items():
+    print("%-24s %14.1f%% %17.1f%% %15.1f%%" % (name, 100 * found["with"],
+                                                100 * found["without"],
+                                                100 * found["real_accuracy"]))
+  print("%-24s %15.3f %18s %16.3f  (real: training vs test images)"
+        % ("Frechet distance", g["frechet_distance"], "", r["frechet_distance"]))
 
 
 def print_evaluation(result):

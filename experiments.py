@@ -52,28 +52,79 @@ def label_index(label, names):
   raise UserError("--label %s names no class of this model (its classes: %s)." % (given, shown))
 
 
-def generate(dcgan, count, folder, label=-1, rng=None):
-  """count single PNGs (a conditional model: all of class `label`, by its name or index, or all
-  classes evenly) and a grid."""
+def chosen_attributes(label, names):
+  """{attribute index: 1 or 0} that --label asks of an attribute model: names joined by commas,
+  each present, or absent with a leading '-' ('Smiling,-Male'); {} for none.  A one-sentence
+  UserError for a name that is no attribute of this model."""
+  chosen = {}
+  for part in [p.strip() for p in str(label).split(",") if p.strip() not in ALL_LABELS]:
+    name = part[1:].strip() if part.startswith("-") else part
+    if name not in names:
+      raise UserError("--label %s: this model has no attribute %s (its attributes: %s); name "
+                      "them joined by commas, '-' before one asks for its absence." % (
+                          label, name, ", ".join(names[:10]) + (", ..." if len(names) > 10
+                                                                else "")))
+    chosen[names.index(name)] = 0 if part.startswith("-") else 1
+  return chosen
+
+
+def attribute_labels(count, frequency, chosen, rng):
+  """Multi-hot y [count, attributes]: the attributes chosen as asked, every other one present
+  as often as in the training images (frequency), drawn for each image."""
+  labels = (rng.random((count, len(frequency))) < np.asarray(frequency)).astype(np.float32)
+  for index, value in chosen.items():
+    labels[:, index] = value
+  return labels
+
+
+def generation_labels(dcgan, count, label, frequency, rng):
+  """(y for count images or None, each image's file name): a class model's images all of class
+  `label` or every class evenly, an attribute model's as `label` chooses (attribute_labels)."""
+  names = ["%06d.png" % (i + 1) for i in range(count)]
+  if not dcgan.y_dim:
+    return None, names
+  if dcgan.multi_hot:
+    return attribute_labels(count, frequency, chosen_attributes(label, dcgan.label_names),
+                            rng), names
+  label = label_index(label, dcgan.label_names)
+  classes = np.full(count, label) if label >= 0 else np.arange(count) % dcgan.y_dim
+  return one_hot(classes, dcgan.y_dim), ["%06d_label%d.png" % (i + 1, c)
+                                         for i, c in enumerate(classes)]
+
+
+def generate(dcgan, count, folder, label=-1, rng=None, frequency=None):
+  """count single PNGs (a class model: all of class `label`, by its name or index, or all
+  classes evenly; an attribute model: the attributes `label` names, the others at their
+  frequency) and a grid; an attribute model's attribute walk beside it.  The files written."""
   rng = rng or np.random.default_rng()
   if count <= 0:
     raise UserError("--generate takes a positive number of images, not %d." % count)
   z = gen_random(rng, dcgan.z_dist, (count, dcgan.z_dim))
-  labels = None
-  classes = None
-  label = label_index(label, dcgan.label_names)
-  if dcgan.y_dim:
-    classes = np.full(count, label) if label >= 0 else np.arange(count) % dcgan.y_dim
-    labels = one_hot(classes, dcgan.y_dim)
+  labels, names = generation_labels(dcgan, count, label, frequency, rng)
   images = sample_in_batches(dcgan, z, labels)
   os.makedirs(folder, exist_ok=True)
   pixels = to_uint8(images, dcgan.value_range)
   for i in tqdm(range(count), desc="writing images", unit="img", leave=False, disable=None):
-    name = "%06d.png" % (i + 1) if classes is None else "%06d_label%d.png" % (i + 1, classes[i])
-    imsave(pixels[i], os.path.join(folder, name))
-  grid = save_labelled_grid(images[:256], None if labels is None else labels[:256],
-                            os.path.join(folder, "grid.png"), dcgan.value_range)
-  return folder, grid
+    imsave(pixels[i], os.path.join(folder, names[i]))
+  grid_labels = None if labels is None or dcgan.multi_hot else labels[:256]
+  written = [save_labelled_grid(images[:256], grid_labels, os.path.join(folder, "grid.png"),
+                                dcgan.value_range)]
+  if dcgan.multi_hot:
+    written.append(attribute_walk(dcgan, frequency, os.path.join(folder, "attributes.png"), rng))
+  return folder, written
+
+
+def attribute_walk(dcgan, frequency, path, rng, columns=4):
+  """A grid with a row per attribute: for each of `columns` z (the other attributes drawn at
+  their frequency, the same in every row), the image without it and the image with it."""
+  attributes = len(dcgan.label_names)
+  z = gen_random(rng, dcgan.z_dist, (columns, dcgan.z_dim))
+  base = attribute_labels(columns, frequency, {}, rng)
+  labels = np.tile(np.repeat(base, 2, axis=0), (attributes, 1))
+  for a in range(attributes):
+    labels[a * 2 * columns:(a + 1) * 2 * columns, a] = np.tile([0.0, 1.0], columns)
+  images = sample_in_batches(dcgan, np.tile(np.repeat(z, 2, axis=0), (attributes, 1)), labels)
+  return save_images(images, (attributes, 2 * columns), path, dcgan.value_range)
 
 
 def slerp(a, b, t):

@@ -62,13 +62,16 @@ def draw_z(z_dist, seed, count, z_dim):
 
 def label_inputs(dcgan, name):
   """The conditional model's int64 label input [None] and its one-hot rows (None, None without
-  labels).  A label outside 0..y_dim-1 is refused by the model itself, in every runtime: the
+  labels; an attribute model's multi-hot y, float32 [None, attributes], twice).  A label outside 0..y_dim-1 is refused by the model itself, in every runtime: the
   rows are gathered from an identity matrix, and each runtime's Gather refuses an index beyond
   it, TensorFlow's naming the label given and the rule (the op's name, LABEL_RULE).  ONNX's
   Gather reads a negative index from the end, so convert.py refuses negative labels beside this
   op in the ONNX file (refuse_negative_labels)."""
   if not dcgan.y_dim:
     return None, None
+  if dcgan.multi_hot:  # attributes: y as it is fed to the generator, float32 [None, y_dim]
+    attributes = tf.placeholder(tf.float32, [None, dcgan.y_dim], name=name)
+    return attributes, attributes
   labels = tf.placeholder(tf.int64, [None], name=name)
   rule = LABEL_RULE % (name, dcgan.y_dim - 1)
   return labels, tf.gather(tf.constant(np.eye(dcgan.y_dim, dtype=np.float32)), labels, name=rule)
@@ -116,7 +119,7 @@ def _signatures(dcgan, options):
   checks = []
   if label is not None:
     sample_inputs["label"] = label
-    checks.append(tf.assert_equal(tf.size(label, out_type=tf.int64), count,
+    checks.append(tf.assert_equal(tf.shape(label, out_type=tf.int64)[0], count,
                                   message="sample: give one label per image (count labels)"))
   with tf.control_dependencies(checks):
     sample_z = draw_z(dcgan.z_dist, seed, count, dcgan.z_dim)
@@ -127,6 +130,10 @@ def _signatures(dcgan, options):
 
 
 DESCRIPTION = "generator.json"  # in the SavedModel's assets/
+Y_DESCRIPTIONS = {  # generator.json's words for y: a class model's, an attribute model's
+    False: "int64 [N], each in 0..labels-1: the index of its class in label_names",
+    True: "float32 [N, labels], multi-hot: 1 for each attribute of label_names present, 0 for "
+          "each absent"}
 
 
 def generator_description(dcgan, counter):
@@ -136,12 +143,12 @@ def generator_description(dcgan, counter):
       "z_dim": dcgan.z_dim, "z_dist": dcgan.z_dist,
       "z_range": Z_RANGES[dcgan.z_dist] and list(Z_RANGES[dcgan.z_dist]),
       "z_dtype": "float32", "labels": dcgan.y_dim or 0, "label_names": dcgan.label_names,
+      "multi_hot": dcgan.multi_hot,
       "image_shape": [dcgan.output_height, dcgan.output_width, dcgan.c_dim],
       "image_dtype": "uint8", "dataset": dcgan.dataset_name, "counter": counter,
       "inputs": dict({"z": "float32 [N, z_dim], drawn from z_dist (uniform in z_range, or a "
                            "standard normal for normal01)"},
-                     **({"y": "int64 [N], each in 0..labels-1: the index of its class in "
-                              "label_names"} if dcgan.y_dim else {})),
+                     **({"y": Y_DESCRIPTIONS[dcgan.multi_hot]} if dcgan.y_dim else {})),
       "outputs": {"images": "uint8 [N, height, width, channels]"}}
 
 

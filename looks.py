@@ -8,7 +8,7 @@ import numpy as np
 
 import experiments
 import export
-from dataset import IDX_DATASETS, data_identity, open_run_data, title
+from dataset import IDX_DATASETS, data_identity, multi_hot, open_run_data, title
 from utils import (UserError, expand_path, timestamp, training_pictures, visualize,
                    writable_folder, write_json_atomic, written_summary)
 
@@ -26,7 +26,10 @@ def validate(config, description):
   if str(config.label).strip() not in experiments.ALL_LABELS and not config.generate:
     raise UserError("--label picks the class of --generate's images; add --generate N (or drop "
                     "--label).")
-  experiments.label_index(config.label, description["labels"])
+  if multi_hot(description):
+    experiments.chosen_attributes(config.label, description["labels"])
+  else:
+    experiments.label_index(config.label, description["labels"])
   if config.evaluate and not description["labels"]:
     raise UserError("--evaluate judges how often a conditional model's images show the class "
                     "asked for, and this run's data (--dataset %s) has no labels, so it cannot be "
@@ -84,12 +87,18 @@ def run_evaluation(dcgan, config, run_dir, counter, description):
             or evaluate.folder_judge_splits(open_run_data(config), config.dataset))
   judge = evaluate.Judge(expand_path(config.classifier_dir), splits,
                          epochs=config.classifier_epochs)
+  attributes = multi_hot(description)
   try:
-    result = evaluate.evaluate_conditional(dcgan, judge, config.evaluate_n, seed=config.seed or 0)
+    if attributes:
+      result = evaluate.evaluate_attributes(dcgan, judge, description["frequency"],
+                                            config.evaluate_n, seed=config.seed or 0)
+    else:
+      result = evaluate.evaluate_conditional(dcgan, judge, config.evaluate_n,
+                                             seed=config.seed or 0)
   finally:
     judge.close()
   result.update(checkpoint=config.checkpoint_dir, counter=counter)
-  evaluate.print_evaluation(result)
+  (evaluate.print_attribute_evaluation if attributes else evaluate.print_evaluation)(result)
   return write_json_atomic(os.path.join(run_dir, "evaluation.json"), result)
 
 
@@ -110,10 +119,11 @@ def run(dcgan, config, run_dir, counter, description):
     written += report(visualize(dcgan.sess, dcgan, config, config.visualize_option,
                                 config.sample_dir, rng=np.random.RandomState(seed)))
   if config.generate:
-    folder, grid = experiments.generate(dcgan, config.generate, os.path.join(
-        config.sample_dir, "generated_" + stamp), config.label, np.random.default_rng(seed))
+    folder, grids = experiments.generate(dcgan, config.generate, os.path.join(
+        config.sample_dir, "generated_" + stamp), config.label, np.random.default_rng(seed),
+        description.get("frequency"))
     print(" [*] %d images in %s" % (config.generate, folder))
-    written += report([grid])
+    written += report(grids)
   if config.walk:
     written += report(experiments.latent_walks(dcgan, config.sample_dir, config.walk_pairs,
                                                config.walk_steps, np.random.default_rng(seed)))

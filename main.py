@@ -30,7 +30,7 @@ import export  # noqa: E402
 import looks  # noqa: E402
 from checkpoints import (checkpoint_counter, checkpoint_shapes, generated_channels,  # noqa: E402
                          megabytes)
-from dataset import described, label_count, open_run_data  # noqa: E402
+from dataset import described, label_count, multi_hot, open_run_data  # noqa: E402
 from model import DCGAN  # noqa: E402
 from step import Z_DISTRIBUTIONS  # noqa: E402
 from optim import INITIAL_LOSS_SCALE  # noqa: E402
@@ -78,6 +78,9 @@ flags.DEFINE_boolean("train", False, "Train (or resume) a run; without it, test 
 flags.DEFINE_boolean("labels", False, "Image folders: read <data_dir>/<dataset>/<class>/<images> "
                      "as labelled classes (the subfolders, sorted by name) and train the "
                      "original's conditional model on them")
+flags.DEFINE_string("attributes", "", "Image folders: condition on the attributes the folder's "
+                    "list_attr_celeba.txt gives its images (y multi-hot): 'all', or names joined "
+                    "by commas (Smiling,Eyeglasses,Male)")
 flags.DEFINE_boolean("crop", False, "Image folders: center-crop --input_height x --input_width "
                      "before resizing (celebA: use it with --input_height 108)")
 flags.DEFINE_boolean("visualize", False, "Test mode: the original's visualizations "
@@ -177,8 +180,9 @@ FLAG_NAMES = sorted(set(FLAGS) - _before)
 # training grids) and where its data was (--evaluate and --features_experiment score against the
 # run's own data): test mode takes them from the run's FLAGS.json unless they are given on the
 # command line.
-MODEL_FLAGS = ("dataset", "labels", "input_height", "input_width", "output_height", "output_width",
-               "crop", "z_dim", "z_dist", "batch_size", "input_fname_pattern", "seed", "data_dir")
+MODEL_FLAGS = ("dataset", "labels", "attributes", "input_height", "input_width", "output_height",
+               "output_width", "crop", "z_dim", "z_dist", "batch_size", "input_fname_pattern",
+               "seed", "data_dir")
 
 class Config(object):
   """The run's effective settings: the flags after defaults and paths are resolved."""
@@ -232,6 +236,7 @@ def build_dcgan(sess, config, precision, c_dim, description, data=None, cluster=
   return DCGAN(
       sess,
       label_names=description["labels"],
+      multi_hot=multi_hot(description),
       input_width=config.input_width,
       input_height=config.input_height,
       output_width=config.output_width,
@@ -267,12 +272,13 @@ def print_config(config):
     print("  %-*s %s" % (width, key, getattr(config, key)))
 
 
-def describe_labels(names):
-  """'unconditional', or 'conditional (10 classes: 0, 1, 2, ...)'."""
+def describe_labels(names, attributes=False):
+  """'unconditional', 'conditional (10 classes: 0, 1, 2, ...)' or 'conditional (3 attributes:
+  ...)'."""
   if not names:
     return "unconditional"
-  return "conditional (%d classes: %s%s)" % (len(names), ", ".join(names[:5]),
-                                             ", ..." if len(names) > 5 else "")
+  return "conditional (%d %s: %s%s)" % (len(names), "attributes" if attributes else "classes",
+                                        ", ".join(names[:5]), ", ..." if len(names) > 5 else "")
 
 
 def describe_devices(cluster, batch_size):
@@ -297,7 +303,7 @@ def print_summary(config, data, dcgan, cluster, resume):
     print("Training %s on %s as worker %d of %d; the chief (worker 0) writes the run folder"
           % (config.dataset, images, cluster.task_index, cluster.num_workers))
   print("  model: %s DCGAN, %dx%dx%d images, z %d %s, %.1f M parameters, %s"
-        % (describe_labels(dcgan.label_names), config.output_height,
+        % (describe_labels(dcgan.label_names, dcgan.multi_hot), config.output_height,
            config.output_width, dcgan.c_dim, config.z_dim, config.z_dist,
            count_parameters(dcgan.g_vars + dcgan.d_vars) / 1e6, config.precision))
   print("  batch %d on %s; %s; seed %d; %s a checkpoint, %d kept (--max_to_keep)"

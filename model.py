@@ -121,6 +121,8 @@ class DCGAN(object):
       is this machine's), or a hardware.KernelPlan.
     label_names: the conditional model's class names in label order (the exports carry them;
       None: '0' to 'y_dim - 1').
+    multi_hot: y names attributes, several present at once (--attributes), rather than one
+      class of label_names.
   """
 
   def __init__(self, sess, input_height=108, input_width=108, crop=True,
@@ -132,7 +134,7 @@ class DCGAN(object):
                learning_rate=0.0002, beta1=0.5, z_dist='uniform_signed', seed=None,
                G_img_sum=False, data=None, precision='fp32',
                initial_loss_scale=INITIAL_LOSS_SCALE, cluster=None, gather_gradients=None,
-               kernels=hardware.DEFAULT_KERNELS, label_names=None):
+               kernels=hardware.DEFAULT_KERNELS, label_names=None, multi_hot=False):
     """Build the model in sess's graph (the class's docstring says what each argument does)."""
     self.sess = sess
     self.crop, self.batch_size, self.sample_num = crop, batch_size, sample_num
@@ -140,6 +142,7 @@ class DCGAN(object):
     self.output_height, self.output_width = output_height, output_width
     self.y_dim, self.z_dim = y_dim, z_dim
     self.label_names = list(label_names or [str(label) for label in range(y_dim or 0)]) or None
+    self.multi_hot = bool(multi_hot and y_dim)
     self.gf_dim, self.df_dim, self.gfc_dim, self.dfc_dim = gf_dim, df_dim, gfc_dim, dfc_dim
     if c_dim is None:
       c_dim = data.c_dim if data is not None else (

@@ -138,14 +138,18 @@ def write_run_folder(config):
 def check_same_classes(description, record):
   """A resumed run's classes are the ones it was trained on (its FLAGS.json's data description):
   a one-sentence UserError if the data now holds others (y's width and meaning would change)."""
-  trained = (record.get("data") or {}).get("labels")
-  if trained and description["labels"] != trained:
-    now = ("the classes " + ", ".join(description["labels"]) if description["labels"]
+  recorded = record.get("data") or {}
+  trained = recorded.get("labels")
+  if trained and (description["labels"], description.get("y")) != (trained, recorded.get("y")):
+    word, flag = (("attributes", "--attributes and the same attributes")
+                  if recorded.get("y") == "multi_hot" else
+                  ("classes", "--labels and the same class folders"))
+    now = ("the %s %s" % ("attributes" if description.get("y") == "multi_hot" else "classes",
+                          ", ".join(description["labels"])) if description["labels"]
            else "unlabelled images")
-    raise UserError("This run was trained on the classes %s (its FLAGS.json), and this command "
-                    "reads %s as %s; resume it with --labels and the same class folders, or start "
-                    "a new run with another --out_name." % (", ".join(trained),
-                                                           description["source"], now))
+    raise UserError("This run was trained on the %s %s (its FLAGS.json), and this command "
+                    "reads %s as %s; resume it with %s, or start a new run with another "
+                    "--out_name." % (word, ", ".join(trained), description["source"], now, flag))
 
 
 def check_same_counting(config, path, record):

@@ -24,15 +24,17 @@ import concurrent.futures
 import glob
 import os
 
+from dataset.attributes import ATTRIBUTE_FILE, AttributeFolderData, read_attribute_file
 from dataset.cifar import CIFAR10, CifarData, cifar_paths, cifar_splits
 from dataset.classes import ClassFoldersData
 from dataset.folder import ImageCache, ImageFolderData
 from dataset.idx import (BUNDLED_MNIST_DIR, IDX_DATASETS, MnistData, files_digest,
                          mnist_identity, mnist_splits, read_idx, recorded_source)
-from utils import UNREADABLE_IMAGE_ERRORS, expand_path, image_channels
+from utils import UNREADABLE_IMAGE_ERRORS, UserError, expand_path, image_channels
 
 # What the rest of the project reads of the data layer (its modules: one per kind of source).
-__all__ = ["BUNDLED_MNIST_DIR", "CIFAR10", "IDX_DATASETS", "ClassFoldersData", "CifarData",
+__all__ = ["ATTRIBUTE_FILE", "AttributeFolderData", "BUNDLED_MNIST_DIR", "CIFAR10",
+           "IDX_DATASETS", "ClassFoldersData", "CifarData", "multi_hot", "read_attribute_file",
            "ImageCache", "ImageFolderData", "MnistData", "data_channels", "data_identity",
            "described", "label_count", "mnist_identity", "mnist_splits", "open_dataset", "open_run_data",
            "prefetch", "read_idx", "recorded_source", "split_dataset", "title"]
@@ -66,19 +68,28 @@ def prefetch(data, batches, workers=2, depth=4):
 
 
 def open_dataset(dataset, data_dir, input_fname_pattern, input_height, input_width,
-                 output_height, output_width, crop, cache_dir=None, labels=False):
-  """The dataset object for --dataset: MNIST, a folder of images, or with labels (--labels) a
-  folder of class folders (the folders optionally cached).
+                 output_height, output_width, crop, cache_dir=None, labels=False, attributes=""):
+  """The dataset object for --dataset: MNIST, a folder of images, with labels (--labels) a
+  folder of class folders, or with attributes (--attributes: 'all' or names) a folder of images
+  with an attribute file (the folders optionally cached).
 
   The sizes and crop are the run's (main.py's flags, or a DCGAN's own arguments): the data
   layer states no default of its own."""
+  if (dataset in IDX_DATASETS or dataset == CIFAR10) and (labels or attributes):
+    raise UserError("--%s reads an image folder's own labels, and %s comes labelled by its "
+                    "classes; drop it." % ("labels" if labels else "attributes", title(dataset)))
+  if labels and attributes:
+    raise UserError("--labels (class folders) and --attributes (an attribute file) are two ways "
+                    "of labelling a folder; give one of them.")
   if dataset in IDX_DATASETS:
     return MnistData(data_dir, output_height, output_width or output_height, dataset)
   if dataset == CIFAR10:
     return CifarData(data_dir, output_height, output_width or output_height)
-  folder = ClassFoldersData if labels else ImageFolderData
-  return folder(data_dir, dataset, input_fname_pattern, input_height, input_width,
-                output_height, output_width, crop, cache_dir)
+  sizes = (data_dir, dataset, input_fname_pattern, input_height, input_width, output_height,
+           output_width, crop, cache_dir)
+  if attributes:
+    return AttributeFolderData(*sizes, attributes=attributes)
+  return (ClassFoldersData if labels else ImageFolderData)(*sizes)
 
 
 def open_run_data(config):
@@ -87,7 +98,7 @@ def open_run_data(config):
                       config.input_height, config.input_width, config.output_height,
                       config.output_width, config.crop,
                       cache_dir=expand_path(config.cache_dir) if config.cache else None,
-                      labels=config.labels)
+                      labels=config.labels, attributes=config.attributes)
 
 
 def data_channels(dataset, data_dir, input_fname_pattern="*.jpg"):
@@ -108,9 +119,11 @@ def data_channels(dataset, data_dir, input_fname_pattern="*.jpg"):
 
 
 # What a run records of its data (FLAGS.json's "data"), as each dataset object's `description`
-# gives it: its kind (an IDX dataset's name, "mnist" or "fashion_mnist"; "images"; "classes"), the folder its images come from ("source";
-# recorded_source), a digest of its files or None, its class names in label order or None
-# ("labels": y is one-hot over them), its images' channels.
+# gives it: its kind (an IDX dataset's name, "mnist" or "fashion_mnist"; "cifar10"; "images";
+# "classes"; "attributes"), the folder its images come from ("source"; recorded_source), a
+# digest of its files or None, its class names in label order or None ("labels": y is one-hot
+# over them), its images' channels.  An attribute dataset adds "y": "multi_hot" (y has a 1 for
+# each attribute present: multi_hot) and each attribute's "frequency" in its images.
 DESCRIPTION_FIELDS = ("kind", "source", "digest", "labels", "channels")
 
 
@@ -125,6 +138,11 @@ def described(dataset):
     return {"kind": dataset, "source": None, "digest": None, "labels": list(CIFAR10_NAMES),
             "channels": CifarData.c_dim}
   return {"kind": "images", "source": None, "digest": None, "labels": None, "channels": None}
+
+
+def multi_hot(description):
+  """Whether a description's y is multi-hot (attributes, several at once) rather than one-hot."""
+  return description.get("y") == "multi_hot"
 
 
 def label_count(description):

@@ -7,7 +7,7 @@ import os
 
 import numpy as np
 
-from dataset.folder import ImageFolderData
+from dataset.folder import LabelledFolderData
 from utils import UNREADABLE_IMAGE_ERRORS, UserError, image_channels, plural
 
 
@@ -28,12 +28,10 @@ def _check_readable(folder, files):
                                                   reasons[0][0], reasons[0][1]))
 
 
-class ClassFoldersData(ImageFolderData):
+class ClassFoldersData(LabelledFolderData):
   """An image folder (crop, resize, bad files, cache: ImageFolderData) whose images are labelled
   by the class folder they lie in.  label_names: the classes, in label order; labels: each
-  file's.  A file that cannot be read is replaced by the next readable one, its label with it."""
-
-  value_range = (0.0, 1.0)
+  file's."""
 
   def _find_files(self, folder, hint):
     """Every class folder's files matching the pattern, class by class; a UserError naming what
@@ -65,17 +63,8 @@ class ClassFoldersData(ImageFolderData):
       labels += [label] * len(found)
     self.unmatched = []
     self.label_names, self.labels = classes, np.array(labels, np.int64)
+    self.y_rows = np.eye(len(classes), dtype=np.float32)[self.labels]
     return files
-
-  @property
-  def y_dim(self):
-    return len(self.label_names)
-
-  def get(self, indices):
-    loaded = [self.load_at(i) for i in indices]
-    images = np.stack([pixels for _, pixels in loaded]).astype(np.float32) / 255.0
-    labels = np.eye(self.y_dim, dtype=np.float32)[self.labels[[i for i, _ in loaded]]]
-    return images, labels
 
   @property
   def description(self):

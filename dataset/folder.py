@@ -295,6 +295,24 @@ class ImageFolderData(object):
     return "; ".join(clauses) or None
 
 
+class LabelledFolderData(ImageFolderData):
+  """An image folder whose every file has its row of y (y_rows, float32 [files, y_dim]: a class
+  folder's one-hot, an attribute file's multi-hot), named by label_names; pixels in [0, 1], as
+  the conditional generator's sigmoid gives them.  A file that cannot be read is replaced by the
+  next readable one, its row with it.  A subclass's _find_files sets label_names and y_rows."""
+
+  value_range = (0.0, 1.0)
+
+  @property
+  def y_dim(self):
+    return len(self.label_names)
+
+  def get(self, indices):
+    loaded = [self.load_at(i) for i in indices]
+    images = np.stack([pixels for _, pixels in loaded]).astype(np.float32) / 255.0
+    return images, self.y_rows[[i for i, _ in loaded]]
+
+
 class ImageCache(object):
   """Decoded images of a dataset in three memory-mapped .npy files under cache_dir.
 

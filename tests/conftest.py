@@ -50,6 +50,34 @@ def write_images(folder, count, size=(30, 40), mode="RGB", seed=0, ext="jpg"):
   return folder
 
 
+ATTRIBUTE_NAMES = ("Red", "Large", "Dark")  # what write_attribute_folder draws
+
+
+def write_attribute_folder(folder, count, size=16, seed=0, names=ATTRIBUTE_NAMES):
+  """count images whose attributes are visible, and their list_attr_celeba.txt: a red square
+  (Red) or a blue one, large (Large: two thirds of the image across) or small (a third), on a
+  dark background (Dark) or a light one, each attribute drawn at random per image, a little
+  noise on top.  Returns {file: (1/0, ...)}."""
+  rng = np.random.RandomState(seed)
+  os.makedirs(folder, exist_ok=True)
+  yy, xx = np.mgrid[0:size, 0:size] - (size - 1) / 2.0
+  rows = {}
+  for i in range(count):
+    red, large, dark = (int(v) for v in rng.randint(0, 2, 3))
+    shape = np.maximum(abs(xx), abs(yy)) <= size / (3.0 if large else 6.0)
+    pixels = np.full((size, size, 3), 40.0 if dark else 215.0)
+    pixels[shape] = (220, 30, 30) if red else (30, 30, 220)
+    pixels = np.clip(pixels + rng.normal(0, 8, pixels.shape), 0, 255).astype(np.uint8)
+    name = "%06d.jpg" % (i + 1)
+    Image.fromarray(pixels, "RGB").save(os.path.join(folder, name), quality=95)
+    rows[name] = (red, large, dark)
+  with open(os.path.join(folder, "list_attr_celeba.txt"), "w") as f:
+    f.write("%d\n%s\n" % (count, " ".join(names)))
+    for name, values in rows.items():
+      f.write("%s %s\n" % (name, " ".join("1" if v else "-1" for v in values)))
+  return rows
+
+
 def pytest_addoption(parser):
   """TensorFlow.js's converter pins an older TensorFlow, so its test runs only where `make
   test-tfjs` gave it a virtualenv of its own and @tensorflow/tfjs from npm."""

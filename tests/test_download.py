@@ -17,7 +17,7 @@ from PIL import Image
 import download
 import fetching
 from conftest import PROJECT_DIR
-from dataset import MnistData, open_dataset
+from dataset import ATTRIBUTE_FILE, MnistData, open_dataset
 from http_server import FileServer, closed_port_url
 from utils import UserError
 
@@ -294,16 +294,49 @@ def test_an_unreachable_mirror_without_its_slash_is_named(tmp_path, capsys):
   assert "with --mirror URL" not in err and "Traceback" not in err
 
 
+def attribute_file(count, names=("Smiling", "Male")):
+  """A list_attr_celeba.txt for images 000001.jpg...: each attribute alternately present."""
+  lines = [str(count), " ".join(names)]
+  lines += ["%06d.jpg %s" % (i, " ".join("1" if (i + k) % 2 else "-1" for k in range(len(names))))
+            for i in range(1, count + 1)]
+  return ("\n".join(lines) + "\n").encode()
+
+
 def test_celeba_zip_lands_flat_and_trains(tmp_path):
   entries = {"img_align_celeba/": b""}
   entries.update({"img_align_celeba/%06d.jpg" % i: jpeg_bytes(i) for i in range(1, 9)})
-  with FileServer({download.CELEBA_ZIP: zip_bytes(entries)}) as server:
+  with FileServer({download.CELEBA_ZIP: zip_bytes(entries),
+                   ATTRIBUTE_FILE: attribute_file(8)}) as server:
     assert download.main(["celebA", "--data_dir", str(tmp_path), "--mirror", server.url]) == 0
   names = sorted(os.listdir(str(tmp_path / "celebA")))
-  assert names == [download.MARKER] + ["%06d.jpg" % i for i in range(1, 9)]
+  assert names == [download.MARKER] + ["%06d.jpg" % i for i in range(1, 9)] + [ATTRIBUTE_FILE]
   assert not (tmp_path / download.CELEBA_ZIP).exists()
   data = open_dataset("celebA", str(tmp_path), "*.jpg", 108, None, 64, None, crop=True)
   assert len(data) == 8 and data.get([0, 1])[0].shape == (2, 64, 64, 3)
+  data = open_dataset("celebA", str(tmp_path), "*.jpg", 108, None, 64, None, crop=True,
+                      attributes="Male")
+  assert data.label_names == ["Male"] and data.get([0, 1])[1].tolist() == [[0.0], [1.0]]
+
+
+def test_celeba_images_from_before_get_their_attribute_file_checked(tmp_path, monkeypatch, capsys):
+  folder = tmp_path / "celebA"
+  folder.mkdir()
+  (folder / download.MARKER).write_text("{}")  # the images, downloaded before the attributes were
+  broken = attribute_file(4).replace(b"000002.jpg -1 1", b"000002.jpg -1 yes")
+  with FileServer({ATTRIBUTE_FILE: broken}) as server:
+    monkeypatch.setattr(download, "CELEBA_ATTRIBUTES_SOURCE", server.url + ATTRIBUTE_FILE)
+    monkeypatch.setattr(download, "CELEBA_ATTRIBUTES_MD5", hashlib.md5(broken).hexdigest())
+    assert download.main(["celebA", "--data_dir", str(tmp_path)]) == 1
+  err = capsys.readouterr().err
+  assert "line 4: expected a file name and 2 values of 1 or -1" in err and "deleted" in err
+  assert sorted(os.listdir(str(folder))) == [download.MARKER]  # nothing half-written kept
+  good = attribute_file(4)
+  with FileServer({ATTRIBUTE_FILE: good}) as server:
+    monkeypatch.setattr(download, "CELEBA_ATTRIBUTES_SOURCE", server.url + ATTRIBUTE_FILE)
+    monkeypatch.setattr(download, "CELEBA_ATTRIBUTES_MD5", hashlib.md5(good).hexdigest())
+    assert download.main(["celebA", "--data_dir", str(tmp_path)]) == 0
+  assert "Found Celeb-A - skip" in capsys.readouterr().out
+  assert (folder / ATTRIBUTE_FILE).read_bytes() == good
 
 
 @pytest.mark.parametrize("evil", ["../evil.jpg", "img_align_celeba/../../evil.jpg", "/tmp/evil.jpg"])
