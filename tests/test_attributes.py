@@ -15,7 +15,9 @@ from PIL import Image
 from conftest import ATTRIBUTE_NAMES, write_attribute_folder
 from dataset import AttributeFolderData, open_dataset, read_attribute_file
 from model import DCGAN
-from test_export import LITERT, assert_within_tolerance, probe, saved_model_images
+from test_export import (ATTRIBUTE_SNIPPETS, LITERT, assert_within_tolerance, for_run, probe,
+                         reference_snippets, run_python_snippet, saved_model_images,
+                         snippet_inputs)
 from test_main import only_run_folder, run_main, run_main_here
 from utils import UserError, to_uint8
 
@@ -216,3 +218,17 @@ def sampler_images(run_dir, z, y):
     sess.run(dcgan.init_op)
     assert dcgan.load(os.path.join(run_dir, "checkpoint"))[0]
     return to_uint8(dcgan.sample(z, y), dcgan.value_range)
+
+
+@pytest.mark.parametrize("name, kind", ATTRIBUTE_SNIPPETS)
+def test_the_reference_snippets_feed_an_attribute_model(attribute_run, name, kind, tmp_path):
+  _, run_dir, _ = attribute_run
+  (version,) = glob.glob(os.path.join(run_dir, "saved_model", "*"))
+  with open(os.path.join(version, "assets", "generator.json")) as f:
+    description = json.load(f)
+  _, code = reference_snippets()[(name, kind)]
+  images, z, loaded = run_python_snippet(for_run(code, run_dir, description["counter"]), tmp_path)
+  assert not loaded  # LiteRT and ONNX Runtime run without TensorFlow
+  want = saved_model_images(version, snippet_inputs(description, z))
+  assert images.shape == want.shape == (8, SIZE, SIZE, 3)
+  assert_within_tolerance([(images, want)])

@@ -451,6 +451,8 @@ SNIPPETS = [("tensorflow", "conditional"), ("rest", "conditional"), ("rest", "un
             ("onnxruntime", "conditional"), ("onnxruntime", "unconditional"),
             ("litert", "conditional"), ("litert", "unconditional"), ("tfjs", "conditional"),
             ("keras", "conditional")]
+ATTRIBUTE_SNIPPETS = [("onnxruntime", "attributes"), ("litert", "attributes")]  # their tests:
+# tests/test_attributes.py, on its attribute model
 # after a Python snippet: what it made, and whether TensorFlow was loaded
 PYTHON_AFTER = """
 import sys as _sys
@@ -475,20 +477,34 @@ generate(process.argv[2], 8).then(async ({z, images}) => {
 
 def reference_snippets():
   """{(name, models): (language, code)} of the blocks marked `<!-- tested: NAME [MODELS] -->`;
-  MODELS both counts as conditional and unconditional, none as conditional."""
+  MODELS both counts as conditional and unconditional, every as those and attributes
+  (tests/test_attributes.py runs those), none as conditional."""
   with open(REFERENCE) as f:
     text = f.read()
   found = {}
   for match in re.finditer(r"<!-- tested: (\w+)(?: (\w+))? -->\n```(\w+)\n(.*?)```", text, re.S):
     name, models, language, code = match.groups()
-    for model in (["conditional", "unconditional"] if models == "both"
-                  else [models or "conditional"]):
+    for model in {"both": ["conditional", "unconditional"],
+                  "every": ["conditional", "unconditional", "attributes"]}.get(
+                      models, [models or "conditional"]):
       found[(name, model)] = (language, code)
   return found
 
 
 def test_every_marked_snippet_of_the_reference_is_run_here():
-  assert sorted(reference_snippets()) == sorted(SNIPPETS)
+  assert sorted(reference_snippets()) == sorted(SNIPPETS + ATTRIBUTE_SNIPPETS)
+
+
+def snippet_inputs(description, z):
+  """serving_default's inputs as the reference's snippets build them for z: a class model's y
+  each image's class in turn, an attribute model's the first attribute alone."""
+  inputs = {"z": z}
+  if description.get("multi_hot"):
+    inputs["y"] = np.zeros((len(z), description["labels"]), np.float32)
+    inputs["y"][:, 0] = 1
+  elif description["labels"]:
+    inputs["y"] = np.arange(len(z)) % description["labels"]
+  return inputs
 
 
 def for_run(code, run_dir, counter):
@@ -558,9 +574,6 @@ def test_reference_snippet_runs_as_written(request, name, kind, tmp_path, pytest
   else:
     images, z, loaded = run_python_snippet(code, tmp_path)
   assert loaded == (name in ("tensorflow", "keras"))  # LiteRT and ONNX Runtime run without it
-  inputs = {"z": z}
-  if description["labels"]:
-    inputs["y"] = np.arange(len(z)) % description["labels"]
-  want = saved_model_images(version, inputs)
+  want = saved_model_images(version, snippet_inputs(description, z))
   assert images.shape == want.shape == (8,) + tuple(description["image_shape"])
   assert_within_tolerance([(images, want)])
