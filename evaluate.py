@@ -235,10 +235,12 @@ def evaluate_attributes(dcgan, judge, frequency, per_attribute=100, seed=0):
   that attribute in real held-out images; the Frechet distance of images asked at the
   attributes' frequency."""
   names = judge.names
-  if dcgan.y_dim != len(names) or dcgan.c_dim != judge.shape[2]:
-    raise UserError("--evaluate's judge knows %d attributes of %d-channel images, and this model "
-                    "takes %s attributes and makes %d-channel images; evaluate it on the data it "
-                    "was trained on." % (len(names), judge.shape[2], dcgan.y_dim, dcgan.c_dim))
+  if names != dcgan.label_names or dcgan.c_dim != judge.shape[2]:
+    raise UserError("--evaluate's judge knows the attributes %s of %d-channel images, and this "
+                    "model takes %s and makes %d-channel images; evaluate it on the data and "
+                    "--attributes it was trained on." % (", ".join(names), judge.shape[2],
+                                                         ", ".join(dcgan.label_names),
+                                                         dcgan.c_dim))
   rng = np.random.default_rng(seed)
   z = gen_random(rng, dcgan.z_dist, (per_attribute, dcgan.z_dim))
   base = attribute_labels(per_attribute, frequency, {}, rng)

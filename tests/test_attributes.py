@@ -165,6 +165,21 @@ def test_generate_by_attributes_and_their_absence(attribute_run, monkeypatch, ca
       "Dark); name them joined by commas, '-' before one asks for its absence."]
 
 
+def test_evaluating_against_other_attributes_is_refused(attribute_run, monkeypatch, capsys):
+  cwd, run_dir, _ = attribute_run
+  with open(os.path.join(run_dir, "evaluation.json")) as f:
+    before = f.read()
+  code, out, err = run_main_here(cwd, monkeypatch, capsys, "--dataset", "shapes", "--attributes",
+                                 "Dark,Red", "--evaluate", "--classifier_dir",
+                                 str(cwd / "classifiers"))
+  assert code == 1 and err.strip().splitlines() == [
+      "error: --evaluate's judge knows the attributes Red, Dark of 3-channel images, and this "
+      "model takes Red, Large, Dark and makes 3-channel images; evaluate it on the data and "
+      "--attributes it was trained on."]
+  with open(os.path.join(run_dir, "evaluation.json")) as f:
+    assert f.read() == before  # the run's own evaluation is kept
+
+
 def test_a_resume_with_other_attributes_is_refused(attribute_run, monkeypatch, capsys):
   cwd, run_dir, _ = attribute_run
   code, out, err = run_main_here(cwd, monkeypatch, capsys, "--dataset", "shapes", "--attributes",
