@@ -2,7 +2,8 @@
 
 A dataset object has
   c_dim          channels of its images (1 or 3)
-  y_dim          size of its one-hot labels, or None for unlabelled data
+  y_dim          size of its labels (one-hot classes, or multi-hot attributes), or None for
+                 unlabelled data
   value_range    the pixel range it produces, (0, 1) or (-1, 1)
   len(data)      number of examples
   get(indices)   -> (images [n, H, W, c_dim] float32, labels [n, y_dim] or None)
@@ -15,9 +16,10 @@ One module per kind of source: the IDX datasets ('mnist', 'fashion_mnist') are r
 straight from their files (raw or .gz) in <data_dir>/<dataset>, MNIST's from the
 real 5,000-digit sample bundled in this project (data/mnist5k) when they are
 absent (dataset/idx.py).  Any other dataset name is a folder of images
-<data_dir>/<dataset>/<input_fname_pattern> (dataset/folder.py), or with --labels a
-folder of class folders (dataset/classes.py).  This module opens the one a run
-asks for and prefetches its batches.
+<data_dir>/<dataset>/<input_fname_pattern> (dataset/folder.py), with --labels a
+folder of class folders (dataset/classes.py), or with --attributes a folder of images
+labelled by its list_attr_celeba.txt (dataset/attributes.py).  This module opens the one
+a run asks for and prefetches its batches.
 """
 import collections
 import concurrent.futures
@@ -34,10 +36,11 @@ from utils import UNREADABLE_IMAGE_ERRORS, UserError, expand_path, image_channel
 
 # What the rest of the project reads of the data layer (its modules: one per kind of source).
 __all__ = ["ATTRIBUTE_FILE", "AttributeFolderData", "BUNDLED_MNIST_DIR", "CIFAR10",
-           "IDX_DATASETS", "ClassFoldersData", "CifarData", "multi_hot", "read_attribute_file",
-           "ImageCache", "ImageFolderData", "MnistData", "data_channels", "data_identity",
-           "described", "label_count", "mnist_identity", "mnist_splits", "open_dataset", "open_run_data",
-           "prefetch", "read_idx", "recorded_source", "split_dataset", "title"]
+           "ClassFoldersData", "CifarData", "IDX_DATASETS", "ImageCache", "ImageFolderData",
+           "MnistData", "data_channels", "data_identity", "described", "label_count",
+           "mnist_identity", "mnist_splits", "multi_hot", "open_dataset", "open_run_data",
+           "prefetch", "read_attribute_file", "read_idx", "recorded_source", "split_dataset",
+           "title"]
 
 
 def prefetch(data, batches, workers=2, depth=4):
