@@ -144,18 +144,25 @@ def judged(cwd, images):
     judge.close()
 
 
-def test_generate_by_attributes_and_their_absence(attribute_run, monkeypatch, capsys):
+def generated(cwd, monkeypatch, capsys, label, count=40):
+  """(folder, images uint8 [count, H, W, 3]) of --generate count --label label in test mode."""
+  code, out, err = run_main_here(cwd, monkeypatch, capsys, "--dataset", "shapes", "--generate",
+                                 str(count), "--label", label, check=True)
+  folder = out.split(" images in ")[1].splitlines()[0]  # (a run folder's name has spaces)
+  names = sorted(glob.glob(os.path.join(folder, "0*.png")))
+  assert len(names) == count and os.path.exists(os.path.join(folder, "attributes.png"))
+  return folder, np.stack([np.asarray(Image.open(name)) for name in names])
+
+
+def test_generate_by_each_attribute_and_its_absence(attribute_run, monkeypatch, capsys):
   cwd, run_dir, _ = attribute_run
-  rates = {}
-  for label in ("Red,Large", "-Red,-Large"):
-    code, out, err = run_main_here(cwd, monkeypatch, capsys, "--dataset", "shapes",
-                                   "--generate", "40", "--label", label, check=True)
-    folder = out.split(" images in ")[1].splitlines()[0]  # (a run folder's name has spaces)
-    names = sorted(glob.glob(os.path.join(folder, "0*.png")))
-    assert len(names) == 40 and os.path.exists(os.path.join(folder, "attributes.png"))
-    rates[label] = judged(cwd, np.stack([np.asarray(Image.open(n)) for n in names])).mean(0)
-  for a in (0, 1):  # Red, Large: asked for, then asked to be absent
-    assert rates["Red,Large"][a] - rates["-Red,-Large"][a] >= MARGIN, rates
+  batches = []
+  for name in ATTRIBUTE_NAMES:  # each asked for, then its absence; the others at their frequency
+    folder, asked = generated(cwd, monkeypatch, capsys, name)
+    batches += [asked, generated(cwd, monkeypatch, capsys, "-" + name)[1]]
+  found = judged(cwd, np.concatenate(batches)).reshape(len(batches), 40, -1).mean(1)
+  for a, name in enumerate(ATTRIBUTE_NAMES):
+    assert found[2 * a, a] - found[2 * a + 1, a] >= MARGIN, (name, found)
   walk = np.asarray(Image.open(os.path.join(folder, "attributes.png")))
   assert walk.shape == (3 * SIZE, 8 * SIZE, 3)  # a row per attribute: 4 z, without and with
   code, out, err = run_main_here(cwd, monkeypatch, capsys, "--dataset", "shapes", "--generate",
