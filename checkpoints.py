@@ -10,14 +10,9 @@ import re
 import shutil
 
 import numpy as np
+import tensorflow.compat.v1 as tf
 
-import hardware
-
-hardware.configure()  # oneDNN decided before TensorFlow loads
-
-import tensorflow.compat.v1 as tf  # noqa: E402
-
-from utils import UserError  # noqa: E402
+from utils import UserError
 
 
 def named_checkpoint(checkpoint_dir):

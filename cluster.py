@@ -22,13 +22,9 @@ import socket
 import threading
 import time
 
-import hardware
+import tensorflow.compat.v1 as tf
 
-hardware.configure()  # oneDNN decided before TensorFlow loads
-
-import tensorflow.compat.v1 as tf  # noqa: E402
-
-from utils import UserError, plural  # noqa: E402
+from utils import UserError, plural
 
 # What a collective raises when a peer is gone (connection reset, refused) or silent (the
 # step's deadline passed); model.DCGAN.train turns them into one sentence.

@@ -3,9 +3,9 @@ generator elsewhere"), in a process of its own that export.py starts:
 
   python convert.py SAVED_MODEL KIND=OUTPUT [KIND=OUTPUT]      KIND: tflite or onnx
 
-It runs TensorFlow 2 (the project's other modules switch TensorFlow to TF1 graph behaviour,
-under which the TFLite converter no longer keeps a signature) and imports nothing of the
-project.  It converts the SavedModel's `serving_default`, the portable entry (`sample` draws z
+It runs TensorFlow 2 (the project's programs switch TensorFlow to TF1 graph behaviour at their
+start, hardware.import_tensorflow, under which the TFLite converter no longer keeps a
+signature) and imports nothing of the project.  It converts the SavedModel's `serving_default`, the portable entry (`sample` draws z
 with TensorFlow's stateless random ops, which no other runtime has), and keeps each OUTPUT only
 if the converted model gives the SavedModel's images at two batch sizes, at most MAX_LEVELS
 apart per pixel.  Its last line on stdout is JSON, per KIND the runtime that checked it and the

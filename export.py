@@ -29,16 +29,12 @@ import subprocess
 import sys
 import tempfile
 
-import hardware
+import numpy as np
+import tensorflow.compat.v1 as tf
 
-hardware.configure()  # oneDNN decided before TensorFlow loads
-
-import numpy as np  # noqa: E402
-import tensorflow.compat.v1 as tf  # noqa: E402
-
-from ops import plain_options  # noqa: E402
-from step import Z_RANGES  # noqa: E402
-from utils import UserError, atomic_output  # noqa: E402
+from ops import plain_options
+from step import Z_RANGES
+from utils import UserError, atomic_output
 
 
 def uint8_images(images, value_range, name):

@@ -145,7 +145,10 @@ def configure(environ=None, machine=None, modules=None):
 
 
 def import_tensorflow():
-  """Decide oneDNN (configure), then import tensorflow.compat.v1 without its C++ start-up chatter.
+  """The process's one start-up call (main.py, bench/, the tests' conftest, a child process of
+  theirs): decide oneDNN (configure), import tensorflow.compat.v1 without its C++ start-up
+  chatter, and switch it to TF1 graph behaviour, which the whole project is written for
+  (importing a project module changes neither the environment nor TensorFlow).  Returns it.
 
   TensorFlow logs several lines from C++ while it loads (oneDNN notices, "Could
   not find cuda drivers", "failed call to cuInit" on machines without a GPU),
@@ -157,18 +160,19 @@ def import_tensorflow():
   configure()
   if os.environ.get("TF_CPP_MIN_LOG_LEVEL", "").strip() == "0":
     import tensorflow.compat.v1 as tf_v1
-    return tf_v1
-  os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-  sys.stderr.flush()
-  saved = os.dup(2)
-  devnull = os.open(os.devnull, os.O_WRONLY)
-  try:
-    os.dup2(devnull, 2)
-    import tensorflow.compat.v1 as tf_v1
-  finally:
-    os.dup2(saved, 2)
-    os.close(saved)
-    os.close(devnull)
+  else:
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    sys.stderr.flush()
+    saved = os.dup(2)
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+      os.dup2(devnull, 2)
+      import tensorflow.compat.v1 as tf_v1
+    finally:
+      os.dup2(saved, 2)
+      os.close(saved)
+      os.close(devnull)
+  tf_v1.disable_v2_behavior()
   return tf_v1
 
 

@@ -22,25 +22,21 @@ import os
 import random
 
 import numpy as np
+import tensorflow.compat.v1 as tf
 
 import hardware
-
-hardware.configure()  # oneDNN decided before TensorFlow loads
-
-import tensorflow.compat.v1 as tf  # noqa: E402
-
-import replicas  # noqa: E402
-import roles  # noqa: E402
-import step  # noqa: E402
-import training  # noqa: E402
-from checkpoints import Checkpoints, checkpoint_prefix  # noqa: E402
-from dataset import data_channels, open_dataset  # noqa: E402
-from ops import (LayerOptions, batch_norm, conv2d, conv_out_size_same, deconv2d,  # noqa: E402
+import replicas
+import roles
+import step
+import training
+from checkpoints import Checkpoints, checkpoint_prefix
+from dataset import data_channels, open_dataset
+from ops import (LayerOptions, batch_norm, conv2d, conv_out_size_same, deconv2d,
                  flatten, linear, lrelu)
-from optim import INITIAL_LOSS_SCALE, SCALE_SCOPES, Optimizer  # noqa: E402
-from precision import resolved  # noqa: E402
-from step import gen_random  # noqa: E402
-from utils import save_sample_grid  # noqa: E402
+from optim import INITIAL_LOSS_SCALE, SCALE_SCOPES, Optimizer
+from precision import resolved
+from step import gen_random
+from utils import save_sample_grid
 
 
 def max_pool_to(x, size):

@@ -15,18 +15,15 @@ How a layer is computed (which kernels, which of the equivalent forms below)
 is the kernel plan of the device the graph is built for (hardware.py); every
 form gives the plain formulation's values and gradients (tests/test_ops.py).
 
-Importing this module switches TensorFlow to TF1 graph behaviour
-(``tf.disable_v2_behavior()``): the whole project is graph-and-Session code.
+The whole project is graph-and-Session code: TensorFlow runs with TF1 graph behaviour, which
+the program's one start-up call switches on (``hardware.import_tensorflow``: main.py, bench/,
+the tests' conftest); importing this module changes nothing.
 """
 import collections
 
+import tensorflow.compat.v1 as tf
+
 import hardware
-
-hardware.configure()  # oneDNN decided before TensorFlow loads, if nobody imported it yet
-
-import tensorflow.compat.v1 as tf  # noqa: E402
-
-tf.disable_v2_behavior()
 
 # TF 1.x's tf.nn.fused_batch_norm raised any epsilon below 1.001e-5 to that
 # value (a cuDNN limit), and tf.contrib.layers.batch_norm with

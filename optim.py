@@ -11,11 +11,7 @@ Adam is written out with TensorFlow's own Adam kernels, so its numbers are TF1 A
 """
 import collections
 
-import hardware
-
-hardware.configure()  # oneDNN decided before TensorFlow loads
-
-import tensorflow.compat.v1 as tf  # noqa: E402
+import tensorflow.compat.v1 as tf
 
 # fp16's loss-scale variables, per network (their names are in fp16 checkpoints)
 SCALE_SCOPES = {"discriminator": "d_loss_scale", "generator": "g_loss_scale"}

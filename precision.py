@@ -5,14 +5,10 @@ session_config and to the model); see README "Precision".
 """
 import collections
 
-import hardware
+import tensorflow.compat.v1 as tf
 
-hardware.configure()  # oneDNN decided before TensorFlow loads
-
-import tensorflow.compat.v1 as tf  # noqa: E402
-
-from hardware import cpu_supports_bf16, kernel_plan  # noqa: E402
-from utils import UserError  # noqa: E402
+from hardware import cpu_supports_bf16, kernel_plan
+from utils import UserError
 
 PRECISIONS = ("fp32", "fp16", "bf16")
 EMULATION_OFF = ("constant_folding", "shape_optimization", "common_subgraph_elimination",

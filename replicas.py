@@ -10,14 +10,10 @@ for the runs' update ops, and gradients are summed.  model.DCGAN, step.py and op
 object and test no device or worker count themselves; nor does the loop (training.py), which
 takes its steps per epoch from batches_per_epoch here.
 """
-import hardware
+import tensorflow.compat.v1 as tf
 
-hardware.configure()  # oneDNN decided before TensorFlow loads
-
-import tensorflow.compat.v1 as tf  # noqa: E402
-
-from ops import Gathering, HeldUpdates, LayerOptions  # noqa: E402
-from utils import UserError  # noqa: E402
+from ops import Gathering, HeldUpdates, LayerOptions
+from utils import UserError
 
 
 def batches_per_epoch(num_examples, train_size, batch_size, replicas=1, note=""):

@@ -10,15 +10,10 @@ import shlex
 import sys
 
 import numpy as np
+import tensorflow.compat.v1 as tf
 
-import hardware
-
-hardware.configure()  # oneDNN decided before TensorFlow loads
-
-import tensorflow.compat.v1 as tf  # noqa: E402
-
-from checkpoints import checkpoint_batch  # noqa: E402
-from utils import UserError, expand_path, timestamp, write_json_atomic  # noqa: E402
+from checkpoints import checkpoint_batch
+from utils import UserError, expand_path, timestamp, write_json_atomic
 
 
 def check_run_name(name):

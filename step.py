@@ -9,14 +9,9 @@ GANTrainOps and returns a Step.  The loop (training.py) knows these tuples, neve
 import collections
 
 import numpy as np
+import tensorflow.compat.v1 as tf
 
-import hardware
-
-hardware.configure()  # oneDNN decided before TensorFlow loads
-
-import tensorflow.compat.v1 as tf  # noqa: E402
-
-from utils import UserError  # noqa: E402
+from utils import UserError
 
 # The updates of one iteration, in order: one D update, then two G updates with the same z, so
 # that d_loss does not go to zero (the original's choice, not the paper's).  run_iteration, the

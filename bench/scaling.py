@@ -142,7 +142,7 @@ def linear_layers(model):
 
 def child(args):
   import hardware
-  hardware.configure()
+  hardware.import_tensorflow()  # the process's start: oneDNN, TF1 graph behaviour
   import numpy as np
   if args.layout == "virtual":
     import tensorflow as tf2

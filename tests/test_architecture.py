@@ -3,8 +3,11 @@ in rows below it, and the table names every module of the project; its invariant
 of functions."""
 import ast
 import glob
+import json
 import os
 import re
+import subprocess
+import sys
 
 PROJECT_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -96,3 +99,28 @@ def test_no_module_over_600_lines_or_class_over_400():
               for node in ast.walk(ast.parse(text))
               if isinstance(node, ast.ClassDef) and node.end_lineno - node.lineno + 1 > 400]
   assert large == []
+
+
+IMPORT_ALL = r"""
+import importlib, json, os, sys
+sys.path.insert(0, sys.argv[1])
+before = dict(os.environ)
+for name in sys.argv[2:]:
+  importlib.import_module(name)
+import tensorflow as tf
+print(json.dumps({"changed": sorted(k for k in set(before) | set(os.environ)
+                                    if before.get(k) != os.environ.get(k)),
+                  "eager": tf.executing_eagerly()}))
+"""
+
+
+def test_importing_a_module_changes_nothing():
+  """ARCHITECTURE.md, invariant 16: every module but the program main.py, imported in a fresh
+  process, leaves the environment and TensorFlow's behaviour as they were; the process-wide
+  decisions are hardware.import_tensorflow's, called once at a program's start."""
+  modules = sorted(project_modules() - {"main"})
+  proc = subprocess.run([sys.executable, "-c", IMPORT_ALL, PROJECT_DIR] + modules,
+                        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, timeout=300,
+                        env={k: v for k, v in os.environ.items() if k != "TF_ENABLE_ONEDNN_OPTS"})
+  assert proc.returncode == 0, proc.stderr[-3000:]
+  assert json.loads(proc.stdout.strip().splitlines()[-1]) == {"changed": [], "eager": True}

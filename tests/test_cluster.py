@@ -240,7 +240,7 @@ import socket, sys, threading
 sys.path.insert(0, sys.argv[1])
 hosts = sys.argv[2].split(",")
 import hardware
-hardware.configure()
+hardware.import_tensorflow()  # the process's start: oneDNN, TF1 graph behaviour
 import tensorflow.compat.v1 as tf
 import cluster as cluster_module
 from replicas import replication
@@ -293,7 +293,7 @@ import argparse, sys
 sys.path.insert(0, sys.argv[1])
 hosts, task, folder = sys.argv[2], int(sys.argv[3]), sys.argv[4]
 import hardware
-hardware.configure()
+hardware.import_tensorflow()  # the process's start: oneDNN, TF1 graph behaviour
 import numpy as np
 import tensorflow.compat.v1 as tf
 import cluster as cluster_module

@@ -17,7 +17,7 @@ BATCH_NORM_ON_TWO_REPLICAS = r'''
 import json, sys
 sys.path.insert(0, sys.argv[1])
 import hardware
-hardware.configure()
+hardware.import_tensorflow()  # the process's start: oneDNN, TF1 graph behaviour
 import numpy as np
 import pytest
 import tensorflow as tf2
@@ -73,7 +73,7 @@ import json, sys
 sys.path.insert(0, sys.argv[1])
 conditional = sys.argv[2] == "conditional"
 import hardware
-hardware.configure()
+hardware.import_tensorflow()  # the process's start: oneDNN, TF1 graph behaviour
 import numpy as np
 import pytest
 import tensorflow as tf2
