@@ -172,7 +172,13 @@ def import_tensorflow():
       os.dup2(saved, 2)
       os.close(saved)
       os.close(devnull)
-  tf_v1.disable_v2_behavior()
+  logger = tf_v1.get_logger()
+  level = logger.level
+  logger.setLevel("ERROR")  # (its switch warns of its own deprecated parts)
+  try:
+    tf_v1.disable_v2_behavior()
+  finally:
+    logger.setLevel(level)
   return tf_v1
 
 

@@ -38,7 +38,7 @@ from precision import precision_mode, session_config  # noqa: E402
 from replicas import batches_per_epoch  # noqa: E402
 from runs import (check_run_name, check_same_classes, check_same_counting, find_run,  # noqa: E402
                   has_checkpoint, name_run, read_json, resume_command, write_run_folder)
-from training import TrainingInterrupted  # noqa: E402
+from training import TRAIN_DEFAULTS, TrainingInterrupted  # noqa: E402
 from utils import (QuietWhenClosed, UserError, count_parameters, expand_path,  # noqa: E402
                    plural, show_all_variables, timestamp, training_pictures,
                    written_summary)
@@ -46,11 +46,11 @@ from utils import (QuietWhenClosed, UserError, count_parameters, expand_path,  #
 _before = set(flags.FLAGS)
 # Help texts say what each flag does here; absl adds each default, "(default: ...)", so no
 # text repeats one (tests/test_main.py holds the help to this).
-flags.DEFINE_integer("epoch", 25, "Training: epochs to train, counted from the run's start (a "
+flags.DEFINE_integer("epoch", TRAIN_DEFAULTS["epoch"], "Training: epochs to train, counted from the run's start (a "
                      "resumed run trains up to this many)")
 flags.DEFINE_float("learning_rate", 0.0002, "Adam's learning rate, for D and G")
 flags.DEFINE_float("beta1", 0.5, "Adam's beta1 (momentum term)")
-flags.DEFINE_float("train_size", np.inf, "Use at most this many images of the dataset (inf: all)")
+flags.DEFINE_float("train_size", TRAIN_DEFAULTS["train_size"], "Use at most this many images of the dataset (inf: all)")
 flags.DEFINE_integer("batch_size", 64, "Images per training step on each device; in test mode, "
                      "images per --export/--freeze batch")
 flags.DEFINE_integer("input_height", 108, "Image folders: height of the center crop with --crop "
@@ -97,8 +97,8 @@ flags.DEFINE_boolean("onnx", False, "Test mode: write the generator as an ONNX f
                      "<run>/onnx/model-<counter>.onnx (needs tf2onnx: README)")
 flags.DEFINE_integer("max_to_keep", 1, "Checkpoints kept in the run (each about 12 bytes a "
                      "parameter, 130 MB for 28x28 MNIST: the summary before step 1 says its size)")
-flags.DEFINE_integer("sample_freq", 200, "Write a sample grid every this many steps")
-flags.DEFINE_integer("ckpt_freq", 200, "Save a checkpoint every this many steps")
+flags.DEFINE_integer("sample_freq", TRAIN_DEFAULTS["sample_freq"], "Write a sample grid every this many steps")
+flags.DEFINE_integer("ckpt_freq", TRAIN_DEFAULTS["ckpt_freq"], "Save a checkpoint every this many steps")
 flags.DEFINE_integer("z_dim", 100, "Dimensions of z")
 flags.DEFINE_string("z_dist", "uniform_signed", "Distribution of z: uniform_signed (-1 to 1), "
                     "uniform_unsigned (0 to 1) or normal01")
@@ -129,7 +129,7 @@ flags.DEFINE_boolean("features_experiment", False, "Test mode, an IDX dataset (m
 flags.DEFINE_integer("labels_per_class", 10, "Labelled digits per class for --features_experiment")
 flags.DEFINE_boolean("training_pictures", False, "Test mode: the run's training-progress GIF and "
                      "loss curves (training writes them at its end anyway)")
-flags.DEFINE_integer("summary_freq", 10, "Write TensorBoard summaries every this many steps (and "
+flags.DEFINE_integer("summary_freq", TRAIN_DEFAULTS["summary_freq"], "Write TensorBoard summaries every this many steps (and "
                      "at the first); 1 writes every step as the original did")
 flags.DEFINE_string("precision", "fp32", "fp32; fp16: float16 mixed precision with dynamic loss "
                     "scaling, on a GPU (--fp16_on_cpu emulates it on the CPU); bf16: oneDNN "
@@ -145,7 +145,7 @@ flags.DEFINE_boolean("cache", False, "Keep decoded, cropped, resized images of a
                      "on disk (see --cache_dir), so epochs after the first decode nothing")
 flags.DEFINE_string("cache_dir", None, "Folder of the --cache files (unset: "
                     "<data_dir>/.dcgan_cache)")
-flags.DEFINE_integer("data_workers", 2, "Threads decoding image batches ahead of training; 0 decodes "
+flags.DEFINE_integer("data_workers", TRAIN_DEFAULTS["data_workers"], "Threads decoding image batches ahead of training; 0 decodes "
                      "in the training thread")
 flags.DEFINE_string("devices", "", "Devices of this machine to train on, one replica each, e.g. "
                     "gpu:0,gpu:1 (unset: every local GPU, else the CPU)")

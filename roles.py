@@ -69,7 +69,8 @@ class OneProcess(object):
 class SeveralWorkers(object):
   """Several workers: they check they were started alike, join, vote each step on stopping
   and on diverged losses, and stop after the same step.  Their collectives are built by
-  build_first (before anything else in the graph), build_votes and build_last."""
+  build_first (before anything else in the graph), build_votes and build_last, once each and
+  in that order (asserted: every worker must build the same collectives in the same order)."""
 
   lost_worker_errors = cluster_module.LOST_WORKER_ERRORS
 
@@ -84,6 +85,7 @@ class SeveralWorkers(object):
     agree_in (float64, fed by agreement()): per AGREED_FIELDS a weight w (1, or 0 where a worker
     leaves it to the chief), w * hash, w * hash^2 and the chief's hash, then the chief's seed,
     counter and whether it loaded a checkpoint."""
+    assert not hasattr(self, "agreed"), "build_first runs once"
     self.agree_in = tf.placeholder(tf.float64, [4 * len(AGREED_FIELDS) + 3],
                                    name='cluster/agree')
     self.agreed = self.replication.all_reduce_sum(
@@ -94,6 +96,8 @@ class SeveralWorkers(object):
     signal to stop, 1 if that signal was SIGINT, 1 if its losses were NaN or infinite] (counts,
     not signal numbers, so that they add up), so that all stop after the same step
     (stop_signal) and report a NaN on any of them as a NaN."""
+    assert hasattr(self, "agreed") and not hasattr(self, "votes"), (
+        "build_votes runs once, after build_first")
     self.votes_in = tf.placeholder_with_default(tf.zeros([3]), [3], name='cluster/stop')
     own = self.votes_in + tf.stack(
         [0.0, 0.0, tf.cast(tf.logical_not(tf.is_finite(g_loss)), tf.float32)])
@@ -103,6 +107,8 @@ class SeveralWorkers(object):
   def build_last(self, variables):
     """broadcast_op: every copy of every variable set to the chief's first replica's value
     (after the chief restored a checkpoint; the other workers need not see its files)."""
+    assert hasattr(self, "votes") and not hasattr(self, "broadcast_op"), (
+        "build_last runs once, after build_votes")
     self.broadcast_op = self.replication.broadcast(variables, 'cluster/broadcast')
 
   def run_options(self, first=False):

@@ -36,8 +36,8 @@ Latent = collections.namedtuple("Latent", ["z_dim", "z_dist", "batch_size"])
 Folders = collections.namedtuple("Folders", ["checkpoint_dir", "sample_dir", "out_dir"])
 
 # The loop's settings and their defaults, stated once: train(job, config) takes each from
-# config when it has it (main.py's flags have these defaults; tests/test_main.py holds them
-# equal).  learning_rate, checkpoint_dir and sample_dir default to the job's.
+# config when it has it, and main.py's flags take their defaults from here.  learning_rate,
+# checkpoint_dir and sample_dir default to the job's.
 TRAIN_DEFAULTS = {"epoch": 25, "train_size": np.inf, "sample_freq": 200, "ckpt_freq": 200,
                   "summary_freq": 10, "data_workers": 2}
 TrainSettings = collections.namedtuple(

@@ -46,10 +46,11 @@ def run_python(code, **env):
 
 @pytest.mark.skipif(hardware.platform.machine().lower() not in hardware.X86_MACHINES,
                     reason="the default is for x86 CPUs")
-def test_importing_the_model_runs_tensorflow_with_onednn_unless_the_user_said_no():
-  # a convolution in the process that imported the model, oneDNN's verbose mode saying who ran
-  # it (as hardware.onednn_probe asks its child)
-  code = ("import model, hardware; tf = model.tf; x = tf.random.uniform([1, 8, 8, 4]); "
+def test_a_program_started_as_main_py_runs_tensorflow_with_onednn_unless_the_user_said_no():
+  # a convolution in a process started as main.py starts (hardware.import_tensorflow, then the
+  # model), oneDNN's verbose mode saying who ran it (as hardware.onednn_probe asks its child)
+  code = ("import hardware; tf = hardware.import_tensorflow(); import model; "
+          "x = tf.random.uniform([1, 8, 8, 4]); "
           "tf.Session().run(tf.nn.conv2d(x, tf.ones([3, 3, 4, 4]), 1, 'SAME')); "
           "print('decided_by', hardware.decided_by)")
   for environ, decided_by, onednn in (({}, "dcgan", True),

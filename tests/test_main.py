@@ -442,13 +442,20 @@ def test_checkpoint_dir_without_checkpoint(tmp_path, monkeypatch, capsys):
   assert "No checkpoint in %s" % (tmp_path / "empty") in err
 
 
-def test_training_defaults_are_stated_once_and_equal_to_the_flags():
-  """DCGAN.train(config) without a setting takes training.TRAIN_DEFAULTS'; main.py's flags agree."""
+def test_training_without_a_setting_takes_its_one_default():
+  """DCGAN.train(config) without a setting takes training.TRAIN_DEFAULTS' (main.py's flags take
+  theirs from there too), and the model's own learning rate and folders."""
+  from training import TRAIN_DEFAULTS, settings_from
+  settings = settings_from(object(), 0.125, "ckpt", "samples")
+  assert {name: getattr(settings, name) for name in TRAIN_DEFAULTS} == TRAIN_DEFAULTS
+  assert settings[-3:] == (0.125, "ckpt", "samples")
+  given = settings_from(main_config(epoch=3, sample_freq=7), 0.125, "ckpt", "samples")
+  assert (given.epoch, given.sample_freq, given.ckpt_freq) == (3, 7, TRAIN_DEFAULTS["ckpt_freq"])
+
+
+def main_config(**values):
   import main
-  from training import TRAIN_DEFAULTS
-  for name, default in TRAIN_DEFAULTS.items():
-    assert main.FLAGS[name].default == default, name
-  assert main.FLAGS["learning_rate"].default == 0.0002  # DCGAN's own default, the original's
+  return main.Config(values)
 
 
 def test_class_folders_train_the_conditional_model_and_their_names_travel_with_the_run(
