@@ -119,6 +119,10 @@ class DCGAN(object):
       None: '0' to 'y_dim - 1').
     multi_hot: y names attributes, several present at once (--attributes), rather than one
       class of label_names.
+    loss: the GAN loss, a function (step.GANModel, step.Tower) -> step.GANLoss (None: the
+      original's, step.gan_loss).
+    update_rule: a function (learning_rate, beta1) -> each network's update rule (optim.Optimizer
+      says what one is; None: Adam, the original's).
   """
 
   def __init__(self, sess, input_height=108, input_width=108, crop=True,
@@ -130,7 +134,8 @@ class DCGAN(object):
                learning_rate=0.0002, beta1=0.5, z_dist='uniform_signed', seed=None,
                G_img_sum=False, data=None, precision='fp32',
                initial_loss_scale=INITIAL_LOSS_SCALE, cluster=None, gather_gradients=None,
-               kernels=hardware.DEFAULT_KERNELS, label_names=None, multi_hot=False):
+               kernels=hardware.DEFAULT_KERNELS, label_names=None, multi_hot=False, loss=None,
+               update_rule=None):
     """Build the model in sess's graph (the class's docstring says what each argument does)."""
     self.sess = sess
     self.crop, self.batch_size, self.sample_num = crop, batch_size, sample_num
@@ -139,6 +144,7 @@ class DCGAN(object):
     self.y_dim, self.z_dim = y_dim, z_dim
     self.label_names = list(label_names or [str(label) for label in range(y_dim or 0)]) or None
     self.multi_hot = bool(multi_hot and y_dim)
+    self.loss_fn, self.update_rule = loss or step.gan_loss, update_rule
     self.gf_dim, self.df_dim, self.gfc_dim, self.dfc_dim = gf_dim, df_dim, gfc_dim, dfc_dim
     if c_dim is None:
       c_dim = data.c_dim if data is not None else (
@@ -199,11 +205,12 @@ class DCGAN(object):
     # D's optimizer first, as in the original (docs/ARCHITECTURE.md, invariant 2)
     self.optimizers = optimizers = {
         net: Optimizer(net, self.replication, self.learning_rate, self.beta1,
-                       self.precision.loss_scaling, self.initial_loss_scale)
+                       self.precision.loss_scaling, self.initial_loss_scale,
+                       self.update_rule and self.update_rule(self.learning_rate, self.beta1))
         for net in ("discriminator", "generator")}
     self.model, self.loss, updates = step.build(
         self.generator, self.discriminator, self.feeds, self.replication, optimizers,
-        lambda: self.replication.tower_options(self.plan, self.batch_size))
+        lambda: self.replication.tower_options(self.plan, self.batch_size), self.loss_fn)
     m, loss = self.model, self.loss
     self.G, self.D, self.D_logits, self.D_, self.D_logits_ = (
         m.generated, m.real, m.real_logits, m.fake, m.fake_logits)

@@ -120,16 +120,31 @@ class DynamicLossScale(object):
 
 class Optimizer(object):
   """One network's optimizer for `replication` (replicas.Replication; one device: one replica):
-  Adam(learning_rate, beta1), with fp16's dynamic loss scaling when loss_scaling (its variables
-  in SCALE_SCOPES[network], starting at initial_loss_scale)."""
+  its update rule, Adam(learning_rate, beta1) unless `rule` gives another, with fp16's dynamic
+  loss scaling when loss_scaling (its variables in SCALE_SCOPES[network], starting at
+  initial_loss_scale).
+
+  An update rule (the seam for another optimizer: tests/test_seams.py plugs RMSProp in) has
+  create(var_list, strategy), which makes its variables once the network exists, and
+  apply(strategy, grads_and_vars), the op applying the summed gradients to every replica's copy
+  (strategy.extended.update); the sums, fp16's scale and skip, and the held batch-norm updates
+  stay this object's."""
 
   def __init__(self, network, replication, learning_rate, beta1, loss_scaling=False,
-               initial_loss_scale=INITIAL_LOSS_SCALE):
+               initial_loss_scale=INITIAL_LOSS_SCALE, rule=None):
     self.network, self.replication = network, replication
-    self.adam = Adam(learning_rate, beta1)
+    self.rule = rule or Adam(learning_rate, beta1)
     self.loss_scale = (DynamicLossScale(SCALE_SCOPES[network], initial_loss_scale)
                        if loss_scaling else None)
     self.complete = frozenset()
+
+  def scale(self):
+    """fp16's loss scale as a tensor (1 without loss scaling): what a loss term that takes
+    gradients of its own (a gradient penalty) multiplies by before and divides by after, so
+    that its inner gradients do not underflow."""
+    if self.loss_scale is None:
+      return tf.constant(1.0)
+    return tf.identity(self.loss_scale.variables()[0])
 
   def register_gradients(self, loss, var_list, held=(), complete=frozenset()):
     """In one replica's tower: the Registered gradients of its share of `loss` for var_list.
@@ -160,9 +175,9 @@ class Optimizer(object):
     tf.distribute) to var_list once, after Adam's variables are made."""
     replication, strategy = self.replication, self.replication.strategy
     with strategy.scope():
-      self.adam.create(var_list, strategy)
+      self.rule.create(var_list, strategy)
       grads = replication.sum_gradients(registered.grads, var_list, self.complete)
-      apply = lambda: self.adam.apply(strategy, zip(grads, var_list))
+      apply = lambda: self.rule.apply(strategy, list(zip(grads, var_list)))
       if self.loss_scale is None:
         update, scaling = apply(), {}
       else:

@@ -109,8 +109,16 @@ def gan_model(generator, discriminator, options, inputs, z, y):
   return GANModel(generated, real, real_logits, fake, fake_logits, d_vars, g_vars), passes
 
 
-def gan_loss(model):
-  """The original's GANLoss of a GANModel."""
+# What a GAN loss is given besides the GANModel, for one tower (the seam for another loss:
+# tests/test_seams.py plugs a hinge loss and an R1 penalty in): the real images and y this
+# tower was fed, discriminate(images) -> D's logits of other images (another pass of D in this
+# tower, under reuse, in training mode), and loss_scale() -> fp16's scale of D's loss (1
+# without), for a term that takes gradients of its own.
+Tower = collections.namedtuple("Tower", ["images", "y", "discriminate", "loss_scale"])
+
+
+def gan_loss(model, tower=None):
+  """The original's GANLoss of a GANModel (a loss function: (GANModel, Tower) -> GANLoss)."""
   def cross_entropy(logits, labels):
     return tf.reduce_mean(tf.nn.sigmoid_cross_entropy_with_logits(logits=logits, labels=labels))
 
@@ -124,19 +132,22 @@ def held(passes, names):
   return [op for name in names for op in (passes[name].held.ops if passes[name].held else [])]
 
 
-def build(generator, discriminator, feeds, replication, optimizers, options):
+def build(generator, discriminator, feeds, replication, optimizers, options, loss_fn=gan_loss):
   """(GANModel, GANLoss, {network: optim.NetworkUpdate}) of the tower on every replica.
 
   generator(z, y, options=...), discriminator(image, y, reuse=..., options=...): the networks.
   optimizers: {network: optim.Optimizer}, D's first (its Adam's variables are made first, as
   the original's: beta1_power is D's, beta1_power_1 G's).  options(): a new tower's
-  replicas.TowerOptions.  The model and losses hold this process's replicas' outputs
-  concatenated and losses averaged.
+  replicas.TowerOptions.  loss_fn(GANModel, Tower) -> GANLoss: the loss (the original's,
+  gan_loss, unless another is given).  The model and losses hold this process's replicas'
+  outputs concatenated and losses averaged.
   """
   def tower(inputs, z, y):
     tower_options = options()
     model, passes = gan_model(generator, discriminator, tower_options, inputs, z, y)
-    loss = gan_loss(model)
+    loss = loss_fn(model, Tower(inputs, y, extra_pass(discriminator, tower_options, y,
+                                                      replication),
+                                optimizers["discriminator"].scale))
     complete = tower_options.complete
     # the batch-norm updates each run computes: D's run passes G, D(real) and D(fake); G's
     # runs pass G and D(fake)
@@ -157,6 +168,20 @@ def build(generator, discriminator, feeds, replication, optimizers, options):
   updates = {net: optimizers[net].apply_updates(registered[net], getattr(model, net + "_vars"))
              for net in ("discriminator", "generator")}
   return model, loss, updates
+
+
+def extra_pass(discriminator, tower_options, y, replication):
+  """A Tower's discriminate(images): D's logits of images in another pass of this tower.  Where
+  several workers gather the large linear layers' weight gradients (their factors counted for
+  LAYER_PASSES' passes), a loss may not add a pass: refused in one sentence."""
+  def discriminate(images):
+    if replication.gathers:
+      raise ValueError("A loss that runs D once more (Tower.discriminate) cannot be used where "
+                       "workers gather the linear layers' gradients; train with "
+                       "--nogather_gradients.")
+    return discriminator(images, y, reuse=True,
+                         options=tower_options.network(LAYER_PASSES["discriminator"]))[1]
+  return discriminate
 
 
 def gan_train_ops(loss, updates, summaries):
