@@ -44,24 +44,18 @@ MNIST_SOURCES = (
     "https://storage.googleapis.com/cvdf-datasets/mnist/",
     "http://yann.lecun.com/exdb/mnist/",
 )
-MNIST_FILES = (  # (name, published MD5, IDX rank)
-    ("train-images-idx3-ubyte.gz", "f68b3c2dcbeaaa9fbdd348bbdeb94873", 3),
-    ("train-labels-idx1-ubyte.gz", "d53e105ee54ea40749a09fcbcd1e9432", 1),
-    ("t10k-images-idx3-ubyte.gz", "9fb629c4189551a2d022fa330f9573f3", 3),
-    ("t10k-labels-idx1-ubyte.gz", "ec29112dd5afa0611ce80d1b7f02629c", 1),
-)
+# The published MD5s of an IDX dataset's four files, in dataset.idx.MNIST_FILES' order (train
+# images, train labels, test images, test labels; the files' names are that table's, .gz).
+MNIST_MD5S = ("f68b3c2dcbeaaa9fbdd348bbdeb94873", "d53e105ee54ea40749a09fcbcd1e9432",
+              "9fb629c4189551a2d022fa330f9573f3", "ec29112dd5afa0611ce80d1b7f02629c")
 # Fashion-MNIST (Zalando Research, MIT licence): its own host, then its repository's copy; the
 # published MD5s, as torchvision lists them.
 FASHION_MNIST_SOURCES = (
     "http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/",
     "https://raw.githubusercontent.com/zalandoresearch/fashion-mnist/master/data/fashion/",
 )
-FASHION_MNIST_FILES = (  # (name, published MD5, IDX rank)
-    ("train-images-idx3-ubyte.gz", "8d4fb7e6c68d591d4c3dfef9ec88bf0d", 3),
-    ("train-labels-idx1-ubyte.gz", "25c81989df183df01b3e8a0aad5dffbe", 1),
-    ("t10k-images-idx3-ubyte.gz", "bef4ecab320f06d8554ea6380940ec79", 3),
-    ("t10k-labels-idx1-ubyte.gz", "bb300cfdad3c16e7a12a480ee83cd310", 1),
-)
+FASHION_MNIST_MD5S = ("8d4fb7e6c68d591d4c3dfef9ec88bf0d", "25c81989df183df01b3e8a0aad5dffbe",
+                      "bef4ecab320f06d8554ea6380940ec79", "bb300cfdad3c16e7a12a480ee83cd310")
 CIFAR10_TAR = "cifar-10-python.tar.gz"
 CIFAR10_MD5 = "c58f30108f718f92721af3b95e74349a"  # published (the page below; torchvision's too)
 CIFAR10_SOURCE = "https://www.cs.toronto.edu/~kriz/"
@@ -89,10 +83,14 @@ def mark_complete(folder, info):
 
 
 def idx_download(dataset):
-  """(its name in messages, the sources tried in turn, its files) of an IDX dataset."""
-  if dataset == "fashion_mnist":
-    return "Fashion-MNIST", FASHION_MNIST_SOURCES, FASHION_MNIST_FILES
-  return "MNIST", MNIST_SOURCES, MNIST_FILES
+  """(its name in messages, the sources tried in turn, its files: (name, published MD5, IDX
+  rank) each) of an IDX dataset, its names and title as dataset.idx states them."""
+  from dataset.idx import IDX_DATASETS, MNIST_FILES as IDX_NAMES
+  sources, md5s = {"mnist": (MNIST_SOURCES, MNIST_MD5S),
+                   "fashion_mnist": (FASHION_MNIST_SOURCES, FASHION_MNIST_MD5S)}[dataset]
+  files = tuple((stem + ".gz", md5, int(stem.split("-idx")[1][0]))  # 'idx3': rank 3
+                for stem, md5 in zip(IDX_NAMES.values(), md5s))
+  return IDX_DATASETS[dataset].title, sources, files
 
 
 def download_mnist(data_dir, mirror=None, dataset="mnist"):

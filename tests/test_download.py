@@ -23,7 +23,7 @@ from utils import UserError
 
 SHARED_MNIST = os.path.join(os.path.dirname(PROJECT_DIR), "shared", "data", "mnist5k")
 MNIST_DIR = SHARED_MNIST if os.path.isdir(SHARED_MNIST) else os.path.join(PROJECT_DIR, "data", "mnist5k")
-MNIST_NAMES = [name for name, _, _ in download.MNIST_FILES]
+MNIST_NAMES = [name for name, _, _ in download.idx_download("mnist")[2]]
 
 
 def mnist_files():
@@ -31,9 +31,9 @@ def mnist_files():
 
 
 def publish(monkeypatch, files):
-  """Make files (name -> bytes) the published MNIST: MNIST_FILES with their MD5s."""
-  monkeypatch.setattr(download, "MNIST_FILES", tuple(
-      (name, hashlib.md5(files[name]).hexdigest(), rank) for name, _, rank in download.MNIST_FILES))
+  """Make files (name -> bytes) the published MNIST: MNIST_MD5S their MD5s."""
+  monkeypatch.setattr(download, "MNIST_MD5S", tuple(
+      hashlib.md5(files[name]).hexdigest() for name in MNIST_NAMES))
 
 
 def use_sources(monkeypatch, *urls):
@@ -409,9 +409,8 @@ def test_fashion_mnist_lands_beside_mnist_and_trains_as_its_ten_classes(tmp_path
   write_fashion(str(tmp_path / "made"))
   files = {name: open(str(tmp_path / "made" / name), "rb").read()
            for name in os.listdir(str(tmp_path / "made"))}
-  monkeypatch.setattr(download, "FASHION_MNIST_FILES", tuple(
-      (name, hashlib.md5(files[name]).hexdigest(), rank)
-      for name, _, rank in download.FASHION_MNIST_FILES))
+  monkeypatch.setattr(download, "FASHION_MNIST_MD5S", tuple(
+      hashlib.md5(files[name]).hexdigest() for name in MNIST_NAMES))  # (the same four names)
   data_dir = str(tmp_path / "data")
   with FileServer(files) as server:
     monkeypatch.setattr(download, "FASHION_MNIST_SOURCES", (closed_port_url(), server.url))
