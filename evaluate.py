@@ -27,7 +27,7 @@ import scipy.optimize
 import tensorflow.compat.v1 as tf
 from tqdm import tqdm
 
-from dataset import IDX_DATASETS, mnist_splits, split_dataset, title
+from dataset import IDX_DATASETS, mnist_splits, multi_hot, split_dataset, title
 from experiments import attribute_labels, one_hot, sample_in_batches
 from step import gen_random
 from utils import UserError, plural, resize
@@ -75,7 +75,7 @@ def folder_judge_splits(data, name, every=10):
   size), each `every`-th held out as the test split; labels int64 classes, or an attribute
   folder's multi-hot rows (float32 [N, attributes])."""
   images, labels = [], []
-  attributes = data.description.get("y") == "multi_hot"
+  attributes = multi_hot(data.description)
   for start in tqdm(range(0, len(data), 256), desc="reading %s" % name, leave=False,
                     disable=None):
     x, y = data.get(list(range(start, min(start + 256, len(data)))))

@@ -160,12 +160,11 @@ class Optimizer(object):
     # tf.distribute sums the replicas' gradients; each replica's loss is divided by their number
     share = loss / count if count > 1 else loss
     if self.loss_scale is not None:
-      scale, _, _ = self.loss_scale.variables()
-      share = share * tf.identity(scale)
+      share = share * self.scale()
     grads = tf.gradients(share, var_list, gate_gradients=not complete)
     finite = None
     if self.loss_scale is not None:
-      reciprocal = 1.0 / tf.identity(scale)
+      reciprocal = 1.0 / self.scale()
       grads = [g * reciprocal for g in grads]
       finite = tf.reduce_all([tf.reduce_all(tf.is_finite(g)) for g in grads])
     return Registered(grads, finite, list(held))

@@ -13,6 +13,7 @@ import numpy as np
 import tensorflow.compat.v1 as tf
 
 from checkpoints import checkpoint_batch
+from dataset import multi_hot
 from utils import UserError, expand_path, timestamp, write_json_atomic
 
 
@@ -135,11 +136,11 @@ def check_same_classes(description, record):
   a one-sentence UserError if the data now holds others (y's width and meaning would change)."""
   recorded = record.get("data") or {}
   trained = recorded.get("labels")
-  if trained and (description["labels"], description.get("y")) != (trained, recorded.get("y")):
-    word, flag = (("attributes", "--attributes and the same attributes")
-                  if recorded.get("y") == "multi_hot" else
-                  ("classes", "--labels and the same class folders"))
-    now = ("the %s %s" % ("attributes" if description.get("y") == "multi_hot" else "classes",
+  if trained and (description["labels"], multi_hot(description)) != (trained,
+                                                                      multi_hot(recorded)):
+    word, flag = (("attributes", "--attributes and the same attributes") if multi_hot(recorded)
+                  else ("classes", "--labels and the same class folders"))
+    now = ("the %s %s" % ("attributes" if multi_hot(description) else "classes",
                           ", ".join(description["labels"])) if description["labels"]
            else "unlabelled images")
     raise UserError("This run was trained on the %s %s (its FLAGS.json), and this command "

@@ -47,7 +47,7 @@ def read_attribute_file(path):
   return names, rows
 
 
-def chosen_attributes(asked, names, path):
+def attributes_asked(asked, names, path):
   """The attributes --attributes asks for ('all', or names joined by commas), in the file's
   order; a UserError naming one the file does not have."""
   if asked.strip() == ALL_ATTRIBUTES:
@@ -65,7 +65,7 @@ def chosen_attributes(asked, names, path):
 class AttributeFolderData(LabelledFolderData):
   """An image folder (crop, resize, bad files, cache: ImageFolderData) whose images are labelled
   by the attribute file beside them.  label_names: the attributes asked for; y_rows: each
-  file's multi-hot row over them; frequency: how often each is present in the images."""
+  file's multi-hot row over them (its description says how often each is present)."""
 
   def __init__(self, data_dir, dataset, input_fname_pattern, input_height, input_width,
                output_height, output_width, crop, cache_dir=None, attributes=ALL_ATTRIBUTES):
@@ -82,12 +82,12 @@ class AttributeFolderData(LabelledFolderData):
                       "attribute file there (python download.py celebA fetches celebA's)."
                       % (ATTRIBUTE_FILE, folder))
     names, rows = read_attribute_file(path)
-    self.label_names = chosen_attributes(self.asked, names, path)
+    self.label_names = attributes_asked(self.asked, names, path)
     columns = [names.index(name) for name in self.label_names]
-    found = [f for f in ImageFolderData._find_files(self, folder, hint)
-             if os.path.basename(f) != ATTRIBUTE_FILE]
-    listed = [f for f in found if os.path.basename(f) in rows]
-    unlisted = [os.path.basename(f) for f in found if os.path.basename(f) not in rows]
+    found = {os.path.basename(f): f for f in ImageFolderData._find_files(self, folder, hint)}
+    found.pop(ATTRIBUTE_FILE, None)
+    listed = [f for name, f in found.items() if name in rows]
+    unlisted = [name for name in found if name not in rows]
     if not listed:
       raise UserError("None of the %s in %s is listed in %s (it lists such as %s); the file's "
                       "names must be the images' file names." % (
@@ -96,18 +96,17 @@ class AttributeFolderData(LabelledFolderData):
     if unlisted:
       print(" [!] %s of %s not listed in %s left out (such as %s)"
             % (plural(len(unlisted), "image"), folder, ATTRIBUTE_FILE, ", ".join(unlisted[:3])))
-    missing = sorted(set(rows) - {os.path.basename(f) for f in listed})
+    missing = sorted(set(rows) - set(found))
     if missing:
       print(" [!] %s listed in %s not among the images (such as %s)"
             % (plural(len(missing), "file"), ATTRIBUTE_FILE, ", ".join(missing[:3])))
     self.unmatched = [name for name in self.unmatched if name != ATTRIBUTE_FILE]
-    self.y_rows = np.stack([rows[os.path.basename(f)][columns] for f in listed]).astype(
+    self.y_rows = np.stack([rows[name][columns] for name in found if name in rows]).astype(
         np.float32)
-    self.frequency = self.y_rows.mean(0)
     return listed
 
   @property
   def description(self):
     return dict(super(AttributeFolderData, self).description, kind="attributes",
                 labels=list(self.label_names), y="multi_hot",
-                frequency=[round(float(f), 4) for f in self.frequency])
+                frequency=[round(float(f), 4) for f in self.y_rows.mean(0)])
