@@ -14,12 +14,11 @@ from PIL import Image
 
 from conftest import ATTRIBUTE_NAMES, write_attribute_folder
 from dataset import AttributeFolderData, open_dataset, read_attribute_file
-from model import DCGAN
 from test_export import (ATTRIBUTE_SNIPPETS, LITERT, assert_within_tolerance, for_run, probe,
-                         reference_snippets, run_python_snippet, saved_model_images,
-                         snippet_inputs)
+                         reference_snippets, run_python_snippet, sampler_images,
+                         saved_model_images, snippet_inputs)
 from test_main import only_run_folder, run_main, run_main_here
-from utils import UserError, to_uint8
+from utils import UserError
 
 SIZE = 16
 MARGIN = 0.5  # an attribute asked for is found this much more often than when it is not asked
@@ -209,7 +208,10 @@ def test_exports_take_the_multi_hot_y_in_every_runtime(attribute_run, tmp_path):
   feed = probe(description, 12)
   assert feed["y"].dtype == np.float32 and feed["y"].shape == (12, 3)
   served = saved_model_images(version, feed)
-  mine = sampler_images(run_dir, feed["z"], feed["y"])
+  mine = sampler_images(run_dir, feed["z"], feed["y"], input_height=SIZE, output_height=SIZE,
+                        output_width=SIZE, y_dim=3, c_dim=3, z_dim=16, batch_size=16,
+                        dataset_name="shapes", label_names=list(ATTRIBUTE_NAMES),
+                        multi_hot=True)
   counter = description["counter"]
   session = onnxruntime.InferenceSession(os.path.join(run_dir, "onnx", "model-%d.onnx" % counter),
                                          providers=["CPUExecutionProvider"])
@@ -228,18 +230,6 @@ def test_exports_take_the_multi_hot_y_in_every_runtime(attribute_run, tmp_path):
       for b in (1, 64)])
   other = saved_model_images(version, dict(feed, y=1 - feed["y"]))  # the same z, other y
   assert np.mean(np.abs(other.astype(int) - served) > 32) > 0.1
-
-
-def sampler_images(run_dir, z, y):
-  """The project's own sampler on the attribute run's checkpoint, as uint8."""
-  import tensorflow.compat.v1 as tf
-  with tf.Graph().as_default(), tf.Session() as sess:
-    dcgan = DCGAN(sess, input_height=SIZE, output_height=SIZE, output_width=SIZE, y_dim=3,
-                  c_dim=3, z_dim=16, batch_size=16, dataset_name="shapes", seed=0,
-                  label_names=list(ATTRIBUTE_NAMES), multi_hot=True)
-    sess.run(dcgan.init_op)
-    assert dcgan.load(os.path.join(run_dir, "checkpoint"))[0]
-    return to_uint8(dcgan.sample(z, y), dcgan.value_range)
 
 
 @pytest.mark.parametrize("name, kind", ATTRIBUTE_SNIPPETS)

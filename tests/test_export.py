@@ -150,14 +150,18 @@ def saved_model_images(version, inputs, signature="serving_default"):
     return sess.run(sig.outputs["images"].name, feed)
 
 
-def sampler_images(run_dir, z, labels):
-  """The project's own sampler on the run's checkpoint, as uint8 (as its PNGs are written)."""
+MNIST_MODEL = dict(input_height=28, output_height=28, output_width=28, y_dim=10, c_dim=1,
+                   batch_size=32, dataset_name="mnist")  # the exported fixture's
+
+
+def sampler_images(run_dir, z, y, **model):
+  """The project's own sampler on the run's checkpoint, as uint8 (as its PNGs are written):
+  a DCGAN of `model`'s arguments (MNIST_MODEL unless given) fed z and y as they are."""
   with tf.Graph().as_default(), tf.Session() as sess:
-    dcgan = DCGAN(sess, input_height=28, output_height=28, output_width=28, y_dim=10, c_dim=1,
-                  batch_size=32, dataset_name="mnist", seed=0)
+    dcgan = DCGAN(sess, seed=0, **(model or MNIST_MODEL))
     sess.run(dcgan.init_op)
     assert dcgan.load(os.path.join(run_dir, "checkpoint"))[0]
-    return to_uint8(dcgan.sample(z, np.eye(10, dtype=np.float32)[labels]), dcgan.value_range)
+    return to_uint8(dcgan.sample(z, y), dcgan.value_range)
 
 
 def test_test_mode_writes_every_export_and_says_how_each_was_checked(exported):
@@ -230,7 +234,7 @@ def test_plain_tensorflow_2_serves_the_samplers_images_and_samples_by_seed(expor
   z, labels, report, answer = served
   refused = report.pop("refused")
   assert report == {"project_modules": [], "dtype": "uint8", "project_on_path": False}
-  want = sampler_images(run_dir, z, labels)
+  want = sampler_images(run_dir, z, np.eye(10, dtype=np.float32)[labels])
   assert answer["served_100"].shape == (100, 28, 28, 1)
   # the sampler may use the kernel plan's CPU forms, the SavedModel TensorFlow's plain ones
   assert_within_tolerance([(answer["served_100"], want)])
