@@ -235,7 +235,7 @@ def evaluate_attributes(dcgan, judge, frequency, per_attribute=100, seed=0):
   that attribute in real held-out images; the Frechet distance of images asked at the
   attributes' frequency."""
   names = judge.names
-  if names != dcgan.label_names or dcgan.c_dim != judge.shape[2]:
+  if list(names) != list(dcgan.label_names or ()) or dcgan.c_dim != judge.shape[2]:
     raise UserError("--evaluate's judge knows the attributes %s of %d-channel images, and this "
                     "model takes %s and makes %d-channel images; evaluate it on the data and "
                     "--attributes it was trained on." % (", ".join(names), judge.shape[2],

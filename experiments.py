@@ -46,7 +46,7 @@ def label_index(label, names):
   if given.isdigit() and int(given) < len(names):
     return int(given)
   indices = "0-%d" % (len(names) - 1)
-  shown = (indices if names == [str(i) for i in range(len(names))] else
+  shown = (indices if list(names) == [str(i) for i in range(len(names))] else
            "%s, or their indices %s" % (", ".join(names[:10]) + (", ..." if len(names) > 10
                                                                  else ""), indices))
   raise UserError("--label %s names no class of this model (its classes: %s)." % (given, shown))

@@ -317,14 +317,15 @@ def saved_model_to_convert(dcgan, saved_model, counter):
     shutil.rmtree(folder, ignore_errors=True)
 
 
-def write_model(dcgan, config, run_dir, counter):
+def write_model(dcgan, config, folders, counter):
   """--export, --freeze, --saved_model, --tflite, --onnx: the loaded model in the forms asked
-  for."""
+  for, in the run's settings.Folders."""
+  run_dir = folders.out_dir
   if config.export:
-    export_dir = os.path.join(config.checkpoint_dir, "export_b" + str(config.batch_size))
+    export_dir = os.path.join(folders.checkpoint_dir, "export_b" + str(config.batch_size))
     print(" [*] Exported %s" % dcgan.save(export_dir, counter, ckpt=True, frozen=False)[0])
   if config.freeze:
-    export_dir = os.path.join(config.checkpoint_dir, "frozen_b" + str(config.batch_size))
+    export_dir = os.path.join(folders.checkpoint_dir, "frozen_b" + str(config.batch_size))
     path = dcgan.save(export_dir, counter, ckpt=False, frozen=True)[0]
     print(" [*] Frozen sampler written to %s (input 'z:0'%s, output '%s')"
           % (path, ", 'y:0'" if dcgan.y_dim else "", dcgan.sampler.name))

@@ -55,18 +55,19 @@ def check_own_data(config, description, data_dir_given):
                        "" if data_dir_given else " (the run's)", here, kind))
 
 
-def check_writable(config, run_dir):
-  """Before anything loads: a one-sentence UserError naming the first folder that the looks
-  asked for would write into and cannot (a read-only run folder, say)."""
+def check_writable(config, folders):
+  """Before anything loads: a one-sentence UserError naming the first of the run's
+  settings.Folders that the looks asked for would write into and cannot (a read-only run
+  folder, say)."""
   samples = [name for name in ("visualize", "generate", "walk", "arithmetic", "training_pictures")
              if getattr(config, name)]
   if not samples and not any(getattr(config, name) for name in LOOK_FLAGS):
     samples = ["test mode's sample grid"]
   elsewhere = "copy the run folder to a place you can write to and point --out_dir there"
-  targets = [(config.sample_dir, samples, "give --sample_dir a folder you can write to"),
-             (run_dir, [name for name in ("evaluate", "features_experiment", "saved_model")
+  targets = [(folders.sample_dir, samples, "give --sample_dir a folder you can write to"),
+             (folders.out_dir, [name for name in ("evaluate", "features_experiment", "saved_model")
                         + tuple(export.CONVERSIONS) if getattr(config, name)], elsewhere),
-             (config.checkpoint_dir, [name for name in ("export", "freeze")
+             (folders.checkpoint_dir, [name for name in ("export", "freeze")
                                       if getattr(config, name)], elsewhere)]
   if config.evaluate:
     targets.append((expand_path(config.classifier_dir), ["the --evaluate classifier's cache"],
@@ -79,7 +80,7 @@ def check_writable(config, run_dir):
                                                                          fix))
 
 
-def run_evaluation(dcgan, config, run_dir, counter, description):
+def run_evaluation(dcgan, config, folders, counter, description):
   """--evaluate: the run's own data's judge (evaluate.Judge) scores the model; the path of
   evaluation.json."""
   import evaluate
@@ -97,13 +98,14 @@ def run_evaluation(dcgan, config, run_dir, counter, description):
                                              seed=config.seed or 0)
   finally:
     judge.close()
-  result.update(checkpoint=config.checkpoint_dir, counter=counter)
+  result.update(checkpoint=folders.checkpoint_dir, counter=counter)
   (evaluate.print_attribute_evaluation if attributes else evaluate.print_evaluation)(result)
-  return write_json_atomic(os.path.join(run_dir, "evaluation.json"), result)
+  return write_json_atomic(os.path.join(folders.out_dir, "evaluation.json"), result)
 
 
-def run(dcgan, config, run_dir, counter, description):
-  """The test-mode ways of looking at a model that were asked for; True if any was."""
+def run(dcgan, config, folders, counter, description):
+  """The test-mode ways of looking at a model that were asked for, written into the run's
+  settings.Folders; True if any was."""
   import evaluate
   seed = config.seed
   stamp = timestamp("%Y%m%d%H%M%S")
@@ -117,32 +119,32 @@ def run(dcgan, config, run_dir, counter, description):
 
   if config.visualize:
     written += report(visualize(dcgan.sess, dcgan, config, config.visualize_option,
-                                config.sample_dir, rng=np.random.RandomState(seed)))
+                                folders.sample_dir, rng=np.random.RandomState(seed)))
   if config.generate:
     folder, grids = experiments.generate(dcgan, config.generate, os.path.join(
-        config.sample_dir, "generated_" + stamp), config.label, np.random.default_rng(seed),
+        folders.sample_dir, "generated_" + stamp), config.label, np.random.default_rng(seed),
         description.get("frequency"))
     print(" [*] %d images in %s" % (config.generate, folder))
     written += report(grids)
   if config.walk:
-    written += report(experiments.latent_walks(dcgan, config.sample_dir, config.walk_pairs,
+    written += report(experiments.latent_walks(dcgan, folders.sample_dir, config.walk_pairs,
                                                config.walk_steps, np.random.default_rng(seed)))
   if config.arithmetic:
-    written += report(experiments.z_arithmetic(dcgan, config.sample_dir, config.arithmetic,
+    written += report(experiments.z_arithmetic(dcgan, folders.sample_dir, config.arithmetic,
                                                config.arithmetic_pool,
                                                rng=np.random.default_rng(seed)))
   if config.evaluate:
-    written += report([run_evaluation(dcgan, config, run_dir, counter, description)])
+    written += report([run_evaluation(dcgan, config, folders, counter, description)])
   if config.features_experiment:
     result = evaluate.features_experiment(dcgan, config.data_dir, config.labels_per_class,
                                           seed or 0, dataset=config.dataset)
     print("linear classifier, %d labels per class: D features %.2f%% (%d dims), raw pixels %.2f%%"
           % (config.labels_per_class, 100 * result["discriminator_features"]["test_accuracy"],
              result["discriminator_features"]["dimensions"], 100 * result["raw_pixels"]["test_accuracy"]))
-    written += report([write_json_atomic(os.path.join(run_dir, "d_features.json"), result)])
+    written += report([write_json_atomic(os.path.join(folders.out_dir, "d_features.json"), result)])
   if config.training_pictures:
-    pictures = training_pictures(config.sample_dir, os.path.join(run_dir, "logs"))
+    pictures = training_pictures(folders.sample_dir, os.path.join(folders.out_dir, "logs"))
     if not pictures:
-      raise UserError("The run %s has no sample grids or logs to draw." % run_dir)
+      raise UserError("The run %s has no sample grids or logs to draw." % folders.out_dir)
     written += report(pictures)
   return bool(written)

@@ -30,14 +30,15 @@ import export  # noqa: E402
 import looks  # noqa: E402
 from checkpoints import (checkpoint_counter, checkpoint_shapes, generated_channels,  # noqa: E402
                          megabytes)
-from dataset import described, label_count, multi_hot, open_run_data  # noqa: E402
+from dataset import described, label_count, open_run_data  # noqa: E402
 from model import DCGAN  # noqa: E402
 from step import Z_DISTRIBUTIONS  # noqa: E402
-from optim import INITIAL_LOSS_SCALE  # noqa: E402
 from precision import precision_mode, session_config  # noqa: E402
 from replicas import batches_per_epoch  # noqa: E402
 from runs import (check_run_name, check_same_classes, check_same_counting, find_run,  # noqa: E402
-                  has_checkpoint, name_run, read_json, resume_command, write_run_folder)
+                  has_checkpoint, name_run, read_json, resume_command, run_folders,
+                  write_run_folder)
+from settings import MODEL_DEFAULTS as MODEL, Config, Folders, model_settings  # noqa: E402
 from training import TRAIN_DEFAULTS, TrainingInterrupted  # noqa: E402
 from utils import (QuietWhenClosed, UserError, count_parameters, expand_path,  # noqa: E402
                    plural, show_all_variables, timestamp, training_pictures,
@@ -45,33 +46,35 @@ from utils import (QuietWhenClosed, UserError, count_parameters, expand_path,  #
 
 _before = set(flags.FLAGS)
 # Help texts say what each flag does here; absl adds each default, "(default: ...)", so no
-# text repeats one (tests/test_main.py holds the help to this).
+# text repeats one (tests/test_main.py holds the help to this).  Defaults are stated once: the
+# loop's in training.TRAIN_DEFAULTS, the model's in settings.MODEL_DEFAULTS (where the original's
+# flag and constructor agree), the cluster's in cluster.LAYOUT_DEFAULTS, the others here.
 flags.DEFINE_integer("epoch", TRAIN_DEFAULTS["epoch"], "Training: epochs to train, counted from the run's start (a "
                      "resumed run trains up to this many)")
-flags.DEFINE_float("learning_rate", 0.0002, "Adam's learning rate, for D and G")
-flags.DEFINE_float("beta1", 0.5, "Adam's beta1 (momentum term)")
+flags.DEFINE_float("learning_rate", MODEL.learning_rate, "Adam's learning rate, for D and G")
+flags.DEFINE_float("beta1", MODEL.beta1, "Adam's beta1 (momentum term)")
 flags.DEFINE_float("train_size", TRAIN_DEFAULTS["train_size"], "Use at most this many images of the dataset (inf: all)")
-flags.DEFINE_integer("batch_size", 64, "Images per training step on each device; in test mode, "
+flags.DEFINE_integer("batch_size", MODEL.batch_size, "Images per training step on each device; in test mode, "
                      "images per --export/--freeze batch")
-flags.DEFINE_integer("input_height", 108, "Image folders: height of the center crop with --crop "
+flags.DEFINE_integer("input_height", MODEL.input_height, "Image folders: height of the center crop with --crop "
                      "(without --crop, images are resized whole)")
 flags.DEFINE_integer("input_width", None, "Width of the --crop center crop (unset: "
                      "--input_height)")
-flags.DEFINE_integer("output_height", 64, "Height of the generated images (MNIST's own: 28)")
+flags.DEFINE_integer("output_height", MODEL.output_height, "Height of the generated images (MNIST's own: 28)")
 flags.DEFINE_integer("output_width", None, "Width of the generated images (unset: "
                      "--output_height)")
 flags.DEFINE_string("dataset", "celebA", "mnist or fashion_mnist (conditional, labels fed to G "
                     "and D), or the name "
                     "of an image folder under --data_dir (celebA, lsun, any other)")
-flags.DEFINE_string("input_fname_pattern", "*.jpg", "Image folders: glob of the image files")
-flags.DEFINE_string("data_dir", "./data", "Folder holding the datasets' folders")
-flags.DEFINE_string("out_dir", "./out", "Folder holding the runs' folders")
+flags.DEFINE_string("input_fname_pattern", MODEL.input_fname_pattern, "Image folders: glob of the image files")
+flags.DEFINE_string("data_dir", MODEL.data_dir, "Folder holding the datasets' folders")
+flags.DEFINE_string("out_dir", MODEL.out_dir, "Folder holding the runs' folders")
 flags.DEFINE_string("out_name", "", "Name of the run's folder under --out_dir: a new run's, or "
                     "one to resume or load (unset: '<time> - <data> - <dataset> - <sizes>' for a "
                     "new run, the newest run of --dataset in test mode)")
 flags.DEFINE_string("checkpoint_dir", "checkpoint", "Checkpoint folder inside the run's folder; "
                     "in test mode also a path to any checkpoint folder")
-flags.DEFINE_string("sample_dir", "samples", "Folder for sample grids and test mode's pictures, "
+flags.DEFINE_string("sample_dir", MODEL.sample_dir, "Folder for sample grids and test mode's pictures, "
                     "inside the run's folder unless a path")
 flags.DEFINE_boolean("train", False, "Train (or resume) a run; without it, test mode loads a "
                      "trained run")
@@ -95,14 +98,14 @@ flags.DEFINE_boolean("tflite", False, "Test mode: write the generator as a TFLit
                      "<run>/tflite/model-<counter>.tflite")
 flags.DEFINE_boolean("onnx", False, "Test mode: write the generator as an ONNX file, "
                      "<run>/onnx/model-<counter>.onnx (needs tf2onnx: README)")
-flags.DEFINE_integer("max_to_keep", 1, "Checkpoints kept in the run (each about 12 bytes a "
+flags.DEFINE_integer("max_to_keep", MODEL.max_to_keep, "Checkpoints kept in the run (each about 12 bytes a "
                      "parameter, 130 MB for 28x28 MNIST: the summary before step 1 says its size)")
 flags.DEFINE_integer("sample_freq", TRAIN_DEFAULTS["sample_freq"], "Write a sample grid every this many steps")
 flags.DEFINE_integer("ckpt_freq", TRAIN_DEFAULTS["ckpt_freq"], "Save a checkpoint every this many steps")
-flags.DEFINE_integer("z_dim", 100, "Dimensions of z")
-flags.DEFINE_string("z_dist", "uniform_signed", "Distribution of z: uniform_signed (-1 to 1), "
+flags.DEFINE_integer("z_dim", MODEL.z_dim, "Dimensions of z")
+flags.DEFINE_string("z_dist", MODEL.z_dist, "Distribution of z: uniform_signed (-1 to 1), "
                     "uniform_unsigned (0 to 1) or normal01")
-flags.DEFINE_boolean("G_img_sum", False, "Also write the generator's images to TensorBoard")
+flags.DEFINE_boolean("G_img_sum", MODEL.G_img_sum, "Also write the generator's images to TensorBoard")
 flags.DEFINE_integer("visualize_option", 1, "With --visualize: 0 grid, 1 per-dimension sweeps, 2 "
                      "random-dimension GIFs, 3 single-dimension GIFs, 4 as 3 plus a merged GIF")
 flags.DEFINE_integer("generate", 0, "Test mode: write this many single generated images and a grid")
@@ -131,7 +134,7 @@ flags.DEFINE_boolean("training_pictures", False, "Test mode: the run's training-
                      "loss curves (training writes them at its end anyway)")
 flags.DEFINE_integer("summary_freq", TRAIN_DEFAULTS["summary_freq"], "Write TensorBoard summaries every this many steps (and "
                      "at the first); 1 writes every step as the original did")
-flags.DEFINE_string("precision", "fp32", "fp32; fp16: float16 mixed precision with dynamic loss "
+flags.DEFINE_string("precision", MODEL.precision, "fp32; fp16: float16 mixed precision with dynamic loss "
                     "scaling, on a GPU (--fp16_on_cpu emulates it on the CPU); bf16: oneDNN "
                     "bfloat16 on CPUs with AVX512-BF16/AMX. Variables and Adam's state stay fp32")
 flags.DEFINE_boolean("fp16_on_cpu", False, "With --precision fp16 on a machine without a GPU: "
@@ -164,10 +167,10 @@ flags.DEFINE_boolean("gather_gradients", cluster_module.LAYOUT_DEFAULTS["gather_
                      "every replica's gathered factors (fewer bytes than all-reducing them); "
                      "--nogather_gradients all-reduces them, for workers whose machines could "
                      "round the same product differently")
-flags.DEFINE_enum("kernels", hardware.DEFAULT_KERNELS, hardware.KERNEL_CHOICES, "Kernel plan: "
+flags.DEFINE_enum("kernels", MODEL.kernels, hardware.KERNEL_CHOICES, "Kernel plan: "
                   "which equivalent forms compute the layers (auto: the one measured fastest on "
                   "this machine's kind, docs/PERFORMANCE.md; plain: TensorFlow's own ops)")
-flags.DEFINE_float("initial_loss_scale", INITIAL_LOSS_SCALE, "With --precision fp16: the loss "
+flags.DEFINE_float("initial_loss_scale", MODEL.initial_loss_scale, "With --precision fp16: the loss "
                    "scale to start from (halved on overflow, doubled after 2000 good updates)")
 flags.DEFINE_integer("seed", None, "Seed for weights, data order and z; a run with the same seed "
                      "on the same machine repeats itself (unset: random, saved in FLAGS.json)")
@@ -183,16 +186,6 @@ FLAG_NAMES = sorted(set(FLAGS) - _before)
 MODEL_FLAGS = ("dataset", "labels", "attributes", "input_height", "input_width", "output_height",
                "output_width", "crop", "z_dim", "z_dist", "batch_size", "input_fname_pattern",
                "seed", "data_dir")
-
-class Config(object):
-  """The run's effective settings: the flags after defaults and paths are resolved."""
-
-  def __init__(self, values):
-    self.__dict__.update(values)
-
-  def as_dict(self):
-    return dict(self.__dict__)
-
 
 # The smallest value of each count flag (--epoch: with --train; see validate).
 LEAST = {"batch_size": 1, "z_dim": 1, "input_height": 1, "input_width": 1, "output_height": 1,
@@ -232,38 +225,10 @@ def run_session_config(config, precision):
                         hardware.kernel_plan(config.kernels))
 
 
-def build_dcgan(sess, config, precision, c_dim, description, data=None, cluster=None):
-  return DCGAN(
-      sess,
-      label_names=description["labels"],
-      multi_hot=multi_hot(description),
-      input_width=config.input_width,
-      input_height=config.input_height,
-      output_width=config.output_width,
-      output_height=config.output_height,
-      batch_size=config.batch_size,
-      sample_num=config.batch_size,
-      y_dim=label_count(description),
-      z_dim=config.z_dim,
-      c_dim=c_dim,
-      dataset_name=config.dataset,
-      input_fname_pattern=config.input_fname_pattern,
-      crop=config.crop,
-      checkpoint_dir=config.checkpoint_dir,
-      sample_dir=config.sample_dir,
-      data_dir=config.data_dir,
-      out_dir=config.out_dir,
-      max_to_keep=config.max_to_keep,
-      learning_rate=config.learning_rate,
-      beta1=config.beta1,
-      z_dist=config.z_dist,
-      seed=config.seed,
-      G_img_sum=config.G_img_sum,
-      data=data,
-      precision=precision,
-      initial_loss_scale=config.initial_loss_scale,
-      cluster=cluster,
-      kernels=config.kernels)
+def build_dcgan(sess, config, folders, precision, c_dim, description, data=None, cluster=None):
+  """The run's DCGAN in sess's graph, from its settings (settings.model_settings)."""
+  return DCGAN(sess, settings=model_settings(config, folders, description, c_dim, precision),
+               data=data, cluster=cluster)
 
 
 def print_config(config):
@@ -292,13 +257,13 @@ def describe_devices(cluster, batch_size):
                                                   cluster.num_replicas * batch_size)
 
 
-def print_summary(config, data, dcgan, cluster, resume):
+def print_summary(config, folders, data, dcgan, cluster, resume):
   """The few lines before step 1; --verbose adds every flag and every variable."""
   used = int(min(len(data), config.train_size))
   images = ("%d images" % used if used == len(data) else
             "%d of its %d images (--train_size)" % (used, len(data)))
   if cluster.is_chief:
-    print("Training %s on %s; run folder: %s" % (config.dataset, images, config.out_dir))
+    print("Training %s on %s; run folder: %s" % (config.dataset, images, folders.out_dir))
   else:
     print("Training %s on %s as worker %d of %d; the chief (worker 0) writes the run folder"
           % (config.dataset, images, cluster.task_index, cluster.num_workers))
@@ -334,49 +299,49 @@ def train(config, layout, precision):
   steps_per_epoch = batches_per_epoch(len(data), config.train_size, config.batch_size,
                                       cluster.num_replicas, data.unmatched_note())
   # in FLAGS.json: what test mode builds the model for and scores against (check_own_data)
-  config.data = data.description
-  name_run(config)
-  record = read_json(os.path.join(config.out_dir, "FLAGS.json"))
+  config = name_run(config.replace(data=data.description, cluster=cluster.describe()))
+  folders = run_folders(config)
+  record = read_json(os.path.join(folders.out_dir, "FLAGS.json"))
   check_same_classes(data.description, record)
-  if config.seed is None:
-    # Resuming a run keeps its seed, so its data order and z carry on.
-    config.seed = record.get("seed")
-  # Not given: the DCGAN draws one (several workers: such a worker takes the chief's).
-  config.cluster = cluster.describe()
+  # Resuming a run keeps its seed, so its data order and z carry on.  Not given: the DCGAN
+  # draws one (several workers: such a worker takes the chief's).
+  config = config.replace(seed=record.get("seed") if config.seed is None else config.seed)
   resume = resume_command(config.out_name) if cluster.is_chief else None
   session_conf = cluster.session_config(run_session_config(config, precision))
   target = cluster.start(session_conf)
   started = []
   with tf.Graph().as_default(), tf.Session(target, config=session_conf) as sess:
-    dcgan = build_dcgan(sess, config, precision, data.c_dim, data.description, data, cluster)
+    dcgan = build_dcgan(sess, config, folders, precision, data.c_dim, data.description, data,
+                        cluster)
     trained = 0  # epochs the run's checkpoint has trained (the chief's; the others write nothing)
     if cluster.is_chief:
       # A run resumed with other flags fails here, before its FLAGS.json is touched.
-      path, _ = dcgan.check_checkpoint(config.checkpoint_dir)
+      path, _ = dcgan.check_checkpoint(folders.checkpoint_dir)
       if path:
         check_same_counting(config, path, record)
         trained = (checkpoint_counter(path) - 1) // steps_per_epoch
 
     def prepare(seed):
-      """Before the first step (several workers: once they agreed): the run folder, unless
-      nothing will train (a run's record stays as it was)."""
-      config.seed = seed  # a worker not given --seed has the chief's
+      """Before the first step (several workers: once they agreed, a worker not given --seed
+      taking the chief's): the run folder, unless nothing will train (a run's record stays as
+      it was)."""
+      agreed = config.replace(seed=seed)
       if cluster.is_chief and trained < config.epoch:
-        write_run_folder(config)
-      print_summary(config, data, dcgan, cluster, resume)
+        write_run_folder(agreed, folders)
+      print_summary(agreed, folders, data, dcgan, cluster, resume)
       started.append(True)
 
     try:
       dcgan.train(config, prepare)
     except (UserError, TrainingInterrupted) as stop:
-      if started and resume and has_checkpoint(config.checkpoint_dir):
+      if started and resume and has_checkpoint(folders.checkpoint_dir):
         stop.resume = resume  # main() prints it
       raise
   if not cluster.is_chief:
     return None
   if trained < config.epoch:
-    for line in written_summary(training_pictures(config.sample_dir,
-                                                  os.path.join(config.out_dir, "logs"))):
+    for line in written_summary(training_pictures(folders.sample_dir,
+                                                  os.path.join(folders.out_dir, "logs"))):
       print(" [*] " + line)
   done = max(trained, config.epoch)
   print("To train this run further, raise --epoch above %d: %s"
@@ -392,9 +357,8 @@ def test(config, given, precision, after_training=False):
     looks.validate(config, described(config.dataset))  # before looking for its runs
   run_dir, ckpt_dir = find_run(config, given["checkpoint_dir"])
   saved = read_json(os.path.join(run_dir, "FLAGS.json"))
-  for name in MODEL_FLAGS:
-    if not given[name] and name in saved:
-      setattr(config, name, saved[name])
+  config = config.replace(**{name: saved[name] for name in MODEL_FLAGS
+                             if not given[name] and name in saved})
   validate(config)
   description = saved.get("data") or described(config.dataset)  # (recorded since 2026-12)
   looks.validate(config, description)
@@ -411,24 +375,22 @@ def test(config, given, precision, after_training=False):
     if not any(getattr(config, name) for name in looks.LOOK_FLAGS):
       return
   export.check_targets(config, run_dir, counter)  # an existing one refused before anything loads
-  config.checkpoint_dir = ckpt_dir
-  config.sample_dir = os.path.join(run_dir, config.sample_dir)
-  config.out_dir = run_dir
-  looks.check_writable(config, run_dir)
+  folders = Folders(ckpt_dir, os.path.join(run_dir, config.sample_dir), run_dir)
+  looks.check_writable(config, folders)
 
   with tf.Graph().as_default(), tf.Session(config=run_session_config(config, precision)) as sess:
-    dcgan = build_dcgan(sess, config, precision, c_dim, description)
+    dcgan = build_dcgan(sess, config, folders, precision, c_dim, description)
     sess.run(dcgan.init_op)
     load_success, load_counter = dcgan.load(ckpt_dir)
     if not load_success:
       raise UserError("Checkpoint not found in %s." % ckpt_dir)
-    looked = looks.run(dcgan, config, run_dir, load_counter, description)
+    looked = looks.run(dcgan, config, folders, load_counter, description)
     if not (looked or any(getattr(config, name) for name in looks.WRITE_FLAGS)):
       z, labels = dcgan.sample_inputs()
       grid = dcgan.save_sample_grid(
-          os.path.join(config.sample_dir, "test_%s.png" % timestamp("%Y%m%d%H%M%S")), z, labels)
+          os.path.join(folders.sample_dir, "test_%s.png" % timestamp("%Y%m%d%H%M%S")), z, labels)
       print(" [*] Sample grid written to %s" % grid)
-    export.write_model(dcgan, config, run_dir, load_counter)
+    export.write_model(dcgan, config, folders, load_counter)
 
 
 def without_written(config, run_dir, counter):
@@ -437,20 +399,27 @@ def without_written(config, run_dir, counter):
   for flag, path in sorted(written.items()):
     print(" [*] --%s: %s is there already (this checkpoint's), so it is not written again"
           % (flag, path))
-  return Config(dict(config.as_dict(), **{flag: False for flag in written}))
+  return config.replace(**{flag: False for flag in written})
+
+
+def config_from(argv_flags):
+  """The run's Config: the flags' values, their paths expanded and the defaults that follow
+  other flags filled in (widths from heights, the cache folder from --data_dir)."""
+  values = {name: argv_flags[name].value for name in FLAG_NAMES}
+  data_dir = expand_path(values["data_dir"])
+  return Config(dict(
+      values, data_dir=data_dir, out_dir=expand_path(values["out_dir"]),
+      cache_dir=values["cache_dir"] or (os.path.join(data_dir, ".dcgan_cache")
+                                        if values["cache"] else None),
+      input_width=(values["input_height"] if values["input_width"] is None
+                   else values["input_width"]),
+      output_width=(values["output_height"] if values["output_width"] is None
+                    else values["output_width"])))
 
 
 def run(argv_flags):
-  config = Config({name: argv_flags[name].value for name in FLAG_NAMES})
+  config = config_from(argv_flags)
   given = {name: argv_flags[name].present for name in FLAG_NAMES}
-  config.data_dir = expand_path(config.data_dir)
-  config.out_dir = expand_path(config.out_dir)
-  if config.cache and not config.cache_dir:
-    config.cache_dir = os.path.join(config.data_dir, ".dcgan_cache")
-  if config.input_width is None:
-    config.input_width = config.input_height
-  if config.output_width is None:
-    config.output_width = config.output_height
   validate(config)
   precision = precision_mode(config.precision, fp16_on_cpu=config.fp16_on_cpu)  # once, here
   if config.train:
@@ -459,10 +428,10 @@ def run(argv_flags):
                                          step_timeout=config.step_timeout,
                                          gather_gradients=config.gather_gradients)
     cluster_module.configure_devices(layout)
-    after = Config(config.as_dict())
-    after.out_name = train(config, layout, precision)
-    if after.out_name and any(getattr(after, name) for name in looks.LOOK_FLAGS):
-      test(after, dict(given, checkpoint_dir=False), precision, after_training=True)
+    out_name = train(config, layout, precision)
+    if out_name and any(getattr(config, name) for name in looks.LOOK_FLAGS):
+      test(config.replace(out_name=out_name), dict(given, checkpoint_dir=False), precision,
+           after_training=True)
   else:
     test(config, given, precision)
 

@@ -18,6 +18,7 @@ losses and update schedule.  What differs is what users never see:
 The loop is training.py's, the checkpoints checkpoints.py's; how the tower is laid over
 replicas is replicas.py's, how this process works with others roles.py's.
 """
+import dataclasses
 import os
 import random
 
@@ -33,8 +34,9 @@ from checkpoints import Checkpoints, checkpoint_prefix
 from dataset import data_channels, open_dataset
 from ops import (LayerOptions, batch_norm, conv2d, conv_out_size_same, deconv2d,
                  flatten, linear, lrelu)
-from optim import INITIAL_LOSS_SCALE, SCALE_SCOPES, Optimizer
+from optim import SCALE_SCOPES, Optimizer
 from precision import resolved
+from settings import Folders, ModelSettings
 from step import gen_random
 from utils import save_sample_grid
 
@@ -69,12 +71,38 @@ def model_variables(trained):
           and v.op.name not in slots]
 
 
+SETTING_NAMES = frozenset(field.name for field in dataclasses.fields(ModelSettings))
+
+
+def resolved_settings(settings, data=None):
+  """settings with what they leave open decided, once: c_dim (as the original: the data's,
+  1 for mnist, the first image's channels of a folder, 3 without an image), the seed (drawn if
+  None), the label names ('0' to 'y_dim - 1' if not given), multi_hot (only with y), the
+  precision.Precision and the hardware.KernelPlan."""
+  c_dim = settings.c_dim
+  if c_dim is None:
+    c_dim = data.c_dim if data is not None else (
+        data_channels(settings.dataset_name, settings.data_dir, settings.input_fname_pattern) or 3)
+  precision = resolved(settings.precision)
+  kernels = settings.kernels
+  if not isinstance(kernels, hardware.KernelPlan):
+    kernels = hardware.kernel_plan(kernels, lowered=bool(precision.rewrite))
+  names = settings.label_names or [str(label) for label in range(settings.y_dim or 0)]
+  return settings.replace(
+      c_dim=c_dim, precision=precision, kernels=kernels, label_names=tuple(names) or None,
+      seed=(settings.seed if settings.seed is not None
+            else random.SystemRandom().randrange(2 ** 31)),
+      multi_hot=bool(settings.multi_hot and settings.y_dim))
+
+
 class DCGAN(object):
   """The original's DCGAN: its graph built in a Session's graph when it is made, its train,
   load and save.
 
-  Args (as in the original):
-    sess: the tf.Session whose graph the model is built in.
+  Args: sess, the tf.Session whose graph the model is built in; then either settings=, a
+  settings.ModelSettings (main.py and the benches build one), or the original's arguments,
+  which make one (their defaults are settings.ModelSettings'); and the objects a model is
+  built with: data, cluster, loss, update_rule.  The settings (as in the original):
     input_height, input_width: size of the center crop taken from images (with crop).
     crop: center-crop images before resizing them to the output size.  True here, as in the
       original's constructor; main.py's --crop is False, as the original's flag: the flag
@@ -92,12 +120,11 @@ class DCGAN(object):
     dataset_name, input_fname_pattern, data_dir: where train() finds its data.
     max_to_keep: checkpoints kept by the Saver.
     checkpoint_dir, sample_dir, out_dir: where checkpoints, grids and logs go.
-  Additions (those that are main.py flags have the flags' defaults here too):
+  Additions:
     learning_rate, beta1: Adam's defaults (train(config) feeds config.learning_rate).
     z_dist: 'uniform_signed' | 'uniform_unsigned' | 'normal01'.
     seed: seeds the initial weights, data order, z and sample z (random if None).
     G_img_sum: add generated images to the TensorBoard summaries.
-    data: a dataset object from the dataset package (else train() opens one).
     precision: a precision.Precision (main.py decides it once), or its name, 'fp32',
       'fp16' or 'bf16', resolved here by precision.precision_mode for code that builds a
       DCGAN itself.  With fp16 both optimizers scale their losses dynamically
@@ -105,10 +132,6 @@ class DCGAN(object):
       scaled gradients overflow is skipped and counted.  The Session must be made with
       precision.session_config(precision) for the rewrite itself.
     initial_loss_scale: fp16's starting loss scale (optim.INITIAL_LOSS_SCALE, TensorFlow's).
-    cluster: a cluster.Cluster to train on several devices or machines (None: one device;
-      replicas.replication).  Every replica runs the step on batch_size images; gradients
-      are averaged over replicas before each Adam update (README, "Training on several GPUs
-      or machines").
     gather_gradients: several replicas: compute the large linear layers' weight gradients
       from every replica's all-gathered factors instead of all-reducing them (ops.Gathering;
       the same sums, fewer bytes).  None: the cluster's choice (cluster.Cluster.gathers:
@@ -119,52 +142,37 @@ class DCGAN(object):
       None: '0' to 'y_dim - 1').
     multi_hot: y names attributes, several present at once (--attributes), rather than one
       class of label_names.
+  The objects:
+    data: a dataset object from the dataset package (else train() opens one).
+    cluster: a cluster.Cluster to train on several devices or machines (None: one device;
+      replicas.replication).  Every replica runs the step on batch_size images; gradients
+      are averaged over replicas before each Adam update (README, "Training on several GPUs
+      or machines").
     loss: the GAN loss, a function (step.GANModel, step.Tower) -> step.GANLoss (None: the
       original's, step.gan_loss).
     update_rule: a function (learning_rate, beta1) -> each network's update rule (optim.Optimizer
       says what one is; None: Adam, the original's).
   """
 
-  def __init__(self, sess, input_height=108, input_width=108, crop=True,
-               batch_size=64, sample_num=64, output_height=64, output_width=64,
-               y_dim=None, z_dim=100, gf_dim=64, df_dim=64,
-               gfc_dim=1024, dfc_dim=1024, c_dim=None, dataset_name='default',
-               max_to_keep=1, input_fname_pattern='*.jpg', checkpoint_dir='ckpts',
-               sample_dir='samples', out_dir='./out', data_dir='./data',
-               learning_rate=0.0002, beta1=0.5, z_dist='uniform_signed', seed=None,
-               G_img_sum=False, data=None, precision='fp32',
-               initial_loss_scale=INITIAL_LOSS_SCALE, cluster=None, gather_gradients=None,
-               kernels=hardware.DEFAULT_KERNELS, label_names=None, multi_hot=False, loss=None,
-               update_rule=None):
-    """Build the model in sess's graph (the class's docstring says what each argument does)."""
-    self.sess = sess
-    self.crop, self.batch_size, self.sample_num = crop, batch_size, sample_num
-    self.input_height, self.input_width = input_height, input_width
-    self.output_height, self.output_width = output_height, output_width
-    self.y_dim, self.z_dim = y_dim, z_dim
-    self.label_names = list(label_names or [str(label) for label in range(y_dim or 0)]) or None
-    self.multi_hot = bool(multi_hot and y_dim)
+  def __init__(self, sess, *args, settings=None, data=None, cluster=None, loss=None,
+               update_rule=None, **kwargs):
+    """Build the model in sess's graph from `settings` (a settings.ModelSettings), or from the
+    original's arguments, by position in its order or by name, which make one (the class's
+    docstring says what each does).  The settings as built, what they left open decided
+    (resolved_settings), are self.settings; the original's attributes read them."""
+    if settings is None:
+      settings = ModelSettings(*args, **kwargs)
+    elif args or kwargs:
+      raise TypeError("DCGAN takes settings= or the original's arguments, not both")
+    self.sess, self.data = sess, data
+    self.settings = resolved_settings(settings, data)
     self.loss_fn, self.update_rule = loss or step.gan_loss, update_rule
-    self.gf_dim, self.df_dim, self.gfc_dim, self.dfc_dim = gf_dim, df_dim, gfc_dim, dfc_dim
-    if c_dim is None:
-      c_dim = data.c_dim if data is not None else (
-          data_channels(dataset_name, data_dir, input_fname_pattern) or 3)
-    self.c_dim = c_dim
-    self.dataset_name, self.input_fname_pattern = dataset_name, input_fname_pattern
-    self.data_dir, self.data = data_dir, data
-    self.max_to_keep, self.checkpoint_dir = max_to_keep, checkpoint_dir
-    self.sample_dir, self.out_dir = sample_dir, out_dir
-    self.beta1, self.default_learning_rate, self.z_dist = beta1, learning_rate, z_dist
-    self.seed = seed if seed is not None else random.SystemRandom().randrange(2 ** 31)
-    self.G_img_sum = G_img_sum
-    self.precision = resolved(precision)
-    self.initial_loss_scale = initial_loss_scale
     # how the tower is laid over replicas, and how this process works with the others of its
     # run: both chosen here, once (docs/ARCHITECTURE.md)
-    self.replication = replicas.replication(cluster, gather_gradients)
-    self.coordination = roles.coordination(cluster, self.replication, seed is not None)
+    self.replication = replicas.replication(cluster, settings.gather_gradients)
+    self.coordination = roles.coordination(cluster, self.replication, settings.seed is not None)
     # The conditional generator ends in a sigmoid, the unconditional one in tanh.
-    self.value_range = (0.0, 1.0) if y_dim else (-1.0, 1.0)
+    self.value_range = (0.0, 1.0) if self.y_dim else (-1.0, 1.0)
 
     # batch normalization : deals with poor initialization helps gradient flow
     self.d_bn1 = batch_norm(name='d_bn1')
@@ -177,11 +185,22 @@ class DCGAN(object):
     if not self.y_dim:
       self.g_bn3 = batch_norm(name='g_bn3')
 
-    self.plan = (kernels if isinstance(kernels, hardware.KernelPlan) else
-                 hardware.kernel_plan(kernels, lowered=bool(self.precision.rewrite)))
     with self.sess.graph.as_default():
       tf.set_random_seed(self.seed)
       self.build_model()
+
+  def __getattr__(self, name):
+    """The original's attributes (self.batch_size, self.y_dim, self.checkpoint_dir, ...) and
+    this project's (self.seed, self.precision, ...) are self.settings' fields."""
+    settings = self.__dict__.get("settings")
+    if settings is None or name not in SETTING_NAMES:
+      raise AttributeError(name)
+    return getattr(settings, name)
+
+  @property
+  def plan(self):
+    """The hardware.KernelPlan the layers are built with."""
+    return self.settings.kernels
 
   # --------------------------------------------------------------------------
   # graph
@@ -199,7 +218,7 @@ class DCGAN(object):
     self.inputs = tf.placeholder(tf.float32, [None] + image_dims, name='real_images')
     self.z = tf.placeholder(tf.float32, [None, self.z_dim], name='z')
     self.learning_rate = tf.placeholder_with_default(
-        tf.constant(self.default_learning_rate, tf.float32), [], name='learning_rate')
+        tf.constant(self.settings.learning_rate, tf.float32), [], name='learning_rate')
     self.feeds = step.Feeds(self.inputs, self.z, self.y, self.learning_rate)
 
     # D's optimizer first, as in the original (docs/ARCHITECTURE.md, invariant 2)
@@ -399,8 +418,8 @@ class DCGAN(object):
         latent=training.Latent(self.z_dim, self.z_dist, self.batch_size),
         checkpoints=self.checkpoints, sampler=self.sampler, value_range=self.value_range,
         sample=self.sample_inputs(), data=data, fields=self.fields(),
-        folders=training.Folders(self.checkpoint_dir, self.sample_dir, self.out_dir),
-        learning_rate=self.default_learning_rate)
+        folders=Folders(self.checkpoint_dir, self.sample_dir, self.out_dir),
+        learning_rate=self.settings.learning_rate)
 
   def fields(self):
     """What shapes this model's graph and data (roles.agreed_fields: several workers must

@@ -4,6 +4,7 @@ steps as the run did.
 
     <out_dir>/<out_name>/FLAGS.json, checkpoint/, samples/, logs/
 """
+import dataclasses
 import json
 import os
 import shlex
@@ -14,6 +15,7 @@ import tensorflow.compat.v1 as tf
 
 from checkpoints import checkpoint_batch
 from dataset import multi_hot
+from settings import Folders
 from utils import UserError, expand_path, timestamp, write_json_atomic
 
 
@@ -108,27 +110,34 @@ def find_run(config, given_checkpoint_dir):
 
 
 def name_run(config):
-  """The run folder and its checkpoint and sample folders (the original's default name)."""
-  if not config.out_name:
-    config.out_name = "{} - {} - {}".format(
-        timestamp(), os.path.basename(os.path.normpath(config.data_dir)), config.dataset)
-    config.out_name += " - x{}.z{}.{}.y{}.b{}".format(config.input_width, config.z_dim,
-                                                      config.z_dist, config.output_width,
-                                                      config.batch_size)
-  config.out_dir = os.path.join(config.out_dir, config.out_name)
-  config.checkpoint_dir = os.path.join(config.out_dir, config.checkpoint_dir)
-  config.sample_dir = os.path.join(config.out_dir, config.sample_dir)
+  """config with the run's name: --out_name, or the original's default name when it is not
+  given."""
+  if config.out_name:
+    return config
+  return config.replace(out_name="{} - {} - {} - x{}.z{}.{}.y{}.b{}".format(
+      timestamp(), os.path.basename(os.path.normpath(config.data_dir)), config.dataset,
+      config.input_width, config.z_dim, config.z_dist, config.output_width, config.batch_size))
 
 
-def write_run_folder(config):
-  """The run folder, its checkpoint and sample folders, and its FLAGS.json (strict JSON)."""
+def run_folders(config):
+  """The named run's settings.Folders: <out_dir>/<out_name>/ and its checkpoint and sample
+  folders inside it."""
+  run_dir = os.path.join(config.out_dir, config.out_name)
+  return Folders(os.path.join(run_dir, config.checkpoint_dir),
+                 os.path.join(run_dir, config.sample_dir), run_dir)
+
+
+def write_run_folder(config, folders):
+  """The run folder, its checkpoint and sample folders, and its FLAGS.json (strict JSON): the
+  flags, with the folders where this run's files are."""
   try:
-    os.makedirs(config.checkpoint_dir, exist_ok=True)
-    os.makedirs(config.sample_dir, exist_ok=True)
-    write_json_atomic(os.path.join(config.out_dir, "FLAGS.json"), config.as_dict())
+    os.makedirs(folders.checkpoint_dir, exist_ok=True)
+    os.makedirs(folders.sample_dir, exist_ok=True)
+    write_json_atomic(os.path.join(folders.out_dir, "FLAGS.json"),
+                      dict(config.as_dict(), **dataclasses.asdict(folders)))
   except OSError as err:
     raise UserError("Cannot write the run folder %s (%s); choose another --out_dir."
-                    % (config.out_dir, err.strerror or err))
+                    % (folders.out_dir, err.strerror or err))
 
 
 def check_same_classes(description, record):

@@ -27,17 +27,16 @@ from utils import UserError, plural
 # workers agree on the chief's in coordination.start); the Latent z; the
 # checkpoints.Checkpoints; the sampler tensor, its pixel range and the fixed (z, labels) of the
 # sample grids; the data (the dataset package); {name: value} of what shapes the model and data
-# (roles.agreed_fields); the Folders; and the learning rate a config does not set.
+# (roles.agreed_fields); the settings.Folders; and the learning rate a config does not set.
 Job = collections.namedtuple("Job", [
     "sess", "train_ops", "feeds", "init_op", "coordination", "replication", "seed", "latent",
     "checkpoints", "sampler", "value_range", "sample", "data", "fields", "folders",
     "learning_rate"])
 Latent = collections.namedtuple("Latent", ["z_dim", "z_dist", "batch_size"])
-Folders = collections.namedtuple("Folders", ["checkpoint_dir", "sample_dir", "out_dir"])
 
 # The loop's settings and their defaults, stated once: train(job, config) takes each from
-# config when it has it, and main.py's flags take their defaults from here.  learning_rate,
-# checkpoint_dir and sample_dir default to the job's.
+# config when it has it, and main.py's flags take their defaults from here.  learning_rate
+# defaults to the job's; the folders are the job's (the model's, settings.Folders).
 TRAIN_DEFAULTS = {"epoch": 25, "train_size": np.inf, "sample_freq": 200, "ckpt_freq": 200,
                   "summary_freq": 10, "data_workers": 2}
 TrainSettings = collections.namedtuple(
@@ -55,13 +54,13 @@ LOOP_PARTS = collections.OrderedDict([
     ("progress", "progress lines"), ("grids", "sample grids"), ("checkpoints", "checkpoints")])
 
 
-def settings_from(config, learning_rate, checkpoint_dir, sample_dir):
+def settings_from(config, learning_rate, folders):
   """The TrainSettings config asks for: each of its attributes that config has, else the
-  default (TRAIN_DEFAULTS, or the model's own learning rate and folders given here)."""
-  defaults = dict(TRAIN_DEFAULTS, learning_rate=learning_rate, checkpoint_dir=checkpoint_dir,
-                  sample_dir=sample_dir)
-  return TrainSettings(**{name: getattr(config, name, defaults[name])
-                          for name in TrainSettings._fields})
+  default (TRAIN_DEFAULTS, or the model's own learning rate given here), in the model's
+  settings.Folders."""
+  defaults = dict(TRAIN_DEFAULTS, learning_rate=learning_rate)
+  return TrainSettings(checkpoint_dir=folders.checkpoint_dir, sample_dir=folders.sample_dir,
+                       **{name: getattr(config, name, defaults[name]) for name in defaults})
 
 
 class TrainingInterrupted(Exception):
@@ -185,8 +184,7 @@ def train(job, config, prepare=None):
   writes nothing.  On several workers every worker calls this with the same flags; only the
   chief writes.  A lost worker stops the others with a UserError naming it.
   """
-  settings = settings_from(config, job.learning_rate, job.folders.checkpoint_dir,
-                           job.folders.sample_dir)
+  settings = settings_from(config, job.learning_rate, job.folders)
   coordinate = job.coordination
   progress = Progress()
   try:

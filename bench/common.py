@@ -124,10 +124,17 @@ def bench_model(sess, args):
   flags: one of CONFIGS, batch args.batch_size, args.filters filters, args.fc units, the plan
   of args.kernels (one KernelsSpec) in args.precision, seed 0."""
   from model import DCGAN
-  return DCGAN(sess, batch_size=args.batch_size, sample_num=args.batch_size, gf_dim=args.filters,
-               df_dim=args.filters, gfc_dim=args.fc, dfc_dim=args.fc, dataset_name=args.config,
-               seed=0, precision=args.precision, kernels=kernel_plan(args.kernels, args.precision),
-               **CONFIGS[args.config])
+  return DCGAN(sess, settings=bench_settings(args))
+
+
+def bench_settings(args):
+  """The settings.ModelSettings of bench_model's model."""
+  from settings import ModelSettings
+  return ModelSettings(
+      batch_size=args.batch_size, sample_num=args.batch_size, gf_dim=args.filters,
+      df_dim=args.filters, gfc_dim=args.fc, dfc_dim=args.fc, dataset_name=args.config, seed=0,
+      precision=args.precision, kernels=kernel_plan(args.kernels, args.precision),
+      **CONFIGS[args.config])
 
 
 def synthetic_feed(model, count, rng):

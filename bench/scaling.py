@@ -170,8 +170,9 @@ def child(args):
                   gf_dim=args.filters, df_dim=args.filters, gfc_dim=args.fc, dfc_dim=args.fc,
                   dataset_name=args.config, seed=0, cluster=cluster, **shape)
     local = model.replication.local
-    model.coordination.start(model.job([0] * 6400), training.settings_from(
-        argparse.Namespace(), model.default_learning_rate, model.checkpoint_dir, model.sample_dir))
+    job = model.job([0] * 6400)
+    model.coordination.start(job, training.settings_from(argparse.Namespace(), job.learning_rate,
+                                                         job.folders))
     feed = synthetic_feed(model, args.batch_size * local, rng)
     times, _, _ = time_iterations(model, feed, args.warmup, args.steps)
     traced = traced_iteration(model, feed)

@@ -19,19 +19,16 @@ tf.get_logger().setLevel("ERROR")
 
 from dataset import ImageFolderData, MnistData  # noqa: E402
 from model import DCGAN  # noqa: E402
+import settings  # noqa: E402
 
 TINY = dict(batch_size=4, sample_num=4, output_height=16, output_width=16, gf_dim=4, df_dim=4,
             gfc_dim=16, dfc_dim=16, z_dim=8)
 
 
-class Config(object):
-  """What train(config) reads, as main.py's flags would give it."""
-
-  def __init__(self, **values):
-    defaults = dict(epoch=1, train_size=np.inf, learning_rate=0.0002, sample_freq=200,
-                    ckpt_freq=200)
-    defaults.update(values)
-    self.__dict__.update(defaults)
+def Config(**values):
+  """What train(config) reads, as main.py's flags would give it: one epoch unless told, the
+  others training.TRAIN_DEFAULTS' and the model's."""
+  return settings.Config(dict(dict(epoch=1), **values))
 
 
 def write_images(folder, count, size=(30, 40), mode="RGB", seed=0, ext="jpg"):

@@ -104,6 +104,8 @@ def test_mnist_training_writes_everything(mnist_run):
   flags = json.load(open(os.path.join(run_dir, "FLAGS.json")))
   assert flags["dataset"] == "mnist" and flags["epoch"] == 1 and flags["train_size"] == 320
   assert flags["input_width"] == 28 and flags["output_width"] == 28 and isinstance(flags["seed"], int)
+  # the record names the run's own folders, as it always has
+  assert (flags["out_dir"], flags["checkpoint_dir"]) == (run_dir, os.path.join(run_dir, "checkpoint"))
 
   ckpt = tf.train.get_checkpoint_state(os.path.join(run_dir, "checkpoint"))
   assert os.path.basename(ckpt.model_checkpoint_path) == "model.b64-6"
@@ -445,12 +447,16 @@ def test_checkpoint_dir_without_checkpoint(tmp_path, monkeypatch, capsys):
 def test_training_without_a_setting_takes_its_one_default():
   """DCGAN.train(config) without a setting takes training.TRAIN_DEFAULTS' (main.py's flags take
   theirs from there too), and the model's own learning rate and folders."""
+  from settings import Folders
   from training import TRAIN_DEFAULTS, settings_from
-  settings = settings_from(object(), 0.125, "ckpt", "samples")
+  folders = Folders("ckpt", "samples", "run")
+  settings = settings_from(object(), 0.125, folders)
   assert {name: getattr(settings, name) for name in TRAIN_DEFAULTS} == TRAIN_DEFAULTS
   assert settings[-3:] == (0.125, "ckpt", "samples")
-  given = settings_from(main_config(epoch=3, sample_freq=7), 0.125, "ckpt", "samples")
+  given = settings_from(main_config(epoch=3, sample_freq=7, checkpoint_dir="elsewhere"), 0.125,
+                        folders)
   assert (given.epoch, given.sample_freq, given.ckpt_freq) == (3, 7, TRAIN_DEFAULTS["ckpt_freq"])
+  assert given.checkpoint_dir == "ckpt"  # the model's folders, whatever the flags' names
 
 
 def main_config(**values):
