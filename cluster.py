@@ -103,10 +103,11 @@ class JoinWait(object):
   and a worker whose port accepted connections and then refuses them has stopped, which is said
   in seconds rather than at the deadline.
 
-  watch() tries the other workers' ports in a thread from the server's start (while the graph
-  is built); until_reachable() waits until all accept; during() runs the first collective with
-  the time left while the thread tries them again.  probe, clock, sleep and say stand for
-  accepts, time.monotonic, time.sleep and print (tests fake them)."""
+  begin() restarts the clock at the server's start and tries the other workers' ports in a
+  thread (watch()) while the graph is built; until_reachable() waits until all accept; during()
+  runs the first collective with the time left while the thread tries them again, after which
+  the wait is `finished`.  probe, clock, sleep and say stand for accepts, time.monotonic,
+  time.sleep and print (tests fake them)."""
 
   REPORT_EVERY = 10
   POLL_EVERY = 1.0
@@ -121,6 +122,12 @@ class JoinWait(object):
     self.seen = set()  # the workers whose port accepted
     self.stopped = None  # the UserError of a worker that stopped, found by the thread
     self.watcher = None
+    self.finished = False  # during() has run: a later join is a wait of its own
+
+  def begin(self):
+    """The wait starts now (the server's start): its clock, and watch()'s thread."""
+    self.started = self.clock()
+    self.watch()
 
   def elapsed(self):
     return self.clock() - self.started
@@ -211,6 +218,7 @@ class JoinWait(object):
     except Exception as err:  # what it means is decided below, once the thread has ended
       error = err
     self.unwatch()
+    self.finished = True
     if isinstance(error, LOST_WORKER_ERRORS):
       self.check()  # a worker that stopped since the thread last looked
       if isinstance(error, tf.errors.DeadlineExceededError):
@@ -353,24 +361,36 @@ def default_devices():
   return ["/device:GPU:%d" % i for i in range(len(gpus))] if len(gpus) > 1 else []
 
 
+def decide_gathers(layout, num_replicas, override=None):
+  """Whether a run's replicas gather the large linear layers' weight gradients (ops.Gathering),
+  decided here once: never with one replica; else `override` where given; else with several
+  workers, unless --nogather_gradients (across machines the network is what limits; on one
+  machine the devices' all-reduce costs less than the larger products)."""
+  if num_replicas < 2:
+    return False
+  if override is not None:
+    return bool(override)
+  return len(layout.workers) > 1 and bool(layout.gather_gradients)
+
+
 class Cluster(object):
   """The strategy, Session target and roles of this process for a Layout.
 
   strategy: tf.distribute's, TensorFlow's default one for one device (replicas.Replication
-  then leaves the graph as the original's).  gathers: whether several workers gather the large
-  linear layers' weight gradients (Layout.gather_gradients).  is_chief: task 0,
+  then leaves the graph as the original's).  gathers: whether the replicas gather the large
+  linear layers' weight gradients (decide_gathers, with `gathers` to override it where given:
+  tests measure gathering between local devices).  is_chief: task 0,
   the only process that writes the run folder.  session_config(config) adds what the
   collectives need to a ConfigProto.
   """
 
-  def __init__(self, layout):
+  def __init__(self, layout, gathers=None):
     self.layout = layout
     self.workers = list(layout.workers)
     self.task_index = layout.task_index
     self.num_workers = max(1, len(self.workers))
     self.is_chief = self.task_index == 0
     self.join_timeout, self.step_timeout = layout.join_timeout, layout.step_timeout
-    self.join_wait = None  # the other workers watched from the server's start (joined())
     self.server = None
     self.target = ""
     devices = list(layout.devices) or default_devices()
@@ -386,23 +406,20 @@ class Cluster(object):
       self.strategy = tf.distribute.get_strategy()  # the default: one device
     self.num_replicas = self.strategy.num_replicas_in_sync
     self.local_replicas = self.num_replicas // self.num_workers
-    self.gathers = self._gathers(layout)
+    self.gathers = decide_gathers(layout, self.num_replicas, gathers)
     self.first_replica = self.task_index * self.local_replicas  # global index of local replica 0
-
-  @staticmethod
-  def _gathers(layout):
-    """Whether a Layout's workers gather the large linear layers' weight gradients: several
-    workers, unless --nogather_gradients (across machines the network is what limits; on one
-    machine the devices' all-reduce costs less than the larger products)."""
-    return len(layout.workers) > 1 and bool(layout.gather_gradients)
+    # the other workers, watched from the server's start (start) until they joined (joined)
+    self.join_wait = (JoinWait(self.workers, self.task_index, self.join_timeout)
+                      if self.distributed else None)
 
   def joined(self, run, cancel):
     """run(seconds): the first collective, run once every other worker's server answers and
     bounded by what is left of --join_timeout, saying meanwhile who is awaited (JoinWait).
     cancel() ends run early when a worker stopped; only the chief uses it: it leads the
     collective and TensorFlow tells it nothing, while the others hear of the chief's end."""
-    wait, self.join_wait = self.join_wait, None
-    wait = wait or JoinWait(self.workers, self.task_index, self.join_timeout)
+    wait = self.join_wait
+    if wait.finished:  # a second join of this process: a wait of its own
+      wait = JoinWait(self.workers, self.task_index, self.join_timeout)
     wait.until_reachable()
     return wait.during(run, cancel if self.is_chief else None)
 
@@ -431,8 +448,7 @@ class Cluster(object):
                            str(getattr(err, "message", err)).splitlines()[0]))
       self.target = self.server.target
       print(self.exposure())
-      self.join_wait = JoinWait(self.workers, self.task_index, self.join_timeout)
-      self.join_wait.watch()
+      self.join_wait.begin()
     return self.target
 
   def exposure(self):

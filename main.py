@@ -34,12 +34,11 @@ from dataset import described, label_count, open_run_data  # noqa: E402
 from model import DCGAN  # noqa: E402
 from step import Z_DISTRIBUTIONS  # noqa: E402
 from precision import precision_mode, session_config  # noqa: E402
-from replicas import batches_per_epoch  # noqa: E402
 from runs import (check_run_name, check_same_classes, check_same_counting, find_run,  # noqa: E402
                   has_checkpoint, name_run, read_json, resume_command, run_folders,
                   write_run_folder)
 from settings import MODEL_DEFAULTS as MODEL, Config, Folders, model_settings  # noqa: E402
-from training import TRAIN_DEFAULTS, TrainingInterrupted  # noqa: E402
+from training import TRAIN_DEFAULTS, TrainingInterrupted, batches_per_epoch  # noqa: E402
 from utils import (QuietWhenClosed, UserError, count_parameters, expand_path,  # noqa: E402
                    plural, show_all_variables, timestamp, training_pictures,
                    written_summary)

@@ -132,10 +132,6 @@ class DCGAN(object):
       scaled gradients overflow is skipped and counted.  The Session must be made with
       precision.session_config(precision) for the rewrite itself.
     initial_loss_scale: fp16's starting loss scale (optim.INITIAL_LOSS_SCALE, TensorFlow's).
-    gather_gradients: several replicas: compute the large linear layers' weight gradients
-      from every replica's all-gathered factors instead of all-reducing them (ops.Gathering;
-      the same sums, fewer bytes).  None: the cluster's choice (cluster.Cluster.gathers:
-      several workers, unless --nogather_gradients).
     kernels: the kernel plan to build the layers with, by name (hardware.kernel_plan: 'auto'
       is this machine's), or a hardware.KernelPlan.
     label_names: the conditional model's class names in label order (the exports carry them;
@@ -147,7 +143,8 @@ class DCGAN(object):
     cluster: a cluster.Cluster to train on several devices or machines (None: one device;
       replicas.replication).  Every replica runs the step on batch_size images; gradients
       are averaged over replicas before each Adam update (README, "Training on several GPUs
-      or machines").
+      or machines"); whether they gather the large linear layers' weight gradients from every
+      replica's factors is the cluster's decision (cluster.decide_gathers).
     loss: the GAN loss, a function (step.GANModel, step.Tower) -> step.GANLoss (None: the
       original's, step.gan_loss).
     update_rule: a function (learning_rate, beta1) -> each network's update rule (optim.Optimizer
@@ -169,7 +166,7 @@ class DCGAN(object):
     self.loss_fn, self.update_rule = loss or step.gan_loss, update_rule
     # how the tower is laid over replicas, and how this process works with the others of its
     # run: both chosen here, once (docs/ARCHITECTURE.md)
-    self.replication = replicas.replication(cluster, settings.gather_gradients)
+    self.replication = replicas.replication(cluster)
     self.coordination = roles.coordination(cluster, self.replication, settings.seed is not None)
     # The conditional generator ends in a sigmoid, the unconditional one in tanh.
     self.value_range = (0.0, 1.0) if self.y_dim else (-1.0, 1.0)
@@ -227,9 +224,13 @@ class DCGAN(object):
                        self.precision.loss_scaling, self.initial_loss_scale,
                        self.update_rule and self.update_rule(self.learning_rate, self.beta1))
         for net in ("discriminator", "generator")}
+    self.tower_options = step.TowerOptions(self.plan, self.batch_size,
+                                           self.replication.num_replicas, self.replication.gathers)
     self.model, self.loss, updates = step.build(
         self.generator, self.discriminator, self.feeds, self.replication, optimizers,
-        lambda: self.replication.tower_options(self.plan, self.batch_size), self.loss_fn)
+        self.tower_options, self.loss_fn)
+    # the variables whose gradients the replicas compute from gathered factors (ops.Gathering)
+    self.gathered = self.tower_options.gathered(self.model)
     m, loss = self.model, self.loss
     self.G, self.D, self.D_logits, self.D_, self.D_logits_ = (
         m.generated, m.real, m.real_logits, m.fake, m.fake_logits)
@@ -431,7 +432,8 @@ class DCGAN(object):
             "z_dim": self.z_dim, "z_dist": self.z_dist,
             "filters": (self.gf_dim, self.df_dim, self.gfc_dim, self.dfc_dim),
             "beta1": float(self.beta1), "precision": self.precision.name,
-            "replicas": self.replication.local, "gathered": int(self.replication.gathers)}
+            "replicas": self.replication.local_replicas,
+            "gathered": int(self.replication.gathers)}
 
   # --------------------------------------------------------------------------
   # checkpoints

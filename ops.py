@@ -41,22 +41,34 @@ class HeldUpdates(object):
   averaged), and a layer whose output waited for it would stall the forward pass a network
   round trip per batch-norm layer.  One device keeps the original's order (no HeldUpdates).
 
-  ops: this pass's updates.  order: {layer name: its latest held updates}, shared by the passes
-  of one replica's tower, so that a layer's updates in one run follow each other in the order
-  the layer was called (D's real pass, then its fake pass), as its outputs ordered them on one
-  device: every replica then reads and updates its copy alike.
+  ops: this pass's updates, which its batch-norm layers hold (`hold`) as they are built: the
+  one thing a layer adds to, as the original's networks return only their outputs.  after: the
+  HeldUpdates of the tower's pass of the same network before this one (None for its first), a
+  finished pass, only read: a layer's updates in this pass follow its updates there, in the
+  order the layer was called (D's real pass, then its fake pass), as its outputs ordered them
+  on one device, so that every replica reads and updates its copy alike.
   """
 
-  def __init__(self, order):
-    self.ops, self.order = [], order
+  def __init__(self, after=None):
+    self.ops, self.after, self._layers = [], after, {}
+
+  def latest(self, name):
+    """The held updates of layer `name` in this pass, else in the passes before it ([])."""
+    if name in self._layers:
+      return self._layers[name]
+    return self.after.latest(name) if self.after is not None else []
+
+  def hold(self, name, updates):
+    self.ops.extend(updates)
+    self._layers[name] = list(updates)
 
 
-class Gathering(collections.namedtuple("Gathering", ["replicas", "rows", "complete"])):
+class Gathering(collections.namedtuple("Gathering", ["num_replicas", "rows"])):
   """What LayerOptions asks of the linear layers of one network pass on one replica of
-  `replicas` (a tf.distribute strategy's), each passing `rows` rows of its batch through every
-  linear layer of the network (batch size x calls in the loss): a layer whose Matrix is larger
-  than those factors computes the Matrix's gradient from all replicas' factors instead of its
-  own, and adds the Matrix's name to the set `complete`.
+  `num_replicas` (a tf.distribute strategy's), each passing `rows` rows of its batch through
+  every linear layer of the network (batch size x calls in the loss): a layer whose Matrix is
+  larger than those factors (`takes`) computes the Matrix's gradient from all replicas' factors
+  instead of its own; `gathered_matrices` names those Matrices.
 
   The gradient of x @ Matrix is x^T dy; summed over replicas it is X^T DY, X and DY being
   every replica's x and dy stacked (all-gathered).  replicas x rows x (in + out) numbers
@@ -64,6 +76,21 @@ class Gathering(collections.namedtuple("Gathering", ["replicas", "rows", "comple
   sum the all-reduce would have given (MNIST, batch 64, two replicas: g_h1_lin 0.9 M numbers
   instead of 6.5 M).  The optimizer must not all-reduce those gradients again (optim.py).
   """
+
+  def takes(self, size_in, size_out):
+    """Whether a linear layer [size_in, size_out] gets its weight gradient from the gathered
+    factors (gathers_factors)."""
+    return gathers_factors(self.num_replicas, self.rows, size_in, size_out)
+
+
+def gathered_matrices(gathering, var_list):
+  """The names of var_list's linear-layer Matrices (`linear`'s 'Matrix' variables) whose
+  gradients the layers built with `gathering` (None: none) compute from gathered factors: the
+  same decision `linear` made, taken again from their shapes."""
+  if gathering is None:
+    return frozenset()
+  return frozenset(v.name for v in var_list if v.name.endswith("/Matrix:0")
+                   and gathering.takes(*v.shape.as_list()))
 
 
 class LayerOptions(collections.namedtuple("LayerOptions", ["plan", "held", "gathering"])):
@@ -79,13 +106,13 @@ def plain_options():
   return LayerOptions(hardware.PLANS["plain"], None, None)
 
 
-def gathers_factors(replicas, rows, size_in, size_out):
+def gathers_factors(num_replicas, rows, size_in, size_out):
   """Whether a linear layer [size_in, size_out] gets its weight gradient from gathered factors
   (Gathering): when all replicas' factors together are
   fewer numbers than the gradient.  (A ring all-gather of them moves (replicas - 1) / replicas
   of that per replica, a ring all-reduce of the gradient twice that fraction of it: so this
   gathers only where it moves at most half the bytes, and pays for the larger product.)"""
-  return replicas * rows * (size_in + size_out) < size_in * size_out
+  return num_replicas * rows * (size_in + size_out) < size_in * size_out
 
 
 class batch_norm(object):
@@ -144,14 +171,13 @@ class batch_norm(object):
           y, mean, variance = tf.nn.fused_batch_norm(x4, gamma, beta, epsilon=epsilon)
         decay_complement = 1.0 - self.momentum
         held = options.held
-        previous = held.order.get(self.name, []) if held is not None else []
+        previous = held.latest(self.name) if held is not None else []
         with tf.control_dependencies(previous):
           update_mean = tf.assign_sub(moving_mean, (moving_mean - mean) * decay_complement)
           update_variance = tf.assign_sub(
               moving_variance, (moving_variance - variance) * decay_complement)
         if held is not None:
-          held.ops.extend([update_mean, update_variance])  # the run's update op runs them
-          held.order[self.name] = [update_mean, update_variance]
+          held.hold(self.name, [update_mean, update_variance])  # the run's update op runs them
         else:
           with tf.control_dependencies([update_mean, update_variance]):
             y = tf.identity(y)
@@ -511,10 +537,8 @@ def linear(input_, output_size, scope=None, stddev=0.02, bias_start=0.0, with_w=
     bias = tf.get_variable("bias", [output_size],
                            initializer=tf.constant_initializer(bias_start))
     gathering = options.gathering
-    if gathering is not None and gathers_factors(gathering.replicas, gathering.rows,
-                                                 int(input_.shape[1]), output_size):
-      gathering.complete.add(matrix.name)
-      out = _gathered_matmul(input_, matrix, options.plan)
+    if gathering is not None and gathering.takes(int(input_.shape[1]), output_size):
+      out = _gathered_matmul(input_, matrix, options.plan)  # (named by gathered_matrices)
     elif options.plan.linear_input_grad:
       out = _matmul(input_, matrix, options.plan)
     else:

@@ -136,7 +136,6 @@ class Optimizer(object):
     self.rule = rule or Adam(learning_rate, beta1)
     self.loss_scale = (DynamicLossScale(SCALE_SCOPES[network], initial_loss_scale)
                        if loss_scaling else None)
-    self.complete = frozenset()
 
   def scale(self):
     """fp16's loss scale as a tensor (1 without loss scaling): what a loss term that takes
@@ -155,10 +154,9 @@ class Optimizer(object):
     and no op's input gradients wait for each other (TF1's GATE_OP), or every layer's input
     gradient would wait for its weight gradient's all-gathers.
     """
-    self.complete = frozenset(complete)
-    count = self.replication.count
+    num_replicas = self.replication.num_replicas
     # tf.distribute sums the replicas' gradients; each replica's loss is divided by their number
-    share = loss / count if count > 1 else loss
+    share = loss / num_replicas if num_replicas > 1 else loss
     if self.loss_scale is not None:
       share = share * self.scale()
     grads = tf.gradients(share, var_list, gate_gradients=not complete)
@@ -169,13 +167,14 @@ class Optimizer(object):
       finite = tf.reduce_all([tf.reduce_all(tf.is_finite(g)) for g in grads])
     return Registered(grads, finite, list(held))
 
-  def apply_updates(self, registered, var_list):
+  def apply_updates(self, registered, var_list, complete=frozenset()):
     """The NetworkUpdate applying the Registered gradients of every replica (regrouped by
-    tf.distribute) to var_list once, after Adam's variables are made."""
+    tf.distribute) to var_list once, after Adam's variables are made; complete: as
+    register_gradients was given it (those gradients are not summed again)."""
     replication, strategy = self.replication, self.replication.strategy
     with strategy.scope():
       self.rule.create(var_list, strategy)
-      grads = replication.sum_gradients(registered.grads, var_list, self.complete)
+      grads = replication.sum_gradients(registered.grads, var_list, complete)
       apply = lambda: self.rule.apply(strategy, list(zip(grads, var_list)))
       if self.loss_scale is None:
         update, scaling = apply(), {}

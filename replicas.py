@@ -4,95 +4,56 @@ count.  It holds a tf.distribute strategy (TensorFlow's default strategy for one
 Mirrored or MultiWorkerMirrored one for several) and says how many replicas this process holds.
 
 With one replica every operation here leaves the tower as the original built it (nothing is
-sliced, summed or held back, and nothing of tf.distribute enters the graph); with several, the
-tower runs on every replica, each on its slice of the fed batch, batch norm's updates are held
-for the runs' update ops, and gradients are summed.  model.DCGAN, step.py and optim.py ask this
-object and test no device or worker count themselves; nor does the loop (training.py), which
-takes its steps per epoch from batches_per_epoch here.
+sliced or summed, and nothing of tf.distribute enters the graph); with several, the tower runs
+on every replica, each on its slice of the fed batch, and gradients are summed.  model.DCGAN,
+step.py and optim.py ask this object and test no device or worker count themselves; nor does
+the loop (training.py).
 """
 import tensorflow.compat.v1 as tf
 
-from ops import Gathering, HeldUpdates, LayerOptions
-from utils import UserError
-
-
-def batches_per_epoch(num_examples, train_size, batch_size, replicas=1, note=""):
-  """Steps in an epoch, as the original counted them (images // (batch_size x replicas));
-  a UserError if not even one (note: what the data layer left out, said after the count)."""
-  steps = int(min(num_examples, train_size) // (batch_size * replicas))
-  if steps < 1:
-    per_step = ("one batch of %d" % batch_size if replicas == 1 else
-                "one step of %d replicas x %d" % (replicas, batch_size))
-    if train_size < num_examples:  # the user's limit is short of a step (the data too?)
-      fix = ("raise --train_size or lower --batch_size" if num_examples >= batch_size * replicas
-             else "lower --batch_size")
-      raise UserError("--train_size %g uses %d of the dataset's %d images%s, fewer than %s; %s."
-                      % (train_size, int(train_size), num_examples, note, per_step, fix))
-    raise UserError("The dataset holds %d images%s, fewer than %s; lower --batch_size."
-                    % (num_examples, note, per_step))
-  return steps
-
-
-class TowerOptions(object):
-  """The LayerOptions of one replica's tower, one per network pass (network(passes)), and the
-  names of the variables whose gradients its linear layers complete from gathered factors."""
-
-  def __init__(self, plan, replication, batch_size):
-    self.plan, self.replication, self.batch_size = plan, replication, batch_size
-    self.order, self.complete = {}, set()
-
-  def network(self, passes):
-    """Options for one pass of a network whose layers pass `passes` times per loss."""
-    replication = self.replication
-    if replication.count == 1:
-      return LayerOptions(self.plan, None, None)  # the original's layers
-    gathering = (Gathering(replication.count, passes * self.batch_size, self.complete)
-                 if replication.gathers else None)
-    return LayerOptions(self.plan, HeldUpdates(self.order), gathering)
-
 
 class Replication(object):
-  """`strategy`'s replicas; this process holds `local` of them, the first being run-wide replica
-  `first`.  gathers: the large linear layers' weight gradients come from every replica's
-  all-gathered factors (ops.Gathering)."""
+  """`strategy`'s num_replicas replicas; this process holds local_replicas of them, the first
+  being run-wide replica first_replica.  gathers: the large linear layers' weight gradients come
+  from every replica's all-gathered factors (ops.Gathering; cluster.Cluster decides it)."""
 
-  def __init__(self, strategy, local=1, first=0, gathers=False):
-    self.strategy, self.local, self.first, self.gathers = strategy, local, first, gathers
-    self.count = strategy.num_replicas_in_sync
-
-  def tower_options(self, plan, batch_size):
-    return TowerOptions(plan, self, batch_size)
+  def __init__(self, strategy, local_replicas=1, first_replica=0, gathers=False):
+    self.strategy, self.gathers = strategy, gathers
+    self.local_replicas, self.first_replica = local_replicas, first_replica
+    self.num_replicas = strategy.num_replicas_in_sync
 
   def towers(self, tower, inputs, z, y):
     """tower(inputs, z, y) on every replica, each on its slice of the fed batch (the
-    placeholders hold this process's replicas' batches one after another, local x batch_size
+    placeholders hold this process's replicas' batches one after another, local_replicas x batch_size
     rows); what they return, regrouped by tf.distribute (one replica: as returned)."""
-    if self.count == 1:
+    if self.num_replicas == 1:
       return tower(inputs, z, y)
     with self.strategy.scope():
       return self.strategy.extended.call_for_each_replica(
           lambda: tower(self._slice(inputs), self._slice(z), self._slice(y)))
 
   def _slice(self, x):
-    if x is None or self.local == 1:
+    if x is None or self.local_replicas == 1:
       return x
     context = tf.distribute.get_replica_context()
-    index = tf.math.floormod(context.replica_id_in_sync_group, self.local)
+    index = tf.math.floormod(context.replica_id_in_sync_group, self.local_replicas)
     shape = tf.shape(x)
-    return tf.gather(tf.reshape(x, tf.concat([[self.local, -1], shape[1:]], 0)), index)
+    return tf.gather(tf.reshape(x, tf.concat([[self.local_replicas, -1], shape[1:]], 0)), index)
 
   def concat(self, value):
     """This process's replicas' values of a tensor, concatenated along the batch."""
-    return value if self.count == 1 else tf.concat(self.local_copies(value), 0)
+    return value if self.num_replicas == 1 else tf.concat(self.local_copies(value), 0)
 
   def mean(self, value):
     """The mean over this process's replicas of a scalar."""
-    return value if self.count == 1 else tf.add_n(self.local_copies(value)) / self.local
+    if self.num_replicas == 1:
+      return value
+    return tf.add_n(self.local_copies(value)) / self.local_replicas
 
   def sum_gradients(self, grads, var_list, complete):
     """Each variable's gradient summed over the replicas (its own where `complete` names it);
     inside the strategy's scope."""
-    if self.count == 1:
+    if self.num_replicas == 1:
       return list(grads)
     partial = [(g, v) for g, v in zip(grads, var_list) if v.name not in complete]
     summed = iter(self.strategy.extended.batch_reduce_to(tf.distribute.ReduceOp.SUM, partial)
@@ -102,26 +63,27 @@ class Replication(object):
   def all_true(self, flag):
     """Whether a bool each replica computed is true on every replica; inside the strategy's
     scope."""
-    if self.count == 1:
+    if self.num_replicas == 1:
       return flag
     ones = self.strategy.extended.call_for_each_replica(
         lambda f: tf.cast(f, tf.float32), args=(flag,))
     total = self.strategy.reduce(tf.distribute.ReduceOp.SUM, ones, axis=None)
-    return tf.equal(total, float(self.count))
+    return tf.equal(total, float(self.num_replicas))
 
   def local_copies(self, value):
     """This process's replicas' copies of a variable or values of a tensor (one: itself)."""
     return list(self.strategy.experimental_local_results(value))
 
   def all_reduce_sum(self, fn):
-    """Sum over the run of fn(is_first_local_replica) (each process's first replica
-    contributes, the others add zeros); the first local replica's copy of the result."""
-    local = self.local
+    """Sum over the run of fn(is_first_local) (each process's first replica contributes, the
+    others add zeros); the first local replica's copy of the result."""
+    local_replicas = self.local_replicas
 
     def replica():
       context = tf.distribute.get_replica_context()
-      first = tf.equal(tf.math.floormod(context.replica_id_in_sync_group, local), 0)
-      return context.all_reduce(tf.distribute.ReduceOp.SUM, fn(first))
+      is_first_local = tf.equal(
+          tf.math.floormod(context.replica_id_in_sync_group, local_replicas), 0)
+      return context.all_reduce(tf.distribute.ReduceOp.SUM, fn(is_first_local))
 
     with self.strategy.scope():
       return self.local_copies(self.strategy.extended.call_for_each_replica(replica))[0]
@@ -154,12 +116,10 @@ class Replication(object):
     return tf.group(assigns, name=name)
 
 
-def replication(cluster=None, gathers=None):
-  """The Replication a cluster.Cluster asks for (None: one device).  gathers: whether several
-  replicas gather the large linear layers' weight gradients (None: the cluster's choice,
-  cluster.Cluster.gathers)."""
+def replication(cluster=None):
+  """The Replication a cluster.Cluster asks for, gathering where it decided (None: one
+  device)."""
   if cluster is None:
     return Replication(tf.distribute.get_strategy())
-  gathers = cluster.gathers if gathers is None else bool(gathers)
   return Replication(cluster.strategy, cluster.local_replicas, cluster.first_replica,
-                     gathers and cluster.num_replicas > 1)
+                     cluster.gathers)

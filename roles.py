@@ -89,7 +89,8 @@ class SeveralWorkers(object):
     self.agree_in = tf.placeholder(tf.float64, [4 * len(AGREED_FIELDS) + 3],
                                    name='cluster/agree')
     self.agreed = self.replication.all_reduce_sum(
-        lambda first: tf.where(first, self.agree_in, tf.zeros_like(self.agree_in)))
+        lambda is_first_local: tf.where(is_first_local, self.agree_in,
+                                        tf.zeros_like(self.agree_in)))
 
   def build_votes(self, g_loss):
     """Each step's votes, summed over the workers by its last run: [1 if this worker got a
@@ -102,7 +103,7 @@ class SeveralWorkers(object):
     own = self.votes_in + tf.stack(
         [0.0, 0.0, tf.cast(tf.logical_not(tf.is_finite(g_loss)), tf.float32)])
     self.votes = self.replication.all_reduce_sum(
-        lambda first: tf.where(first, own, tf.zeros_like(own)))
+        lambda is_first_local: tf.where(is_first_local, own, tf.zeros_like(own)))
 
   def build_last(self, variables):
     """broadcast_op: every copy of every variable set to the chief's first replica's value

@@ -77,7 +77,6 @@ class ModelSettings:
   G_img_sum: bool = False
   precision: typing.Any = 'fp32'
   initial_loss_scale: float = INITIAL_LOSS_SCALE
-  gather_gradients: typing.Optional[bool] = None
   kernels: typing.Any = hardware.DEFAULT_KERNELS
   label_names: typing.Optional[typing.Tuple[str, ...]] = None
   multi_hot: bool = False

@@ -11,6 +11,7 @@ import collections
 import numpy as np
 import tensorflow.compat.v1 as tf
 
+from ops import Gathering, HeldUpdates, LayerOptions, gathered_matrices
 from utils import UserError
 
 # The updates of one iteration, in order: one D update, then two G updates with the same z, so
@@ -54,6 +55,35 @@ Feeds.__doc__ = """The placeholders a step feeds (y None for an unconditional mo
 Step = collections.namedtuple("Step", ["losses", "summaries", "skipped", "stop_votes",
                                        "diverged"])
 
+
+class TowerOptions(collections.namedtuple("TowerOptions", ["plan", "batch_size", "num_replicas",
+                                                           "gathers"])):
+  """How a tower's layers are built on each of num_replicas replicas (a value, the same for
+  every tower): the hardware.KernelPlan; with several replicas, batch norm's updates held
+  (ops.HeldUpdates) and, if `gathers`, the large linear layers' weight gradients from every
+  replica's factors (ops.Gathering) of batch_size rows per pass."""
+
+  def gathering(self, network):
+    """The ops.Gathering of `network`'s passes, or None."""
+    if self.num_replicas == 1 or not self.gathers:
+      return None
+    return Gathering(self.num_replicas, LAYER_PASSES[network] * self.batch_size)
+
+  def network(self, network, after=None):
+    """The LayerOptions of one pass of `network`; after: the LayerOptions of the tower's pass
+    of it before this one, whose batch-norm updates this pass's follow."""
+    if self.num_replicas == 1:
+      return LayerOptions(self.plan, None, None)  # the original's layers
+    return LayerOptions(self.plan, HeldUpdates(after.held if after is not None else None),
+                        self.gathering(network))
+
+  def gathered(self, model):
+    """The names of a GANModel's variables whose gradients its linear layers compute from
+    every replica's factors: already the run's sums (ops.gathered_matrices)."""
+    return frozenset().union(*(gathered_matrices(self.gathering(net), getattr(model, net + "_vars"))
+                               for net in ("discriminator", "generator")))
+
+
 # --z_dist's distributions: uniform in [low, high), or None for the standard normal.  Stated
 # once: training's z, the exported generator's `sample` and its description (export.py).
 Z_RANGES = {"normal01": None, "uniform_signed": (-1.0, 1.0), "uniform_unsigned": (0.0, 1.0)}
@@ -70,15 +100,16 @@ def gen_random(rng, z_dist, size):
   return rng.uniform(low, high, size).astype(np.float32)
 
 
-def batch_z(seed, z_dist, shape, counter, first_replica=0, replicas=1):
-  """z [batch, z_dim] = shape for step `counter`, replicas first_replica.. one after another:
+def batch_z(seed, z_dist, shape, counter, first_replica=0, local_replicas=1):
+  """z [batch, z_dim] = shape for step `counter`, local_replicas replicas from first_replica
+  one after another:
   replica r's from the seed (seed, 1, counter, r), replica 0's from (seed, 1, counter) as on
   one device."""
   draws = []
-  for replica in range(first_replica, first_replica + replicas):
+  for replica in range(first_replica, first_replica + local_replicas):
     key = [seed, 1, counter] + ([replica] if replica else [])
     draws.append(gen_random(np.random.default_rng(key), z_dist, shape))
-  return draws[0] if replicas == 1 else np.concatenate(draws)
+  return draws[0] if local_replicas == 1 else np.concatenate(draws)
 
 
 def feed_dict(feeds, z, labels=None, images=None, learning_rate=None):
@@ -95,11 +126,11 @@ def feed_dict(feeds, z, labels=None, images=None, learning_rate=None):
 
 def gan_model(generator, discriminator, options, inputs, z, y):
   """The GANModel of one tower: G once, D on the real and the generated images, each pass of
-  a network built with its options.network(passes) (replicas.TowerOptions); returns it and
-  each pass's LayerOptions (their held batch-norm updates)."""
-  passes = {"generator": options.network(LAYER_PASSES["generator"]),
-            "real": options.network(LAYER_PASSES["discriminator"]),
-            "fake": options.network(LAYER_PASSES["discriminator"])}
+  a network built with its LayerOptions (TowerOptions.network; D's fake pass after its real
+  one); returns it and each pass's LayerOptions (their held batch-norm updates)."""
+  real = options.network("discriminator")
+  passes = {"generator": options.network("generator"), "real": real,
+            "fake": options.network("discriminator", after=real)}
   generated = generator(z, y, options=passes["generator"])
   real, real_logits = discriminator(inputs, y, reuse=False, options=passes["real"])
   fake, fake_logits = discriminator(generated, y, reuse=True, options=passes["fake"])
@@ -137,18 +168,16 @@ def build(generator, discriminator, feeds, replication, optimizers, options, los
 
   generator(z, y, options=...), discriminator(image, y, reuse=..., options=...): the networks.
   optimizers: {network: optim.Optimizer}, D's first (its Adam's variables are made first, as
-  the original's: beta1_power is D's, beta1_power_1 G's).  options(): a new tower's
-  replicas.TowerOptions.  loss_fn(GANModel, Tower) -> GANLoss: the loss (the original's,
-  gan_loss, unless another is given).  The model and losses hold this process's replicas'
-  outputs concatenated and losses averaged.
+  the original's: beta1_power is D's, beta1_power_1 G's).  options: the TowerOptions.
+  loss_fn(GANModel, Tower) -> GANLoss: the loss (the original's, gan_loss, unless another is
+  given).  The model and losses hold this process's replicas' outputs concatenated and losses
+  averaged.
   """
   def tower(inputs, z, y):
-    tower_options = options()
-    model, passes = gan_model(generator, discriminator, tower_options, inputs, z, y)
-    loss = loss_fn(model, Tower(inputs, y, extra_pass(discriminator, tower_options, y,
-                                                      replication),
+    model, passes = gan_model(generator, discriminator, options, inputs, z, y)
+    loss = loss_fn(model, Tower(inputs, y, extra_pass(discriminator, options, passes["fake"], y),
                                 optimizers["discriminator"].scale))
-    complete = tower_options.complete
+    complete = options.gathered(model)
     # the batch-norm updates each run computes: D's run passes G, D(real) and D(fake); G's
     # runs pass G and D(fake)
     registered = {
@@ -165,22 +194,25 @@ def build(generator, discriminator, feeds, replication, optimizers, options, los
   loss = GANLoss(*(replication.mean(value) for value in loss))
   model = model._replace(discriminator_vars=list(model.discriminator_vars),
                          generator_vars=list(model.generator_vars))
-  updates = {net: optimizers[net].apply_updates(registered[net], getattr(model, net + "_vars"))
+  complete = options.gathered(model)
+  updates = {net: optimizers[net].apply_updates(registered[net], getattr(model, net + "_vars"),
+                                                complete)
              for net in ("discriminator", "generator")}
   return model, loss, updates
 
 
-def extra_pass(discriminator, tower_options, y, replication):
-  """A Tower's discriminate(images): D's logits of images in another pass of this tower.  Where
-  several workers gather the large linear layers' weight gradients (their factors counted for
-  LAYER_PASSES' passes), a loss may not add a pass: refused in one sentence."""
+def extra_pass(discriminator, options, after, y):
+  """A Tower's discriminate(images): D's logits of images in another pass of this tower (its
+  batch-norm updates after those of the pass `after`).  Where several workers gather the large
+  linear layers' weight gradients (their factors counted for LAYER_PASSES' passes), a loss may
+  not add a pass: refused in one sentence."""
   def discriminate(images):
-    if replication.gathers:
+    if options.gathering("discriminator") is not None:
       raise ValueError("A loss that runs D once more (Tower.discriminate) cannot be used where "
                        "workers gather the linear layers' gradients; train with "
                        "--nogather_gradients.")
     return discriminator(images, y, reuse=True,
-                         options=tower_options.network(LAYER_PASSES["discriminator"]))[1]
+                         options=options.network("discriminator", after=after))[1]
   return discriminate
 
 

@@ -17,7 +17,6 @@ from tqdm import tqdm
 
 from checkpoints import describe_removed
 from dataset import prefetch
-from replicas import batches_per_epoch
 from step import batch_z, feed_dict, run_iteration
 from utils import UserError, plural
 
@@ -61,6 +60,23 @@ def settings_from(config, learning_rate, folders):
   defaults = dict(TRAIN_DEFAULTS, learning_rate=learning_rate)
   return TrainSettings(checkpoint_dir=folders.checkpoint_dir, sample_dir=folders.sample_dir,
                        **{name: getattr(config, name, defaults[name]) for name in defaults})
+
+
+def batches_per_epoch(num_examples, train_size, batch_size, num_replicas=1, note=""):
+  """Steps in an epoch, as the original counted them (images // (batch_size x num_replicas));
+  a UserError if not even one (note: what the data layer left out, said after the count)."""
+  steps = int(min(num_examples, train_size) // (batch_size * num_replicas))
+  if steps < 1:
+    per_step = ("one batch of %d" % batch_size if num_replicas == 1 else
+                "one step of %d replicas x %d" % (num_replicas, batch_size))
+    if train_size < num_examples:  # the user's limit is short of a step (the data too?)
+      fix = ("raise --train_size or lower --batch_size" if num_examples >= batch_size * num_replicas
+             else "lower --batch_size")
+      raise UserError("--train_size %g uses %d of the dataset's %d images%s, fewer than %s; %s."
+                      % (train_size, int(train_size), num_examples, note, per_step, fix))
+    raise UserError("The dataset holds %d images%s, fewer than %s; lower --batch_size."
+                    % (num_examples, note, per_step))
+  return steps
 
 
 class TrainingInterrupted(Exception):
@@ -198,7 +214,7 @@ def _train(job, settings, seed, loaded, counter, progress):
   """The epochs from the loaded counter on, then the last save; a TrainResult."""
   data = job.data
   batch_idxs = batches_per_epoch(len(data), settings.train_size, job.latent.batch_size,
-                                 job.replication.count)
+                                 job.replication.num_replicas)
   if loaded:
     print(" [*] Load SUCCESS: resuming at counter %d" % counter)
   else:
@@ -244,13 +260,13 @@ def _train(job, settings, seed, loaded, counter, progress):
 def _epoch(loop, progress, epoch, first):
   """One epoch from batch index `first`; the signal to stop for (0: none)."""
   job, settings, writes = loop.job, loop.settings, loop.writes
-  local, first_replica = job.replication.local, job.replication.first
+  local_replicas, first_replica = job.replication.local_replicas, job.replication.first_replica
   batch_size = job.latent.batch_size
-  step_images = batch_size * job.replication.count
+  step_images = batch_size * job.replication.num_replicas
   # Every replica takes its own slice of the epoch's permutation; this worker's replicas take
-  # local x batch_size images of each step's batch_size x replicas.
+  # local_replicas x batch_size images of each step's batch_size x num_replicas.
   order = np.random.default_rng([loop.seed, 0, epoch]).permutation(len(job.data))
-  mine = slice(first_replica * batch_size, (first_replica + local) * batch_size)
+  mine = slice(first_replica * batch_size, (first_replica + local_replicas) * batch_size)
   batches = prefetch(job.data, (order[idx * step_images:(idx + 1) * step_images][mine]
                                 for idx in range(first, loop.batch_idxs)),
                      workers=settings.data_workers)
@@ -298,7 +314,7 @@ def _step(loop, progress, images, labels):
   job, settings, writes, stop = loop.job, loop.settings, loop.writes, loop.stop
   counter, latent, replication = progress.counter, job.latent, job.replication
   z = batch_z(loop.seed, latent.z_dist, (latent.batch_size, latent.z_dim), counter,
-              replication.first, replication.local)
+              replication.first_replica, replication.local_replicas)
   progress.feed = feed_dict(job.feeds, z, labels, images, settings.learning_rate)
   # Summaries are fetched by every step (one executor per network run, however they are
   # written) and written at --summary_freq's cadence (and at step 1).

@@ -100,9 +100,11 @@ def traced_iteration(model, feed):
     traced, model.sess = model.sess, sess
   total = {"bytes": 0, "gathered": 0, "seconds": 0.0}
   for metadata in traced.metadata:
-    nbytes, gathered, seconds = collective_trace(metadata, sess.graph, model.replication.count)
-    total["bytes"] += nbytes // model.replication.local  # each local replica the same amount
-    total["gathered"] += gathered // model.replication.local
+    nbytes, gathered, seconds = collective_trace(metadata, sess.graph,
+                                               model.replication.num_replicas)
+    # each local replica the same amount
+    total["bytes"] += nbytes // model.replication.local_replicas
+    total["gathered"] += gathered // model.replication.local_replicas
     total["seconds"] += seconds
   return total
 
@@ -169,7 +171,7 @@ def child(args):
     model = DCGAN(sess, batch_size=args.batch_size, sample_num=args.batch_size,
                   gf_dim=args.filters, df_dim=args.filters, gfc_dim=args.fc, dfc_dim=args.fc,
                   dataset_name=args.config, seed=0, cluster=cluster, **shape)
-    local = model.replication.local
+    local = model.replication.local_replicas
     job = model.job([0] * 6400)
     model.coordination.start(job, training.settings_from(argparse.Namespace(), job.learning_rate,
                                                          job.folders))
@@ -178,7 +180,7 @@ def child(args):
     traced = traced_iteration(model, feed)
     grads = {"d": sum(int(np.prod(v.shape.as_list())) for v in model.d_vars) * 4,
              "g": sum(int(np.prod(v.shape.as_list())) for v in model.g_vars) * 4}
-    complete = set().union(*(o.complete for o in model.optimizers.values()))
+    complete = model.gathered
     # the Matrix gradients computed from gathered factors instead, once per update
     updates = dict(UPDATES)
     gathered_matrices = sum(int(np.prod(v.shape.as_list())) * 4 * updates[NETWORKS[v.name[0]]]

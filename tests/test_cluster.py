@@ -256,7 +256,7 @@ target = cluster.start(config)
 with tf.Graph().as_default(), tf.Session(target, config=config) as sess:
   x = tf.placeholder(tf.float64, [1])
   total = replication(cluster).all_reduce_sum(
-      lambda first: tf.where(first, x, tf.zeros_like(x)))
+      lambda is_first_local: tf.where(is_first_local, x, tf.zeros_like(x)))
   threading.Timer(2, stand_in.close).start()
   try:
     cluster.joined(lambda seconds: print("joining, %d s left" % seconds, flush=True) or sess.run(
@@ -423,11 +423,14 @@ def test_gathered_gradients_are_several_workers_unless_the_flag_turns_them_off()
     layout = cluster_module.parse_layout(",".join(devices), ",".join(workers), 0 if workers else
                                          None, environ={}, **kwargs)
     assert layout.gather_gradients == kwargs.get("gather_gradients", True)
-    return cluster_module.Cluster._gathers(layout)
+    return cluster_module.decide_gathers(layout, max(2, len(workers), len(devices)))
   assert gathers(["a:1", "b:2"]) is True
   assert gathers(["a:1", "b:2"], gather_gradients=False) is False
   assert gathers([], ["cpu:0", "cpu:1"]) is False  # one machine: its all-reduce costs less
   assert gathers([]) is False
+  one = cluster_module.parse_layout("", "", None, environ={})
+  assert cluster_module.decide_gathers(one, 1, override=True) is False  # one replica: nothing to gather
+  assert cluster_module.decide_gathers(one, 2, override=True) is True
 
 
 # --------------------------------------------------------------------------------------------
@@ -517,6 +520,20 @@ def test_the_join_wait_says_at_once_that_a_worker_whose_port_refuses_has_stopped
   assert str(err.value) == (
       "Worker 0 (a:1) stopped before it joined: its port accepted connections, then refused "
       "them 5 s into the wait; start every worker again with the same flags.")
+
+
+def test_the_join_wait_counts_from_its_begin_and_is_finished_once_joined():
+  """--join_timeout counts from begin() (the server's start), not from when the Cluster made
+  the wait; once during() ran, the wait is finished (a later join is a wait of its own)."""
+  fake = FakeTime()
+  wait = cluster_module.JoinWait(["a:1", "b:2"], 0, 30, probe=lambda host: True,
+                                 clock=fake.clock, sleep=fake.sleep)
+  fake.sleep(100)  # the data opened, the run named, before the server starts
+  wait.POLL_EVERY = 3600.0  # (the thread begin() starts stays asleep)
+  wait.begin()
+  assert wait.remaining() == 30 and not wait.finished
+  wait.until_reachable()
+  assert wait.during(lambda seconds: seconds) == 30 and wait.finished
 
 
 @pytest.fixture

