@@ -236,6 +236,12 @@ KernelPlan = collections.namedtuple("KernelPlan", [
     # (chosen) weight gradient by image patches and one matrix product where the
     # layer's low-resolution side has at most this many pixels (0: never)
     "patches_max_pixels",
+    # 5x5/2 layers whose low-resolution side has at most this many pixels (0: never):
+    # forward and input gradient as one matrix product each (a convolution's image
+    # patches times the weights; a transposed convolution's input times the weights,
+    # its columns added into place), so that their autodiff weight gradients are
+    # matrix products too
+    "matmul_max_pixels",
     # lrelu's gradient from its output instead of its input (same values), so the
     # layer before it has one consumer and grappler's remapper can fuse them
     "lrelu_output_grad",
@@ -254,12 +260,14 @@ PLANS = {
     # TensorFlow's plain ops: what nobody has measured otherwise.
     "plain": KernelPlan("plain", label_term=False, linear_input_grad=False, small_deconv=False,
                         layer_grads="autodiff", small_input_grad=False, patches_max_pixels=0,
-                        lrelu_output_grad=False, batch_norm_stats="fused", inter_op_threads=0),
+                        matmul_max_pixels=0, lrelu_output_grad=False, batch_norm_stats="fused",
+                        inter_op_threads=0),
     # AVX-512 (measured with bf16-capable EPYC, oneDNN on): the forms the
     # speed work was tuned with; TensorFlow's gradients; its thread pools.
     "avx512": KernelPlan("avx512", label_term=True, linear_input_grad=True, small_deconv=True,
                          layer_grads="autodiff", small_input_grad=False, patches_max_pixels=0,
-                         lrelu_output_grad=False, batch_norm_stats="fused", inter_op_threads=0),
+                         matmul_max_pixels=0, lrelu_output_grad=False, batch_norm_stats="fused",
+                        inter_op_threads=0),
     # AVX2 (measured on an AVX2-only EPYC, oneDNN on; docs/PERFORMANCE.md):
     # oneDNN's weight gradients at 4x4 run at half the speed of a GEMM on the
     # same numbers, sub-pixel is the fastest 3-channel forward but TensorFlow's
@@ -267,11 +275,12 @@ PLANS = {
     # sharing the two cores.
     "avx2": KernelPlan("avx2", label_term=True, linear_input_grad=True, small_deconv=True,
                        layer_grads="chosen", small_input_grad=True, patches_max_pixels=16,
-                       lrelu_output_grad=True, batch_norm_stats="matmul", inter_op_threads=1),
+                       matmul_max_pixels=0, lrelu_output_grad=True, batch_norm_stats="matmul",
+                       inter_op_threads=1),
 }
-# AVX-512 with AMX (measured on an AMX Xeon with the avx512 plan, in fp32 and bf16; not
-# tuned there yet): the avx512 plan's forms, its own plan so that tuning one kind leaves
-# the other as measured.
+# AVX-512 with AMX (measured on an AMX Xeon with the avx512 plan: fp32 within 3% of every
+# form tried): the avx512 plan's forms in fp32, its own plan and LOWERED forms (bf16) so that
+# tuning one kind leaves the other as measured.
 PLANS["amx"] = PLANS["avx512"]._replace(name="amx")
 # GPUs and other CPUs: TensorFlow's plain ops until measured otherwise.
 PLANS["gpu"] = PLANS["plain"]._replace(name="gpu")
@@ -284,6 +293,10 @@ LOWERED = {
     # d_h3) ran at 0.7-0.8x their fp32 speed, image patches times one bf16 matmul faster:
     # celebA-64 1.12-1.17x faster, MNIST (no 4x4 layer) unchanged (docs/PERFORMANCE.md).
     "avx512": dict(layer_grads="chosen", patches_max_pixels=16),
+    # bf16 on an AMX Xeon (docs/PERFORMANCE.md, "AVX-512 + AMX Intel Xeon"): the avx512 forms
+    # (celebA-64 1.15x TensorFlow's bf16 gradients), and the 4x4 layers' forward and input
+    # gradient as bf16 matrix products too (1.10x more; at 8x8 0.91x), MNIST (no 4x4 layer) 1.02x.
+    "amx": dict(layer_grads="chosen", patches_max_pixels=16, matmul_max_pixels=16),
 }
 
 # --kernels: a plan by name, or "auto" for this machine's (kernel_plan); its default

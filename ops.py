@@ -11,8 +11,8 @@ so checkpoints keep the original variable names:
 Shapes follow the original too: conv2d weights are [k_h, k_w, in, out],
 deconv2d weights [k_h, k_w, out, in], linear ``Matrix`` [in, out].
 
-How a layer is computed (which kernels, which of the equivalent forms below)
-is the kernel plan of the device the graph is built for (hardware.py); every
+How a layer is computed (which kernels, which of the equivalent forms here and in
+conv_forms.py) is the kernel plan of the device the graph is built for (hardware.py); every
 form gives the plain formulation's values and gradients (tests/test_ops.py).
 
 The whole project is graph-and-Session code: TensorFlow runs with TF1 graph behaviour, which
@@ -23,6 +23,7 @@ import collections
 
 import tensorflow.compat.v1 as tf
 
+import conv_forms
 import hardware
 
 # TF 1.x's tf.nn.fused_batch_norm raised any epsilon below 1.001e-5 to that
@@ -289,85 +290,42 @@ def _split_labels(w, axis, input_, labels, plan):
   return w_input, w_labels, input_
 
 
-STRIDES_2 = [1, 2, 2, 1]
-
-
 def _chosen(plan, w, strides):
   """True if this layer's gradients are the plan's chosen kernels (5x5/2 layers only)."""
-  return (plan.layer_grads == "chosen" and list(strides) == STRIDES_2
+  return (plan.layer_grads == "chosen" and list(strides) == conv_forms.STRIDES_2
           and w.shape.as_list()[:2] == [5, 5])
 
 
 def _conv(x, w, strides, plan):
   """tf.nn.conv2d(x, w, strides, 'SAME'), its gradients computed as the plan says."""
   if not _chosen(plan, w, strides):
-    return tf.nn.conv2d(x, w, strides=strides, padding="SAME")
+    return conv_forms.strided_conv(x, w, plan.matmul_max_pixels, strides)
   in_h, in_w = int(x.shape[1]), int(x.shape[2])
 
   @tf.custom_gradient
   def conv(x, w):
     def grad(dy):
-      dx = _transposed_conv(dy, w, in_h, in_w, plan.small_input_grad)
-      return dx, _filter_grad(x, dy, w, plan)
-    return tf.nn.conv2d(x, w, strides=STRIDES_2, padding="SAME"), grad
+      dx = conv_forms.transposed_conv(dy, w, in_h, in_w, plan.small_input_grad,
+                                      plan.matmul_max_pixels)
+      return dx, conv_forms.filter_grad(x, dy, w, plan)
+    return conv_forms.strided_conv(x, w, plan.matmul_max_pixels), grad
   return conv(x, w)
 
 
 def _deconv(x, w, out_h, out_w, strides, plan):
   """conv2d_transpose(x, w) to out_h x out_w, forward and gradients as the plan says."""
-  forward = lambda x, w: _transposed_conv(x, w, out_h, out_w, plan.small_deconv, strides)
+  forward = lambda x, w: conv_forms.transposed_conv(x, w, out_h, out_w, plan.small_deconv,
+                                          plan.matmul_max_pixels, strides)
   if not _chosen(plan, w, strides):
     return forward(x, w)
 
   @tf.custom_gradient
   def deconv(x, w):
     def grad(dy):
-      dx = tf.nn.conv2d(dy, w, strides=STRIDES_2, padding="SAME")
-      return dx, _filter_grad(dy, x, w, plan)
+      dx = conv_forms.strided_conv(dy, w, plan.matmul_max_pixels)
+      return dx, conv_forms.filter_grad(dy, x, w, plan)
     return forward(x, w), grad
   return deconv(x, w)
-
-
-def _transposed_conv(x, w, out_h, out_w, small_forms, strides=STRIDES_2):
-  """conv2d_transpose(x, w [k, k, out, in]) with output out_h x out_w and any batch size.
-
-  small_forms: compute it by ``_small_deconv`` where that applies.
-  """
-  out_c = int(w.shape[2])
-  out = None
-  if small_forms:
-    k_h, k_w = w.shape.as_list()[:2]
-    out = _small_deconv(x, w, out_h, out_w, (k_h, k_w, strides[1], strides[2]))
-  if out is None:
-    batch = x.shape.as_list()[0]
-    if batch is not None:
-      output_shape = [batch, out_h, out_w, out_c]
-    else:  # any batch: [batch] + the static rest
-      output_shape = tf.concat([tf.shape(x)[:1], [out_h, out_w, out_c]], 0)
-    out = tf.nn.conv2d_transpose(x, w, output_shape=output_shape, strides=strides)
-  out.set_shape([x.shape[0], out_h, out_w, out_c])
-  return out
-
-
-def _filter_grad(large, small, w, plan):
-  """The weight gradient of a 5x5/2 'SAME' layer between `large` and `small` [N, h, w, c].
-
-  For a convolution large is its input and small the gradient of its output;
-  for a transposed convolution large is the gradient of its output and small
-  its input.  Either way the result has w's shape [5, 5, large channels,
-  small channels].  Where the plan says so (few pixels on the small side,
-  where oneDNN's Conv2DBackpropFilter runs at half a GEMM's speed) it is one
-  matrix product: the 5x5 patches of `large` (the taps each small-side pixel
-  sees, in the weights' order) transposed, times `small`.
-  """
-  shape = w.shape.as_list()
-  if int(small.shape[1]) * int(small.shape[2]) <= plan.patches_max_pixels:
-    patches = tf.image.extract_patches(large, [1, 5, 5, 1], STRIDES_2, [1, 1, 1, 1], "SAME")
-    flat = tf.matmul(tf.reshape(patches, [-1, 25 * shape[2]]), tf.reshape(small, [-1, shape[3]]),
-                     transpose_a=True)
-    return tf.reshape(flat, shape)
-  return tf.raw_ops.Conv2DBackpropFilter(input=large, filter_sizes=shape, out_backprop=small,
-                                         strides=STRIDES_2, padding="SAME")
 
 
 def _label_term(labels, w_labels, input_, layer):
@@ -400,7 +358,7 @@ def deconv2d(input_, output_shape, k_h=5, k_w=5, d_h=2, d_w=2, stddev=0.02,
 
   The result is that of ``tf.nn.conv2d_transpose``; where the kernel plan says
   so, the generators' last layer (1 or 3 output channels, output exactly twice
-  the input) is computed another way, see ``_small_deconv`` (options.plan; None:
+  the input) is computed another way, see ``conv_forms.small_deconv`` (options.plan; None:
   plain_options()).
   """
   plan = (options or plain_options()).plan
@@ -421,80 +379,6 @@ def deconv2d(input_, output_shape, k_h=5, k_w=5, d_h=2, d_w=2, stddev=0.02,
     if with_w:
       return deconv, w, biases
     return deconv
-
-
-# A 5x5/2 'SAME' transposed convolution whose output is exactly twice its input
-# (pad 1 before, 2 after) writes output row 2m + p (phase p in {0, 1}) from
-# input rows m + d, d in {-1, 0, 1}, through kernel row _PHASE_TAP[p][d]
-# (None: no tap).  Columns likewise.
-_PHASE_TAP = ({-1: 3, 0: 1, 1: None}, {-1: 4, 0: 2, 1: 0})
-SMALL_DECONV_CHANNELS = 4
-
-
-def _small_deconv(x, w, out_h, out_w, geometry):
-  """tf.nn.conv2d_transpose for few output channels, or None where it does not apply.
-
-  With 1-4 output channels oneDNN's transposed convolution (a backward-data
-  kernel) runs at 5-15% of the machine's matmul peak; its gradients too.  The
-  same sum, reordered:
-
-  * 1 output channel (mnist's g_h3): "columns".  One matmul [N*H*W, in] x
-    [in, 25] gives every pixel's contribution through every kernel tap; the
-    taps are shifted into place by padding and summed per output phase, and
-    depth_to_space interleaves the four phases.
-  * 2-4 output channels (celebA's g_h4): "sub-pixel".  One stride-1 3x3
-    convolution with 4 * out channels computes the four phases at once (its
-    kernel is the 5x5 one rearranged, zeros where a phase has no tap), then
-    depth_to_space.
-
-  Both give conv2d_transpose's result up to float rounding (tests/test_ops.py);
-  the variable is the original's [5, 5, out, in] ``w`` either way.
-  """
-  k_h, k_w, d_h, d_w = geometry
-  in_h, in_w = int(x.shape[1]), int(x.shape[2])
-  out_c = int(w.shape[2])
-  if ((k_h, k_w, d_h, d_w) != (5, 5, 2, 2) or (out_h, out_w) != (2 * in_h, 2 * in_w)
-      or out_c > SMALL_DECONV_CHANNELS):
-    return None
-  if out_c == 1:
-    return _deconv_columns(x, w)
-  return _deconv_subpixel(x, w)
-
-
-def _deconv_columns(x, w):
-  in_h, in_w, in_c = (int(d) for d in x.shape[1:])
-  out_c = int(w.shape[2])
-  # [5, 5, out, in] -> [in, 25 * out], tap-major
-  matrix = tf.reshape(tf.transpose(w, [3, 0, 1, 2]), [in_c, 25 * out_c])
-  columns = tf.matmul(tf.reshape(x, [-1, in_c]), matrix)
-  taps = tf.split(tf.reshape(columns, [-1, in_h, in_w, 25 * out_c]), 25, axis=3)
-  phases = []
-  for p_row in (0, 1):
-    for p_col in (0, 1):
-      # tap (ky, kx) = (2a + p_row, 2b + p_col) lands at padded phase position (m + a, n + b)
-      phases.append(tf.add_n([
-          tf.pad(taps[(2 * a + p_row) * 5 + 2 * b + p_col], [[0, 0], [a, 2 - a], [b, 2 - b], [0, 0]])
-          for a in range(3 - p_row) for b in range(3 - p_col)]))
-  full = tf.nn.depth_to_space(tf.concat(phases, 3), 2)  # [N, 2H + 4, 2W + 4, out]
-  return full[:, 1:1 + 2 * in_h, 1:1 + 2 * in_w, :]
-
-
-def _deconv_subpixel(x, w):
-  in_c, out_c = int(w.shape[3]), int(w.shape[2])
-  # kernel [3, 3, in, 4 * out]: for each window offset (dy, dx) and phase
-  # (p_row, p_col) the 5x5 tap that connects them, or zeros
-  flat = tf.concat([tf.reshape(w, [25, out_c, in_c]), tf.zeros([1, out_c, in_c], w.dtype)], 0)
-  index = []
-  for dy in (-1, 0, 1):
-    for dx in (-1, 0, 1):
-      for p_row in (0, 1):
-        for p_col in (0, 1):
-          ky, kx = _PHASE_TAP[p_row][dy], _PHASE_TAP[p_col][dx]
-          index.append(25 if ky is None or kx is None else ky * 5 + kx)
-  kernel = tf.reshape(tf.gather(flat, index), [3, 3, 4, out_c, in_c])
-  kernel = tf.reshape(tf.transpose(kernel, [0, 1, 4, 2, 3]), [3, 3, in_c, 4 * out_c])
-  phases = tf.nn.conv2d(x, kernel, strides=[1, 1, 1, 1], padding="SAME")
-  return tf.nn.depth_to_space(phases, 2)
 
 
 def lrelu(x, leak=0.2, name="lrelu", options=None):

@@ -26,7 +26,7 @@ convolution and transposed convolution of the generator's and the
 discriminator's forward pass, from its weight shape and output size (2 FLOPs
 per multiply-add), gives G_f and D_f per example. This is the architecture's
 count, whatever way ops.py computes a layer: extra work a rearrangement costs
-(the zeros of ops._deconv_subpixel's kernel) is not counted, and the label
+(the zeros of conv_forms.deconv_subpixel's kernel) is not counted, and the label
 channels of the conditional (mnist) layers count as the input channels they
 are in the original, although ops._label_term computes their share (9.7% of
 the mnist iteration's count) in closed form.

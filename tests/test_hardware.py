@@ -124,7 +124,7 @@ def test_a_lowered_plan_keeps_batch_statistics_float32_and_takes_its_measured_fo
   assert hardware.kernel_plan("avx512", lowered=True) == avx512._replace(
       layer_grads="chosen", patches_max_pixels=16)
   for name in hardware.PLANS:
-    if name not in ("avx2", "avx512"):
+    if name not in ("avx2", "avx512", "amx"):  # (amx: the next test)
       assert hardware.kernel_plan(name, lowered=True) == hardware.PLANS[name]
   monkeypatch.setattr(hardware, "device_kind", lambda: "avx2")
   assert hardware.kernel_plan(lowered=True) == avx2._replace(batch_norm_stats="fused")
@@ -134,8 +134,12 @@ def test_a_lowered_plan_keeps_batch_statistics_float32_and_takes_its_measured_fo
 
 def test_the_amx_kind_has_a_plan_of_its_own_with_the_forms_it_was_measured_with():
   amx = hardware.PLANS["amx"]
-  assert amx._replace(name="avx512") == hardware.PLANS["avx512"]
-  assert hardware.kernel_plan("amx", lowered=True) == amx  # bf16 there: as measured
+  assert amx._replace(name="avx512") == hardware.PLANS["avx512"]  # fp32: avx512's forms
+  # bf16: avx512's lowered forms, and the 4x4 layers' forward and input gradient by matmul
+  lowered = hardware.kernel_plan("amx", lowered=True)
+  assert lowered == hardware.kernel_plan("avx512", lowered=True)._replace(
+      name="amx", matmul_max_pixels=16)
+  assert hardware.PLANS["avx512"].matmul_max_pixels == 0  # the EPYC's as measured there
 
 
 @pytest.mark.parametrize("device,inter_op", [("avx2", 1), ("avx512", 0), ("gpu", 0)])

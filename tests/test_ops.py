@@ -5,6 +5,7 @@ import tensorflow.compat.v1 as tf
 
 import hardware
 import np_reference as ref
+from precision import session_config
 from ops import (FUSED_MIN_EPSILON, Gathering, HeldUpdates, LayerOptions, batch_norm, conv2d,
                  conv_cond_concat, conv_out_size_same, deconv2d, flatten, gathered_matrices,
                  linear, lrelu)
@@ -14,6 +15,15 @@ from ops import (FUSED_MIN_EPSILON, Gathering, HeldUpdates, LayerOptions, batch_
 # (hardware.kernel_plan's lowered) as "<plan> lowered".
 ALL_FORMS = dict(hardware.PLANS, **{name + " lowered": hardware.kernel_plan(name, lowered=True)
                                     for name in hardware.PLANS})
+# Forms no plan takes yet, which bench/ measures as candidates (--kernels PLAN+FIELD=VALUE):
+# every layer up to 8x8 on its small side by matrix products, with TensorFlow's gradients of
+# them and with the layers' own.
+CANDIDATE_FORMS = {
+    "avx512 matmul": hardware.PLANS["avx512"]._replace(matmul_max_pixels=64),
+    "avx512 lowered matmul": hardware.kernel_plan("avx512", lowered=True)._replace(
+        matmul_max_pixels=64),
+}
+ALL_FORMS.update(CANDIDATE_FORMS)
 
 
 def distinct_forms(first=("plain", "avx512", "avx2")):
@@ -28,7 +38,7 @@ def distinct_forms(first=("plain", "avx512", "avx2")):
   return kept
 
 
-PLAN_FORMS = distinct_forms()
+PLAN_FORMS = distinct_forms() + sorted(CANDIDATE_FORMS)
 
 
 def options_for(plan):
@@ -239,12 +249,17 @@ def layer_and_gradients(build, x, dy_seed):
 def test_deconv2d_paths_match_conv2d_transpose_and_its_gradients(out_c, in_hw, out_hw, native,
                                                                   plan):
   """native: conv2d_transpose even where the plan computes small transposed convolutions
-  another way (_small_deconv); plans without small_deconv always run conv2d_transpose."""
+  another way (conv_forms.small_deconv); plans without small_deconv run conv2d_transpose, except where
+  the plan computes the layer by matrix products (matmul_max_pixels)."""
   x = np.random.RandomState(8).randn(2, in_hw[0], in_hw[1], 6).astype(np.float32)
   (out, dx, dw, db), weights, dy, op_types = layer_and_gradients(
       lambda t: deconv2d(t, [None, out_hw[0], out_hw[1], out_c], name="g_h3",
                          options=options_for(plan)), x, 9)
-  assert ("Conv2DBackpropInput" in op_types) == (native or not ALL_FORMS[plan].small_deconv)
+  forms = ALL_FORMS[plan]
+  by_matmul = (in_hw[0] * in_hw[1] <= forms.matmul_max_pixels
+               and out_hw == (2 * in_hw[0], 2 * in_hw[1]))
+  assert ("Conv2DBackpropInput" in op_types) == (
+      (native or not forms.small_deconv) and not by_matmul)
   w = weights["g_h3/w"]
   with tf.Graph().as_default(), tf.Session() as sess:
     xt, wt = tf.constant(x), tf.constant(w)
@@ -386,6 +401,14 @@ def test_plans_choose_their_kernels():
   assert "ExtractImagePatches" in gradient_op_types("avx512 lowered", deep_conv, [2, 8, 8, 4])
   types = gradient_op_types("avx512 lowered", small_conv, [2, 16, 16, 3])
   assert "Conv2DBackpropInput" in types and "ExtractImagePatches" not in types
+  # AMX in bf16: the 4x4 layers' forward and input gradient as matrix products too (no
+  # convolution kernel left), the larger layers' TensorFlow's
+  deep_deconv = lambda t, o: deconv2d(t, [None, 8, 8, 6], name="g_h1", options=o)  # 4x4 -> 8x8
+  for layer, shape in ((deep_conv, [2, 8, 8, 4]), (deep_deconv, [2, 4, 4, 4])):
+    types = gradient_op_types("amx lowered", layer, shape)
+    assert not types & {"Conv2D", "Conv2DBackpropInput", "Conv2DBackpropFilter"}
+    assert {"MatMul", "SpaceToDepth", "DepthToSpace"} <= types
+  assert "Conv2D" in gradient_op_types("amx lowered", small_conv, [2, 16, 16, 3])
   # batch norm: oneDNN's fused forward except on AVX2, where the statistics are matmuls; the
   # fused kernel's gradient everywhere
   norm = lambda t, o: batch_norm(name="g_bn1")(t, train=True, options=o)
@@ -471,3 +494,29 @@ def test_gathering_takes_the_weight_gradient_of_the_layers_it_pays_for(plan):
   np.testing.assert_allclose(got["d_h3_lin/Matrix"], hidden.T @ dy, atol=1e-5)
   np.testing.assert_allclose(got["g_h0_lin/Matrix"], x.T @ d_hidden, atol=1e-5)
   np.testing.assert_allclose(got["g_h0_lin/bias"], d_hidden.sum(0), atol=1e-5)
+
+
+@pytest.mark.parametrize("case", ["conv to 4x4, weight gradient by patches",
+                                  "deconv from 4x4, patches"])
+def test_the_matmul_forms_give_tensorflows_kernels_values_in_bf16(case):
+  """In bf16 as --precision bf16 trains (the Session's rewrite), the AMX plan's 4x4 layers (all
+  three kernels by matrix products) give TensorFlow's kernels' values and gradients within
+  bf16's rounding: within 3% of each result's largest magnitude."""
+  layer, x_shape, out_c, out_hw, _ = FORM_CASES[case]
+  x = np.random.RandomState(21).randn(*x_shape).astype(np.float32)
+  results = {}
+  for plan in ("plain", "amx lowered"):
+    with tf.Graph().as_default(), tf.Session(config=session_config("bf16")) as sess:
+      tf.set_random_seed(3)
+      xt = tf.constant(x)
+      if layer == "conv2d":
+        out = conv2d(xt, out_c, name="l", options=options_for(plan))
+      else:
+        out = deconv2d(xt, [None, out_hw[0], out_hw[1], out_c], name="l",
+                       options=options_for(plan))
+      dy = tf.constant(np.random.RandomState(22).randn(*out.shape.as_list()), tf.float32)
+      grads = tf.gradients(out, [xt, tf.trainable_variables()[0]], dy)
+      sess.run(tf.global_variables_initializer())
+      results[plan] = sess.run([out] + grads)
+  for got, want in zip(results["amx lowered"], results["plain"]):
+    assert np.abs(got - want).max() <= 0.03 * np.abs(want).max()
