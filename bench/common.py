@@ -31,10 +31,12 @@ CONFIGS = {
 
 
 def add_model_arguments(parser, precisions=("fp32", "bf16"), precision_help=None,
-                        several_kernels=False):
+                        several_kernels=False, several_configs=False):
   """The flags of the measured model that bench_model builds, on an argparse parser.
-  several_kernels: --kernels takes one KernelsSpec or more (a list), else one."""
-  parser.add_argument("--config", choices=sorted(CONFIGS), default="celebA")
+  several_kernels: --kernels takes one KernelsSpec or more (a list), else one; several_configs:
+  --config takes one of CONFIGS or more (a list), else one."""
+  parser.add_argument("--config", choices=sorted(CONFIGS), nargs="+" if several_configs else None,
+                      default=["celebA"] if several_configs else "celebA")
   parser.add_argument("--precision", choices=precisions, default="fp32", help=precision_help)
   add_kernels_argument(parser, several_kernels)
   parser.add_argument("--batch_size", type=int, default=64)

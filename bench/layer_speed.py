@@ -22,7 +22,8 @@ computes a kernel another way (the 3-channel layers' sub-pixel forms, weight
 gradients by patches), that column shows what training really runs (bias
 included, label channels counted as input channels).  "plan bf16" is the same
 in bfloat16 as --precision bf16 trains it: the plan's lowered forms under the
-Session's bf16 rewrite. "cores" is all CPUs' matmul over one CPU's just before
+Session's bf16 rewrite, its weights and bias float32 variables cast at every
+run, its input and output gradient bf16 as the layers around it hand them over. "cores" is all CPUs' matmul over one CPU's just before
 and just after the layer's timings (common.core_scaling): near 1, the virtual
 CPUs shared a physical core then and the layer's figures may be halved.
 """
@@ -84,13 +85,26 @@ def median_seconds(sess, outputs, repeats):
   return seconds
 
 
+def activation(shape, seed, precision):
+  """A layer's input or output gradient as training hands it over: float32 in fp32; in bf16 the
+  bf16 tensor the previous layer's ops produced, here a bfloat16 variable read as float32, a
+  cast the rewrite cancels (a float32 variable would add a cast of the whole tensor to every
+  run, which training's layers do not pay: the rewrite keeps the activations between them in
+  bf16)."""
+  if precision == "fp32":
+    return tf.Variable(tf.random.normal(shape, seed=seed))
+  return tf.cast(tf.Variable(tf.cast(tf.random.normal(shape, seed=seed), tf.bfloat16)),
+                 tf.float32)
+
+
 def time_plan_layer(generator, small, large, repeats, kernels, precision="fp32"):
   """Seconds (median) of forward / data / weights of the layer as ops.py builds it with the
   kernel plan of the KernelsSpec `kernels` (--kernels), in `precision` as training runs it
-  (bf16: the plan's lowered forms, float32 variables and the Session's bf16 rewrite)."""
+  (bf16: the plan's lowered forms, float32 weights and bias, bf16 activations, the Session's
+  bf16 rewrite)."""
   plan = kernel_plan(kernels, precision)
   with tf.Graph().as_default(), tf.Session(config=session_config(precision, plan=plan)) as sess:
-    make = lambda shape, seed: tf.Variable(tf.random.normal(shape, seed=seed))
+    make = lambda shape, seed: activation(shape, seed, precision)
     options = LayerOptions(plan, None, None)
     if generator:
       x = make(small, 1)

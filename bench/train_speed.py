@@ -143,7 +143,11 @@ def parse_args():
   parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
   add_model_arguments(parser, precisions=tuple(PRECISIONS), precision_help=(
       "both: fp32 and bf16 models in one process, each round timing one then the other, and "
-      "bf16's img/s over fp32's [fp32]"), several_kernels=True)
+      "bf16's img/s over fp32's [fp32]"), several_kernels=True, several_configs=True)
+  parser.add_argument("--choose_lowered", action="store_true",
+                      help="after the figures, the bf16 forms to put in hardware.LOWERED for "
+                      "the first --kernels plan: those of the fastest spec over every --config "
+                      "(lowered_choice)")
   parser.add_argument("--xla", action="store_true",
                       help="XLA JIT compilation (global_jit_level ON_1)")
   parser.add_argument("--steps", type=int, default=10, help="timed iterations a round [10]")
@@ -157,6 +161,10 @@ def parse_args():
   texts = [spec.text for spec in args.kernels]
   if len(set(texts)) < len(texts):
     parser.error("--kernels names a plan twice: %s" % " ".join(texts))
+  if len(set(args.config)) < len(args.config):
+    parser.error("--config names a model twice: %s" % " ".join(args.config))
+  if args.choose_lowered and "bf16" not in PRECISIONS[args.precision]:
+    parser.error("--choose_lowered compares bf16 forms: give --precision bf16 or both")
   return args
 
 
@@ -195,25 +203,38 @@ def main():
   # every variant's Session has the same threads (session_configs; only rewrites differ)
   peaks = {p: matmul_peak_gflops(dtype=PEAK_DTYPES[p], config=configs[variants[0]])
            for p in ("fp32",) + tuple(p for p in precisions if p != "fp32")}
-  peak_use = cpu_use_since(clock)
-  measured, after_rounds = measure(args, variants, configs)  # {variant: Timed}
-  cores += after_rounds
+  peak_use = dict(peak=cpu_use_since(clock))
   onednn = hardware.onednn_probe()  # one child Python for every model's description
-  peak_fields = {name + "_matmul_peak_gflops": peak for name, peak in peaks.items()}
-  results = [result_of(args, configs[v], peaks, dict(peak=peak_use), cores,
-                       machine(timed.plan, onednn, **peak_fields), v, timed)
-             for v, timed in measured.items()]
-  compare(list(measured), results)
+  every = []
+  for config in args.config:  # each model's variants timed in turn, one model after another
+    model_args = argparse.Namespace(**dict(vars(args), config=config))
+    measured, after_rounds = measure(model_args, variants, configs)  # {variant: Timed}
+    model_cores = cores[-1:] + after_rounds
+    cores += after_rounds
+    results = [result_of(model_args, configs[v], peaks, peak_use, model_cores,
+                         machine(timed.plan, onednn, **{
+                             name + "_matmul_peak_gflops": peak for name, peak in peaks.items()}),
+                         v, timed)
+               for v, timed in measured.items()]
+    compare(list(measured), results)
+    print_results(model_args, results, model_cores)
+    every += results
+  for result in every:
+    append_result(args.results, result)
+  if args.choose_lowered:
+    print_lowered_choice(lowered_choice(every, args.kernels))
+  return 0
+
+
+def print_results(args, results, cores):
+  """One model's figures: the machine and its peaks (the same for every variant), each
+  variant's, and what the CPUs did."""
   print()
-  # the same machine and peaks for every variant
   print_machine(results[0]["machine"], kernels=", ".join(
       dict.fromkeys(r["config"]["kernels"] for r in results)))
   for result in results:
     print_result(args, result)
   print_core_scaling(cores)
-  for result in results:
-    append_result(args.results, result)
-  return 0
 
 
 def measure(args, variants, configs):
@@ -262,6 +283,7 @@ def result_of(args, config, peaks, cpu_use, cores, described, variant, timed):
                  "batch_size": args.batch_size, "filters": args.filters,
                  "kernel_plan": described["kernel_plan"],
                  "kernels": kernels_label(timed.plan, variant.kernels),
+                 "kernels_spec": variant.kernels.text,
                  "kernel_forms": dict(variant.kernels.forms),
                  "intra_op_threads": config.intra_op_parallelism_threads,
                  "inter_op_threads": config.inter_op_parallelism_threads,
@@ -332,6 +354,43 @@ def print_speedup(what, ratio):
   """One line: a speedup (compare's) of one model over another measured in this process."""
   print("%s, the same process: %.2fx img/s (rounds %s)" % (
       what, ratio["images_per_s"], " / ".join("%.2fx" % r for r in ratio["rounds"])))
+
+
+def lowered_choice(results, specs, noise=0.02):
+  """What the bf16 results of every --config say of the first spec's plan's LOWERED forms:
+  (the chosen spec, {config: its bf16 img/s over the first spec's}, the LOWERED dict of its
+  bf16 plan).  The chosen spec is the one whose geometric mean of those ratios is highest
+  among those no slower than the first on any model (each ratio at least 1 - noise), if that
+  mean beats the first's by more than the noise; else the first (nothing to change)."""
+  bf16 = {(r["config"]["model"], r["config"]["kernels_spec"]): r["s_per_iter"]
+          for r in results if r["config"]["precision"] == "bf16"}
+  models = list(dict.fromkeys(model for model, _ in bf16))
+  first = specs[0]
+  ratios = {spec.text: {m: bf16[m, first.text] / bf16[m, spec.text] for m in models}
+            for spec in specs}
+  score = {text: float(np.exp(np.mean(np.log(list(r.values()))))) for text, r in ratios.items()}
+  eligible = [s for s in specs if min(ratios[s.text].values()) >= 1 - noise]
+  best = max(eligible, key=lambda s: score[s.text])
+  chosen = best if score[best.text] > 1 + noise else first
+  return chosen, ratios[chosen.text], lowered_forms(kernel_plan(chosen, "bf16"))
+
+
+def lowered_forms(plan):
+  """The LOWERED entry that makes hardware.kernel_plan(plan's name, lowered=True) this plan:
+  its fields that differ from the plan's own (batch statistics are fused in every lowered
+  plan, threads are the Session's)."""
+  base = hardware.PLANS[plan.name]
+  return {field: getattr(plan, field) for field in hardware.KernelPlan._fields
+          if field not in ("name", "batch_norm_stats", "inter_op_threads")
+          and getattr(plan, field) != getattr(base, field)}
+
+
+def print_lowered_choice(choice):
+  """The line --choose_lowered ends with: which LOWERED entry the measurements ask for."""
+  spec, ratios, forms = choice
+  print("\nLOWERED[%r] = dict(%s)  # the forms of --kernels %s in bf16: %s over the first spec"
+        % (spec.name, ", ".join("%s=%r" % item for item in sorted(forms.items())), spec.text,
+           ", ".join("%s %.2fx" % item for item in ratios.items())))
 
 
 def print_core_scaling(cores):

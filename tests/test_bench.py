@@ -459,3 +459,53 @@ def test_onednn_kernels_bench_lists_the_steps_kernels(tmp_path):
   assert result["config"]["kernel_plan"] == hardware.kernel_plan().name
   # read from the traced run itself, and what a probe of this machine says
   assert (result["machine"]["onednn"], result["machine"]["onednn_isa"]) == onednn_probed()
+
+
+def documented_command(prefix):
+  """The command docs/PERFORMANCE.md gives that starts with `prefix`, as its words."""
+  text = open(os.path.join(PROJECT_DIR, "docs", "PERFORMANCE.md")).read()
+  (line,) = [l.strip().strip("`") for l in text.splitlines() if l.strip().startswith("`" + prefix)]
+  return line.split()
+
+
+def test_the_amx_command_runs_to_its_end_and_names_the_lowered_forms(tmp_path):
+  """The one command PERFORMANCE.md gives an AMX machine, at a tiny size: every model, plan and
+  precision timed, then the LOWERED entry its figures ask for."""
+  words = documented_command("python bench/train_speed.py --choose_lowered")
+  out, results = run_bench(tmp_path, "train_speed.py", *words[2:], "--rounds", "1", "--steps",
+                           "1", "--warmup", "1", "--batch_size", "4", "--filters", "4", "--fc",
+                           "16", timeout=900)
+  kernels = words[words.index("--kernels") + 1:]
+  assert [(r["config"]["model"], r["config"]["kernels_spec"], r["config"]["precision"])
+          for r in results] == [(m, k, p) for m in ("celebA", "mnist") for k in kernels
+                                for p in ("fp32", "bf16")]
+  chosen, ratios, forms = train_speed.lowered_choice(results, [common.kernels_spec(k)
+                                                               for k in kernels])
+  assert out.rstrip().splitlines()[-1].startswith(
+      "LOWERED['amx'] = dict(%s)  # the forms of --kernels %s in bf16: celebA %.2fx, mnist %.2fx"
+      % (", ".join("%s=%r" % item for item in sorted(forms.items())), chosen.text,
+         ratios["celebA"], ratios["mnist"]))
+
+
+def test_the_lowered_choice_is_the_fastest_spec_no_slower_on_any_model():
+  specs = [common.kernels_spec(t) for t in ("amx", "amx+matmul_max_pixels=0",
+                                            "amx+matmul_max_pixels=64")]
+  def results(seconds):  # {(model, spec): bf16 s/iter}
+    return [{"config": {"model": m, "kernels_spec": k, "precision": p}, "s_per_iter": s}
+            for (m, k), s in seconds.items() for p in ("fp32", "bf16")]
+  # the third is fastest on average but 10% slower on mnist: the second, 1.25x and 1.0x
+  chosen, ratios, forms = train_speed.lowered_choice(results({
+      ("celebA", "amx"): 1.0, ("celebA", "amx+matmul_max_pixels=0"): 0.8,
+      ("celebA", "amx+matmul_max_pixels=64"): 0.5, ("mnist", "amx"): 0.1,
+      ("mnist", "amx+matmul_max_pixels=0"): 0.1, ("mnist", "amx+matmul_max_pixels=64"): 0.11}),
+      specs)
+  assert chosen.text == "amx+matmul_max_pixels=0" and ratios == {"celebA": 1.25, "mnist": 1.0}
+  assert forms == train_speed.lowered_forms(common.kernel_plan(specs[1], "bf16"))
+  assert forms == dict(layer_grads="chosen", patches_max_pixels=16)  # matmul: the plan's own, 0
+  # within the noise of the first: nothing to change
+  chosen, _, forms = train_speed.lowered_choice(results({
+      ("celebA", "amx"): 1.0, ("celebA", "amx+matmul_max_pixels=0"): 0.99,
+      ("celebA", "amx+matmul_max_pixels=64"): 1.2, ("mnist", "amx"): 0.1,
+      ("mnist", "amx+matmul_max_pixels=0"): 0.1, ("mnist", "amx+matmul_max_pixels=64"): 0.1}),
+      specs)
+  assert chosen.text == "amx" and forms == hardware.LOWERED["amx"]
