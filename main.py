@@ -48,24 +48,27 @@ _before = set(flags.FLAGS)
 # text repeats one (tests/test_main.py holds the help to this).  Defaults are stated once: the
 # loop's in training.TRAIN_DEFAULTS, the model's in settings.MODEL_DEFAULTS (where the original's
 # flag and constructor agree), the cluster's in cluster.LAYOUT_DEFAULTS, the others here.
-flags.DEFINE_integer("epoch", TRAIN_DEFAULTS["epoch"], "Training: epochs to train, counted from the run's start (a "
-                     "resumed run trains up to this many)")
+flags.DEFINE_integer("epoch", TRAIN_DEFAULTS["epoch"], "Training: epochs to train, counted from "
+                     "the run's start (a resumed run trains up to this many)")
 flags.DEFINE_float("learning_rate", MODEL.learning_rate, "Adam's learning rate, for D and G")
 flags.DEFINE_float("beta1", MODEL.beta1, "Adam's beta1 (momentum term)")
-flags.DEFINE_float("train_size", TRAIN_DEFAULTS["train_size"], "Use at most this many images of the dataset (inf: all)")
-flags.DEFINE_integer("batch_size", MODEL.batch_size, "Images per training step on each device; in test mode, "
-                     "images per --export/--freeze batch")
-flags.DEFINE_integer("input_height", MODEL.input_height, "Image folders: height of the center crop with --crop "
-                     "(without --crop, images are resized whole)")
+flags.DEFINE_float("train_size", TRAIN_DEFAULTS["train_size"], "Use at most this many images of "
+                   "the dataset (inf: all)")
+flags.DEFINE_integer("batch_size", MODEL.batch_size, "Images per training step on each device; in "
+                     "test mode, images per --export/--freeze batch")
+flags.DEFINE_integer("input_height", MODEL.input_height, "Image folders: height of the center "
+                     "crop with --crop (without --crop, images are resized whole)")
 flags.DEFINE_integer("input_width", None, "Width of the --crop center crop (unset: "
                      "--input_height)")
-flags.DEFINE_integer("output_height", MODEL.output_height, "Height of the generated images (MNIST's own: 28)")
+flags.DEFINE_integer("output_height", MODEL.output_height, "Height of the generated images "
+                     "(MNIST's own: 28)")
 flags.DEFINE_integer("output_width", None, "Width of the generated images (unset: "
                      "--output_height)")
 flags.DEFINE_string("dataset", "celebA", "mnist or fashion_mnist (conditional, labels fed to G "
                     "and D), or the name "
                     "of an image folder under --data_dir (celebA, lsun, any other)")
-flags.DEFINE_string("input_fname_pattern", MODEL.input_fname_pattern, "Image folders: glob of the image files")
+flags.DEFINE_string("input_fname_pattern", MODEL.input_fname_pattern, "Image folders: glob of the "
+                    "image files")
 flags.DEFINE_string("data_dir", MODEL.data_dir, "Folder holding the datasets' folders")
 flags.DEFINE_string("out_dir", MODEL.out_dir, "Folder holding the runs' folders")
 flags.DEFINE_string("out_name", "", "Name of the run's folder under --out_dir: a new run's, or "
@@ -73,8 +76,8 @@ flags.DEFINE_string("out_name", "", "Name of the run's folder under --out_dir: a
                     "new run, the newest run of --dataset in test mode)")
 flags.DEFINE_string("checkpoint_dir", "checkpoint", "Checkpoint folder inside the run's folder; "
                     "in test mode also a path to any checkpoint folder")
-flags.DEFINE_string("sample_dir", MODEL.sample_dir, "Folder for sample grids and test mode's pictures, "
-                    "inside the run's folder unless a path")
+flags.DEFINE_string("sample_dir", MODEL.sample_dir, "Folder for sample grids and test mode's "
+                    "pictures, inside the run's folder unless a path")
 flags.DEFINE_boolean("train", False, "Train (or resume) a run; without it, test mode loads a "
                      "trained run")
 flags.DEFINE_boolean("labels", False, "Image folders: read <data_dir>/<dataset>/<class>/<images> "
@@ -97,21 +100,25 @@ flags.DEFINE_boolean("tflite", False, "Test mode: write the generator as a TFLit
                      "<run>/tflite/model-<counter>.tflite")
 flags.DEFINE_boolean("onnx", False, "Test mode: write the generator as an ONNX file, "
                      "<run>/onnx/model-<counter>.onnx (needs tf2onnx: README)")
-flags.DEFINE_integer("max_to_keep", MODEL.max_to_keep, "Checkpoints kept in the run (each about 12 bytes a "
-                     "parameter, 130 MB for 28x28 MNIST: the summary before step 1 says its size)")
-flags.DEFINE_integer("sample_freq", TRAIN_DEFAULTS["sample_freq"], "Write a sample grid every this many steps")
-flags.DEFINE_integer("ckpt_freq", TRAIN_DEFAULTS["ckpt_freq"], "Save a checkpoint every this many steps")
+flags.DEFINE_integer("max_to_keep", MODEL.max_to_keep, "Checkpoints kept in the run (each about "
+                     "12 bytes a parameter, 130 MB for 28x28 MNIST: the summary before step 1 "
+                     "says its size)")
+flags.DEFINE_integer("sample_freq", TRAIN_DEFAULTS["sample_freq"], "Write a sample grid every "
+                     "this many steps")
+flags.DEFINE_integer("ckpt_freq", TRAIN_DEFAULTS["ckpt_freq"], "Save a checkpoint every this many "
+                     "steps")
 flags.DEFINE_integer("z_dim", MODEL.z_dim, "Dimensions of z")
 flags.DEFINE_string("z_dist", MODEL.z_dist, "Distribution of z: uniform_signed (-1 to 1), "
                     "uniform_unsigned (0 to 1) or normal01")
-flags.DEFINE_boolean("G_img_sum", MODEL.G_img_sum, "Also write the generator's images to TensorBoard")
+flags.DEFINE_boolean("G_img_sum", MODEL.G_img_sum, "Also write the generator's images to "
+                     "TensorBoard")
 flags.DEFINE_integer("visualize_option", 1, "With --visualize: 0 grid, 1 per-dimension sweeps, 2 "
                      "random-dimension GIFs, 3 single-dimension GIFs, 4 as 3 plus a merged GIF")
 flags.DEFINE_integer("generate", 0, "Test mode: write this many single generated images and a grid")
 flags.DEFINE_string("label", "", "With --generate on a conditional model: only this class, by "
                     "its name or its index (unset: every class, evenly)")
-flags.DEFINE_boolean("walk", False, "Test mode: latent walks between random z, linear and spherical "
-                     "(grid and GIF each)")
+flags.DEFINE_boolean("walk", False, "Test mode: latent walks between random z, linear and "
+                     "spherical (grid and GIF each)")
 flags.DEFINE_integer("walk_pairs", 8, "Walks in --walk")
 flags.DEFINE_integer("walk_steps", 10, "Steps along each walk of --walk (2 or more)")
 flags.DEFINE_string("arithmetic", "", "Test mode: z arithmetic on averaged exemplars, e.g. "
@@ -131,11 +138,13 @@ flags.DEFINE_boolean("features_experiment", False, "Test mode, an IDX dataset (m
 flags.DEFINE_integer("labels_per_class", 10, "Labelled digits per class for --features_experiment")
 flags.DEFINE_boolean("training_pictures", False, "Test mode: the run's training-progress GIF and "
                      "loss curves (training writes them at its end anyway)")
-flags.DEFINE_integer("summary_freq", TRAIN_DEFAULTS["summary_freq"], "Write TensorBoard summaries every this many steps (and "
-                     "at the first); 1 writes every step as the original did")
-flags.DEFINE_string("precision", MODEL.precision, "fp32; fp16: float16 mixed precision with dynamic loss "
-                    "scaling, on a GPU (--fp16_on_cpu emulates it on the CPU); bf16: oneDNN "
-                    "bfloat16 on CPUs with AVX512-BF16/AMX. Variables and Adam's state stay fp32")
+flags.DEFINE_integer("summary_freq", TRAIN_DEFAULTS["summary_freq"], "Write TensorBoard summaries "
+                     "every this many steps (and at the first); 1 writes every step as the "
+                     "original did")
+flags.DEFINE_string("precision", MODEL.precision, "fp32; fp16: float16 mixed precision with "
+                    "dynamic loss scaling, on a GPU (--fp16_on_cpu emulates it on the CPU); bf16: "
+                    "oneDNN bfloat16 on CPUs with AVX512-BF16/AMX. Variables and Adam's state "
+                    "stay fp32")
 flags.DEFINE_boolean("fp16_on_cpu", False, "With --precision fp16 on a machine without a GPU: "
                      "TensorFlow's CPU emulation of float16 (every lowered op rounds through "
                      "float16; slow; the tests use it)")
@@ -143,12 +152,12 @@ flags.DEFINE_boolean("xla", False, "Compile the graph with XLA JIT (see docs/PER
 flags.DEFINE_integer("intra_op_threads", 0, "Threads inside one op (0: TensorFlow's choice)")
 flags.DEFINE_integer("inter_op_threads", 0, "Ops run in parallel (0: the kernel plan's for this "
                      "machine, 1 on AVX2 CPUs, else TensorFlow's choice)")
-flags.DEFINE_boolean("cache", False, "Keep decoded, cropped, resized images of an image-folder dataset "
-                     "on disk (see --cache_dir), so epochs after the first decode nothing")
+flags.DEFINE_boolean("cache", False, "Keep decoded, cropped, resized images of an image-folder "
+                     "dataset on disk (see --cache_dir), so epochs after the first decode nothing")
 flags.DEFINE_string("cache_dir", None, "Folder of the --cache files (unset: "
                     "<data_dir>/.dcgan_cache)")
-flags.DEFINE_integer("data_workers", TRAIN_DEFAULTS["data_workers"], "Threads decoding image batches ahead of training; 0 decodes "
-                     "in the training thread")
+flags.DEFINE_integer("data_workers", TRAIN_DEFAULTS["data_workers"], "Threads decoding image "
+                     "batches ahead of training; 0 decodes in the training thread")
 flags.DEFINE_string("devices", "", "Devices of this machine to train on, one replica each, e.g. "
                     "gpu:0,gpu:1 (unset: every local GPU, else the CPU)")
 flags.DEFINE_string("worker_hosts", "", "Several machines: every worker's host:port, the chief "
@@ -169,8 +178,8 @@ flags.DEFINE_boolean("gather_gradients", cluster_module.LAYOUT_DEFAULTS["gather_
 flags.DEFINE_enum("kernels", MODEL.kernels, hardware.KERNEL_CHOICES, "Kernel plan: "
                   "which equivalent forms compute the layers (auto: the one measured fastest on "
                   "this machine's kind, docs/PERFORMANCE.md; plain: TensorFlow's own ops)")
-flags.DEFINE_float("initial_loss_scale", MODEL.initial_loss_scale, "With --precision fp16: the loss "
-                   "scale to start from (halved on overflow, doubled after 2000 good updates)")
+flags.DEFINE_float("initial_loss_scale", MODEL.initial_loss_scale, "With --precision fp16: the "
+                   "loss scale to start from (halved on overflow, doubled after 2000 good updates)")
 flags.DEFINE_integer("seed", None, "Seed for weights, data order and z; a run with the same seed "
                      "on the same machine repeats itself (unset: random, saved in FLAGS.json)")
 flags.DEFINE_boolean("verbose", False, "Before training, list every flag and every variable "
