@@ -8,19 +8,17 @@ import tensorflow.compat.v1 as tf
 STRIDES_2 = [1, 2, 2, 1]
 
 
-def by_matmul(small_h, small_w, w, strides, max_pixels):
-  """True if a 5x5/2 layer whose small side is small_h x small_w is computed by matrix products
-  (KernelPlan.matmul_max_pixels)."""
-  return (small_h * small_w <= max_pixels and list(strides) == STRIDES_2
-          and w.shape.as_list()[:2] == [5, 5])
+def five_by_five_stride_2(w, strides):
+  """True for a 5x5 layer at stride 2, the only one the forms here compute."""
+  return list(strides) == STRIDES_2 and w.shape.as_list()[:2] == [5, 5]
 
 
 def strided_conv(x, w, max_pixels, strides=STRIDES_2):
   """tf.nn.conv2d(x, w, strides, 'SAME'); by image patches times the weights (conv_patches)
   where the layer's output has at most max_pixels pixels and its input exactly twice its size."""
   in_h, in_w = int(x.shape[1]), int(x.shape[2])
-  if in_h % 2 == 0 and in_w % 2 == 0 and by_matmul(in_h // 2, in_w // 2, w, strides,
-                                                     max_pixels):
+  if (in_h % 2 == 0 and in_w % 2 == 0 and (in_h // 2) * (in_w // 2) <= max_pixels
+      and five_by_five_stride_2(w, strides)):
     return conv_patches(x, w)
   return tf.nn.conv2d(x, w, strides=strides, padding="SAME")
 
@@ -54,13 +52,12 @@ def transposed_conv(x, w, out_h, out_w, small_forms, max_pixels=0, strides=STRID
   at most max_pixels pixels and the output exactly twice its size.
   """
   out_c = int(w.shape[2])
-  out = None
-  if small_forms:
-    k_h, k_w = w.shape.as_list()[:2]
-    out = small_deconv(x, w, out_h, out_w, (k_h, k_w, strides[1], strides[2]))
   in_h, in_w = int(x.shape[1]), int(x.shape[2])
-  if (out is None and (out_h, out_w) == (2 * in_h, 2 * in_w)
-      and by_matmul(in_h, in_w, w, strides, max_pixels)):
+  doubles = (out_h, out_w) == (2 * in_h, 2 * in_w) and five_by_five_stride_2(w, strides)
+  out = None
+  if doubles and small_forms and out_c <= SMALL_DECONV_CHANNELS:
+    out = small_deconv(x, w)
+  elif doubles and in_h * in_w <= max_pixels:
     out = deconv_columns(x, w)
   if out is None:
     batch = x.shape.as_list()[0]
@@ -102,8 +99,9 @@ _PHASE_TAP = ({-1: 3, 0: 1, 1: None}, {-1: 4, 0: 2, 1: 0})
 SMALL_DECONV_CHANNELS = 4
 
 
-def small_deconv(x, w, out_h, out_w, geometry):
-  """tf.nn.conv2d_transpose for few output channels, or None where it does not apply.
+def small_deconv(x, w):
+  """tf.nn.conv2d_transpose of a 5x5/2 layer to 1-4 output channels, exactly twice its input
+  (transposed_conv decides where it applies).
 
   With 1-4 output channels oneDNN's transposed convolution (a backward-data
   kernel) runs at 5-15% of the machine's matmul peak; its gradients too.  The
@@ -121,13 +119,7 @@ def small_deconv(x, w, out_h, out_w, geometry):
   Both give conv2d_transpose's result up to float rounding (tests/test_ops.py);
   the variable is the original's [5, 5, out, in] ``w`` either way.
   """
-  k_h, k_w, d_h, d_w = geometry
-  in_h, in_w = int(x.shape[1]), int(x.shape[2])
-  out_c = int(w.shape[2])
-  if ((k_h, k_w, d_h, d_w) != (5, 5, 2, 2) or (out_h, out_w) != (2 * in_h, 2 * in_w)
-      or out_c > SMALL_DECONV_CHANNELS):
-    return None
-  if out_c == 1:
+  if int(w.shape[2]) == 1:
     return deconv_columns(x, w)
   return deconv_subpixel(x, w)
 

@@ -292,8 +292,7 @@ def _split_labels(w, axis, input_, labels, plan):
 
 def _chosen(plan, w, strides):
   """True if this layer's gradients are the plan's chosen kernels (5x5/2 layers only)."""
-  return (plan.layer_grads == "chosen" and list(strides) == conv_forms.STRIDES_2
-          and w.shape.as_list()[:2] == [5, 5])
+  return plan.layer_grads == "chosen" and conv_forms.five_by_five_stride_2(w, strides)
 
 
 def _conv(x, w, strides, plan):
