@@ -199,6 +199,12 @@ class DCGAN(object):
     """The hardware.KernelPlan the layers are built with."""
     return self.settings.kernels
 
+  @property
+  def gathered(self):
+    """The names of the variables whose gradients the replicas compute from gathered factors
+    (ops.Gathering; what step.build gave the optimizers), for bench/ and the tests."""
+    return self.tower_options.gathered(self.model)
+
   # --------------------------------------------------------------------------
   # graph
 
@@ -229,8 +235,6 @@ class DCGAN(object):
     self.model, self.loss, updates = step.build(
         self.generator, self.discriminator, self.feeds, self.replication, optimizers,
         self.tower_options, self.loss_fn)
-    # the variables whose gradients the replicas compute from gathered factors (ops.Gathering)
-    self.gathered = self.tower_options.gathered(self.model)
     m, loss = self.model, self.loss
     self.G, self.D, self.D_logits, self.D_, self.D_logits_ = (
         m.generated, m.real, m.real_logits, m.fake, m.fake_logits)

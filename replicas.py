@@ -24,8 +24,8 @@ class Replication(object):
 
   def towers(self, tower, inputs, z, y):
     """tower(inputs, z, y) on every replica, each on its slice of the fed batch (the
-    placeholders hold this process's replicas' batches one after another, local_replicas x batch_size
-    rows); what they return, regrouped by tf.distribute (one replica: as returned)."""
+    placeholders hold this process's replicas' batches one after another, local_replicas x
+    batch_size rows); what they return, regrouped by tf.distribute (one replica: as returned)."""
     if self.num_replicas == 1:
       return tower(inputs, z, y)
     with self.strategy.scope():

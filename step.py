@@ -64,8 +64,9 @@ class TowerOptions(collections.namedtuple("TowerOptions", ["plan", "batch_size",
   replica's factors (ops.Gathering) of batch_size rows per pass."""
 
   def gathering(self, network):
-    """The ops.Gathering of `network`'s passes, or None."""
-    if self.num_replicas == 1 or not self.gathers:
+    """The ops.Gathering of `network`'s passes, or None (gathers: cluster.decide_gathers, never
+    with one replica)."""
+    if not self.gathers:
       return None
     return Gathering(self.num_replicas, LAYER_PASSES[network] * self.batch_size)
 
@@ -80,8 +81,9 @@ class TowerOptions(collections.namedtuple("TowerOptions", ["plan", "batch_size",
   def gathered(self, model):
     """The names of a GANModel's variables whose gradients its linear layers compute from
     every replica's factors: already the run's sums (ops.gathered_matrices)."""
-    return frozenset().union(*(gathered_matrices(self.gathering(net), getattr(model, net + "_vars"))
-                               for net in ("discriminator", "generator")))
+    return frozenset().union(*(
+        gathered_matrices(self.gathering(net), getattr(model, net + "_vars"))
+        for net in ("discriminator", "generator")))
 
 
 # --z_dist's distributions: uniform in [low, high), or None for the standard normal.  Stated

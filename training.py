@@ -70,8 +70,8 @@ def batches_per_epoch(num_examples, train_size, batch_size, num_replicas=1, note
     per_step = ("one batch of %d" % batch_size if num_replicas == 1 else
                 "one step of %d replicas x %d" % (num_replicas, batch_size))
     if train_size < num_examples:  # the user's limit is short of a step (the data too?)
-      fix = ("raise --train_size or lower --batch_size" if num_examples >= batch_size * num_replicas
-             else "lower --batch_size")
+      fix = ("raise --train_size or lower --batch_size"
+             if num_examples >= batch_size * num_replicas else "lower --batch_size")
       raise UserError("--train_size %g uses %d of the dataset's %d images%s, fewer than %s; %s."
                       % (train_size, int(train_size), num_examples, note, per_step, fix))
     raise UserError("The dataset holds %d images%s, fewer than %s; lower --batch_size."

@@ -205,6 +205,7 @@ def main():
            for p in ("fp32",) + tuple(p for p in precisions if p != "fp32")}
   peak_use = dict(peak=cpu_use_since(clock))
   onednn = hardware.onednn_probe()  # one child Python for every model's description
+  peak_fields = {name + "_matmul_peak_gflops": peak for name, peak in peaks.items()}
   every = []
   for config in args.config:  # each model's variants timed in turn, one model after another
     model_args = argparse.Namespace(**dict(vars(args), config=config))
@@ -212,9 +213,7 @@ def main():
     model_cores = cores[-1:] + after_rounds
     cores += after_rounds
     results = [result_of(model_args, configs[v], peaks, peak_use, model_cores,
-                         machine(timed.plan, onednn, **{
-                             name + "_matmul_peak_gflops": peak for name, peak in peaks.items()}),
-                         v, timed)
+                         machine(timed.plan, onednn, **peak_fields), v, timed)
                for v, timed in measured.items()]
     compare(list(measured), results)
     print_results(model_args, results, model_cores)
