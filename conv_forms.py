@@ -25,13 +25,23 @@ def strided_conv(x, w, max_pixels, strides=STRIDES_2):
 
 def conv_patches(x, w):
   """tf.nn.conv2d(x, w, 2, 'SAME') of a 5x5 layer from 2h x 2w to h x w as one matrix product:
-  the 25 taps every output pixel sees, side by side in w's order, times w as a [25 in, out]
-  matrix.  The taps are slices of x padded 1 before and 3 after (SAME pads 1 and 2; the third
-  is never read) and cut into its 2x2 phases (space_to_depth): tap (ky, kx) of output (i, j)
-  is phase (ky % 2, kx % 2) at (i + ky // 2, j + kx // 2).  Its gradients are the same
-  slices' pads and matrix products."""
+  the layer's image patches (``patches``) times w as a [25 in, out] matrix.  Its gradients
+  are the patches' slices' pads and matrix products."""
   out_h, out_w = int(x.shape[1]) // 2, int(x.shape[2]) // 2
   in_c, out_c = int(w.shape[2]), int(w.shape[3])
+  out = tf.matmul(patches(x), tf.reshape(w, [25 * in_c, out_c]))
+  return tf.reshape(out, [-1, out_h, out_w, out_c])
+
+
+def patches(x):
+  """The 5x5/2 'SAME' patches of x [N, 2h, 2w, c] as [N * h * w, 25 * c], the values and order
+  of tf.image.extract_patches: the 25 taps every output pixel sees, side by side in a 5x5
+  kernel's order.  The taps are slices of x padded 1 before and 3 after (SAME pads 1 and 2;
+  the third is never read) and cut into its 2x2 phases (space_to_depth): tap (ky, kx) of
+  output (i, j) is phase (ky % 2, kx % 2) at (i + ky // 2, j + kx // 2).  Slices, pads and
+  concatenations keep the dtype a precision rewrite gives their input, where
+  ExtractImagePatches stays float32 and its output, 6x its input, is cast."""
+  out_h, out_w, in_c = int(x.shape[1]) // 2, int(x.shape[2]) // 2, int(x.shape[3])
   phases = tf.nn.space_to_depth(tf.pad(x, [[0, 0], [1, 3], [1, 3], [0, 0]]), 2)
   taps = []
   for ky in range(5):
@@ -39,9 +49,7 @@ def conv_patches(x, w):
       phase = (ky % 2) * 2 + kx % 2
       taps.append(phases[:, ky // 2:ky // 2 + out_h, kx // 2:kx // 2 + out_w,
                          phase * in_c:(phase + 1) * in_c])
-  patches = tf.reshape(tf.concat(taps, 3), [-1, 25 * in_c])
-  out = tf.matmul(patches, tf.reshape(w, [25 * in_c, out_c]))
-  return tf.reshape(out, [-1, out_h, out_w, out_c])
+  return tf.reshape(tf.concat(taps, 3), [-1, 25 * in_c])
 
 
 def transposed_conv(x, w, out_h, out_w, small_forms, max_pixels=0, strides=STRIDES_2):
@@ -79,13 +87,17 @@ def filter_grad(large, small, w, plan):
   small channels].  Where the plan says so (few pixels on the small side,
   where oneDNN's Conv2DBackpropFilter runs at half a GEMM's speed) it is one
   matrix product: the 5x5 patches of `large` (the taps each small-side pixel
-  sees, in the weights' order) transposed, times `small`.
+  sees, in the weights' order; by ExtractImagePatches, or by ``patches`` where
+  the plan's patch_slices says) transposed, times `small`.
   """
   shape = w.shape.as_list()
   if int(small.shape[1]) * int(small.shape[2]) <= plan.patches_max_pixels:
-    patches = tf.image.extract_patches(large, [1, 5, 5, 1], STRIDES_2, [1, 1, 1, 1], "SAME")
-    flat = tf.matmul(tf.reshape(patches, [-1, 25 * shape[2]]), tf.reshape(small, [-1, shape[3]]),
-                     transpose_a=True)
+    if plan.patch_slices and int(large.shape[1]) % 2 == 0 and int(large.shape[2]) % 2 == 0:
+      taps = patches(large)
+    else:
+      taps = tf.reshape(tf.image.extract_patches(large, [1, 5, 5, 1], STRIDES_2, [1, 1, 1, 1],
+                                                 "SAME"), [-1, 25 * shape[2]])
+    flat = tf.matmul(taps, tf.reshape(small, [-1, shape[3]]), transpose_a=True)
     return tf.reshape(flat, shape)
   return tf.raw_ops.Conv2DBackpropFilter(input=large, filter_sizes=shape, out_backprop=small,
                                          strides=STRIDES_2, padding="SAME")

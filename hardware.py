@@ -236,6 +236,9 @@ KernelPlan = collections.namedtuple("KernelPlan", [
     # (chosen) weight gradient by image patches and one matrix product where the
     # layer's low-resolution side has at most this many pixels (0: never)
     "patches_max_pixels",
+    # (chosen) those patches as slices of the input's 2x2 phases (conv_forms.patches) instead
+    # of ExtractImagePatches, which a precision rewrite leaves float32 and casts 6x its input
+    "patch_slices",
     # 5x5/2 layers whose low-resolution side has at most this many pixels (0: never):
     # forward and input gradient as one matrix product each (a convolution's image
     # patches times the weights; a transposed convolution's input times the weights,
@@ -254,20 +257,20 @@ KernelPlan = collections.namedtuple("KernelPlan", [
 
 # The fields only a layer's own gradient reads (marked "(chosen)" above): with
 # layer_grads='autodiff' they change nothing.
-CHOSEN_ONLY = ("small_input_grad", "patches_max_pixels")
+CHOSEN_ONLY = ("small_input_grad", "patches_max_pixels", "patch_slices")
 
 PLANS = {
     # TensorFlow's plain ops: what nobody has measured otherwise.
     "plain": KernelPlan("plain", label_term=False, linear_input_grad=False, small_deconv=False,
                         layer_grads="autodiff", small_input_grad=False, patches_max_pixels=0,
-                        matmul_max_pixels=0, lrelu_output_grad=False, batch_norm_stats="fused",
-                        inter_op_threads=0),
+                        patch_slices=False, matmul_max_pixels=0, lrelu_output_grad=False,
+                        batch_norm_stats="fused", inter_op_threads=0),
     # AVX-512 (measured with bf16-capable EPYC, oneDNN on): the forms the
     # speed work was tuned with; TensorFlow's gradients; its thread pools.
     "avx512": KernelPlan("avx512", label_term=True, linear_input_grad=True, small_deconv=True,
                          layer_grads="autodiff", small_input_grad=False, patches_max_pixels=0,
-                         matmul_max_pixels=0, lrelu_output_grad=False, batch_norm_stats="fused",
-                        inter_op_threads=0),
+                         patch_slices=False, matmul_max_pixels=0, lrelu_output_grad=False,
+                         batch_norm_stats="fused", inter_op_threads=0),
     # AVX2 (measured on an AVX2-only EPYC, oneDNN on; docs/PERFORMANCE.md):
     # oneDNN's weight gradients at 4x4 run at half the speed of a GEMM on the
     # same numbers, sub-pixel is the fastest 3-channel forward but TensorFlow's
@@ -275,8 +278,8 @@ PLANS = {
     # sharing the two cores.
     "avx2": KernelPlan("avx2", label_term=True, linear_input_grad=True, small_deconv=True,
                        layer_grads="chosen", small_input_grad=True, patches_max_pixels=16,
-                       matmul_max_pixels=0, lrelu_output_grad=True, batch_norm_stats="matmul",
-                       inter_op_threads=1),
+                       patch_slices=False, matmul_max_pixels=0, lrelu_output_grad=True,
+                       batch_norm_stats="matmul", inter_op_threads=1),
 }
 # AVX-512 with AMX (measured on an AMX Xeon with the avx512 plan: fp32 within 3% of every
 # form tried): the avx512 plan's forms in fp32, its own plan and LOWERED forms (bf16) so that
@@ -295,8 +298,10 @@ LOWERED = {
     "avx512": dict(layer_grads="chosen", patches_max_pixels=16),
     # bf16 on an AMX Xeon (docs/PERFORMANCE.md, "AVX-512 + AMX Intel Xeon"): the avx512 forms
     # (celebA-64 1.15x TensorFlow's bf16 gradients), and the 4x4 layers' forward and input
-    # gradient as bf16 matrix products too (1.10x more; at 8x8 0.91x), MNIST (no 4x4 layer) 1.02x.
-    "amx": dict(layer_grads="chosen", patches_max_pixels=16, matmul_max_pixels=16),
+    # gradient as bf16 matrix products too (1.10x more; at 8x8 0.91x), MNIST (no 4x4 layer) 1.02x;
+    # their patches by slices, which stay bf16 (1.07x more; at 8x8 too 1.02x, noise).
+    "amx": dict(layer_grads="chosen", patches_max_pixels=16, patch_slices=True,
+                matmul_max_pixels=16),
 }
 
 # --kernels: a plan by name, or "auto" for this machine's (kernel_plan); its default

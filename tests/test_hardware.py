@@ -135,10 +135,12 @@ def test_a_lowered_plan_keeps_batch_statistics_float32_and_takes_its_measured_fo
 def test_the_amx_kind_has_a_plan_of_its_own_with_the_forms_it_was_measured_with():
   amx = hardware.PLANS["amx"]
   assert amx._replace(name="avx512") == hardware.PLANS["avx512"]  # fp32: avx512's forms
-  # bf16: avx512's lowered forms, and the 4x4 layers' forward and input gradient by matmul
+  # bf16: avx512's lowered forms, the 4x4 layers' forward and input gradient by matmul, and
+  # patches by slices
   lowered = hardware.kernel_plan("amx", lowered=True)
   assert lowered == hardware.kernel_plan("avx512", lowered=True)._replace(
-      name="amx", matmul_max_pixels=16)
+      name="amx", matmul_max_pixels=16, patch_slices=True)
+  assert not any(plan.patch_slices for plan in hardware.PLANS.values())  # fp32: as measured
   assert hardware.PLANS["avx512"].matmul_max_pixels == 0  # the EPYC's as measured there
 
 

@@ -3,6 +3,7 @@ import numpy as np
 import pytest
 import tensorflow.compat.v1 as tf
 
+import conv_forms
 import hardware
 import np_reference as ref
 from precision import session_config
@@ -408,6 +409,7 @@ def test_plans_choose_their_kernels():
     types = gradient_op_types("amx lowered", layer, shape)
     assert not types & {"Conv2D", "Conv2DBackpropInput", "Conv2DBackpropFilter"}
     assert {"MatMul", "SpaceToDepth", "DepthToSpace"} <= types
+    assert "ExtractImagePatches" not in types  # its weight gradients' patches by slices too
   assert "Conv2D" in gradient_op_types("amx lowered", small_conv, [2, 16, 16, 3])
   # batch norm: oneDNN's fused forward except on AVX2, where the statistics are matmuls; the
   # fused kernel's gradient everywhere
@@ -416,6 +418,18 @@ def test_plans_choose_their_kernels():
     assert "FusedBatchNormV3" in gradient_op_types(name, norm, [2, 4, 4, 6])
   types = gradient_op_types("avx2", norm, [2, 4, 4, 6])
   assert "FusedBatchNormV3" not in types and {"MatMul", "FusedBatchNormGradV3"} <= types
+
+
+@pytest.mark.parametrize("shape", [(3, 8, 8, 5), (2, 16, 12, 3), (2, 2, 2, 4)])
+def test_patches_by_slices_are_tensorflows_image_patches_exactly(shape):
+  """conv_forms.patches (the matrix-product forms' and, with patch_slices, the weight
+  gradients' patches) holds extract_patches' values in its order: the same matrix products,
+  bit for bit."""
+  x = tf.constant(np.random.RandomState(5).randn(*shape).astype(np.float32))
+  want = tf.image.extract_patches(x, [1, 5, 5, 1], [1, 2, 2, 1], [1, 1, 1, 1], "SAME")
+  with tf.Session() as sess:
+    got, want = sess.run([conv_forms.patches(x), tf.reshape(want, [-1, 25 * shape[3]])])
+  assert got.shape == want.shape and np.array_equal(got, want)
 
 
 @pytest.mark.parametrize("plan", sorted(PLAN_FORMS))
