@@ -129,6 +129,17 @@ def bench_model(sess, args):
   return DCGAN(sess, settings=bench_settings(args))
 
 
+def warmed_up_model(sess, args):
+  """(model, feed): bench_model in sess's graph, initialised, after args.warmup iterations on
+  a synthetic batch (synthetic_feed, seed 0) that the feed holds."""
+  model = bench_model(sess, args)
+  sess.run(model.init_op)
+  feed = synthetic_feed(model, args.batch_size, np.random.RandomState(0))
+  for _ in range(args.warmup):
+    model.train_step(feed)
+  return model, feed
+
+
 def bench_settings(args):
   """The settings.ModelSettings of bench_model's model."""
   from settings import ModelSettings

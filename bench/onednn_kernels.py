@@ -35,10 +35,9 @@ import sys
 import time
 
 # common first: the project on the path, oneDNN decided before TensorFlow loads
-from common import (RESULTS, add_model_arguments, append_result, bench_model, kernel_plan,
-                    kernels_label, machine, print_machine, synthetic_feed)
+from common import (RESULTS, add_model_arguments, append_result, kernel_plan, kernels_label,
+                    machine, print_machine, warmed_up_model)
 import hardware  # noqa: E402
-import numpy as np  # noqa: E402
 import tensorflow.compat.v1 as tf  # noqa: E402
 from precision import session_config  # noqa: E402
 from utils import UserError  # noqa: E402
@@ -141,11 +140,7 @@ def trace(args):
   the plan's name and the traced iterations' seconds."""
   config = session_config(args.precision, False, 0, 0, kernel_plan(args.kernels, args.precision))
   with tf.Graph().as_default(), tf.Session(config=config) as sess:
-    model = bench_model(sess, args)
-    sess.run(model.init_op)
-    feed = synthetic_feed(model, args.batch_size, np.random.RandomState(0))
-    for _ in range(args.warmup):
-      model.train_step(feed)
+    model, feed = warmed_up_model(sess, args)
     print(MARK, flush=True)
     start = time.perf_counter()
     for _ in range(args.steps):

@@ -461,6 +461,25 @@ def test_onednn_kernels_bench_lists_the_steps_kernels(tmp_path):
   assert (result["machine"]["onednn"], result["machine"]["onednn_isa"]) == onednn_probed()
 
 
+def test_step_ops_traces_each_run_and_finds_each_weight_cast_once_per_run(tmp_path):
+  """step_ops at a tiny size: the iteration's three runs (1 D : 2 G) traced, their op time by
+  type; in bf16 (where the CPU has it) the rewrite casts each weight it lowers at most once
+  per run, however many kernels of the run use it; in fp32 nothing is cast."""
+  precision = "bf16" if cpu_supports_bf16() else "fp32"
+  out, (result,) = run_bench(tmp_path, "step_ops.py", "--precision", precision, "--steps", "1",
+                             "--warmup", "1", "--batch_size", "4", "--filters", "4", "--fc", "16")
+  runs = result["runs"]
+  assert [run["run"] for run in runs] == ["D 1", "G 2", "G 3"]
+  for run in runs:
+    assert sum(run["op_ms"].values()) > 0 and run["wall_ms"] > 0
+    assert "\n%s: " % run["run"] in out
+    if precision == "fp32":
+      assert run["weight_casts"] == 0 and run["other_cast_ms"] == 0
+    else:
+      assert 0 < run["weight_casts"] <= result["config"]["trainable_variables"]
+  assert "the rewrite's casts: " in out
+
+
 def documented_command(prefix):
   """The command docs/PERFORMANCE.md gives that starts with `prefix`, as its words."""
   text = open(os.path.join(PROJECT_DIR, "docs", "PERFORMANCE.md")).read()
