@@ -69,10 +69,11 @@ def cast_inputs(metadata):
 
 
 def run_profile(metadata):
-  """{'op_ms': {op type: ms}, 'weight_casts': n, 'weight_cast_ms', 'other_cast_ms'} of one
-  run: op time summed over threads; the rewrite's casts of variable reads, and its others."""
+  """{'op_ms': {op type: ms}, 'weight_casts': n, 'weight_cast_ms': {network: ms},
+  'other_cast_ms': ms} of one run: op time summed over threads; the rewrite's casts of
+  variables' values (by the variable's first scope: discriminator, generator), and its others."""
   reads, inputs = variable_values(metadata), cast_inputs(metadata)
-  op_ms, weights, weight_ms, other_ms = collections.Counter(), 0, 0.0, 0.0
+  op_ms, by_network, weights, other_ms = collections.Counter(), collections.Counter(), 0, 0.0
   for device in metadata.step_stats.dev_stats:
     for node in device.node_stats:
       ms = (node.op_end_rel_micros - node.op_start_rel_micros) / 1e3
@@ -83,10 +84,11 @@ def run_profile(metadata):
       op_ms[kind] += ms
       if kind == "Cast" and REWRITE_CAST in node.node_name:
         if inputs.get(node.node_name) in reads:
-          weights, weight_ms = weights + 1, weight_ms + ms
+          weights += 1
+          by_network[inputs[node.node_name].split("/")[0]] += ms
         else:
           other_ms += ms
-  return {"op_ms": dict(op_ms), "weight_casts": weights, "weight_cast_ms": weight_ms,
+  return {"op_ms": dict(op_ms), "weight_casts": weights, "weight_cast_ms": dict(by_network),
           "other_cast_ms": other_ms}
 
 
@@ -101,13 +103,15 @@ def summarize(runs, steps):
     op_ms = collections.Counter()
     for profile in profiles:
       op_ms.update(profile["op_ms"])
-    mean = lambda key: sum(p[key] for p in profiles) / steps
+    by_network = collections.Counter()
+    for profile in profiles:
+      by_network.update(profile["weight_cast_ms"])
     summary.append(("%s %d" % (LABELS[taken[0][0]], index + 1),
                     1e3 * float(np.median([seconds for _, seconds, _ in taken])),
                     {"op_ms": {k: v / steps for k, v in op_ms.items()},
                      "weight_casts": max(p["weight_casts"] for p in profiles),
-                     "weight_cast_ms": mean("weight_cast_ms"),
-                     "other_cast_ms": mean("other_cast_ms")}))
+                     "weight_cast_ms": {k: v / steps for k, v in by_network.items()},
+                     "other_cast_ms": sum(p["other_cast_ms"] for p in profiles) / steps}))
   return summary
 
 
@@ -118,8 +122,10 @@ def print_summary(summary, top):
     print("\n%s: %.1f ms of ops (summed over threads) in %.1f ms wall" % (label, total, wall_ms))
     for kind, ms in sorted(profile["op_ms"].items(), key=lambda item: -item[1])[:top]:
       print("  %-34s %7.2f ms %5.1f%%" % (kind, ms, 100 * ms / total))
-    print("  the rewrite's casts: %d weights, %.2f ms (%.1f%%); others %.2f ms (%.1f%%)" % (
-        profile["weight_casts"], profile["weight_cast_ms"], 100 * profile["weight_cast_ms"] / total,
+    weights_ms = sum(profile["weight_cast_ms"].values())
+    print("  the rewrite's casts: %d weights, %.2f ms (%.1f%%%s); others %.2f ms (%.1f%%)" % (
+        profile["weight_casts"], weights_ms, 100 * weights_ms / total,
+        "".join(", %s's %.2f" % item for item in sorted(profile["weight_cast_ms"].items())),
         profile["other_cast_ms"], 100 * profile["other_cast_ms"] / total))
 
 

@@ -477,6 +477,7 @@ def test_step_ops_traces_each_run_and_finds_each_weight_cast_once_per_run(tmp_pa
       assert run["weight_casts"] == 0 and run["other_cast_ms"] == 0
     else:
       assert 0 < run["weight_casts"] <= result["config"]["trainable_variables"]
+      assert set(run["weight_cast_ms"]) == {"discriminator", "generator"}  # both, every run
   assert "the rewrite's casts: " in out
 
 
