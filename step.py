@@ -177,15 +177,16 @@ def build(generator, discriminator, feeds, replication, optimizers, options, los
   """
   def tower(inputs, z, y):
     model, passes = gan_model(generator, discriminator, options, inputs, z, y)
-    loss = loss_fn(model, Tower(inputs, y, extra_pass(discriminator, options, passes["fake"], y),
+    passes = dict(passes, extra=options.network("discriminator", after=passes["fake"]))
+    loss = loss_fn(model, Tower(inputs, y, extra_pass(discriminator, options, passes["extra"], y),
                                 optimizers["discriminator"].scale))
     complete = options.gathered(model)
-    # the batch-norm updates each run computes: D's run passes G, D(real) and D(fake); G's
-    # runs pass G and D(fake)
+    # the batch-norm updates each run computes: D's run passes G, D(real), D(fake) and the
+    # loss's own passes of D (Tower.discriminate, if it made any); G's runs pass G and D(fake)
     registered = {
         "discriminator": optimizers["discriminator"].register_gradients(
-            loss.d_loss, model.discriminator_vars, held(passes, ("generator", "real", "fake")),
-            complete),
+            loss.d_loss, model.discriminator_vars,
+            held(passes, ("generator", "real", "fake", "extra")), complete),
         "generator": optimizers["generator"].register_gradients(
             loss.g_loss, model.generator_vars, held(passes, ("generator", "fake")), complete)}
     return model, loss, registered
@@ -203,18 +204,19 @@ def build(generator, discriminator, feeds, replication, optimizers, options, los
   return model, loss, updates
 
 
-def extra_pass(discriminator, options, after, y):
-  """A Tower's discriminate(images): D's logits of images in another pass of this tower (its
-  batch-norm updates after those of the pass `after`).  Where several workers gather the large
-  linear layers' weight gradients (their factors counted for LAYER_PASSES' passes), a loss may
-  not add a pass: refused in one sentence."""
+def extra_pass(discriminator, options, extra, y):
+  """A Tower's discriminate(images): D's logits of images in another pass of this tower, built
+  with the LayerOptions `extra` (TowerOptions.network, after the tower's fake pass): with
+  several replicas its batch-norm updates are held there, in the order of the calls, for D's
+  update to run.  Where several workers gather the large linear layers' weight gradients (their
+  factors counted for LAYER_PASSES' passes), a loss may not add a pass: refused in one
+  sentence."""
   def discriminate(images):
     if options.gathering("discriminator") is not None:
       raise ValueError("A loss that runs D once more (Tower.discriminate) cannot be used where "
                        "workers gather the linear layers' gradients; train with "
                        "--nogather_gradients.")
-    return discriminator(images, y, reuse=True,
-                         options=options.network("discriminator", after=after))[1]
+    return discriminator(images, y, reuse=True, options=extra)[1]
   return discriminate
 
 

@@ -83,6 +83,35 @@ def two_steps(dcgan, sess, seed=0):
   return first, losses, {name: not np.array_equal(before[name], after[name]) for name in before}
 
 
+def moving_average_updates(op, scope):
+  """How many batch-norm moving-average updates (an assign_sub of a moving_mean or
+  moving_variance under `scope`) running `op` runs: those it depends on, through data or
+  control."""
+  seen, stack, count = set(), [op], 0
+  while stack:
+    node = stack.pop()
+    if node in seen:
+      continue
+    seen.add(node)
+    if (node.type in ("AssignSub", "AssignSubVariableOp")
+        and node.inputs[0].name.startswith(scope) and "/moving_" in node.inputs[0].name):
+      count += 1
+    stack.extend([tensor.op for tensor in node.inputs] + list(node.control_inputs))
+  return count
+
+
+def check_d_update_runs_every_pass(name, dcgan):
+  """D's update runs the batch-norm updates of every pass of D its loss made: the tower's real
+  and fake passes, and R1's own pass (Tower.discriminate) with it, on one device (in place)
+  as on several replicas (held, ops.HeldUpdates): 3 updates a statistic against 2."""
+  d_update = dcgan.train_ops.discriminator.update
+  moving = [v for v in dcgan.all_vars if v.op.name.startswith("discriminator/")
+            and "/moving_" in v.op.name]
+  passes = 3 if name == "r1" else 2
+  assert moving and moving_average_updates(d_update, "discriminator/") == (
+      passes * len(moving) * dcgan.replication.num_replicas)
+
+
 def check(name, first, losses, changed, variables):
   """What each plug-in must have done, on any number of replicas and in either precision."""
   assert all(np.isfinite(value) for step_losses in losses for value in step_losses)
@@ -112,6 +141,7 @@ def test_a_loss_or_optimizer_from_outside_trains_on_one_device(tmp_path, name, p
                        **PLUGGED[name])
     first, losses, changed = two_steps(dcgan, sess)
     check(name, first, losses, changed, [v.op.name for v in dcgan.all_vars])
+    check_d_update_runs_every_pass(name, dcgan)
     if precision == "fp16":
       assert dcgan.precision.loss_scaling
 
@@ -142,6 +172,7 @@ for name in sorted(test_seams.PLUGGED):
     assert dcgan.replication.num_replicas == 2
     first, losses, changed = test_seams.two_steps(dcgan, sess)
     test_seams.check(name, first, losses, changed, [v.op.name for v in dcgan.all_vars])
+    test_seams.check_d_update_runs_every_pass(name, dcgan)
     result[name] = [float(l.d_loss) for l in losses]
 print(json.dumps(result))
 """
