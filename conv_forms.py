@@ -88,7 +88,7 @@ def filter_grad(large, small, w, plan):
   where oneDNN's Conv2DBackpropFilter runs at half a GEMM's speed) it is one
   matrix product: the 5x5 patches of `large` (the taps each small-side pixel
   sees, in the weights' order; by ExtractImagePatches, or by ``patches`` where
-  the plan's patch_slices says) transposed, times `small`.
+  the plan's patch_slices says and `large` is even-sized) transposed, times `small`.
   """
   shape = w.shape.as_list()
   if int(small.shape[1]) * int(small.shape[2]) <= plan.patches_max_pixels:

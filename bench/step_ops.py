@@ -100,11 +100,9 @@ def summarize(runs, steps):
   for index in range(per_iteration):
     taken = runs[index::per_iteration]
     profiles = [run_profile(metadata) for _, _, metadata in taken]
-    op_ms = collections.Counter()
+    op_ms, by_network = collections.Counter(), collections.Counter()
     for profile in profiles:
       op_ms.update(profile["op_ms"])
-    by_network = collections.Counter()
-    for profile in profiles:
       by_network.update(profile["weight_cast_ms"])
     summary.append(("%s %d" % (LABELS[taken[0][0]], index + 1),
                     1e3 * float(np.median([seconds for _, seconds, _ in taken])),
