@@ -29,8 +29,16 @@ class Replication(object):
     if self.num_replicas == 1:
       return tower(inputs, z, y)
     with self.strategy.scope():
-      return self.strategy.extended.call_for_each_replica(
-          lambda: tower(self._slice(inputs), self._slice(z), self._slice(y)))
+      return self._each_replica(lambda: tower(self._slice(inputs), self._slice(z),
+                                              self._slice(y)))
+
+  def _each_replica(self, fn, args=()):
+    """fn(*args) on every replica (tf.distribute's call_for_each_replica), as Python: fn builds
+    graph ops and tests no tensor, so tf.distribute's default AutoGraph conversion, which
+    rewrites fn and what it calls into modules it writes to the temporary folder (left there
+    when a process is killed), would only slow the build."""
+    return self.strategy.extended.call_for_each_replica(
+        tf.autograph.experimental.do_not_convert(fn), args=args)
 
   def _slice(self, x):
     if x is None or self.local_replicas == 1:
@@ -65,8 +73,7 @@ class Replication(object):
     scope."""
     if self.num_replicas == 1:
       return flag
-    ones = self.strategy.extended.call_for_each_replica(
-        lambda f: tf.cast(f, tf.float32), args=(flag,))
+    ones = self._each_replica(lambda f: tf.cast(f, tf.float32), args=(flag,))
     total = self.strategy.reduce(tf.distribute.ReduceOp.SUM, ones, axis=None)
     return tf.equal(total, float(self.num_replicas))
 
@@ -86,7 +93,7 @@ class Replication(object):
       return context.all_reduce(tf.distribute.ReduceOp.SUM, fn(is_first_local))
 
     with self.strategy.scope():
-      return self.local_copies(self.strategy.extended.call_for_each_replica(replica))[0]
+      return self.local_copies(self._each_replica(replica))[0]
 
   def broadcast(self, variables, name):
     """An op setting every copy of each variable to the run's replica 0's value."""
@@ -108,7 +115,7 @@ class Replication(object):
       return values
 
     with self.strategy.scope():
-      reduced = self.strategy.extended.call_for_each_replica(replica)
+      reduced = self._each_replica(replica)
     assigns = []
     for value, variable in zip(reduced, variables):
       for copy, own in zip(self.local_copies(variable), self.local_copies(value)):
