@@ -40,7 +40,7 @@ import tempfile
 import time
 
 # common first: the project on the path, oneDNN decided before TensorFlow loads
-from common import CONFIGS, synthetic_feed, time_iterations
+from common import bench_settings, kernels_spec, synthetic_feed, time_iterations
 LAYOUTS = ("single", "workers", "virtual")
 NETWORKS = {"d": "discriminator", "g": "generator"}  # a variable name's first letter
 TIMEOUT = 1800
@@ -165,12 +165,12 @@ def child(args):
   threads = 1 if args.layout == "workers" else 0  # two processes share the cores
   config = cluster.session_config(session_config(intra_op_threads=threads))
   target = cluster.start(config)
-  shape = CONFIGS[args.config]
   rng = np.random.RandomState(args.task)
   with tf.Graph().as_default(), tf.Session(target, config=config) as sess:
-    model = DCGAN(sess, batch_size=args.batch_size, sample_num=args.batch_size,
-                  gf_dim=args.filters, df_dim=args.filters, gfc_dim=args.fc, dfc_dim=args.fc,
-                  dataset_name=args.config, seed=0, cluster=cluster, **shape)
+    # the benches' model (common.bench_settings) in fp32 with this machine's kernel plan
+    measured = argparse.Namespace(**dict(vars(args), precision="fp32",
+                                         kernels=kernels_spec(hardware.DEFAULT_KERNELS)))
+    model = DCGAN(sess, settings=bench_settings(measured), cluster=cluster)
     local = model.replication.local_replicas
     job = model.job([0] * 6400)
     model.coordination.start(job, training.settings_from(argparse.Namespace(), job.learning_rate,

@@ -60,7 +60,7 @@ import sys
 import time
 
 # common first: the project on the path, oneDNN decided before TensorFlow loads
-from common import (RESULTS, add_model_arguments, append_result,
+from common import (FORM_FIELDS, RESULTS, add_model_arguments, append_result,
                     bench_model, core_scaling, cpu_clock, cpu_use_over, cpu_use_since,
                     kernel_plan, kernels_label, machine, matmul_peak_gflops,
                     print_cpu_use, print_machine, shared_core, synthetic_feed,
@@ -379,9 +379,8 @@ def lowered_forms(plan):
   its fields that differ from the plan's own (batch statistics are fused in every lowered
   plan, threads are the Session's)."""
   base = hardware.PLANS[plan.name]
-  return {field: getattr(plan, field) for field in hardware.KernelPlan._fields
-          if field not in ("name", "batch_norm_stats", "inter_op_threads")
-          and getattr(plan, field) != getattr(base, field)}
+  return {field: getattr(plan, field) for field in FORM_FIELDS
+          if field != "batch_norm_stats" and getattr(plan, field) != getattr(base, field)}
 
 
 def print_lowered_choice(choice):
