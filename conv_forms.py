@@ -148,7 +148,8 @@ def deconv_columns(x, w):
     for p_col in (0, 1):
       # tap (ky, kx) = (2a + p_row, 2b + p_col) lands at padded phase position (m + a, n + b)
       phases.append(tf.add_n([
-          tf.pad(taps[(2 * a + p_row) * 5 + 2 * b + p_col], [[0, 0], [a, 2 - a], [b, 2 - b], [0, 0]])
+          tf.pad(taps[(2 * a + p_row) * 5 + 2 * b + p_col],
+                 [[0, 0], [a, 2 - a], [b, 2 - b], [0, 0]])
           for a in range(3 - p_row) for b in range(3 - p_col)]))
   full = tf.nn.depth_to_space(tf.concat(phases, 3), 2)  # [N, 2H + 4, 2W + 4, out]
   return full[:, 1:1 + 2 * in_h, 1:1 + 2 * in_w, :]

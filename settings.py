@@ -104,4 +104,5 @@ def model_settings(config, folders, description, c_dim, precision):
       dataset_name=config.dataset, sample_num=config.batch_size, y_dim=label_count(description),
       label_names=tuple(labels) if labels else None, multi_hot=multi_hot(description),
       c_dim=c_dim, precision=precision,
-      **dataclasses.asdict(folders), **{name: getattr(config, name) for name in MODEL_FLAGS_AS_GIVEN})
+      **dataclasses.asdict(folders),
+      **{name: getattr(config, name) for name in MODEL_FLAGS_AS_GIVEN})

@@ -23,9 +23,10 @@ gradients by patches), that column shows what training really runs (bias
 included, label channels counted as input channels).  "plan bf16" is the same
 in bfloat16 as --precision bf16 trains it: the plan's lowered forms under the
 Session's bf16 rewrite, its weights and bias float32 variables cast at every
-run, its input and output gradient bf16 as the layers around it hand them over. "cores" is all CPUs' matmul over one CPU's just before
-and just after the layer's timings (common.core_scaling): near 1, the virtual
-CPUs shared a physical core then and the layer's figures may be halved.
+run, its input and output gradient bf16 as the layers around it hand them
+over.  "cores" is all CPUs' matmul over one CPU's just before and just after
+the layer's timings (common.core_scaling): near 1, the virtual CPUs shared a
+physical core then and the layer's figures may be halved.
 """
 import argparse
 import sys

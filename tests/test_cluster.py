@@ -429,7 +429,7 @@ def test_gathered_gradients_are_several_workers_unless_the_flag_turns_them_off()
   assert gathers([], ["cpu:0", "cpu:1"]) is False  # one machine: its all-reduce costs less
   assert gathers([]) is False
   one = cluster_module.parse_layout("", "", None, environ={})
-  assert cluster_module.decide_gathers(one, 1, override=True) is False  # one replica: nothing to gather
+  assert cluster_module.decide_gathers(one, 1, override=True) is False  # one replica: never
   assert cluster_module.decide_gathers(one, 2, override=True) is True
 
 

@@ -250,8 +250,8 @@ def layer_and_gradients(build, x, dy_seed):
 def test_deconv2d_paths_match_conv2d_transpose_and_its_gradients(out_c, in_hw, out_hw, native,
                                                                   plan):
   """native: conv2d_transpose even where the plan computes small transposed convolutions
-  another way (conv_forms.small_deconv); plans without small_deconv run conv2d_transpose, except where
-  the plan computes the layer by matrix products (matmul_max_pixels)."""
+  another way (conv_forms.small_deconv); plans without small_deconv run conv2d_transpose,
+  except where the plan computes the layer by matrix products (matmul_max_pixels)."""
   x = np.random.RandomState(8).randn(2, in_hw[0], in_hw[1], 6).astype(np.float32)
   (out, dx, dw, db), weights, dy, op_types = layer_and_gradients(
       lambda t: deconv2d(t, [None, out_hw[0], out_hw[1], out_c], name="g_h3",
